@@ -1,0 +1,62 @@
+//! commands: one module per command; each returns an exit code.
+
+mod config_cmd;
+mod pairs;
+mod progress;
+mod sync;
+mod verify;
+
+use crate::cli::{Cli, Command};
+use crate::exit_code::ExitCode;
+use crate::logging;
+
+pub fn run(cli: Cli) -> ExitCode {
+    let g = cli.global.clone();
+    match cli.command {
+        Some(Command::Sync {
+            pair,
+            dry_run,
+            allow_mass_delete,
+        }) => {
+            logging::init(&g, true);
+            sync::run(&g, &pair, dry_run, allow_mass_delete)
+        }
+        Some(Command::Verify { pair, checksum }) => {
+            logging::init(&g, true);
+            verify::run(&g, &pair, checksum)
+        }
+        Some(Command::Add {
+            src,
+            dst,
+            ignore,
+            no_versions,
+            retention_days,
+        }) => {
+            logging::init(&g, true);
+            config_cmd::add(&g, &src, &dst, &ignore, no_versions, retention_days)
+        }
+        Some(Command::Remove { src }) => {
+            logging::init(&g, true);
+            config_cmd::remove(&g, &src)
+        }
+        Some(Command::Config) => {
+            logging::init(&g, true);
+            config_cmd::show(&g)
+        }
+        Some(Command::Watch { .. }) | Some(Command::Tray) | None => {
+            logging::init(&g, true);
+            eprintln!("mirrortray: watch and the tray are not built yet");
+            ExitCode::Error
+        }
+        Some(Command::Versions { .. }) | Some(Command::Restore { .. }) => {
+            logging::init(&g, true);
+            eprintln!("mirrortray: versions and restore are not built yet");
+            ExitCode::Error
+        }
+    }
+}
+
+/// Prints an error for people: `mirrortray: <sentence>`.
+pub fn fail(msg: impl std::fmt::Display) {
+    log::error!("{msg}");
+}

@@ -1,0 +1,236 @@
+//! copy: puts one file or symlink from SRC into DST, complete or not at all.
+//!
+//! The copy goes to a temp file in `.mirrortray/tmp/` with SRC's mode and
+//! times, then is renamed into place (safety rule 2). The source is checked
+//! before and after (size, mtime, ctime, inode): a file that changed while it
+//! was copied is copied again; one that keeps changing is reported and left
+//! for the retry (safety rule 7). What DST held at that name is versioned
+//! first: a file by hard link (the path never goes missing), anything else by
+//! rename.
+
+use std::ffi::OsStr;
+use std::io;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+
+use super::error::EntryError;
+use super::event::{Event, Stats, VersionReason};
+use super::fsops::{self, DirHandle, Kind, Meta, Time};
+use super::reconcile::Ctx;
+
+/// Attempts before a file that keeps changing is reported.
+const ATTEMPTS: usize = 4;
+
+/// Copies the file or symlink `name` (at `rel`) from `src` into `dst`,
+/// replacing DST's entry `existing` (kept as a version with `reason`).
+pub(crate) fn copy_entry(
+    ctx: &Ctx<'_>,
+    src: &DirHandle,
+    dst: Option<&DirHandle>,
+    rel: &Path,
+    sm: &Meta,
+    existing: Option<(Kind, VersionReason)>,
+) {
+    let Some(name) = rel.file_name() else { return };
+    if sm.kind == Kind::File {
+        ctx.sink.event(Event::Found {
+            path: rel.to_path_buf(),
+            bytes: sm.size,
+        });
+    }
+    let (Some(dst), Some(store)) = (dst, ctx.store) else {
+        // Dry run: report what would happen.
+        if let (Some((_, reason)), true) = (existing, ctx.versions_on) {
+            ctx.versioned(rel, reason);
+        }
+        ctx.copied(rel, sm.size);
+        return;
+    };
+    let made = match sm.kind {
+        Kind::File => copy_file_to_temp(ctx, src, name, rel),
+        Kind::Symlink => link_to_temp(ctx, src, name, rel, sm),
+        _ => return,
+    };
+    let (tmp_name, bytes) = match made {
+        Ok(Some(m)) => m,
+        Ok(None) => return, // vanished from SRC: nothing to mirror
+        Err(e) => {
+            ctx.failed(e);
+            return;
+        }
+    };
+    match place(ctx, dst, rel, &tmp_name, existing) {
+        Ok(()) => ctx.copied(rel, bytes),
+        Err(e) => {
+            store.discard(&tmp_name);
+            ctx.failed(EntryError::new(ctx.dst_path(rel), "write", &e));
+        }
+    }
+}
+
+/// Copies SRC's file to a new temp file. `Ok(None)` when it vanished.
+fn copy_file_to_temp(
+    ctx: &Ctx<'_>,
+    src: &DirHandle,
+    name: &OsStr,
+    rel: &Path,
+) -> Result<Option<(std::ffi::OsString, u64)>, EntryError> {
+    let Some(store) = ctx.store else { return Ok(None) };
+    let read_err = |e: &io::Error| EntryError::new(ctx.src_path(rel), "read", e);
+    for _ in 0..ATTEMPTS {
+        if ctx.ctl.stopped() {
+            return Ok(None);
+        }
+        let file = match src.open_read(name) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(read_err(&e)),
+        };
+        let before = fsops::file_meta(&file).map_err(|e| read_err(&e))?;
+        let (tmp_name, tmp) = store
+            .temp_file()
+            .map_err(|e| EntryError::new(ctx.dst_path(rel), "create a temp file for", &e))?;
+        let write = (|| -> io::Result<u64> {
+            let n = fsops::copy_data(&file, &tmp, before.size)?;
+            fsops::set_file_mode(&tmp, before.mode)?;
+            fsops::set_file_times(&tmp, before.atime, before.mtime)?;
+            Ok(n)
+        })();
+        let n = match write {
+            Ok(n) => n,
+            Err(e) => {
+                store.discard(&tmp_name);
+                // Which side failed: reading SRC or writing DST. A read error
+                // on SRC's fd surfaces as EIO mostly; the disk-full, quota and
+                // read-only cases are DST's.
+                return Err(EntryError::new(ctx.dst_path(rel), "copy", &e));
+            }
+        };
+        let after = fsops::file_meta(&file).map_err(|e| read_err(&e))?;
+        let still_there = src.stat_opt(name).ok().flatten().map(|m| m.ino) == Some(before.ino);
+        if n == before.size && after.unchanged_since(&before) && still_there {
+            ctx.probe_granularity(&tmp, before.mtime);
+            return Ok(Some((tmp_name, n)));
+        }
+        store.discard(&tmp_name);
+        if !still_there && src.stat_opt(name).ok().flatten().is_none() {
+            return Ok(None);
+        }
+    }
+    Err(EntryError::msg(
+        ctx.src_path(rel),
+        "copy",
+        "it kept changing while being copied; it will be copied when it settles",
+    ))
+}
+
+/// Makes a copy of SRC's symlink (same target text, same times) in tmp/.
+fn link_to_temp(
+    ctx: &Ctx<'_>,
+    src: &DirHandle,
+    name: &OsStr,
+    rel: &Path,
+    sm: &Meta,
+) -> Result<Option<(std::ffi::OsString, u64)>, EntryError> {
+    let Some(store) = ctx.store else { return Ok(None) };
+    let target = match src.read_link(name) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(EntryError::new(ctx.src_path(rel), "read symlink", &e)),
+    };
+    let tmp_name = store.temp_name();
+    let write = (|| -> io::Result<()> {
+        store.tmp().symlink(&target, &tmp_name)?;
+        store.tmp().set_times(&tmp_name, sm.atime, sm.mtime)
+    })();
+    if let Err(e) = write {
+        store.discard(&tmp_name);
+        return Err(EntryError::new(ctx.dst_path(rel), "create symlink", &e));
+    }
+    Ok(Some((tmp_name, sm.size)))
+}
+
+/// Renames the temp entry into place at `rel`, versioning what is there.
+fn place(
+    ctx: &Ctx<'_>,
+    dst: &DirHandle,
+    rel: &Path,
+    tmp_name: &OsStr,
+    existing: Option<(Kind, VersionReason)>,
+) -> io::Result<()> {
+    let Some(store) = ctx.store else { return Ok(()) };
+    let name = rel.file_name().ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let tmp = store.tmp();
+    let mut existing = existing;
+    for _ in 0..3 {
+        match existing {
+            None => match tmp.rename_noreplace(tmp_name, dst, name) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    // Something appeared at the name since the scan.
+                    match dst.stat_opt(name)? {
+                        Some(m) => existing = Some((m.kind, VersionReason::Replaced)),
+                        None => continue,
+                    }
+                }
+                Err(e) => return Err(e),
+            },
+            Some((kind @ (Kind::File | Kind::Symlink), reason)) => {
+                if store.versions.keep_linked(dst, rel, kind, reason)? {
+                    tmp.rename_to(tmp_name, dst, name)?;
+                } else {
+                    store.versions.keep(dst, rel, kind, reason)?;
+                    tmp.rename_to(tmp_name, dst, name)?;
+                }
+                if store.versions.enabled() {
+                    ctx.versioned(rel, reason);
+                }
+                return Ok(());
+            }
+            Some((kind, reason)) => {
+                store.versions.keep(dst, rel, kind, reason)?;
+                if store.versions.enabled() {
+                    ctx.versioned(rel, reason);
+                }
+                existing = None;
+            }
+        }
+    }
+    Err(io::Error::other("the name kept changing in the backup folder"))
+}
+
+impl Ctx<'_> {
+    pub(crate) fn copied(&self, rel: &Path, bytes: u64) {
+        Stats::add(&self.stats.copied, 1);
+        Stats::add(&self.stats.bytes, bytes);
+        self.sink.event(Event::Copied {
+            path: rel.to_path_buf(),
+            bytes,
+        });
+    }
+
+    /// Learns, from the first copy, how finely DST's file system keeps
+    /// mtimes, so a coarse one (FAT, some network shares) does not make
+    /// every file look changed on every run.
+    fn probe_granularity(&self, tmp: &std::fs::File, wanted: Time) {
+        if self.granularity.load(Ordering::Relaxed) != 0 {
+            return;
+        }
+        let got = match fsops::file_meta(tmp) {
+            Ok(m) => m.mtime,
+            Err(_) => return,
+        };
+        let mut g: u32 = 1;
+        while g < 1_000_000_000 && !(got.sec == wanted.sec && got.nsec == wanted.nsec / g * g) {
+            g *= 10;
+        }
+        if g > 1 {
+            log::info!(
+                "{}: the backup file system keeps modification times to {} ns; comparing at that precision",
+                self.dst_root.display(),
+                g
+            );
+        }
+        self.granularity.store(g, Ordering::Relaxed);
+    }
+}

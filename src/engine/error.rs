@@ -1,0 +1,128 @@
+//! error: what went wrong, with the path it went wrong on.
+//!
+//! Two kinds, as in watchexec: a [`SetupError`] stops a pair before anything
+//! is touched (exit 2); an [`EntryError`] is one entry's failure, recorded
+//! while the other entries go on (exit 1). Both print as one sentence a person
+//! can act on: path first, then what failed, then why (and the fix, where
+//! there is one). Never a `Debug` dump.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Shows a path for people: valid UTF-8 as is, other bytes as `\xNN`.
+pub fn show(path: &Path) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let mut out = String::new();
+        for chunk in path.as_os_str().as_bytes().utf8_chunks() {
+            out.push_str(chunk.valid());
+            for b in chunk.invalid() {
+                out.push_str(&format!("\\x{b:02X}"));
+            }
+        }
+        out
+    }
+    #[cfg(not(unix))]
+    {
+        path.display().to_string()
+    }
+}
+
+/// An OS error in words, without the "(os error N)" tail.
+pub fn reason(e: &io::Error) -> String {
+    #[cfg(unix)]
+    if let Some(code) = e.raw_os_error() {
+        let words = match code {
+            c if c == rustix::io::Errno::NOSPC.raw_os_error() => Some("no space left on the device"),
+            c if c == rustix::io::Errno::NAMETOOLONG.raw_os_error() => {
+                Some("the name is too long for this file system")
+            }
+            c if c == rustix::io::Errno::ACCESS.raw_os_error()
+                || c == rustix::io::Errno::PERM.raw_os_error() =>
+            {
+                Some("permission denied")
+            }
+            c if c == rustix::io::Errno::ROFS.raw_os_error() => Some("the file system is read-only"),
+            c if c == rustix::io::Errno::LOOP.raw_os_error() => Some("it is a symlink (not followed)"),
+            c if c == rustix::io::Errno::NOENT.raw_os_error() => Some("it does not exist (any more)"),
+            c if c == rustix::io::Errno::DQUOT.raw_os_error() => Some("disk quota exceeded"),
+            c if c == rustix::io::Errno::IO.raw_os_error() => Some("input/output error (failing disk?)"),
+            c if c == rustix::io::Errno::XDEV.raw_os_error() => {
+                Some("it is on another file system (a mount point inside the backup folder?)")
+            }
+            _ => None,
+        };
+        if let Some(w) = words {
+            return w.to_string();
+        }
+    }
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+/// One entry's failure. `path` is absolute (in SRC when reading failed, in
+/// DST when writing failed); `action` says what mirrortray was doing.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}: cannot {action}: {reason}", show(path))]
+pub struct EntryError {
+    pub path: PathBuf,
+    pub action: &'static str,
+    pub reason: String,
+    /// Whether retrying later may help (not for e.g. "name too long").
+    pub transient: bool,
+}
+
+impl EntryError {
+    pub fn new(path: impl Into<PathBuf>, action: &'static str, e: &io::Error) -> EntryError {
+        #[cfg(unix)]
+        let transient = e.raw_os_error() != Some(rustix::io::Errno::NAMETOOLONG.raw_os_error());
+        #[cfg(not(unix))]
+        let transient = true;
+        EntryError {
+            path: path.into(),
+            action,
+            reason: reason(e),
+            transient,
+        }
+    }
+
+    pub fn msg(path: impl Into<PathBuf>, action: &'static str, reason: impl Into<String>) -> EntryError {
+        EntryError {
+            path: path.into(),
+            action,
+            reason: reason.into(),
+            transient: true,
+        }
+    }
+}
+
+/// A pair cannot be mirrored at all; nothing was changed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SetupError {
+    #[error("source folder {} does not exist. Check the path; if it is on a removable drive or a network share, mount it first. Nothing was changed in the backup.", show(.0))]
+    SrcMissing(PathBuf),
+    #[error("source {} is not a folder. mirrortray mirrors folders: give the folder that contains it.", show(.0))]
+    SrcNotDir(PathBuf),
+    #[error("cannot read source folder {}: {}. Nothing was changed in the backup.", show(.0), .1)]
+    SrcUnreadable(PathBuf, String),
+    #[error("source folder {} is empty and is on another device than at the last backup: it looks unmounted. Nothing was changed in the backup; mount it and try again (or, if it really is a new empty folder, remove {}).", show(.0), show(.1))]
+    SrcLooksUnmounted(PathBuf, PathBuf),
+    #[error("the backup folder {} is inside the source folder {}: it would back itself up. Choose a backup folder outside the source.", show(.dst), show(.src))]
+    DstInsideSrc { src: PathBuf, dst: PathBuf },
+    #[error("the source folder {} is inside the backup folder {}: mirroring would delete or version the source itself. Choose a backup folder outside the source.", show(.src), show(.dst))]
+    SrcInsideDst { src: PathBuf, dst: PathBuf },
+    #[error("source and backup are the same folder ({}{}). Choose a different backup folder.", show(.src), if .src == .dst { String::new() } else { format!(", reached as {}", show(.dst)) })]
+    SameFolder { src: PathBuf, dst: PathBuf },
+    #[error("backup path {} exists and is not a folder. Give a folder (it is created if missing).", show(.0))]
+    DstNotDir(PathBuf),
+    #[error("cannot use backup folder {}: {}. Choose a folder you can write to.", show(.0), .1)]
+    DstUnwritable(PathBuf, String),
+    #[error("backup folder {} is in use by another mirrortray ({}). Wait for it to finish, or stop it first.", show(.dst), .holder)]
+    Locked { dst: PathBuf, holder: String },
+    #[error("{}: {}", show(.0), .1)]
+    Other(PathBuf, String),
+}

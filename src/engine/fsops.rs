@@ -1,0 +1,498 @@
+//! fsops: file-system operations relative to open directory handles.
+//!
+//! Model: every write mirrortray makes goes through a [`DirHandle`], an open
+//! directory reached from DST's root one component at a time with `O_NOFOLLOW`.
+//! A name inside a handle is never resolved through a symlink, so a symlink
+//! that sits in DST (mirrored from SRC earlier, or planted there) is replaced,
+//! never followed, and no check-then-write window exists: the kernel resolves
+//! exactly one component per call. Reads of SRC go through the same handles,
+//! so a SRC symlink is read as a link, never entered.
+//!
+//! The functions here return plain `io::Result`; callers attach the path.
+
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::Path;
+
+use rustix::fs::{self as rfs, AtFlags, Mode, OFlags, Timestamps};
+use rustix::io::Errno;
+
+/// What kind of entry a name is, as mirrortray cares about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    File,
+    Dir,
+    Symlink,
+    /// FIFO, socket or device: never mirrored.
+    Special,
+}
+
+impl Kind {
+    pub fn noun(self) -> &'static str {
+        match self {
+            Kind::File => "file",
+            Kind::Dir => "folder",
+            Kind::Symlink => "symlink",
+            Kind::Special => "special file",
+        }
+    }
+}
+
+/// A point in time with nanoseconds, as the file system keeps it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Time {
+    pub sec: i64,
+    pub nsec: u32,
+}
+
+impl Time {
+    fn to_timespec(self) -> rfs::Timespec {
+        rfs::Timespec {
+            tv_sec: self.sec,
+            tv_nsec: self.nsec as _,
+        }
+    }
+}
+
+/// The metadata mirrortray compares (from `lstat`, never following links).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Meta {
+    pub kind: Kind,
+    pub size: u64,
+    /// Permission bits only (07777).
+    pub mode: u32,
+    pub mtime: Time,
+    pub atime: Time,
+    pub ctime: Time,
+    pub dev: u64,
+    pub ino: u64,
+    /// Raw `st_mode`, to tell FIFOs from sockets and devices in messages.
+    pub raw_mode: u32,
+}
+
+impl Meta {
+    pub fn from_stat(st: &rfs::Stat) -> Meta {
+        let raw_mode = st.st_mode as u32;
+        let kind = match rfs::FileType::from_raw_mode(st.st_mode as _) {
+            rfs::FileType::RegularFile => Kind::File,
+            rfs::FileType::Directory => Kind::Dir,
+            rfs::FileType::Symlink => Kind::Symlink,
+            _ => Kind::Special,
+        };
+        Meta {
+            kind,
+            size: st.st_size as u64,
+            mode: raw_mode & 0o7777,
+            mtime: Time {
+                sec: st.st_mtime as i64,
+                nsec: st.st_mtime_nsec as u32,
+            },
+            atime: Time {
+                sec: st.st_atime as i64,
+                nsec: st.st_atime_nsec as u32,
+            },
+            ctime: Time {
+                sec: st.st_ctime as i64,
+                nsec: st.st_ctime_nsec as u32,
+            },
+            dev: st.st_dev as u64,
+            ino: st.st_ino as u64,
+            raw_mode,
+        }
+    }
+
+    /// A short name for a special file, for the "skipped" log line.
+    pub fn special_noun(&self) -> &'static str {
+        match rfs::FileType::from_raw_mode(self.raw_mode as _) {
+            rfs::FileType::Fifo => "FIFO",
+            rfs::FileType::Socket => "socket",
+            rfs::FileType::CharacterDevice => "character device",
+            rfs::FileType::BlockDevice => "block device",
+            _ => "special file",
+        }
+    }
+
+    /// True when the content is known to be the same without reading it:
+    /// same type, size and modification time to the nanosecond.
+    pub fn same_content_stamp(&self, other: &Meta) -> bool {
+        self.kind == other.kind && self.size == other.size && self.mtime == other.mtime
+    }
+
+    /// True when a file did not change between two `stat`s of it.
+    pub fn unchanged_since(&self, before: &Meta) -> bool {
+        self.size == before.size && self.mtime == before.mtime && self.ctime == before.ctime
+    }
+}
+
+/// One name read from a directory, with the type the directory listing gave
+/// (may be `None` on file systems that do not report it).
+#[derive(Debug)]
+pub struct Entry {
+    pub name: OsString,
+    pub kind: Option<Kind>,
+}
+
+/// An open directory. Shared between threads; all operations take names
+/// (single components) relative to it.
+#[derive(Debug)]
+pub struct DirHandle {
+    fd: OwnedFd,
+}
+
+const DIR_FLAGS: OFlags = OFlags::RDONLY
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC);
+
+impl AsFd for DirHandle {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl DirHandle {
+    /// Opens a root given by the user. The path was made absolute and
+    /// resolved at the edge, so following links here is intended.
+    pub fn open_root(path: &Path) -> io::Result<DirHandle> {
+        let fd = rfs::open(
+            path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(DirHandle { fd })
+    }
+
+    /// Opens the sub-directory `name`, refusing to follow a symlink
+    /// (`ELOOP`/`ENOTDIR` then).
+    pub fn open_dir(&self, name: &OsStr) -> io::Result<DirHandle> {
+        let fd = rfs::openat(&self.fd, name, DIR_FLAGS, Mode::empty())?;
+        Ok(DirHandle { fd })
+    }
+
+    /// Walks `rel` (relative, no `..`) one component at a time, never
+    /// following a symlink.
+    pub fn open_path(&self, rel: &Path) -> io::Result<DirHandle> {
+        let mut cur: Option<DirHandle> = None;
+        for comp in rel.components() {
+            let name = normal_component(comp)?;
+            let next = match &cur {
+                None => self.open_dir(name)?,
+                Some(d) => d.open_dir(name)?,
+            };
+            cur = Some(next);
+        }
+        match cur {
+            Some(d) => Ok(d),
+            None => self.try_clone(),
+        }
+    }
+
+    /// Like [`open_path`](Self::open_path) but creates missing folders
+    /// (mode 0700 until their real mode is set).
+    pub fn create_path(&self, rel: &Path) -> io::Result<DirHandle> {
+        let mut cur = self.try_clone()?;
+        for comp in rel.components() {
+            let name = normal_component(comp)?;
+            cur = match cur.open_dir(name) {
+                Ok(d) => d,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    match cur.mkdir(name, 0o700) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                        Err(e) => return Err(e),
+                    }
+                    cur.open_dir(name)?
+                }
+                Err(e) => return Err(e),
+            };
+        }
+        Ok(cur)
+    }
+
+    pub fn try_clone(&self) -> io::Result<DirHandle> {
+        Ok(DirHandle {
+            fd: self.fd.try_clone()?,
+        })
+    }
+
+    /// Lists the directory (without `.` and `..`).
+    pub fn list(&self) -> io::Result<Vec<Entry>> {
+        let fd = rfs::openat(&self.fd, c".", DIR_FLAGS, Mode::empty())?;
+        let mut dir = rfs::Dir::new(fd)?;
+        let mut out = Vec::new();
+        while let Some(ent) = dir.read() {
+            let ent = ent?;
+            let bytes = ent.file_name().to_bytes();
+            if bytes == b"." || bytes == b".." {
+                continue;
+            }
+            let kind = match ent.file_type() {
+                rfs::FileType::RegularFile => Some(Kind::File),
+                rfs::FileType::Directory => Some(Kind::Dir),
+                rfs::FileType::Symlink => Some(Kind::Symlink),
+                rfs::FileType::Unknown => None,
+                _ => Some(Kind::Special),
+            };
+            out.push(Entry {
+                name: OsString::from_vec(bytes.to_vec()),
+                kind,
+            });
+        }
+        Ok(out)
+    }
+
+    /// `lstat` of `name`.
+    pub fn stat(&self, name: &OsStr) -> io::Result<Meta> {
+        let st = rfs::statat(&self.fd, name, AtFlags::SYMLINK_NOFOLLOW)?;
+        Ok(Meta::from_stat(&st))
+    }
+
+    /// `lstat` of `name`, `None` when it does not exist.
+    pub fn stat_opt(&self, name: &OsStr) -> io::Result<Option<Meta>> {
+        match self.stat(name) {
+            Ok(m) => Ok(Some(m)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `fstat` of the directory itself.
+    pub fn meta(&self) -> io::Result<Meta> {
+        Ok(Meta::from_stat(&rfs::fstat(&self.fd)?))
+    }
+
+    /// Opens a regular file for reading, refusing symlinks and FIFOs
+    /// (`O_NONBLOCK` so a FIFO swapped in cannot hang the copy).
+    pub fn open_read(&self, name: &OsStr) -> io::Result<File> {
+        let fd = rfs::openat(
+            &self.fd,
+            name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
+            Mode::empty(),
+        )?;
+        let file = File::from(fd);
+        let meta = Meta::from_stat(&rfs::fstat(&file)?);
+        if meta.kind != Kind::File {
+            return Err(io::Error::other(format!(
+                "is a {} now, not a file",
+                meta.kind.noun()
+            )));
+        }
+        Ok(file)
+    }
+
+    /// Creates a new file `name` (fails if it exists), mode 0600.
+    pub fn create_new(&self, name: &OsStr) -> io::Result<File> {
+        let fd = rfs::openat(
+            &self.fd,
+            name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )?;
+        Ok(File::from(fd))
+    }
+
+    pub fn mkdir(&self, name: &OsStr, mode: u32) -> io::Result<()> {
+        rfs::mkdirat(&self.fd, name, Mode::from_raw_mode(mode as _))?;
+        Ok(())
+    }
+
+    pub fn symlink(&self, target: &OsStr, name: &OsStr) -> io::Result<()> {
+        rfs::symlinkat(target, &self.fd, name)?;
+        Ok(())
+    }
+
+    pub fn read_link(&self, name: &OsStr) -> io::Result<OsString> {
+        let target = rfs::readlinkat(&self.fd, name, Vec::new())?;
+        Ok(OsString::from_vec(target.into_bytes()))
+    }
+
+    /// Renames `name` here to `to_name` in `to` (replacing a file there).
+    pub fn rename_to(&self, name: &OsStr, to: &DirHandle, to_name: &OsStr) -> io::Result<()> {
+        rfs::renameat(&self.fd, name, &to.fd, to_name)?;
+        Ok(())
+    }
+
+    /// Renames without replacing: fails with `AlreadyExists` if `to_name`
+    /// exists. Falls back to a checked plain rename where the kernel or the
+    /// file system lacks `RENAME_NOREPLACE`.
+    pub fn rename_noreplace(
+        &self,
+        name: &OsStr,
+        to: &DirHandle,
+        to_name: &OsStr,
+    ) -> io::Result<()> {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            match rfs::renameat_with(&self.fd, name, &to.fd, to_name, rfs::RenameFlags::NOREPLACE)
+            {
+                Ok(()) => return Ok(()),
+                Err(Errno::INVAL) | Err(Errno::NOSYS) | Err(Errno::NOTSUP) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if to.stat_opt(to_name)?.is_some() {
+            return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+        }
+        self.rename_to(name, to, to_name)
+    }
+
+    /// Hard-links `name` here as `to_name` in `to` (never following).
+    pub fn link_to(&self, name: &OsStr, to: &DirHandle, to_name: &OsStr) -> io::Result<()> {
+        rfs::linkat(&self.fd, name, &to.fd, to_name, AtFlags::empty())?;
+        Ok(())
+    }
+
+    pub fn unlink(&self, name: &OsStr) -> io::Result<()> {
+        rfs::unlinkat(&self.fd, name, AtFlags::empty())?;
+        Ok(())
+    }
+
+    pub fn rmdir(&self, name: &OsStr) -> io::Result<()> {
+        rfs::unlinkat(&self.fd, name, AtFlags::REMOVEDIR)?;
+        Ok(())
+    }
+
+    /// Sets the times of `name` itself (a symlink's own times, not its
+    /// target's).
+    pub fn set_times(&self, name: &OsStr, atime: Time, mtime: Time) -> io::Result<()> {
+        let ts = Timestamps {
+            last_access: atime.to_timespec(),
+            last_modification: mtime.to_timespec(),
+        };
+        rfs::utimensat(&self.fd, name, &ts, AtFlags::SYMLINK_NOFOLLOW)?;
+        Ok(())
+    }
+
+    /// Sets the permission bits of `name`, which must be a file or folder;
+    /// a symlink put in its place is not followed.
+    pub fn set_mode(&self, name: &OsStr, mode: u32) -> io::Result<()> {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            // fchmodat(AT_SYMLINK_NOFOLLOW) is not in every kernel; an O_PATH
+            // handle pins the entry without following, and /proc resolves
+            // to exactly that inode (what glibc does for lchmod).
+            let fd = rfs::openat(
+                &self.fd,
+                name,
+                OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?;
+            let meta = Meta::from_stat(&rfs::fstat(&fd)?);
+            if meta.kind == Kind::Symlink {
+                return Err(io::Error::other("became a symlink, not followed"));
+            }
+            let proc_path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
+            match rfs::chmod(proc_path.as_str(), Mode::from_raw_mode(mode as _)) {
+                Ok(()) => return Ok(()),
+                Err(Errno::NOENT) => {} // no /proc: fall through
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let meta = self.stat(name)?;
+        if meta.kind == Kind::Symlink {
+            return Err(io::Error::other("became a symlink, not followed"));
+        }
+        rfs::chmodat(&self.fd, name, Mode::from_raw_mode(mode as _), AtFlags::empty())?;
+        Ok(())
+    }
+
+    /// Sets this directory's own mode.
+    pub fn set_own_mode(&self, mode: u32) -> io::Result<()> {
+        rfs::fchmod(&self.fd, Mode::from_raw_mode(mode as _))?;
+        Ok(())
+    }
+
+    /// Sets this directory's own times.
+    pub fn set_own_times(&self, atime: Time, mtime: Time) -> io::Result<()> {
+        set_file_times(&self.fd, atime, mtime)
+    }
+}
+
+/// `futimens` on an open file.
+pub fn set_file_times(fd: impl AsFd, atime: Time, mtime: Time) -> io::Result<()> {
+    let ts = Timestamps {
+        last_access: atime.to_timespec(),
+        last_modification: mtime.to_timespec(),
+    };
+    rfs::futimens(fd, &ts)?;
+    Ok(())
+}
+
+/// `fchmod` on an open file.
+pub fn set_file_mode(fd: impl AsFd, mode: u32) -> io::Result<()> {
+    rfs::fchmod(fd, Mode::from_raw_mode(mode as _))?;
+    Ok(())
+}
+
+/// `fstat` on an open file.
+pub fn file_meta(fd: impl AsFd) -> io::Result<Meta> {
+    Ok(Meta::from_stat(&rfs::fstat(fd)?))
+}
+
+/// Copies `len` bytes from `from` to `to` (both at offset 0), in the kernel
+/// where it can (`copy_file_range`), else through a buffer. Returns the bytes
+/// copied, which is less than `len` if the source shrank.
+pub fn copy_data(from: &File, to: &File, len: u64) -> io::Result<u64> {
+    let mut done: u64 = 0;
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let mut in_off: u64 = 0;
+        let mut out_off: u64 = 0;
+        let mut kernel_ok = true;
+        while done < len && kernel_ok {
+            let chunk = (len - done).min(1 << 30) as usize;
+            match rfs::copy_file_range(from, Some(&mut in_off), to, Some(&mut out_off), chunk) {
+                Ok(0) => return Ok(done),
+                Ok(n) => done += n as u64,
+                Err(Errno::INTR) => {}
+                Err(Errno::XDEV) | Err(Errno::NOSYS) | Err(Errno::INVAL) | Err(Errno::OPNOTSUPP)
+                | Err(Errno::PERM) => {
+                    kernel_ok = false;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if done >= len {
+            return Ok(done);
+        }
+    }
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; (len - done).clamp(1, 1 << 20) as usize];
+    while done < len {
+        let want = ((len - done) as usize).min(buf.len());
+        let n = match from.read_at(&mut buf[..want], done) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        to.write_all_at(&buf[..n], done)?;
+        done += n as u64;
+    }
+    Ok(done)
+}
+
+fn normal_component(comp: std::path::Component<'_>) -> io::Result<&OsStr> {
+    match comp {
+        std::path::Component::Normal(n) => Ok(n),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "path component is not a plain name",
+        )),
+    }
+}
+
+/// The bytes of a name, for sorting and hashing without UTF-8.
+pub fn name_bytes(name: &OsStr) -> &[u8] {
+    name.as_bytes()
+}
+
+/// Device id and whether the folder is empty, for the "unmounted source"
+/// check.
+pub fn is_empty_dir(dir: &DirHandle) -> io::Result<bool> {
+    Ok(dir.list()?.is_empty())
+}

@@ -1,0 +1,26 @@
+//! The engine: everything that makes a backup folder a safe, exact mirror of
+//! a source folder. No GUI dependency, ever; the tray and the CLI drive it
+//! through [`mirror::Mirror`], events out ([`event::Sink`]) and a stop switch
+//! in ([`event::Control`]).
+//!
+//! - `paths`: user paths made absolute once; overlapping pairs refused.
+//! - `fsops`: directory-handle operations that never follow a symlink.
+//! - `plan`: pure per-name decisions. `reconcile`: the parallel tree walk.
+//! - `copy`: one file, complete or not at all. `versions`, `store`: what DST
+//!   loses is kept; DST's `.mirrortray/` folder and its lock.
+//! - `verify`: compare only. `config`: the pairs. `watch`: live mirroring.
+
+pub mod config;
+pub mod copy;
+pub mod error;
+pub mod event;
+pub mod filter;
+pub mod fsops;
+pub mod mirror;
+pub mod paths;
+pub mod plan;
+pub mod reconcile;
+pub mod stamp;
+pub mod store;
+pub mod verify;
+pub mod versions;

@@ -1,0 +1,146 @@
+//! paths: the edge where user-given paths become absolute, resolved folders,
+//! and where overlapping pairs are refused (safety rule 5).
+//!
+//! SRC is resolved through symlinks (`canonicalize`). DST may not exist yet:
+//! its longest existing ancestor is resolved and the rest appended. Overlap is
+//! checked twice: by resolved path prefix, and by (device, inode) of every
+//! existing ancestor, which also catches bind mounts and hard-to-spot aliases.
+//! After this point the engine never resolves a user path again.
+
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+use super::error::{SetupError, reason};
+
+/// A resolved, checked pair of roots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Roots {
+    pub src: PathBuf,
+    pub dst: PathBuf,
+}
+
+/// Makes `p` absolute against the current directory, without touching the disk.
+pub fn absolute(p: &Path) -> io::Result<PathBuf> {
+    std::path::absolute(p)
+}
+
+/// Resolves SRC: it must exist and be a folder.
+pub fn resolve_src(src: &Path) -> Result<PathBuf, SetupError> {
+    let abs = absolute(src).map_err(|e| SetupError::SrcUnreadable(src.to_path_buf(), reason(&e)))?;
+    let real = match std::fs::canonicalize(&abs) {
+        Ok(p) => p,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(SetupError::SrcMissing(abs)),
+        Err(e) => return Err(SetupError::SrcUnreadable(abs, reason(&e))),
+    };
+    match std::fs::metadata(&real) {
+        Ok(m) if m.is_dir() => Ok(real),
+        Ok(_) => Err(SetupError::SrcNotDir(abs)),
+        Err(e) => Err(SetupError::SrcUnreadable(abs, reason(&e))),
+    }
+}
+
+/// Resolves DST, which may not exist yet. A `..` in the missing part is refused.
+pub fn resolve_dst(dst: &Path) -> Result<PathBuf, SetupError> {
+    let abs = absolute(dst).map_err(|e| SetupError::DstUnwritable(dst.to_path_buf(), reason(&e)))?;
+    let mut existing = abs.clone();
+    let mut rest: Vec<std::ffi::OsString> = Vec::new();
+    loop {
+        match std::fs::canonicalize(&existing) {
+            Ok(real) => {
+                let mut out = real;
+                for c in rest.iter().rev() {
+                    out.push(c);
+                }
+                if rest.is_empty() {
+                    match std::fs::metadata(&out) {
+                        Ok(m) if !m.is_dir() => return Err(SetupError::DstNotDir(abs)),
+                        _ => {}
+                    }
+                }
+                return Ok(out);
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                match existing.components().next_back() {
+                    Some(Component::Normal(name)) => rest.push(name.to_os_string()),
+                    _ => {
+                        return Err(SetupError::DstUnwritable(
+                            abs,
+                            "the path has '..' in a part that does not exist".into(),
+                        ));
+                    }
+                }
+                if !existing.pop() {
+                    return Err(SetupError::DstUnwritable(abs, reason(&e)));
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotADirectory => return Err(SetupError::DstNotDir(abs)),
+            Err(e) => return Err(SetupError::DstUnwritable(abs, reason(&e))),
+        }
+    }
+}
+
+/// Resolves both roots and refuses overlapping ones before anything is touched.
+pub fn resolve_pair(src: &Path, dst: &Path) -> Result<Roots, SetupError> {
+    let src = resolve_src(src)?;
+    let dst = resolve_dst(dst)?;
+    check_overlap(&src, &dst)?;
+    Ok(Roots { src, dst })
+}
+
+/// Refuses SRC == DST, DST inside SRC, SRC inside DST.
+pub fn check_overlap(src: &Path, dst: &Path) -> Result<(), SetupError> {
+    let pair = || (src.to_path_buf(), dst.to_path_buf());
+    if src == dst {
+        let (src, dst) = pair();
+        return Err(SetupError::SameFolder { src, dst });
+    }
+    if dst.starts_with(src) {
+        let (src, dst) = pair();
+        return Err(SetupError::DstInsideSrc { src, dst });
+    }
+    if src.starts_with(dst) {
+        let (src, dst) = pair();
+        return Err(SetupError::SrcInsideDst { src, dst });
+    }
+    // Same check by identity: bind mounts and other aliases.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let id = |p: &Path| std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()));
+        let src_id = id(src);
+        let dst_id = existing_ancestor(dst).and_then(|a| id(&a).map(|i| (a, i)));
+        if let (Some(s), Some((anc, d))) = (src_id, dst_id) {
+            if anc == dst && s == d {
+                let (src, dst) = pair();
+                return Err(SetupError::SameFolder { src, dst });
+            }
+            if ancestors_ids(dst).contains(&s) {
+                let (src, dst) = pair();
+                return Err(SetupError::DstInsideSrc { src, dst });
+            }
+            if anc == dst && ancestors_ids(src).contains(&d) {
+                let (src, dst) = pair();
+                return Err(SetupError::SrcInsideDst { src, dst });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn existing_ancestor(p: &Path) -> Option<PathBuf> {
+    p.ancestors().find(|a| a.exists()).map(Path::to_path_buf)
+}
+
+#[cfg(unix)]
+fn ancestors_ids(p: &Path) -> Vec<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    p.ancestors()
+        .filter_map(|a| std::fs::metadata(a).ok())
+        .map(|m| (m.dev(), m.ino()))
+        .collect()
+}
+
+/// Whether `rel` is a plain relative path (no root, no `..`).
+pub fn is_plain_relative(rel: &Path) -> bool {
+    rel.components().all(|c| matches!(c, Component::Normal(_)))
+}

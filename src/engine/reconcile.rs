@@ -1,0 +1,456 @@
+//! reconcile: makes DST's tree equal to SRC's, walking both at once.
+//!
+//! Model: for each folder, list SRC and DST, `lstat` each name on both sides
+//! through directory handles (no path is ever resolved from the root again),
+//! ask [`plan::decide`] what to do, do it, and go into sub-folders in
+//! parallel (rayon: the two cores scan and copy together). A folder's own
+//! mode and mtime are set after its content, since adding entries changes
+//! them. Nothing is read twice and nothing is buffered but one folder's names.
+//!
+//! Entries DST holds and SRC does not ("extras") are collected, not removed
+//! on sight: after the walk the mass-deletion guard (safety rule 6) looks at
+//! how many there are against DST's size, and holds them all, or versions
+//! them (one rename each, whole folders included).
+//!
+//! A folder that cannot be read on the SRC side is reported and its DST
+//! counterpart left as it is: unreadable is never taken to mean empty.
+
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use rayon::prelude::*;
+
+use super::copy::copy_entry;
+use super::error::EntryError;
+use super::event::{Control, Event, Sink, Stats, VersionReason};
+use super::filter::{Filter, RESERVED, join};
+use super::fsops::{DirHandle, Kind, Meta};
+use super::plan::{self, Step};
+use super::store::Store;
+
+/// Everything one reconcile shares between its threads.
+pub(crate) struct Ctx<'a> {
+    pub src_root: &'a Path,
+    pub dst_root: &'a Path,
+    pub filter: &'a Filter,
+    /// `None` in a dry run: nothing is written.
+    pub store: Option<&'a Store>,
+    pub sink: &'a dyn Sink,
+    pub stats: &'a Stats,
+    pub ctl: &'a Control,
+    /// mtime precision of DST's file system in ns; 0 = not probed yet.
+    pub granularity: &'a AtomicU32,
+    /// Versions on for this pair (off: DST's lost entries are removed).
+    pub versions_on: bool,
+    pub extras: Mutex<Vec<Extra>>,
+    pub dst_entries: AtomicU64,
+}
+
+/// An entry DST holds that SRC does not.
+#[derive(Debug, Clone)]
+pub(crate) struct Extra {
+    pub rel: PathBuf,
+    pub kind: Kind,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn src_path(&self, rel: &Path) -> PathBuf {
+        self.src_root.join(rel)
+    }
+    pub fn dst_path(&self, rel: &Path) -> PathBuf {
+        self.dst_root.join(rel)
+    }
+    pub fn dry_run(&self) -> bool {
+        self.store.is_none()
+    }
+    pub fn granularity(&self) -> u32 {
+        self.granularity.load(Ordering::Relaxed).max(1)
+    }
+    pub fn failed(&self, e: EntryError) {
+        Stats::add(&self.stats.failed, 1);
+        self.sink.event(Event::Failed(e));
+    }
+    pub fn versioned(&self, rel: &Path, reason: VersionReason) {
+        Stats::add(&self.stats.versioned, 1);
+        self.sink.event(Event::Versioned {
+            path: rel.to_path_buf(),
+            reason,
+        });
+    }
+    fn removed(&self, rel: &Path, reason: VersionReason) {
+        if !self.versions_on {
+            Stats::add(&self.stats.deleted, 1);
+            self.sink.event(Event::Deleted {
+                path: rel.to_path_buf(),
+            });
+        } else {
+            self.versioned(rel, reason);
+        }
+    }
+    fn skipped(&self, rel: &Path, why: String) {
+        Stats::add(&self.stats.skipped, 1);
+        self.sink.event(Event::Skipped {
+            path: rel.to_path_buf(),
+            why,
+        });
+    }
+    fn scanned(&self, n: u64) {
+        Stats::add(&self.stats.scanned, n);
+        self.sink.event(Event::Scanned(n));
+    }
+
+    /// Moves DST's entry at `rel` out of the mirror (versioned, or removed
+    /// with versions off). In a dry run, only reports.
+    pub fn remove_entry(&self, dst: &DirHandle, rel: &Path, kind: Kind, reason: VersionReason) -> bool {
+        match self.store {
+            None => {
+                self.removed(rel, reason);
+                true
+            }
+            Some(store) => match store.versions.keep(dst, rel, kind, reason) {
+                Ok(()) => {
+                    self.removed(rel, reason);
+                    true
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => true,
+                Err(e) => {
+                    self.failed(EntryError::new(self.dst_path(rel), "move into versions", &e));
+                    false
+                }
+            },
+        }
+    }
+
+    /// Reconciles one name: `src` and `dst` are the folders holding it.
+    /// `dst_listed` is whether DST's listing holds the name (if not, DST's
+    /// stat is skipped).
+    pub fn sync_entry(&self, src: &DirHandle, dst: Option<&DirHandle>, rel: &Path, dst_listed: bool) {
+        if self.ctl.stopped() {
+            return;
+        }
+        let Some(name) = rel.file_name() else { return };
+        let sm = match src.stat_opt(name) {
+            Ok(m) => m,
+            Err(e) => {
+                self.failed(EntryError::new(self.src_path(rel), "read", &e));
+                return;
+            }
+        };
+        let dm = match (dst, dst_listed) {
+            (Some(d), true) => match d.stat_opt(name) {
+                Ok(m) => m,
+                Err(e) => {
+                    self.failed(EntryError::new(self.dst_path(rel), "read", &e));
+                    return;
+                }
+            },
+            _ => None,
+        };
+        if let Some(s) = &sm {
+            if self.filter.ignores(rel, s.kind == Kind::Dir) {
+                return;
+            }
+        }
+        self.scanned(1);
+        let links_equal = match (&sm, &dm, dst) {
+            (Some(s), Some(d), Some(dd)) if s.kind == Kind::Symlink && d.kind == Kind::Symlink => {
+                match (src.read_link(name), dd.read_link(name)) {
+                    (Ok(a), Ok(b)) => a == b,
+                    _ => false,
+                }
+            }
+            _ => false,
+        };
+        let step = plan::decide(sm.as_ref(), dm.as_ref(), links_equal, self.granularity());
+        match step {
+            Step::Keep => {}
+            Step::FixMeta => {
+                let (Some(s), Some(d)) = (&sm, dst) else { return };
+                if self.store.is_some() {
+                    let r = if s.kind == Kind::Symlink {
+                        d.set_times(name, s.atime, s.mtime)
+                    } else {
+                        d.set_mode(name, s.mode)
+                    };
+                    if let Err(e) = r {
+                        self.failed(EntryError::new(self.dst_path(rel), "set permissions of", &e));
+                        return;
+                    }
+                }
+                Stats::add(&self.stats.meta, 1);
+                self.sink.event(Event::MetaUpdated { path: rel.to_path_buf() });
+            }
+            Step::Copy { replace } => {
+                let Some(s) = &sm else { return };
+                let existing = replace.and_then(|r| dm.map(|d| (d.kind, r)));
+                copy_entry(self, src, dst, rel, s, existing);
+            }
+            Step::Descend { create, replace } => {
+                let Some(s) = &sm else { return };
+                self.descend(src, dst, rel, s, dm.as_ref(), create, replace);
+            }
+            Step::Remove => {
+                if let Some(d) = dm {
+                    self.extra(rel, d.kind);
+                }
+            }
+            Step::Skip => {
+                let noun = sm.map(|m| m.special_noun()).unwrap_or("special file");
+                self.skipped(rel, format!("{noun}: not mirrored"));
+                if let Some(d) = dm {
+                    self.extra(rel, d.kind);
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn descend(
+        &self,
+        src: &DirHandle,
+        dst: Option<&DirHandle>,
+        rel: &Path,
+        sm: &Meta,
+        dm: Option<&Meta>,
+        create: bool,
+        replace: Option<VersionReason>,
+    ) {
+        let Some(name) = rel.file_name() else { return };
+        let src_sub = match src.open_dir(name) {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+            Err(e) => {
+                self.failed(EntryError::new(self.src_path(rel), "read folder", &e));
+                return;
+            }
+        };
+        let mut dst_sub = None;
+        if let (Some(d), Some(_)) = (dst, self.store) {
+            if let (Some(reason), Some(old)) = (replace, dm) {
+                if !self.remove_entry(d, rel, old.kind, reason) {
+                    return;
+                }
+            }
+            if create {
+                match d.mkdir(name, 0o700) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(e) => {
+                        self.failed(EntryError::new(self.dst_path(rel), "create folder", &e));
+                        return;
+                    }
+                }
+                Stats::add(&self.stats.dirs, 1);
+                self.sink.event(Event::DirCreated { path: rel.to_path_buf() });
+            }
+            match d.open_dir(name) {
+                Ok(h) => dst_sub = Some(h),
+                Err(e) => {
+                    self.failed(EntryError::new(self.dst_path(rel), "open folder", &e));
+                    return;
+                }
+            }
+        } else {
+            if let (Some(reason), Some(_)) = (replace, dm) {
+                self.removed(rel, reason);
+            }
+            if create {
+                Stats::add(&self.stats.dirs, 1);
+                self.sink.event(Event::DirCreated { path: rel.to_path_buf() });
+            } else if let Some(d) = dst {
+                dst_sub = d.open_dir(name).ok();
+            }
+        }
+        self.sync_dir(&src_sub, dst_sub.as_ref(), rel, sm);
+    }
+
+    /// Reconciles the content of a folder both sides hold, then its own
+    /// metadata. `dst` is `None` when DST lacks it (dry run).
+    pub fn sync_dir(&self, src: &DirHandle, dst: Option<&DirHandle>, rel: &Path, src_meta: &Meta) {
+        if self.ctl.stopped() {
+            return;
+        }
+        let at_root = rel.as_os_str().is_empty();
+        let src_list = match src.list() {
+            Ok(l) => l,
+            Err(e) => {
+                self.failed(EntryError::new(self.src_path(rel), "read folder", &e));
+                return;
+            }
+        };
+        let mut dst_names: HashMap<OsString, Option<Kind>> = HashMap::new();
+        if let Some(d) = dst {
+            match d.list() {
+                Ok(l) => {
+                    for e in l {
+                        if at_root && e.name == RESERVED {
+                            continue;
+                        }
+                        dst_names.insert(e.name, e.kind);
+                    }
+                }
+                Err(e) => {
+                    self.failed(EntryError::new(self.dst_path(rel), "read folder", &e));
+                    return;
+                }
+            }
+        }
+        self.dst_entries.fetch_add(dst_names.len() as u64, Ordering::Relaxed);
+        let mut names: Vec<OsString> = Vec::with_capacity(src_list.len());
+        for e in src_list {
+            if at_root && e.name == RESERVED {
+                self.skipped(
+                    Path::new(RESERVED),
+                    "the name .mirrortray at the top of the source is reserved for the backup's own folder".into(),
+                );
+                continue;
+            }
+            names.push(e.name);
+        }
+        // Extras: in DST only.
+        let src_names: std::collections::HashSet<&OsStr> = names.iter().map(OsString::as_os_str).collect();
+        for (name, kind) in &dst_names {
+            if src_names.contains(name.as_os_str()) {
+                continue;
+            }
+            let child = join(rel, name);
+            let Some(d) = dst else { continue };
+            let kind = match kind {
+                Some(k) => *k,
+                None => match d.stat_opt(name) {
+                    Ok(Some(m)) => m.kind,
+                    _ => continue,
+                },
+            };
+            if self.filter.ignores(&child, kind == Kind::Dir) {
+                continue;
+            }
+            // It may have appeared in SRC since the listing.
+            if src.stat_opt(name).ok().flatten().is_some() {
+                self.sync_entry(src, Some(d), &child, true);
+                continue;
+            }
+            self.extra(&child, kind);
+        }
+        let work = |name: &OsString| {
+            let child = join(rel, name);
+            self.sync_entry(src, dst, &child, dst_names.contains_key(name.as_os_str()));
+        };
+        if names.len() > 1 {
+            names.par_iter().for_each(work);
+        } else {
+            names.iter().for_each(work);
+        }
+        if !at_root && !self.ctl.stopped() {
+            self.fix_dir_meta(dst, rel, src_meta);
+        }
+    }
+
+    /// Sets a DST folder's mode and times to SRC's, after its content.
+    pub fn fix_dir_meta(&self, dst: Option<&DirHandle>, rel: &Path, src_meta: &Meta) {
+        let Some(d) = dst else { return };
+        if self.store.is_none() {
+            return;
+        }
+        let dm = match d.meta() {
+            Ok(m) => m,
+            Err(e) => {
+                self.failed(EntryError::new(self.dst_path(rel), "read", &e));
+                return;
+            }
+        };
+        if !plan::dir_meta_differs(src_meta, &dm, self.granularity()) {
+            return;
+        }
+        let r = d
+            .set_own_mode(src_meta.mode)
+            .and_then(|()| d.set_own_times(src_meta.atime, src_meta.mtime));
+        if let Err(e) = r {
+            self.failed(EntryError::new(self.dst_path(rel), "set permissions and times of", &e));
+        }
+    }
+
+    fn extra(&self, rel: &Path, kind: Kind) {
+        if let Ok(mut x) = self.extras.lock() {
+            x.push(Extra {
+                rel: rel.to_path_buf(),
+                kind,
+            });
+        }
+    }
+
+    pub fn take_extras(&self) -> Vec<Extra> {
+        self.extras.lock().map(|mut x| std::mem::take(&mut *x)).unwrap_or_default()
+    }
+
+    /// Entries under an extra folder, counted for the mass-deletion guard
+    /// (names only, no stat).
+    pub fn count_tree(&self, dst_root: &DirHandle, rel: &Path) -> u64 {
+        fn walk(d: &DirHandle) -> u64 {
+            let Ok(list) = d.list() else { return 0 };
+            let mut n = list.len() as u64;
+            for e in &list {
+                if e.kind == Some(Kind::Dir) {
+                    if let Ok(sub) = d.open_dir(&e.name) {
+                        n += walk(&sub);
+                    }
+                }
+            }
+            n
+        }
+        match dst_root.open_path(rel) {
+            Ok(d) => walk(&d),
+            Err(_) => 0,
+        }
+    }
+
+    /// Moves the extras out of DST (versions), grouped by folder, then puts
+    /// back each folder's mtime from SRC. An extra that SRC holds again by
+    /// now is reconciled instead.
+    pub fn remove_extras(&self, src_root: &DirHandle, dst_root: &DirHandle, extras: Vec<Extra>) {
+        let mut by_parent: HashMap<PathBuf, Vec<Extra>> = HashMap::new();
+        for x in extras {
+            let parent = x.rel.parent().map(Path::to_path_buf).unwrap_or_default();
+            by_parent.entry(parent).or_default().push(x);
+        }
+        let groups: Vec<(PathBuf, Vec<Extra>)> = by_parent.into_iter().collect();
+        groups.par_iter().for_each(|(parent, xs)| {
+            if self.ctl.stopped() {
+                return;
+            }
+            let src_dir = src_root.open_path(parent).ok();
+            let dst_dir = match dst_root.open_path(parent) {
+                Ok(d) => d,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+                Err(e) => {
+                    self.failed(EntryError::new(self.dst_path(parent), "open folder", &e));
+                    return;
+                }
+            };
+            for x in xs {
+                let name = x.rel.file_name().unwrap_or_default();
+                let in_src = src_dir
+                    .as_ref()
+                    .and_then(|s| s.stat_opt(name).ok().flatten())
+                    .filter(|m| m.kind != Kind::Special);
+                if in_src.is_some() {
+                    if let Some(s) = &src_dir {
+                        self.sync_entry(s, Some(&dst_dir), &x.rel, true);
+                    }
+                    continue;
+                }
+                self.remove_entry(&dst_dir, &x.rel, x.kind, VersionReason::Deleted);
+            }
+            if !parent.as_os_str().is_empty() {
+                if let Some(Ok(sm)) = src_dir.as_ref().map(DirHandle::meta) {
+                    self.fix_dir_meta(Some(&dst_dir), parent, &sm);
+                }
+            }
+        });
+    }
+}
+

@@ -1,0 +1,217 @@
+//! store: DST's reserved folder `.mirrortray/`, the tool's own corner of DST.
+//!
+//! ```text
+//! DST/.mirrortray/
+//!   lock          held (flock) by the one process mirroring into DST; names it
+//!   source        SRC's path and device at the last backup (safety rule 4)
+//!   tmp/          copies in progress; renamed into place when complete
+//!   versions/     <UTC time>/<relative path>: what DST lost (see versions.rs)
+//!   versions.log  one line per kept version: time, reason, kind, path
+//! ```
+//! Temp files live on DST's file system, so putting a copy in place is one
+//! `rename` (safety rule 2). Leftovers of a crashed run are removed at start,
+//! after the lock is held.
+
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rustix::fs::{Mode, OFlags};
+
+use super::error::{SetupError, reason, show};
+use super::filter::RESERVED;
+use super::fsops::{DirHandle, Kind};
+use super::versions::Versions;
+
+pub struct Store {
+    dst_path: PathBuf,
+    root: DirHandle,
+    tmp: DirHandle,
+    pub versions: Versions,
+    counter: AtomicU64,
+    _lock: File,
+}
+
+/// What `source` records about SRC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceRecord {
+    pub path: PathBuf,
+    pub dev: u64,
+}
+
+impl Store {
+    /// Opens (creating if needed) `.mirrortray/` in DST and takes the lock.
+    pub fn open(dst: &DirHandle, dst_path: &Path, versions_on: bool, what: &str) -> Result<Store, SetupError> {
+        let root_path = dst_path.join(RESERVED);
+        let unwritable = |e: io::Error| SetupError::DstUnwritable(dst_path.to_path_buf(), reason(&e));
+        let root = match dst.open_dir(OsStr::new(RESERVED)) {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                dst.mkdir(OsStr::new(RESERVED), 0o755).map_err(unwritable)?;
+                dst.open_dir(OsStr::new(RESERVED)).map_err(unwritable)?
+            }
+            Err(e) => {
+                return Err(SetupError::Other(
+                    root_path,
+                    format!(
+                        "mirrortray's own folder cannot be opened ({}); if it is a symlink or a file, move it away",
+                        reason(&e)
+                    ),
+                ));
+            }
+        };
+        let lock = acquire_lock(&root, dst_path, what)?;
+        let tmp = root.create_path(Path::new("tmp")).map_err(unwritable)?;
+        let versions_dir = root.create_path(Path::new("versions")).map_err(unwritable)?;
+        let journal = open_append(&root, OsStr::new("versions.log")).map_err(unwritable)?;
+        let store = Store {
+            dst_path: dst_path.to_path_buf(),
+            versions: Versions::new(versions_dir, journal, dst_path.join(RESERVED).join("versions"), versions_on),
+            root,
+            tmp,
+            counter: AtomicU64::new(0),
+            _lock: lock,
+        };
+        store.clean_tmp().map_err(unwritable)?;
+        Ok(store)
+    }
+
+    pub fn dst_path(&self) -> &Path {
+        &self.dst_path
+    }
+
+    pub fn tmp(&self) -> &DirHandle {
+        &self.tmp
+    }
+
+    /// A fresh temp name (unique in this process, which holds the lock).
+    pub fn temp_name(&self) -> OsString {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        OsString::from(format!("{}-{n}.tmp", std::process::id()))
+    }
+
+    /// Creates a new temp file.
+    pub fn temp_file(&self) -> io::Result<(OsString, File)> {
+        loop {
+            let name = self.temp_name();
+            match self.tmp.create_new(&name) {
+                Ok(f) => return Ok((name, f)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Removes a temp entry, ignoring "already gone".
+    pub fn discard(&self, name: &OsStr) {
+        let _ = self.tmp.unlink(name);
+    }
+
+    /// Removes everything left in `tmp/` (a crashed or killed run).
+    pub fn clean_tmp(&self) -> io::Result<()> {
+        for e in self.tmp.list()? {
+            if e.kind == Some(Kind::Dir) {
+                super::versions::remove_tree(&self.tmp, &e.name)?;
+            } else {
+                match self.tmp.unlink(&e.name) {
+                    Ok(()) => {}
+                    Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                    Err(err) => return Err(err),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The recorded source, if any.
+    pub fn source_record(&self) -> Option<SourceRecord> {
+        read_source_record(&self.root)
+    }
+
+    /// Records SRC's path and device (written atomically via tmp/).
+    pub fn write_source_record(&self, rec: &SourceRecord) -> io::Result<()> {
+        if self.source_record().as_ref() == Some(rec) {
+            return Ok(());
+        }
+        let (name, mut f) = self.temp_file()?;
+        use std::os::unix::ffi::OsStrExt;
+        let mut text = b"path=".to_vec();
+        text.extend_from_slice(rec.path.as_os_str().as_bytes());
+        text.extend_from_slice(format!("\ndev={}\n", rec.dev).as_bytes());
+        f.write_all(&text)?;
+        drop(f);
+        self.tmp.rename_to(&name, &self.root, OsStr::new("source"))
+    }
+}
+
+/// Reads `.mirrortray/source` from a DST, without taking the lock.
+pub fn read_source_record(root: &DirHandle) -> Option<SourceRecord> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut f = root.open_read(OsStr::new("source")).ok()?;
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf).ok()?;
+    let mut path = None;
+    let mut dev = None;
+    for line in buf.split(|b| *b == b'\n') {
+        if let Some(p) = line.strip_prefix(b"path=") {
+            path = Some(PathBuf::from(OsStr::from_bytes(p)));
+        } else if let Some(d) = line.strip_prefix(b"dev=") {
+            dev = std::str::from_utf8(d).ok().and_then(|s| s.parse().ok());
+        }
+    }
+    Some(SourceRecord { path: path?, dev: dev? })
+}
+
+fn open_append(dir: &DirHandle, name: &OsStr) -> io::Result<File> {
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::WRONLY | OFlags::APPEND | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o644),
+    )?;
+    Ok(File::from(fd))
+}
+
+/// Takes the exclusive lock on `.mirrortray/lock` and writes who holds it.
+fn acquire_lock(root: &DirHandle, dst_path: &Path, what: &str) -> Result<File, SetupError> {
+    let lock_path = dst_path.join(RESERVED).join("lock");
+    let fd = rustix::fs::openat(
+        root,
+        "lock",
+        OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o644),
+    )
+    .map_err(|e| SetupError::DstUnwritable(lock_path.clone(), reason(&e.into())))?;
+    let file = File::from(fd);
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = (&file).read_to_string(&mut holder);
+            let holder = holder.trim();
+            return Err(SetupError::Locked {
+                dst: dst_path.to_path_buf(),
+                holder: if holder.is_empty() {
+                    "another process".to_string()
+                } else {
+                    holder.to_string()
+                },
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(SetupError::DstUnwritable(lock_path, reason(&e)));
+        }
+    }
+    let host = rustix::system::uname().nodename().to_string_lossy().into_owned();
+    let since = jiff::Timestamp::now().strftime("%Y-%m-%d %H:%M:%S UTC");
+    let text = format!("pid {} on {host}, `mirrortray {what}`, since {since}\n", std::process::id());
+    let write = file.set_len(0).and_then(|()| file.write_all_at(text.as_bytes(), 0));
+    if let Err(e) = write {
+        return Err(SetupError::DstUnwritable(lock_path, reason(&e)));
+    }
+    log::debug!("{}: locked", show(dst_path));
+    Ok(file)
+}

@@ -1,0 +1,317 @@
+//! versions: what DST loses is kept, never destroyed (safety rule 3).
+//!
+//! Model: a *batch* (one reconcile, or one set of live changes) gets one
+//! folder `versions/<UTC time>/`, made on first use. Keeping a version of
+//! DST's `a/b/c` moves it to `versions/<time>/a/b/c` with one `rename` (a
+//! whole folder too: O(1)). A file about to be overwritten is hard-linked
+//! there first, so DST's path never goes missing in between; where the file
+//! system has no hard links it is renamed just before the new one. Each kept
+//! version appends a line to `versions.log` (time, reason, kind, path), which
+//! the restore commands read. With versions off for a pair, the entry is
+//! removed instead.
+//!
+//! Pruning removes whole time folders older than the retention window. A
+//! version named `T` is what DST held *until* `T`, so a folder older than the
+//! window is never what a restore to a time inside the window needs.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use jiff::Timestamp;
+
+use super::event::VersionReason;
+use super::fsops::{DirHandle, Kind};
+use super::stamp;
+
+pub struct Versions {
+    dir: DirHandle,
+    path: PathBuf,
+    enabled: bool,
+    batch: Mutex<Option<(String, Arc<DirHandle>)>>,
+    last: Mutex<Option<Timestamp>>,
+    journal: Mutex<File>,
+}
+
+impl Versions {
+    pub fn new(dir: DirHandle, journal: File, path: PathBuf, enabled: bool) -> Versions {
+        Versions {
+            dir,
+            path,
+            enabled,
+            batch: Mutex::new(None),
+            last: Mutex::new(None),
+            journal: Mutex::new(journal),
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Where versions live (`DST/.mirrortray/versions`).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Starts a new batch: the next version kept opens a new time folder.
+    pub fn begin_batch(&self) {
+        if let Ok(mut b) = self.batch.lock() {
+            *b = None;
+        }
+    }
+
+    /// The current batch's folder, made on first use. Times only go forward,
+    /// even if the clock steps back, so folder names stay unique and ordered.
+    fn batch_dir(&self, fresh: bool) -> io::Result<(String, Arc<DirHandle>)> {
+        let mut b = self.batch.lock().map_err(|_| io::Error::other("versions lock poisoned"))?;
+        if let (false, Some((name, dir))) = (fresh, b.as_ref()) {
+            return Ok((name.clone(), dir.clone()));
+        }
+        let mut last = self.last.lock().map_err(|_| io::Error::other("versions lock poisoned"))?;
+        let mut t = Timestamp::now();
+        loop {
+            if let Some(l) = *last {
+                if t <= l {
+                    t = l + jiff::SignedDuration::from_micros(1);
+                }
+            }
+            let name = stamp::format(t);
+            *last = Some(t);
+            match self.dir.mkdir(OsStr::new(&name), 0o755) {
+                Ok(()) => {
+                    let dir = Arc::new(self.dir.open_dir(OsStr::new(&name))?);
+                    *b = Some((name.clone(), dir.clone()));
+                    return Ok((name, dir));
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Moves DST's entry `rel` (whose parent folder is `parent`) out of the
+    /// mirror: into the versions, or removed when versions are off.
+    pub fn keep(&self, parent: &DirHandle, rel: &Path, kind: Kind, reason: VersionReason) -> io::Result<()> {
+        let name = file_name(rel)?;
+        if !self.enabled {
+            return if kind == Kind::Dir {
+                remove_tree(parent, name)
+            } else {
+                parent.unlink(name)
+            };
+        }
+        self.place(rel, kind, reason, |vdir, vname| parent.rename_noreplace(name, vdir, vname))
+    }
+
+    /// Keeps a version of DST's file `rel` that is about to be replaced, by
+    /// hard link, so the path stays in place until the new content is
+    /// renamed over it. Returns `false` where hard links are not supported
+    /// (the caller then uses [`keep`](Self::keep)).
+    pub fn keep_linked(&self, parent: &DirHandle, rel: &Path, kind: Kind, reason: VersionReason) -> io::Result<bool> {
+        let name = file_name(rel)?;
+        if !self.enabled {
+            return Ok(true);
+        }
+        let r = self.place(rel, kind, reason, |vdir, vname| parent.link_to(name, vdir, vname));
+        match r {
+            Ok(()) => Ok(true),
+            Err(e) if is_no_links(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn place(
+        &self,
+        rel: &Path,
+        kind: Kind,
+        reason: VersionReason,
+        op: impl Fn(&DirHandle, &OsStr) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let name = file_name(rel)?;
+        let parent_rel = rel.parent().unwrap_or(Path::new(""));
+        let mut fresh = false;
+        loop {
+            let (stamp_name, bdir) = self.batch_dir(fresh)?;
+            let vparent = bdir.create_path(parent_rel)?;
+            match op(&vparent, name) {
+                Ok(()) => {
+                    self.journal(&stamp_name, reason, kind, rel);
+                    return Ok(());
+                }
+                // The same path twice in one batch: it gets a batch of its own.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && !fresh => fresh = true,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn journal(&self, stamp_name: &str, reason: VersionReason, kind: Kind, rel: &Path) {
+        let line = format!(
+            "{stamp_name}\t{}\t{}\t{}\n",
+            reason.as_str(),
+            kind_code(kind),
+            escape(rel)
+        );
+        if let Ok(mut j) = self.journal.lock() {
+            if let Err(e) = j.write_all(line.as_bytes()) {
+                log::warn!("{}: cannot write versions.log: {}", self.path.display(), super::error::reason(&e));
+            }
+        }
+    }
+
+    /// Time folders, oldest first.
+    pub fn list_batches(&self) -> io::Result<Vec<(Timestamp, String)>> {
+        let mut out: Vec<(Timestamp, String)> = self
+            .dir
+            .list()?
+            .into_iter()
+            .filter_map(|e| {
+                let n = e.name.to_str()?.to_string();
+                stamp::parse(&n).map(|t| (t, n))
+            })
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// Removes the time folders older than `cutoff`. Returns how many.
+    pub fn prune(&self, cutoff: Timestamp) -> io::Result<usize> {
+        let mut n = 0;
+        let current = self.batch.lock().ok().and_then(|b| b.as_ref().map(|(s, _)| s.clone()));
+        for (t, name) in self.list_batches()? {
+            if t >= cutoff || current.as_deref() == Some(name.as_str()) {
+                continue;
+            }
+            remove_tree(&self.dir, OsStr::new(&name))?;
+            n += 1;
+        }
+        Ok(n)
+    }
+}
+
+fn file_name(rel: &Path) -> io::Result<&OsStr> {
+    rel.file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))
+}
+
+fn is_no_links(e: &io::Error) -> bool {
+    use rustix::io::Errno;
+    matches!(
+        e.raw_os_error(),
+        Some(c) if c == Errno::PERM.raw_os_error()
+            || c == Errno::OPNOTSUPP.raw_os_error()
+            || c == Errno::MLINK.raw_os_error()
+            || c == Errno::XDEV.raw_os_error()
+    )
+}
+
+pub fn kind_code(kind: Kind) -> &'static str {
+    match kind {
+        Kind::File => "file",
+        Kind::Dir => "dir",
+        Kind::Symlink => "symlink",
+        Kind::Special => "special",
+    }
+}
+
+/// Removes `name` in `parent` and everything under it, through handles
+/// (never following a symlink out of the tree).
+pub fn remove_tree(parent: &DirHandle, name: &OsStr) -> io::Result<()> {
+    match parent.open_dir(name) {
+        Ok(dir) => {
+            for e in dir.list()? {
+                let is_dir = match e.kind {
+                    Some(k) => k == Kind::Dir,
+                    None => dir.stat(&e.name)?.kind == Kind::Dir,
+                };
+                if is_dir {
+                    remove_tree(&dir, &e.name)?;
+                } else {
+                    match dir.unlink(&e.name) {
+                        Ok(()) => {}
+                        Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                        Err(err) => return Err(err),
+                    }
+                }
+            }
+            match parent.rmdir(name) {
+                Ok(()) => Ok(()),
+                Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+                Err(err) => Err(err),
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        // Not a folder (ENOTDIR, or ELOOP for a symlink): a plain unlink.
+        Err(_) => parent.unlink(name),
+    }
+}
+
+/// Escapes a relative path for one line of `versions.log`: backslash, tab,
+/// newline and bytes that are not UTF-8 become `\\`, `\t`, `\n`, `\xNN`.
+pub fn escape(rel: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = String::new();
+    for chunk in rel.as_os_str().as_bytes().utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\t' => out.push_str("\\t"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The inverse of [`escape`].
+pub fn unescape(s: &str) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStringExt;
+    let mut out = Vec::with_capacity(s.len());
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' {
+            match b.get(i + 1)? {
+                b'\\' => out.push(b'\\'),
+                b't' => out.push(b'\t'),
+                b'n' => out.push(b'\n'),
+                b'r' => out.push(b'\r'),
+                b'x' => {
+                    let hex = std::str::from_utf8(b.get(i + 2..i + 4)?).ok()?;
+                    out.push(u8::from_str_radix(hex, 16).ok()?);
+                    i += 2;
+                }
+                _ => return None,
+            }
+            i += 2;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    Some(PathBuf::from(std::ffi::OsString::from_vec(out)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::ffi::OsStrExt;
+
+    #[test]
+    fn escape_round_trip() {
+        for raw in [&b"plain/name.txt"[..], b"tab\there", b"new\nline", b"back\\slash", b"bad\xff\xfebytes"] {
+            let p = PathBuf::from(OsStr::from_bytes(raw));
+            let e = escape(&p);
+            assert!(!e.contains('\n') && !e.contains('\t'));
+            assert_eq!(unescape(&e).unwrap(), p);
+        }
+    }
+}
