@@ -1,0 +1,8 @@
+//! Integration tests: the real `mirrortray` binary on real temp trees.
+//! One test binary (ripgrep's layout); one module per command or concern.
+
+mod support;
+
+mod cli_config;
+mod cli_sync;
+mod cli_verify;
