@@ -6,3 +6,7 @@ mod support;
 mod cli_config;
 mod cli_sync;
 mod cli_verify;
+mod prop;
+mod safety;
+mod tray;
+mod watch;

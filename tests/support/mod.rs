@@ -4,6 +4,7 @@
 //! bits and symlink targets — with a readable diff on failure.
 #![allow(dead_code)]
 
+pub mod desktop;
 pub mod tree;
 
 use std::ffi::OsStr;

@@ -1,0 +1,1 @@
+//! Desktop harness (being written).
