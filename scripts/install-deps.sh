@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Install the Debian/Ubuntu packages mirrortray needs (checked on Debian 12 bookworm).
+#
+#   scripts/install-deps.sh           what the build needs (GTK, appindicator, xdo)
+#   scripts/install-deps.sh --test    ... and what the tests need: a virtual X server,
+#                                     a private D-Bus, a tray host, a notification
+#                                     daemon, screenshot and pointer tools, git, python3
+#   scripts/install-deps.sh --bench   ... and lsyncd + rsync, to compare against
+#
+# Idempotent: when every package is already installed it says so and touches
+# nothing (so it also works offline); otherwise it runs `apt-get update` and
+# `apt-get install` for the whole set. Uses sudo only when not run as root.
+# setpriv (used by the permission tests) comes from util-linux, which is
+# essential on Debian; it is listed anyway so a trimmed image is caught.
+
+set -euo pipefail
+
+BUILD_PKGS=(
+	pkg-config
+	build-essential
+	libgtk-3-dev
+	libxdo-dev
+	libayatana-appindicator3-dev # bookworm has no libappindicator3-dev
+)
+
+TEST_PKGS=(
+	xvfb                       # Xvfb: the display for tray tests
+	xauth
+	dbus                       # dbus-run-session: a private session bus
+	dbus-x11
+	libglib2.0-bin             # gdbus: drive the tray menu over D-Bus by hand
+	x11-utils                  # xwininfo, xprop
+	xdotool                    # real pointer clicks
+	imagemagick                # import: screenshots
+	dunst                      # notification daemon
+	libnotify-bin              # notify-send
+	fonts-dejavu-core
+	haskell-gtk-sni-tray-utils # gtk-sni-tray-standalone: StatusNotifierItem host + watcher
+	trayer                     # XEmbed tray host (fallback mode)
+	util-linux                 # setpriv: run a test as an unprivileged user
+	git
+	python3
+)
+
+BENCH_PKGS=(
+	lsyncd
+	rsync
+)
+
+usage() {
+	sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+}
+
+die() {
+	echo "install-deps: error: $*" >&2
+	exit 1
+}
+
+want_test=0
+want_bench=0
+for arg in "$@"; do
+	case "$arg" in
+	--test) want_test=1 ;;
+	--bench)
+		want_test=1
+		want_bench=1
+		;;
+	-h | --help)
+		usage
+		exit 0
+		;;
+	*)
+		usage >&2
+		die "unknown argument '$arg' (expected --test, --bench or nothing)"
+		;;
+	esac
+done
+
+pkgs=("${BUILD_PKGS[@]}")
+what="build"
+if ((want_test)); then
+	pkgs+=("${TEST_PKGS[@]}")
+	what="build and tests"
+fi
+if ((want_bench)); then
+	pkgs+=("${BENCH_PKGS[@]}")
+	what="build, tests and benchmarks"
+fi
+
+command -v dpkg-query >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 ||
+	die "this script needs a Debian or Ubuntu system (dpkg and apt-get not found); install the equivalents of: ${pkgs[*]}"
+
+# Which packages are not installed yet?
+missing=()
+for p in "${pkgs[@]}"; do
+	status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+	[[ "$status" == installed ]] || missing+=("$p")
+done
+
+if ((${#missing[@]} == 0)); then
+	echo "install-deps: all ${#pkgs[@]} packages for the $what are already installed."
+	exit 0
+fi
+
+as_root=()
+if ((EUID != 0)); then
+	command -v sudo >/dev/null 2>&1 ||
+		die "not root and sudo is not installed; run this script as root, or install these packages: ${missing[*]}"
+	as_root=(sudo)
+fi
+apt_env=(env DEBIAN_FRONTEND=noninteractive)
+
+echo "install-deps: missing for the $what: ${missing[*]}"
+echo "install-deps: apt-get update"
+"${as_root[@]}" "${apt_env[@]}" apt-get update ||
+	die "'apt-get update' failed (network, proxy or apt sources?); the packages above are still missing"
+
+# Say which names this distribution does not have, rather than letting
+# apt-get fail with "Unable to locate package" in the middle of a long log.
+unknown=()
+for p in "${missing[@]}"; do
+	candidate=$(apt-cache policy "$p" 2>/dev/null | awk '/Candidate:/ { print $2 }')
+	[[ -n "$candidate" && "$candidate" != "(none)" ]] || unknown+=("$p")
+done
+((${#unknown[@]} == 0)) ||
+	die "this distribution has no package named: ${unknown[*]} (the list is made for Debian 12 bookworm; install an equivalent by hand)"
+
+echo "install-deps: apt-get install ${missing[*]}"
+"${as_root[@]}" "${apt_env[@]}" apt-get install -y --no-install-recommends "${missing[@]}" ||
+	die "'apt-get install' failed for: ${missing[*]} (see apt's message above)"
+
+echo "install-deps: done; the $what dependencies are installed."
