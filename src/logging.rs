@@ -52,7 +52,13 @@ pub fn init(g: &Global, terminal: bool) {
         .build();
     let mut loggers: Vec<Box<dyn SharedLogger>> = Vec::new();
     if terminal {
-        loggers.push(TermLogger::new(term_level, term_config, TerminalMode::Stderr, ColorChoice::Auto));
+        use std::io::IsTerminal;
+        let color = if std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
+            ColorChoice::Auto
+        } else {
+            ColorChoice::Never
+        };
+        loggers.push(TermLogger::new(term_level, term_config, TerminalMode::Stderr, color));
     }
     let mut file_problem = None;
     if let Some(path) = log_path(g) {

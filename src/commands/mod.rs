@@ -5,6 +5,7 @@ mod pairs;
 mod progress;
 mod sync;
 mod verify;
+mod watch;
 
 use crate::cli::{Cli, Command};
 use crate::exit_code::ExitCode;
@@ -43,7 +44,11 @@ pub fn run(cli: Cli) -> ExitCode {
             logging::init(&g, true);
             config_cmd::show(&g)
         }
-        Some(Command::Watch { .. }) | Some(Command::Tray) | None => {
+        Some(Command::Watch { pair, allow_mass_delete }) => {
+            logging::init(&g, true);
+            watch::run(&g, &pair, allow_mass_delete)
+        }
+        Some(Command::Tray) | None => {
             logging::init(&g, true);
             eprintln!("mirrortray: watch and the tray are not built yet");
             ExitCode::Error

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use mirrortray::engine::config::{self, Config};
 use mirrortray::engine::mirror::PairSpec;
+use mirrortray::engine::watch::Timings;
 
 use crate::cli::{Global, PairArgs};
 
@@ -57,4 +58,14 @@ pub fn specs(g: &Global, args: &PairArgs) -> Result<Vec<PairSpec>, String> {
         }
     }
     Ok(specs)
+}
+
+/// The watcher's timings from the config's settings (defaults if none).
+pub fn timings(g: &Global) -> Timings {
+    let settings = load_config(g).map(|(_, c)| c.settings).unwrap_or_default();
+    Timings {
+        drift_check: std::time::Duration::from_secs(settings.drift_check_minutes.max(1) * 60),
+        alert_after: std::time::Duration::from_secs(settings.alert_after_hours.max(1) * 3600),
+        poll_interval: Timings::default().poll_interval,
+    }
 }

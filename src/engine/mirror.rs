@@ -84,6 +84,7 @@ pub struct Mirror {
     opts: Options,
     /// Deletions held by the guard, until allowed or SRC changes.
     held: Mutex<Option<(u64, u64)>>,
+    allow_mass: std::sync::atomic::AtomicBool,
 }
 
 impl Mirror {
@@ -117,6 +118,7 @@ impl Mirror {
             granularity: AtomicU32::new(0),
             opts: opts.clone(),
             held: Mutex::new(None),
+            allow_mass: std::sync::atomic::AtomicBool::new(opts.allow_mass_delete),
         };
         m.check_source(&src)?;
         Ok(m)
@@ -143,8 +145,8 @@ impl Mirror {
     }
     /// Lets the next reconcile go past the mass-deletion guard (the user
     /// confirmed).
-    pub fn allow_mass_delete(&mut self, allow: bool) {
-        self.opts.allow_mass_delete = allow;
+    pub fn allow_mass_delete(&self, allow: bool) {
+        self.allow_mass.store(allow, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Safety rule 4: a SRC that is empty and on another device than at the
@@ -203,9 +205,9 @@ impl Mirror {
     /// Opens SRC's root again (it may have gone since the last run) and
     /// checks it.
     fn open_src_checked(&self) -> Result<(DirHandle, Meta), SetupError> {
+        // Opening a folder for reading already needs read permission; no
+        // listing here, this runs for every live batch.
         let src = open_src(&self.roots.src)?;
-        src.list()
-            .map_err(|e| SetupError::SrcUnreadable(self.roots.src.clone(), reason(&e)))?;
         let meta = self.check_source(&src)?;
         Ok((src, meta))
     }
@@ -230,7 +232,7 @@ impl Mirror {
                 .sum();
             let count = extras.len() as u64 + subtree;
             let total = ctx.dst_entries.load(std::sync::atomic::Ordering::Relaxed) + subtree;
-            if !self.opts.allow_mass_delete
+            if !self.allow_mass.load(std::sync::atomic::Ordering::SeqCst)
                 && count >= MASS_DELETE_MIN
                 && (count as f64) > MASS_DELETE_SHARE * total as f64
             {
@@ -383,6 +385,15 @@ sink.event(Event::MassDeleteHeld { count, total });
             to: to.to_path_buf(),
         });
         Ok(true)
+    }
+
+    /// Removes temp files (at a clean stop).
+    pub fn clean_tmp(&self) {
+        if let Some(s) = &self.store {
+            if let Err(e) = s.clean_tmp() {
+                log::warn!("{}: cannot clean temp files: {}", self.roots.dst.display(), reason(&e));
+            }
+        }
     }
 
     /// Starts a new versions batch (the watcher calls it per batch of changes).

@@ -24,3 +24,4 @@ pub mod stamp;
 pub mod store;
 pub mod verify;
 pub mod versions;
+pub mod watch;

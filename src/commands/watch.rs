@@ -1,0 +1,83 @@
+//! watch: headless live mirroring until SIGINT/SIGTERM.
+//!
+//! Every pair is checked and opened first: a bad setup exits 2 before
+//! anything is watched. Then one worker per pair mirrors live; notices are
+//! logged. On a signal the workers finish or abandon what is in flight,
+//! remove their temp files and release their locks; exit 0.
+
+use crossbeam_channel::unbounded;
+use mirrortray::engine::error::show;
+use mirrortray::engine::mirror::{Mirror, Options};
+use mirrortray::engine::watch::{Command, Notice, Start, State, Supervisor};
+
+use crate::cli::{Global, PairArgs};
+use crate::exit_code::ExitCode;
+
+pub fn run(g: &Global, args: &PairArgs, allow_mass_delete: bool) -> ExitCode {
+    let specs = match super::pairs::specs(g, args) {
+        Ok(s) => s,
+        Err(e) => {
+            super::fail(e);
+            return ExitCode::Error;
+        }
+    };
+    let timings = super::pairs::timings(g);
+    let opts = Options {
+        dry_run: false,
+        allow_mass_delete,
+        command: "watch".into(),
+    };
+    let mut starts = Vec::new();
+    for spec in &specs {
+        match Mirror::open(spec, &opts) {
+            Ok(m) => starts.push(Start::Opened(m)),
+            Err(e) => {
+                super::fail(e);
+                return ExitCode::Error;
+            }
+        }
+    }
+    // Signals are turned into a Quit for every worker.
+    let signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM]);
+    let mut signals = match signals {
+        Ok(s) => s,
+        Err(e) => {
+            super::fail(format!("cannot listen for signals: {e}"));
+            return ExitCode::Error;
+        }
+    };
+    let (tx, rx) = unbounded();
+    let sup = Supervisor::start(starts, opts, timings, tx);
+    let handle = sup.handle();
+    let sig_handle = signals.handle();
+    let sig_thread = std::thread::spawn(move || {
+        if let Some(sig) = signals.forever().next() {
+            log::info!("signal {sig}: stopping");
+            handle.send(Command::Quit);
+        }
+    });
+    let mut running = sup.len();
+    let mut announced = vec![false; sup.len()];
+    for n in rx.iter() {
+        match n {
+            Notice::Stopped { .. } => {
+                running -= 1;
+                if running == 0 {
+                    break;
+                }
+            }
+            Notice::Status(s) => {
+                if s.state == State::Idle && !announced[s.index] {
+                    announced[s.index] = true;
+                    log::info!("{} -> {}: mirrored; watching for changes", show(&s.src), show(&s.dst));
+                }
+            }
+            // Everything else was logged by the worker where it happened.
+            _ => {}
+        }
+    }
+    sup.quit();
+    sig_handle.close();
+    let _ = sig_thread.join();
+    ExitCode::Success
+}

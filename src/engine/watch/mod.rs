@@ -1,0 +1,225 @@
+//! watch: live mirroring. One worker thread per pair; commands in, notices out.
+//!
+//! ```text
+//!  notify (inotify) ──events──> worker ──Mirror::rename / reconcile_paths──> DST
+//!  Supervisor ──Command──> worker        worker ──Notice──> CLI log / tray
+//! ```
+//! Promises (DESIGN.md "Watching"):
+//! - events are hints: each dirty path is stat'ed on both sides, so missed,
+//!   merged or reordered events cannot leave DST wrong (see `pending`);
+//! - a rename inside SRC is a rename inside DST when DST still holds the old
+//!   entry; anything that does not match falls back to reconciling both names;
+//! - start-up, resume, overflow and "back up now" reconcile the whole pair,
+//!   through the same `Mirror::reconcile` as `sync`;
+//! - the OS watch limit turns the pair to periodic scans, said in the log and
+//!   the status; a source that disappears pauses the pair with DST untouched
+//!   until it returns;
+//! - failed paths are retried with back-off; a pair not clean for longer
+//!   than the alert time raises a notice.
+
+pub mod hints;
+pub mod pending;
+pub mod retry;
+mod worker;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender, unbounded};
+use jiff::Timestamp;
+
+use super::error::EntryError;
+use super::event::Control;
+use super::mirror::{Mirror, Options, PairSpec};
+
+/// Timings of the watcher (from the config's settings).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timings {
+    /// Light full check while watching (drift).
+    pub drift_check: Duration,
+    /// Alert when a pair has not been clean for this long.
+    pub alert_after: Duration,
+    /// Full scan interval when the OS watch limit is reached.
+    pub poll_interval: Duration,
+}
+
+impl Default for Timings {
+    fn default() -> Self {
+        Timings {
+            drift_check: Duration::from_secs(3600),
+            alert_after: Duration::from_secs(24 * 3600),
+            poll_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A command to every pair's worker.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// Stop applying changes (events are dropped; resume reconciles).
+    Pause,
+    /// Reconcile, then mirror live again.
+    Resume,
+    /// A full reconcile now.
+    BackupNow,
+    /// Let the held mass deletion go through (the user confirmed).
+    AllowMassDelete,
+    /// New timings.
+    Timings(Timings),
+    /// Stop cleanly: no temp files, lock released.
+    Quit,
+}
+
+/// What a pair is doing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    Starting,
+    /// Up to date.
+    Idle,
+    /// Applying changes; `pending` waiting.
+    Busy { pending: usize },
+    Paused,
+    /// Working, but not as well as it should (watch limit: polling).
+    Degraded(String),
+    /// Not mirroring (source missing, backup folder unusable, held deletions).
+    Error(String),
+}
+
+/// One pair's status, sent whenever it changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairStatus {
+    pub index: usize,
+    pub src: PathBuf,
+    pub dst: PathBuf,
+    pub state: State,
+    /// Last time the pair was known to be a complete mirror.
+    pub last_ok: Option<Timestamp>,
+    /// Paths failing now (being retried).
+    pub failing: usize,
+}
+
+/// What the workers tell the app.
+#[derive(Debug, Clone)]
+pub enum Notice {
+    Status(PairStatus),
+    /// Entries failed in one batch (coalesced): how many, and the first.
+    Failures { index: usize, count: usize, first: EntryError },
+    /// SRC is missing, unreadable or unmounted; the pair waits for it.
+    SourceMissing { index: usize, src: PathBuf, reason: String },
+    /// The mass-deletion guard holds deletions.
+    MassDeleteHeld { index: usize, dst: PathBuf, count: u64, total: u64 },
+    /// No complete backup for longer than the alert time.
+    Stale { index: usize, since: Option<Timestamp> },
+    /// Back to a clean mirror after a problem.
+    Recovered { index: usize },
+    /// Events were lost (queue overflow); a full reconcile follows.
+    Overflow { index: usize },
+    /// The OS watch limit was hit; the pair scans periodically.
+    WatchLimit { index: usize, message: String },
+    /// The worker stopped (after Quit).
+    Stopped { index: usize },
+}
+
+/// A pair to watch: already opened (the CLI checks setup first), or only
+/// specified (the tray retries until it can be opened).
+pub enum Start {
+    Opened(Mirror),
+    Spec(PairSpec),
+}
+
+struct WorkerHandle {
+    cmd: Sender<Command>,
+    ctl: Arc<Control>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Runs one worker per pair.
+pub struct Supervisor {
+    workers: Vec<WorkerHandle>,
+}
+
+/// A cloneable way to command every worker from another thread.
+#[derive(Clone)]
+pub struct Handle {
+    cmds: Vec<(Sender<Command>, Arc<Control>)>,
+}
+
+impl Handle {
+    pub fn send(&self, cmd: Command) {
+        for (tx, ctl) in &self.cmds {
+            // Interrupt a long reconcile so the command is seen at once.
+            if matches!(cmd, Command::Pause | Command::Quit) {
+                ctl.stop();
+            }
+            let _ = tx.send(cmd.clone());
+        }
+    }
+}
+
+impl Supervisor {
+    /// Starts a worker per pair; notices go to `notices`.
+    pub fn start(pairs: Vec<Start>, opts: Options, timings: Timings, notices: Sender<Notice>) -> Supervisor {
+        let workers = pairs
+            .into_iter()
+            .enumerate()
+            .map(|(index, start)| {
+                let (tx, rx): (Sender<Command>, Receiver<Command>) = unbounded();
+                let ctl = Arc::new(Control::new());
+                let w = worker::Worker::new(index, start, opts.clone(), timings.clone(), rx, ctl.clone(), notices.clone());
+                let thread = std::thread::Builder::new()
+                    .name(format!("pair-{index}"))
+                    .spawn(move || w.run())
+                    .ok();
+                if thread.is_none() {
+                    let _ = notices.send(Notice::Stopped { index });
+                }
+                WorkerHandle {
+                    cmd: tx,
+                    ctl,
+                    thread,
+                }
+            })
+            .collect();
+        Supervisor { workers }
+    }
+
+    pub fn handle(&self) -> Handle {
+        Handle {
+            cmds: self.workers.iter().map(|w| (w.cmd.clone(), w.ctl.clone())).collect(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.workers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.workers.is_empty()
+    }
+
+    /// Sends Quit and waits for every worker to finish cleanly.
+    pub fn quit(mut self) {
+        self.handle().send(Command::Quit);
+        for w in &mut self.workers {
+            if let Some(t) = w.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        let h = self.handle();
+        if self.workers.iter().any(|w| w.thread.is_some()) {
+            h.send(Command::Quit);
+            for w in &mut self.workers {
+                if let Some(t) = w.thread.take() {
+                    let _ = t.join();
+                }
+            }
+        }
+    }
+}
