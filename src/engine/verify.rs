@@ -1,1 +1,718 @@
-//! verify: placeholder
+//! verify: compares a pair's SRC and DST and lists how they differ, changing
+//! nothing.
+//!
+//! Promises:
+//! - Read only. No `.mirrortray/` is created, the lock is not taken (so it
+//!   works while a `watch` or `sync` holds it), not one byte is written
+//!   anywhere. Both trees are walked through [`DirHandle`]s, never following
+//!   a symlink: a link is compared by its target text.
+//! - "The same" means what a reconcile would leave: same types, sizes,
+//!   modification times (nanoseconds), permission bits and link targets;
+//!   folders' own mode and mtime count too (not the roots'). With `checksum`,
+//!   the bytes of files whose size and mtime match are compared as well
+//!   (streamed in chunks, never a whole file in memory).
+//! - Not differences: ignored paths (the pair's filter), DST's reserved
+//!   `.mirrortray/` at its root, and special files in SRC (FIFOs, sockets,
+//!   devices), which are never mirrored and come back as [`Skipped`].
+//! - An entry that cannot be read is an [`EntryError`], never a difference:
+//!   an unreadable SRC folder does not make its DST counterpart "extra", an
+//!   unreadable DST folder does not make SRC's content "missing".
+//! - A DST that does not exist yet is not a setup error: everything in SRC is
+//!   "missing". SRC missing, SRC a file, overlapping roots and an SRC that
+//!   looks unmounted are [`SetupError`]s, as for `sync`.
+//!
+//! Time precision: `sync` learns from its first copy how finely DST's file
+//! system keeps mtimes (exFAT, NTFS, some network shares are coarse). Verify
+//! may not write a probe, so it reads the answer off DST itself: the largest
+//! power of ten that divides the nanoseconds of every DST mtime seen
+//! (including DST's root, whose mtime the kernel sets). That is evidence only
+//! when there is enough of it: the kernel stamps files with a clock that
+//! ticks every few milliseconds, so a small tree may hold one or two
+//! distinct nanosecond values, which end in a zero one time in ten; and a
+//! tree unpacked from an archive holds whole seconds on any file system. So a
+//! coarser precision is believed only with [`PRECISION_EVIDENCE`] distinct
+//! observations that agree: DST nanosecond values that are all multiples of
+//! it (exFAT, NTFS), or SRC times that DST holds cut to it (a file system
+//! that keeps whole seconds stores only zeros, which say nothing alone).
+//! Otherwise times are compared to the nanosecond. Mtime differences are
+//! settled after the walk, once the precision is known
+//! ([`plan::same_time`]).
+
+use std::collections::{BTreeMap, HashSet};
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use super::error::{EntryError, SetupError, reason};
+use super::filter::{Filter, RESERVED, join};
+use super::fsops::{DirHandle, Kind, Meta, Time};
+use super::mirror::PairSpec;
+use super::paths;
+use super::plan;
+
+/// Distinct DST nanosecond values needed before a coarser mtime precision
+/// than 1 ns is believed (the chance that as many independent kernel
+/// timestamps all end in a zero is 10^-16).
+pub const PRECISION_EVIDENCE: usize = 16;
+
+/// How two entries at the same relative path differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DiffKind {
+    /// In SRC, not in DST. `src` holds SRC's kind noun.
+    Missing,
+    /// In DST only. `dst` holds DST's kind noun.
+    Extra,
+    /// File vs folder vs symlink. `src`/`dst` hold the kind nouns.
+    Type,
+    /// Sizes in bytes.
+    Size,
+    /// Modification times, as `2026-11-25 10:00:00.123456789 UTC`.
+    Mtime,
+    /// Permission bits, in octal (`755`).
+    Mode,
+    /// Symlink target text.
+    Target,
+    /// Same size and time, other bytes (only with `checksum`).
+    Content,
+}
+
+impl DiffKind {
+    /// The word the command line prints for it.
+    pub fn label(self) -> &'static str {
+        match self {
+            DiffKind::Missing => "missing",
+            DiffKind::Extra => "extra",
+            DiffKind::Type => "type",
+            DiffKind::Size => "size",
+            DiffKind::Mtime => "mtime",
+            DiffKind::Mode => "mode",
+            DiffKind::Target => "target",
+            DiffKind::Content => "content",
+        }
+    }
+}
+
+/// One difference. `rel` is relative to the pair's roots; `src` and `dst`
+/// are the two sides in words (see [`DiffKind`] for what each holds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Difference {
+    pub rel: PathBuf,
+    pub kind: DiffKind,
+    pub src: Option<String>,
+    pub dst: Option<String>,
+}
+
+/// An entry of SRC that is not compared on purpose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    pub rel: PathBuf,
+    /// Why, in words ("FIFO, never mirrored").
+    pub why: String,
+}
+
+/// What a verify found.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// SRC and DST as resolved (absolute).
+    pub src: PathBuf,
+    pub dst: PathBuf,
+    /// Sorted by path, then by kind.
+    pub differences: Vec<Difference>,
+    /// Entries that could not be read (absolute paths).
+    pub errors: Vec<EntryError>,
+    pub skipped: Vec<Skipped>,
+    /// Entries looked at on either side (a name both sides hold counts once;
+    /// ignored and skipped entries do not count).
+    pub compared: u64,
+    /// The mtime precision used, in ns (1 unless DST's file system is coarse).
+    pub granularity_ns: u32,
+}
+
+impl Report {
+    /// Same, and everything could be read.
+    pub fn same(&self) -> bool {
+        self.differences.is_empty() && self.errors.is_empty()
+    }
+}
+
+/// Compares `spec`'s SRC and DST without changing anything.
+pub fn verify(spec: &PairSpec, checksum: bool) -> Result<Report, SetupError> {
+    let roots = paths::resolve_pair(&spec.src, &spec.dst)?;
+    let filter = Filter::new(&spec.ignore)
+        .map_err(|e| SetupError::Other(roots.src.clone(), e.to_string()))?;
+    let src = DirHandle::open_root(&roots.src).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => SetupError::SrcMissing(roots.src.clone()),
+        io::ErrorKind::NotADirectory => SetupError::SrcNotDir(roots.src.clone()),
+        _ => SetupError::SrcUnreadable(roots.src.clone(), reason(&e)),
+    })?;
+    let src_list = src
+        .list()
+        .map_err(|e| SetupError::SrcUnreadable(roots.src.clone(), reason(&e)))?;
+    let dst = match DirHandle::open_root(&roots.dst) {
+        Ok(d) => Some(d),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => {
+            return Err(SetupError::Other(
+                roots.dst.clone(),
+                format!("cannot read the backup folder: {}", reason(&e)),
+            ));
+        }
+    };
+    if let Some(d) = &dst {
+        check_source(&src, src_list.is_empty(), d, &roots.src, &roots.dst)?;
+    }
+    let mut walk = Walk {
+        src_root: &roots.src,
+        dst_root: &roots.dst,
+        filter: &filter,
+        checksum,
+        report: Report {
+            src: roots.src.clone(),
+            dst: roots.dst.clone(),
+            ..Report::default()
+        },
+        pending: Vec::new(),
+        finest: None,
+        distinct: HashSet::new(),
+    };
+    if let Some(d) = &dst {
+        match d.meta() {
+            Ok(m) => walk.saw_dst_time(m.mtime),
+            Err(e) => walk.error(roots.dst.clone(), "read", &e),
+        }
+    }
+    walk.dir(&src, dst.as_ref(), Path::new(""));
+    let g = walk.precision();
+    walk.settle_times(&src, dst.as_ref(), g);
+    let mut report = walk.report;
+    report.granularity_ns = g;
+    report
+        .differences
+        .sort_by(|a, b| (&a.rel, a.kind).cmp(&(&b.rel, b.kind)));
+    report.skipped.sort_by(|a, b| a.rel.cmp(&b.rel));
+    Ok(report)
+}
+
+/// Safety rule 4, read only: an empty SRC on another device than the one
+/// recorded at the last backup looks unmounted; saying "everything is
+/// extra" would mislead.
+fn check_source(
+    src: &DirHandle,
+    src_empty: bool,
+    dst: &DirHandle,
+    src_path: &Path,
+    dst_path: &Path,
+) -> Result<(), SetupError> {
+    if !src_empty {
+        return Ok(());
+    }
+    let Ok(root) = dst.open_dir(OsStr::new(RESERVED)) else {
+        return Ok(());
+    };
+    let Some(rec) = super::store::read_source_record(&root) else {
+        return Ok(());
+    };
+    let meta = src
+        .meta()
+        .map_err(|e| SetupError::SrcUnreadable(src_path.to_path_buf(), reason(&e)))?;
+    if rec.dev != meta.dev {
+        return Err(SetupError::SrcLooksUnmounted(
+            src_path.to_path_buf(),
+            dst_path.join(RESERVED).join("source"),
+        ));
+    }
+    Ok(())
+}
+
+/// An mtime that differs at the nanosecond, settled once DST's precision is
+/// known.
+struct Pending {
+    rel: PathBuf,
+    src: Time,
+    dst: Time,
+    /// A file whose sizes match: compare its bytes if the times turn out
+    /// equal at DST's precision (with `checksum`).
+    content: bool,
+}
+
+struct Walk<'a> {
+    src_root: &'a Path,
+    dst_root: &'a Path,
+    filter: &'a Filter,
+    checksum: bool,
+    report: Report,
+    pending: Vec<Pending>,
+    /// The largest power of ten dividing every DST mtime's nanoseconds.
+    finest: Option<u32>,
+    /// Distinct DST nanosecond values seen (up to [`PRECISION_EVIDENCE`]).
+    distinct: HashSet<u32>,
+}
+
+/// Which side(s) listed a name.
+#[derive(Default, Clone, Copy)]
+struct Sides {
+    src: bool,
+    dst: bool,
+}
+
+impl Walk<'_> {
+    fn error(&mut self, path: PathBuf, action: &'static str, e: &io::Error) {
+        self.report.errors.push(EntryError::new(path, action, e));
+    }
+
+    fn diff(&mut self, rel: &Path, kind: DiffKind, src: Option<String>, dst: Option<String>) {
+        self.report.differences.push(Difference {
+            rel: rel.to_path_buf(),
+            kind,
+            src,
+            dst,
+        });
+    }
+
+    fn saw_dst_time(&mut self, t: Time) {
+        let g = power_of_ten_dividing(t.nsec);
+        self.finest = Some(self.finest.map_or(g, |f| f.min(g)));
+        if self.distinct.len() < PRECISION_EVIDENCE {
+            self.distinct.insert(t.nsec);
+        }
+    }
+
+    /// DST's mtime precision in ns, from what the walk saw.
+    fn precision(&self) -> u32 {
+        infer_precision(self.finest, self.distinct.len(), &self.pending)
+    }
+
+    /// Compares the content of a folder both sides hold (`dst` is `None`
+    /// when DST lacks it: then everything in it is missing).
+    fn dir(&mut self, src: &DirHandle, dst: Option<&DirHandle>, rel: &Path) {
+        let at_root = rel.as_os_str().is_empty();
+        let src_list = match src.list() {
+            Ok(l) => l,
+            Err(e) => {
+                // Unreadable is not empty: DST's side is left unjudged.
+                self.error(self.src_root.join(rel), "read folder", &e);
+                return;
+            }
+        };
+        let dst_list = match dst.map(DirHandle::list) {
+            None => Vec::new(),
+            Some(Ok(l)) => l,
+            Some(Err(e)) => {
+                self.error(self.dst_root.join(rel), "read folder", &e);
+                return;
+            }
+        };
+        // Sorted by bytes, so runs are repeatable.
+        let mut names: BTreeMap<OsString, Sides> = BTreeMap::new();
+        for e in src_list {
+            if at_root && e.name == RESERVED {
+                self.report.skipped.push(Skipped {
+                    rel: PathBuf::from(RESERVED),
+                    why: "the name .mirrortray at the top of the source is reserved for the backup's own folder".into(),
+                });
+                continue;
+            }
+            names.entry(e.name).or_default().src = true;
+        }
+        for e in dst_list {
+            if at_root && e.name == RESERVED {
+                continue;
+            }
+            names.entry(e.name).or_default().dst = true;
+        }
+        for (name, sides) in names {
+            let child = join(rel, &name);
+            let sm = if sides.src {
+                match src.stat_opt(&name) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        self.error(self.src_root.join(&child), "read", &e);
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
+            let dm = match (dst, sides.dst) {
+                (Some(d), true) => match d.stat_opt(&name) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        self.error(self.dst_root.join(&child), "read", &e);
+                        continue;
+                    }
+                },
+                _ => None,
+            };
+            self.entry(src, dst, &name, &child, sm, dm);
+        }
+    }
+
+    /// Compares one name; `src` and `dst` are the folders holding it.
+    fn entry(
+        &mut self,
+        src: &DirHandle,
+        dst: Option<&DirHandle>,
+        name: &OsStr,
+        rel: &Path,
+        sm: Option<Meta>,
+        dm: Option<Meta>,
+    ) {
+        let Some(kind) = sm.or(dm).map(|m| m.kind) else {
+            return;
+        };
+        if self.filter.ignores(rel, kind == Kind::Dir) {
+            return;
+        }
+        if let Some(d) = &dm {
+            self.saw_dst_time(d.mtime);
+        }
+        match (sm, dm) {
+            (None, None) => {}
+            (Some(s), _) if s.kind == Kind::Special => {
+                self.report.skipped.push(Skipped {
+                    rel: rel.to_path_buf(),
+                    why: format!("{}, never mirrored", s.special_noun()),
+                });
+                // Whatever DST holds there, a sync would move away.
+                if let Some(d) = dm {
+                    self.report.compared += 1;
+                    self.diff(rel, DiffKind::Extra, None, Some(d.kind.noun().into()));
+                }
+            }
+            (Some(s), None) => {
+                self.report.compared += 1;
+                self.diff(rel, DiffKind::Missing, Some(s.kind.noun().into()), None);
+                if s.kind == Kind::Dir {
+                    match src.open_dir(name) {
+                        Ok(sub) => self.dir(&sub, None, rel),
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(e) => self.error(self.src_root.join(rel), "read folder", &e),
+                    }
+                }
+            }
+            (None, Some(d)) => {
+                self.report.compared += 1;
+                self.diff(rel, DiffKind::Extra, None, Some(d.kind.noun().into()));
+            }
+            (Some(s), Some(d)) => {
+                self.report.compared += 1;
+                self.both(src, dst, name, rel, &s, &d);
+            }
+        }
+    }
+
+    /// Compares a name both sides hold.
+    fn both(
+        &mut self,
+        src: &DirHandle,
+        dst: Option<&DirHandle>,
+        name: &OsStr,
+        rel: &Path,
+        s: &Meta,
+        d: &Meta,
+    ) {
+        let Some(dst) = dst else { return };
+        if s.kind != d.kind {
+            self.diff(
+                rel,
+                DiffKind::Type,
+                Some(s.kind.noun().into()),
+                Some(d.kind.noun().into()),
+            );
+            return;
+        }
+        match s.kind {
+            Kind::File => {
+                let same_size = s.size == d.size;
+                if !same_size {
+                    self.diff(
+                        rel,
+                        DiffKind::Size,
+                        Some(s.size.to_string()),
+                        Some(d.size.to_string()),
+                    );
+                }
+                self.mode(rel, s, d);
+                if s.mtime != d.mtime {
+                    self.pending.push(Pending {
+                        rel: rel.to_path_buf(),
+                        src: s.mtime,
+                        dst: d.mtime,
+                        content: same_size,
+                    });
+                } else if same_size && self.checksum {
+                    self.content(src, dst, name, rel);
+                }
+            }
+            Kind::Symlink => {
+                let targets = (src.read_link(name), dst.read_link(name));
+                match targets {
+                    (Ok(a), Ok(b)) => {
+                        if a != b {
+                            self.diff(rel, DiffKind::Target, Some(text(&a)), Some(text(&b)));
+                        }
+                    }
+                    (Err(e), _) => self.error(self.src_root.join(rel), "read symlink", &e),
+                    (_, Err(e)) => self.error(self.dst_root.join(rel), "read symlink", &e),
+                }
+                self.mtime_later(rel, s, d);
+            }
+            Kind::Dir => {
+                self.mode(rel, s, d);
+                self.mtime_later(rel, s, d);
+                let sub_src = match src.open_dir(name) {
+                    Ok(h) => h,
+                    Err(e) => return self.error(self.src_root.join(rel), "read folder", &e),
+                };
+                let sub_dst = match dst.open_dir(name) {
+                    Ok(h) => h,
+                    Err(e) => return self.error(self.dst_root.join(rel), "read folder", &e),
+                };
+                self.dir(&sub_src, Some(&sub_dst), rel);
+            }
+            Kind::Special => {}
+        }
+    }
+
+    fn mode(&mut self, rel: &Path, s: &Meta, d: &Meta) {
+        if s.mode != d.mode {
+            self.diff(
+                rel,
+                DiffKind::Mode,
+                Some(format!("{:03o}", s.mode)),
+                Some(format!("{:03o}", d.mode)),
+            );
+        }
+    }
+
+    fn mtime_later(&mut self, rel: &Path, s: &Meta, d: &Meta) {
+        if s.mtime != d.mtime {
+            self.pending.push(Pending {
+                rel: rel.to_path_buf(),
+                src: s.mtime,
+                dst: d.mtime,
+                content: false,
+            });
+        }
+    }
+
+    /// Compares the bytes of `name` in both folders.
+    fn content(&mut self, src: &DirHandle, dst: &DirHandle, name: &OsStr, rel: &Path) {
+        let mut a = match src.open_read(name) {
+            Ok(f) => f,
+            Err(e) => return self.error(self.src_root.join(rel), "read", &e),
+        };
+        let mut b = match dst.open_read(name) {
+            Ok(f) => f,
+            Err(e) => return self.error(self.dst_root.join(rel), "read", &e),
+        };
+        match same_bytes(&mut a, &mut b) {
+            Ok(true) => {}
+            Ok(false) => self.diff(rel, DiffKind::Content, None, None),
+            Err(Side::Src(e)) => self.error(self.src_root.join(rel), "read", &e),
+            Err(Side::Dst(e)) => self.error(self.dst_root.join(rel), "read", &e),
+        }
+    }
+
+    /// Settles the mtimes that differ at the nanosecond, now that DST's
+    /// precision `g` is known; files whose times are equal at it get their
+    /// bytes compared (with `checksum`).
+    fn settle_times(&mut self, src_root: &DirHandle, dst_root: Option<&DirHandle>, g: u32) {
+        for p in std::mem::take(&mut self.pending) {
+            if !plan::same_time(p.src, p.dst, g) {
+                self.diff(
+                    &p.rel,
+                    DiffKind::Mtime,
+                    Some(time_text(p.src)),
+                    Some(time_text(p.dst)),
+                );
+                continue;
+            }
+            if !(p.content && self.checksum) {
+                continue;
+            }
+            let (Some(dst_root), Some(name)) = (dst_root, p.rel.file_name()) else {
+                continue;
+            };
+            let parent = p.rel.parent().unwrap_or(Path::new(""));
+            let s = match src_root.open_path(parent) {
+                Ok(h) => h,
+                Err(e) => {
+                    self.error(self.src_root.join(parent), "read folder", &e);
+                    continue;
+                }
+            };
+            let d = match dst_root.open_path(parent) {
+                Ok(h) => h,
+                Err(e) => {
+                    self.error(self.dst_root.join(parent), "read folder", &e);
+                    continue;
+                }
+            };
+            self.content(&s, &d, name, &p.rel);
+        }
+    }
+}
+
+/// Which side a read failed on.
+enum Side {
+    Src(io::Error),
+    Dst(io::Error),
+}
+
+/// Reads both files in step, a chunk at a time, until they differ or end.
+fn same_bytes(a: &mut File, b: &mut File) -> Result<bool, Side> {
+    const CHUNK: usize = 256 * 1024;
+    let mut buf_a = vec![0u8; CHUNK];
+    let mut buf_b = vec![0u8; CHUNK];
+    loop {
+        let na = fill(a, &mut buf_a).map_err(Side::Src)?;
+        let nb = fill(b, &mut buf_b).map_err(Side::Dst)?;
+        if na != nb || buf_a[..na] != buf_b[..nb] {
+            return Ok(false);
+        }
+        if na == 0 {
+            return Ok(true);
+        }
+    }
+}
+
+/// Reads until `buf` is full or the file ends; returns the bytes read.
+fn fill(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// DST's mtime precision: `finest` is the largest power of ten dividing
+/// every DST nanosecond value, `distinct` how many different values there
+/// were; `pending` the times that differ at the nanosecond.
+fn infer_precision(finest: Option<u32>, distinct: usize, pending: &[Pending]) -> u32 {
+    let Some(g) = finest.filter(|g| *g > 1) else {
+        return 1;
+    };
+    let cut: HashSet<u32> = pending
+        .iter()
+        .filter(|p| p.dst.sec == p.src.sec && p.dst.nsec == p.src.nsec / g * g)
+        .map(|p| p.src.nsec)
+        .take(PRECISION_EVIDENCE)
+        .collect();
+    if distinct + cut.len() >= PRECISION_EVIDENCE {
+        g
+    } else {
+        1
+    }
+}
+
+/// The largest power of ten (up to one second) that divides `nsec`.
+fn power_of_ten_dividing(nsec: u32) -> u32 {
+    let mut g: u32 = 1;
+    while g < 1_000_000_000 && nsec % (g * 10) == 0 {
+        g *= 10;
+    }
+    g
+}
+
+/// A symlink target for people (bytes that are not UTF-8 as `\xNN`).
+fn text(target: &OsStr) -> String {
+    super::error::show(Path::new(target))
+}
+
+/// A time for people, in UTC to the nanosecond:
+/// `2026-11-25 10:00:00.123456789 UTC` (times before 1970 too).
+pub fn time_text(t: Time) -> String {
+    let ts = i32::try_from(t.nsec)
+        .ok()
+        .and_then(|ns| jiff::Timestamp::new(t.sec, ns).ok());
+    match ts {
+        Some(ts) => {
+            let dt = ts.to_zoned_datetime(jiff::tz::TimeZone::UTC);
+            format!(
+                "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:09} UTC",
+                dt.year(),
+                dt.month(),
+                dt.day(),
+                dt.hour(),
+                dt.minute(),
+                dt.second(),
+                dt.subsec_nanosecond()
+            )
+        }
+        None => format!("{}.{:09} s from 1970", t.sec, t.nsec),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precision_from_nanoseconds() {
+        assert_eq!(power_of_ten_dividing(123_456_789), 1);
+        assert_eq!(power_of_ten_dividing(123_456_780), 10);
+        assert_eq!(power_of_ten_dividing(120_000_000), 10_000_000);
+        assert_eq!(power_of_ten_dividing(0), 1_000_000_000);
+    }
+
+    fn cut(nsec: u32, g: u32) -> Pending {
+        Pending {
+            rel: PathBuf::from("f"),
+            src: Time { sec: 7, nsec },
+            dst: Time {
+                sec: 7,
+                nsec: nsec / g * g,
+            },
+            content: true,
+        }
+    }
+
+    #[test]
+    fn coarse_precision_needs_evidence() {
+        // A nanosecond file system: any value not ending in 0 settles it.
+        assert_eq!(infer_precision(Some(1), 100, &[]), 1);
+        // A small tree whose few kernel timestamps happen to end in zeros.
+        assert_eq!(infer_precision(Some(100), 2, &[]), 1);
+        // exFAT: many distinct values, all multiples of 10 ms.
+        assert_eq!(infer_precision(Some(10_000_000), 16, &[]), 10_000_000);
+        // Whole seconds: DST holds zeros only; SRC's times cut to the second.
+        let many: Vec<Pending> = (1..=20)
+            .map(|i| cut(i * 1_234_567, 1_000_000_000))
+            .collect();
+        assert_eq!(
+            infer_precision(Some(1_000_000_000), 1, &many),
+            1_000_000_000
+        );
+        // One file touched by hand to a whole second is a difference, not a file system.
+        assert_eq!(infer_precision(Some(1_000_000_000), 1, &many[..1]), 1);
+    }
+
+    #[test]
+    fn times_for_people() {
+        assert_eq!(
+            time_text(Time { sec: 0, nsec: 5 }),
+            "1970-01-01 00:00:00.000000005 UTC"
+        );
+        assert_eq!(
+            time_text(Time {
+                sec: -1,
+                nsec: 500_000_000
+            }),
+            "1969-12-31 23:59:59.500000000 UTC"
+        );
+        assert_eq!(
+            time_text(Time {
+                sec: 1_795_600_800,
+                nsec: 123_456_789
+            }),
+            "2026-11-25 10:00:00.123456789 UTC"
+        );
+    }
+}
