@@ -81,7 +81,6 @@ pub struct Mirror {
     dst: Option<DirHandle>,
     store: Option<Store>,
     granularity: AtomicU32,
-    opts: Options,
     /// Deletions held by the guard, until allowed or SRC changes.
     held: Mutex<Option<(u64, u64)>>,
     allow_mass: std::sync::atomic::AtomicBool,
@@ -116,7 +115,6 @@ impl Mirror {
             dst,
             store,
             granularity: AtomicU32::new(0),
-            opts: opts.clone(),
             held: Mutex::new(None),
             allow_mass: std::sync::atomic::AtomicBool::new(opts.allow_mass_delete),
         };
@@ -271,9 +269,18 @@ sink.event(Event::MassDeleteHeld { count, total });
         // Parents first: a folder that must be created comes before its content.
         paths.sort_by_key(|d| d.rel.components().count());
         let mut parents: std::collections::BTreeSet<PathBuf> = std::collections::BTreeSet::new();
+        // A path under one reconciled deeply is already covered (an `rm -rf`
+        // reports every file, then the folder: one rename does it all).
+        let mut deep_done: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
         for d in paths {
             if ctl.stopped() {
                 break;
+            }
+            if d.rel.ancestors().skip(1).any(|a| deep_done.contains(a)) {
+                continue;
+            }
+            if d.deep {
+                deep_done.insert(d.rel.clone());
             }
             if self.filter.ignores_path(&d.rel, false) && self.filter.ignores_path(&d.rel, true) {
                 continue;

@@ -64,9 +64,6 @@ impl<'a> Ctx<'a> {
     pub fn dst_path(&self, rel: &Path) -> PathBuf {
         self.dst_root.join(rel)
     }
-    pub fn dry_run(&self) -> bool {
-        self.store.is_none()
-    }
     pub fn granularity(&self) -> u32 {
         self.granularity.load(Ordering::Relaxed).max(1)
     }
