@@ -1,13 +1,227 @@
-//! config_cmd: `add`, `remove`, `config`. (being written)
-use std::path::Path;
+//! config_cmd: `add`, `remove`, `config` — edit or show the config file.
+//!
+//! Paths are made absolute (and resolved through symlinks) here, at the
+//! edge, with the engine's own rules: `add` refuses what `sync` would refuse
+//! (a missing SRC, SRC and DST overlapping) with the engine's message, so a
+//! pair that is in the config can be mirrored. Every edit goes through
+//! [`config::update`]: a config that does not parse is never overwritten, and
+//! the file is replaced atomically. Each command prints the config file's
+//! path, so the user knows which file was read or changed.
+
+use std::path::{Path, PathBuf};
+
+use mirrortray::engine::config::{self, Config, ConfigError, PairConfig};
+use mirrortray::engine::error::{reason, show as shown};
+use mirrortray::engine::paths;
+
+use super::fail;
+use super::pairs::config_path;
 use crate::cli::Global;
 use crate::exit_code::ExitCode;
-pub fn add(_g: &Global, _src: &Path, _dst: &Path, _ignore: &[String], _no_versions: bool, _retention_days: Option<u32>) -> ExitCode {
-    ExitCode::Error
+
+/// `mirrortray add SRC DST`.
+pub fn add(
+    g: &Global,
+    src: &Path,
+    dst: &Path,
+    ignore: &[String],
+    no_versions: bool,
+    retention_days: Option<u32>,
+) -> ExitCode {
+    let path = match file(g) {
+        Ok(p) => p,
+        Err(e) => return error(e),
+    };
+    let roots = match paths::resolve_pair(src, dst) {
+        Ok(r) => r,
+        Err(e) => return error(e),
+    };
+    // TOML text holds UTF-8 only.
+    for (role, p) in [("source", &roots.src), ("backup", &roots.dst)] {
+        if p.to_str().is_none() {
+            return error(format!(
+                "the {role} folder {} has a name that is not UTF-8, which the config file cannot hold. Rename it, or run `mirrortray sync SRC DST` with the paths instead of a configured pair",
+                shown(p)
+            ));
+        }
+    }
+    let pair = PairConfig {
+        src: roots.src.clone(),
+        dst: roots.dst.clone(),
+        ignore: ignore.to_vec(),
+        versions: !no_versions,
+        retention_days,
+    };
+    let result = config::update(&path, |cfg: &mut Config| {
+        if let Some(&i) = cfg.find_src(&pair.src).first() {
+            let old = &cfg.pairs[i];
+            return Err(refused(
+                &path,
+                format!(
+                    "{} is already backed up, to {}. To change that pair, remove it first with `mirrortray remove {}`",
+                    shown(&pair.src),
+                    shown(&old.dst),
+                    shown(&old.src)
+                ),
+            ));
+        }
+        if let Some(old) = cfg
+            .pairs
+            .iter()
+            .find(|p| p.dst == pair.dst || same_place(&p.dst, &pair.dst))
+        {
+            return Err(refused(
+                &path,
+                format!(
+                    "{} is already the backup folder of pair {}. Give each pair its own backup folder",
+                    shown(&pair.dst),
+                    old.label()
+                ),
+            ));
+        }
+        cfg.pairs.push(pair.clone());
+        Ok(cfg.settings.retention_days)
+    });
+    match result {
+        Ok(default_retention) => {
+            if !g.quiet {
+                println!("Added {}", pair.label());
+                println!("  ignore: {}", ignore_list(&pair));
+                println!("  {}", describe_options(&pair, default_retention));
+                println!("Config file: {}", shown(&path));
+                println!("Run `mirrortray sync` to back it up now.");
+            }
+            ExitCode::Success
+        }
+        Err(e) => error(e),
+    }
 }
-pub fn remove(_g: &Global, _src: &Path) -> ExitCode {
-    ExitCode::Error
+
+/// `mirrortray remove SRC`.
+pub fn remove(g: &Global, src: &Path) -> ExitCode {
+    let path = match file(g) {
+        Ok(p) => p,
+        Err(e) => return error(e),
+    };
+    // The source may be gone (an old drive): match the absolute path as
+    // given too, not only the resolved one.
+    let abs = match paths::absolute(src) {
+        Ok(p) => p,
+        Err(e) => return error(format!("{}: {}", shown(src), reason(&e))),
+    };
+    let result = config::update(&path, |cfg: &mut Config| {
+        let found = cfg.find_src(&abs);
+        if found.is_empty() {
+            let sources: Vec<String> = cfg.pairs.iter().map(|p| shown(&p.src)).collect();
+            let listed = if sources.is_empty() {
+                "There are no pairs in it".to_string()
+            } else {
+                format!("The configured sources are: {}", sources.join(", "))
+            };
+            return Err(refused(
+                &path,
+                format!("no pair has the source folder {}. {listed}", shown(&abs)),
+            ));
+        }
+        let mut removed = Vec::new();
+        for i in found.into_iter().rev() {
+            removed.push(cfg.pairs.remove(i));
+        }
+        removed.reverse();
+        Ok(removed)
+    });
+    match result {
+        Ok(removed) => {
+            if !g.quiet {
+                for p in &removed {
+                    println!("Removed {}", p.label());
+                    println!(
+                        "  The backup folder {} was left as it is (delete it yourself if you no longer need it).",
+                        shown(&p.dst)
+                    );
+                }
+                println!("Config file: {}", shown(&path));
+            }
+            ExitCode::Success
+        }
+        Err(e) => error(e),
+    }
 }
-pub fn show(_g: &Global) -> ExitCode {
+
+/// `mirrortray config`.
+pub fn show(g: &Global) -> ExitCode {
+    let path = match file(g) {
+        Ok(p) => p,
+        Err(e) => return error(e),
+    };
+    let exists = path.exists();
+    if exists {
+        println!("Config file: {}", shown(&path));
+    } else {
+        println!("Config file: {} (not created yet)", shown(&path));
+    }
+    let cfg = match config::load(&path) {
+        Ok(c) => c,
+        Err(e) => return error(e),
+    };
+    let s = &cfg.settings;
+    println!(
+        "Settings: versions kept {} days, drift check every {} minutes, alert after {} hours without a backup",
+        s.retention_days, s.drift_check_minutes, s.alert_after_hours
+    );
+    println!();
+    if cfg.pairs.is_empty() {
+        println!("No folder pairs yet. Add one with `mirrortray add SRC DST`.");
+        return ExitCode::Success;
+    }
+    for p in &cfg.pairs {
+        println!("{}", p.label());
+        println!("  ignore: {}", ignore_list(p));
+        println!("  {}", describe_options(p, s.retention_days));
+    }
+    ExitCode::Success
+}
+
+/// The config file in use, absolute (it is printed for the user to open).
+fn file(g: &Global) -> Result<PathBuf, String> {
+    let path = config_path(g)?;
+    Ok(paths::absolute(&path).unwrap_or(path))
+}
+
+/// `versions: on, kept 30 days` / `versions: off`.
+fn describe_options(p: &PairConfig, default_retention: u32) -> String {
+    if p.versions {
+        format!(
+            "versions: on, kept {} days",
+            p.retention_days.unwrap_or(default_retention)
+        )
+    } else {
+        "versions: off (what the backup loses is deleted, not kept)".to_string()
+    }
+}
+
+fn ignore_list(p: &PairConfig) -> String {
+    if p.ignore.is_empty() {
+        "nothing".to_string()
+    } else {
+        p.ignore.join(", ")
+    }
+}
+
+/// Whether two paths name the same place once resolved.
+fn same_place(a: &Path, b: &Path) -> bool {
+    let resolve = |p: &Path| paths::resolve_dst(p).unwrap_or_else(|_| PathBuf::from(p));
+    resolve(a) == resolve(b)
+}
+
+fn refused(path: &Path, what: String) -> ConfigError {
+    ConfigError::Refused {
+        path: path.to_path_buf(),
+        what,
+    }
+}
+
+fn error(e: impl std::fmt::Display) -> ExitCode {
+    fail(e);
     ExitCode::Error
 }
