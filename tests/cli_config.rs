@@ -264,6 +264,7 @@ fn remove_works_after_the_source_is_gone_and_through_relative_paths() {
     let w = World::new();
     add(&w, &w.src, &w.dst, &[]).ok();
     std::fs::remove_dir_all(&w.src).unwrap();
+    w.run(["config"]).ok().stdout_has("source folder not found");
     w.run([OsStr::new("remove"), w.src.as_os_str()]).ok();
     std::fs::create_dir(&w.src).unwrap();
     add(&w, &w.src, &w.dst, &[]).ok();
@@ -551,4 +552,40 @@ fn add_with_an_invalid_ignore_pattern_is_refused() {
         .no_debug_dump()
         .stderr_has("a{b");
     assert!(!w.config_file().exists());
+}
+
+/// A config that cannot be saved (read-only folder) stays as it was, and
+/// the message says so. Runs as nobody: root writes anywhere.
+#[test]
+fn unwritable_config_folder_leaves_the_old_config() {
+    let w = World::new();
+    add(&w, &w.src, &w.dst, &[]).ok();
+    let before = std::fs::read(w.config_file()).unwrap();
+    // nobody owns the world (so it can read SRC and write DST)...
+    chown_nobody(w.dir.path());
+    // ...but not the config folder, which it may only read.
+    let conf_dir = w.config_file().parent().unwrap().to_path_buf();
+    let st = std::process::Command::new("chown")
+        .args(["-R", "0:0"])
+        .arg(&conf_dir)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let src2 = w.path("src2");
+    std::fs::create_dir(&src2).unwrap();
+    chown_nobody(&src2);
+    let out = as_nobody(&w)
+        .arg("add")
+        .arg(&src2)
+        .arg(w.path("dst2"))
+        .output()
+        .unwrap();
+    Run::from(out)
+        .code(2)
+        .no_debug_dump()
+        .stderr_has("cannot save config file")
+        .stderr_has("permission denied")
+        .stderr_has("old config was not changed");
+    assert_eq!(std::fs::read(w.config_file()).unwrap(), before);
+    assert!(config_dir_extras(&w).is_empty());
 }

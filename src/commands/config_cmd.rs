@@ -175,7 +175,13 @@ pub fn show(g: &Global) -> ExitCode {
         return ExitCode::Success;
     }
     for p in &cfg.pairs {
-        println!("{}", p.label());
+        // A missing source is not a config error (an unplugged drive), but
+        // worth saying: `sync` will refuse the pair until it is back.
+        if p.src.is_dir() {
+            println!("{}", p.label());
+        } else {
+            println!("{}  (source folder not found: unmounted?)", p.label());
+        }
         println!("  ignore: {}", ignore_list(p));
         println!("  {}", describe_options(p, s.retention_days));
     }
