@@ -55,6 +55,8 @@ pub enum Hint {
     MovedTo(PathBuf),
     /// Both halves of a rename inside SRC.
     Renamed(PathBuf, PathBuf),
+    /// A failed path is tried again: its whole subtree, now.
+    Retry(PathBuf),
     /// Events were lost: reconcile everything.
     Rescan,
 }
@@ -165,6 +167,7 @@ impl Pending {
                 self.renames.push((from, to));
                 self.unsettled(now);
             }
+            Hint::Retry(p) => self.add(p, true, now, now, false),
             Hint::Rescan => self.full = true,
         }
     }

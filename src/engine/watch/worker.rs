@@ -374,7 +374,7 @@ impl Worker {
         }
         for rel in self.retry.due(now) {
             self.retry.trying(&rel, now);
-            self.pending.note(super::pending::Hint::Attr(rel), now);
+            self.pending.note(super::pending::Hint::Retry(rel), now);
         }
         if let Some(batch) = self.pending.take_ready(now) {
             self.apply(batch);
