@@ -38,6 +38,7 @@ TEST_PKGS=(
 	haskell-gtk-sni-tray-utils # gtk-sni-tray-standalone: StatusNotifierItem host + watcher
 	trayer                     # XEmbed tray host (fallback mode)
 	util-linux                 # setpriv: run a test as an unprivileged user
+	mount                      # mount/umount: the unmounted-source safety tests
 	git
 	python3
 )
