@@ -6,8 +6,8 @@ use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 
 use simplelog::{
-    ColorChoice, CombinedLogger, ConfigBuilder, LevelFilter, SharedLogger, TermLogger, TerminalMode,
-    WriteLogger,
+    ColorChoice, CombinedLogger, ConfigBuilder, LevelFilter, SharedLogger, TermLogger,
+    TerminalMode, WriteLogger,
 };
 
 use crate::cli::Global;
@@ -37,7 +37,11 @@ pub fn init(g: &Global, terminal: bool) {
             _ => LevelFilter::Debug,
         }
     };
-    let file_level = if g.verbose >= 2 { LevelFilter::Debug } else { LevelFilter::Info };
+    let file_level = if g.verbose >= 2 {
+        LevelFilter::Debug
+    } else {
+        LevelFilter::Info
+    };
     let config = ConfigBuilder::new()
         .set_time_format_rfc3339()
         .set_target_level(LevelFilter::Off)
@@ -58,7 +62,12 @@ pub fn init(g: &Global, terminal: bool) {
         } else {
             ColorChoice::Never
         };
-        loggers.push(TermLogger::new(term_level, term_config, TerminalMode::Stderr, color));
+        loggers.push(TermLogger::new(
+            term_level,
+            term_config,
+            TerminalMode::Stderr,
+            color,
+        ));
     }
     let mut file_problem = None;
     if let Some(path) = log_path(g) {

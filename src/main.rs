@@ -12,7 +12,11 @@ fn main() -> std::process::ExitCode {
         Ok(c) => c,
         Err(e) => {
             // --help and --version are not errors.
-            let code = if e.use_stderr() { exit_code::ExitCode::Error } else { exit_code::ExitCode::Success };
+            let code = if e.use_stderr() {
+                exit_code::ExitCode::Error
+            } else {
+                exit_code::ExitCode::Success
+            };
             let _ = e.print();
             return code.into();
         }

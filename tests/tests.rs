@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Integration tests: the real `mirrortray` binary on real temp trees.
 //! One test binary (ripgrep's layout); one module per command or concern.
 

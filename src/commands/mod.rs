@@ -44,7 +44,10 @@ pub fn run(cli: Cli) -> ExitCode {
             logging::init(&g, true);
             config_cmd::show(&g)
         }
-        Some(Command::Watch { pair, allow_mass_delete }) => {
+        Some(Command::Watch {
+            pair,
+            allow_mass_delete,
+        }) => {
             logging::init(&g, true);
             watch::run(&g, &pair, allow_mass_delete)
         }

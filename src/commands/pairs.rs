@@ -62,10 +62,13 @@ pub fn specs(g: &Global, args: &PairArgs) -> Result<Vec<PairSpec>, String> {
 
 /// The watcher's timings from the config's settings (defaults if none).
 pub fn timings(g: &Global) -> Timings {
-    let settings = load_config(g).map(|(_, c)| c.settings).unwrap_or_default();
+    let s = load_config(g).map(|(_, c)| c.settings).unwrap_or_default();
+    let secs = |v: f64, min: f64| {
+        std::time::Duration::from_secs_f64(if v.is_finite() { v.max(min) } else { min })
+    };
     Timings {
-        drift_check: std::time::Duration::from_secs(settings.drift_check_minutes.max(1) * 60),
-        alert_after: std::time::Duration::from_secs(settings.alert_after_hours.max(1) * 3600),
-        poll_interval: Timings::default().poll_interval,
+        drift_check: secs(s.drift_check_minutes * 60.0, 1.0),
+        alert_after: secs(s.alert_after_hours * 3600.0, 1.0),
+        poll_interval: secs(s.poll_seconds, 1.0),
     }
 }

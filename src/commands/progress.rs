@@ -28,7 +28,10 @@ pub struct CliSink {
 
 impl CliSink {
     pub fn new(g: &Global, src: &Path, dst: &Path, dry_run: bool) -> CliSink {
-        let show_bar = !g.quiet && !dry_run && std::io::stdout().is_terminal() && std::io::stderr().is_terminal();
+        let show_bar = !g.quiet
+            && !dry_run
+            && std::io::stdout().is_terminal()
+            && std::io::stderr().is_terminal();
         let bar = show_bar.then(|| {
             let b = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr_with_hz(10));
             let style = ProgressStyle::with_template(
@@ -62,7 +65,9 @@ impl CliSink {
 
     fn redraw(&self) {
         let Some(b) = &self.bar else { return };
-        let Ok(mut last) = self.last_draw.lock() else { return };
+        let Ok(mut last) = self.last_draw.lock() else {
+            return;
+        };
         if last.elapsed() < Duration::from_millis(100) {
             return;
         }
@@ -108,10 +113,14 @@ impl Sink for CliSink {
                 self.line("copy", &path, format!(" ({})", HumanBytes(bytes)));
             }
             Event::DirCreated { path } => self.line("mkdir", &path, "/".into()),
-            Event::MetaUpdated { path } => self.line("update", &path, " (permissions or times)".into()),
-            Event::Versioned { path, reason } => {
-                self.line("version", &path, format!(" ({}; kept in versions)", reason.as_str()))
+            Event::MetaUpdated { path } => {
+                self.line("update", &path, " (permissions or times)".into())
             }
+            Event::Versioned { path, reason } => self.line(
+                "version",
+                &path,
+                format!(" ({}; kept in versions)", reason.as_str()),
+            ),
             Event::Deleted { path } => self.line("delete", &path, String::new()),
             Event::Renamed { from, to } => self.line("rename", &from, format!(" -> {}", show(&to))),
             Event::Skipped { path, why } => {

@@ -49,8 +49,16 @@ pub fn run(g: &Global, args: &PairArgs, dry_run: bool, allow_mass_delete: bool) 
         if !dry_run {
             match mirror.prune_versions() {
                 Ok(0) => {}
-                Ok(n) => log::info!("{}: pruned {n} version folders older than {} days", show(&mirror.versions_path()), spec.retention_days),
-                Err(e) => log::warn!("{}: cannot prune old versions: {}", show(&mirror.versions_path()), mirrortray::engine::error::reason(&e)),
+                Ok(n) => log::info!(
+                    "{}: pruned {n} version folders older than {} days",
+                    show(&mirror.versions_path()),
+                    spec.retention_days
+                ),
+                Err(e) => log::warn!(
+                    "{}: cannot prune old versions: {}",
+                    show(&mirror.versions_path()),
+                    mirrortray::engine::error::reason(&e)
+                ),
             }
         }
         if !g.quiet {
@@ -59,7 +67,10 @@ pub fn run(g: &Global, args: &PairArgs, dry_run: bool, allow_mass_delete: bool) 
             } else {
                 String::new()
             };
-            println!("{prefix}{}", summary_line(&summary, start.elapsed(), dry_run));
+            println!(
+                "{prefix}{}",
+                summary_line(&summary, start.elapsed(), dry_run)
+            );
         }
         if !summary.clean() && worst == ExitCode::Success {
             worst = ExitCode::Partial;

@@ -30,7 +30,7 @@ pub fn run(g: &Global, args: &PairArgs, allow_mass_delete: bool) -> ExitCode {
     let mut starts = Vec::new();
     for spec in &specs {
         match Mirror::open(spec, &opts) {
-            Ok(m) => starts.push(Start::Opened(m)),
+            Ok(m) => starts.push(Start::Opened(Box::new(m))),
             Err(e) => {
                 super::fail(e);
                 return ExitCode::Error;
@@ -38,7 +38,10 @@ pub fn run(g: &Global, args: &PairArgs, allow_mass_delete: bool) -> ExitCode {
         }
     }
     // Signals are turned into a Quit for every worker.
-    let signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM]);
+    let signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ]);
     let mut signals = match signals {
         Ok(s) => s,
         Err(e) => {
@@ -66,11 +69,13 @@ pub fn run(g: &Global, args: &PairArgs, allow_mass_delete: bool) -> ExitCode {
                     break;
                 }
             }
-            Notice::Status(s) => {
-                if s.state == State::Idle && !announced[s.index] {
-                    announced[s.index] = true;
-                    log::info!("{} -> {}: mirrored; watching for changes", show(&s.src), show(&s.dst));
-                }
+            Notice::Status(s) if s.state == State::Idle && !announced[s.index] => {
+                announced[s.index] = true;
+                log::info!(
+                    "{} -> {}: mirrored; watching for changes",
+                    show(&s.src),
+                    show(&s.dst)
+                );
             }
             // Everything else was logged by the worker where it happened.
             _ => {}

@@ -52,7 +52,7 @@ use super::paths;
 const APP: &str = "mirrortray";
 const CONFIG_NAME: &str = "config";
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -61,23 +61,26 @@ pub struct Config {
     pub pairs: Vec<PairConfig>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// Days to keep versions (per pair overridable).
     pub retention_days: u32,
-    /// Minutes between light drift checks while watching.
-    pub drift_check_minutes: u64,
+    /// Minutes between light drift checks while watching (fractions allowed).
+    pub drift_check_minutes: f64,
     /// Hours without a successful backup before the user is alerted.
-    pub alert_after_hours: u64,
+    pub alert_after_hours: f64,
+    /// Seconds between full scans when the OS watch limit is reached.
+    pub poll_seconds: f64,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             retention_days: 30,
-            drift_check_minutes: 60,
-            alert_after_hours: 24,
+            drift_check_minutes: 60.0,
+            alert_after_hours: 24.0,
+            poll_seconds: 60.0,
         }
     }
 }
@@ -691,10 +694,10 @@ fn explain(msg: &str, at: &[Step]) -> (Option<String>, String) {
         let field = names.first().cloned().or(last_key);
         let known: Vec<String> = names.iter().skip(1).cloned().collect();
         let mut what = "unknown field".to_string();
-        if let Some(f) = &field {
-            if let Some(best) = closest(f, &known) {
-                let _ = write!(what, "; did you mean \"{best}\"?");
-            }
+        if let Some(f) = &field
+            && let Some(best) = closest(f, &known)
+        {
+            let _ = write!(what, "; did you mean \"{best}\"?");
         }
         if !known.is_empty() {
             let _ = write!(what, " The known fields here are: {}", known.join(", "));
@@ -738,6 +741,7 @@ fn expected_words(e: &str) -> String {
     match e {
         "u32" => "a whole number (0 to 4294967295)".into(),
         "u64" => "a whole number (0 or more)".into(),
+        "f64" => "a number".into(),
         "a boolean" => "true or false".into(),
         "path string" | "a string" => "a text in quotes (like \"/home/me/Documents\")".into(),
         "a sequence" => "a list in brackets (like [\"*.tmp\", \"cache/\"])".into(),

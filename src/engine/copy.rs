@@ -75,7 +75,9 @@ fn copy_file_to_temp(
     name: &OsStr,
     rel: &Path,
 ) -> Result<Option<(std::ffi::OsString, u64)>, EntryError> {
-    let Some(store) = ctx.store else { return Ok(None) };
+    let Some(store) = ctx.store else {
+        return Ok(None);
+    };
     let read_err = |e: &io::Error| EntryError::new(ctx.src_path(rel), "read", e);
     for _ in 0..ATTEMPTS {
         if ctx.ctl.stopped() {
@@ -132,7 +134,9 @@ fn link_to_temp(
     rel: &Path,
     sm: &Meta,
 ) -> Result<Option<(std::ffi::OsString, u64)>, EntryError> {
-    let Some(store) = ctx.store else { return Ok(None) };
+    let Some(store) = ctx.store else {
+        return Ok(None);
+    };
     let target = match src.read_link(name) {
         Ok(t) => t,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -158,8 +162,12 @@ fn place(
     tmp_name: &OsStr,
     existing: Option<(Kind, VersionReason)>,
 ) -> io::Result<()> {
-    let Some(store) = ctx.store else { return Ok(()) };
-    let name = rel.file_name().ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let Some(store) = ctx.store else {
+        return Ok(());
+    };
+    let name = rel
+        .file_name()
+        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
     let tmp = store.tmp();
     let mut existing = existing;
     for _ in 0..3 {
@@ -196,7 +204,9 @@ fn place(
             }
         }
     }
-    Err(io::Error::other("the name kept changing in the backup folder"))
+    Err(io::Error::other(
+        "the name kept changing in the backup folder",
+    ))
 }
 
 impl Ctx<'_> {

@@ -34,7 +34,9 @@ pub fn reason(e: &io::Error) -> String {
     #[cfg(unix)]
     if let Some(code) = e.raw_os_error() {
         let words = match code {
-            c if c == rustix::io::Errno::NOSPC.raw_os_error() => Some("no space left on the device"),
+            c if c == rustix::io::Errno::NOSPC.raw_os_error() => {
+                Some("no space left on the device")
+            }
             c if c == rustix::io::Errno::NAMETOOLONG.raw_os_error() => {
                 Some("the name is too long for this file system")
             }
@@ -43,11 +45,19 @@ pub fn reason(e: &io::Error) -> String {
             {
                 Some("permission denied")
             }
-            c if c == rustix::io::Errno::ROFS.raw_os_error() => Some("the file system is read-only"),
-            c if c == rustix::io::Errno::LOOP.raw_os_error() => Some("it is a symlink (not followed)"),
-            c if c == rustix::io::Errno::NOENT.raw_os_error() => Some("it does not exist (any more)"),
+            c if c == rustix::io::Errno::ROFS.raw_os_error() => {
+                Some("the file system is read-only")
+            }
+            c if c == rustix::io::Errno::LOOP.raw_os_error() => {
+                Some("it is a symlink (not followed)")
+            }
+            c if c == rustix::io::Errno::NOENT.raw_os_error() => {
+                Some("it does not exist (any more)")
+            }
             c if c == rustix::io::Errno::DQUOT.raw_os_error() => Some("disk quota exceeded"),
-            c if c == rustix::io::Errno::IO.raw_os_error() => Some("input/output error (failing disk?)"),
+            c if c == rustix::io::Errno::IO.raw_os_error() => {
+                Some("input/output error (failing disk?)")
+            }
             c if c == rustix::io::Errno::XDEV.raw_os_error() => {
                 Some("it is on another file system (a mount point inside the backup folder?)")
             }
@@ -90,7 +100,11 @@ impl EntryError {
         }
     }
 
-    pub fn msg(path: impl Into<PathBuf>, action: &'static str, reason: impl Into<String>) -> EntryError {
+    pub fn msg(
+        path: impl Into<PathBuf>,
+        action: &'static str,
+        reason: impl Into<String>,
+    ) -> EntryError {
         EntryError {
             path: path.into(),
             action,

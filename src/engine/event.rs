@@ -59,7 +59,10 @@ pub enum Event {
     /// Only permissions or times changed, and were applied.
     MetaUpdated { path: PathBuf },
     /// What DST held at `path` was moved into the versions folder.
-    Versioned { path: PathBuf, reason: VersionReason },
+    Versioned {
+        path: PathBuf,
+        reason: VersionReason,
+    },
     /// Removed from DST without keeping a version (versions are off).
     Deleted { path: PathBuf },
     /// An entry was renamed inside DST, following a rename in SRC.

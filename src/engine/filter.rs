@@ -69,7 +69,9 @@ impl Filter {
         if self.patterns.is_empty() {
             return false;
         }
-        self.matcher.matched_path_or_any_parents(rel, is_dir).is_ignore()
+        self.matcher
+            .matched_path_or_any_parents(rel, is_dir)
+            .is_ignore()
     }
 }
 
@@ -93,7 +95,13 @@ mod tests {
 
     #[test]
     fn gitignore_syntax() {
-        let f = Filter::new(&["*.tmp".into(), "build/".into(), "/top".into(), "!keep.tmp".into()]).unwrap();
+        let f = Filter::new(&[
+            "*.tmp".into(),
+            "build/".into(),
+            "/top".into(),
+            "!keep.tmp".into(),
+        ])
+        .unwrap();
         assert!(f.ignores(Path::new("a.tmp"), false));
         assert!(f.ignores(Path::new("x/a.tmp"), false));
         assert!(!f.ignores(Path::new("keep.tmp"), false));

@@ -74,6 +74,8 @@ pub struct Meta {
 }
 
 impl Meta {
+    // The stat field types differ between platforms; the casts are needed there.
+    #[allow(clippy::unnecessary_cast)]
     pub fn from_stat(st: &rfs::Stat) -> Meta {
         let raw_mode = st.st_mode as u32;
         let kind = match rfs::FileType::from_raw_mode(st.st_mode as _) {
@@ -327,8 +329,7 @@ impl DirHandle {
     ) -> io::Result<()> {
         #[cfg(any(target_os = "linux", target_os = "android"))]
         {
-            match rfs::renameat_with(&self.fd, name, &to.fd, to_name, rfs::RenameFlags::NOREPLACE)
-            {
+            match rfs::renameat_with(&self.fd, name, &to.fd, to_name, rfs::RenameFlags::NOREPLACE) {
                 Ok(()) => return Ok(()),
                 Err(Errno::INVAL) | Err(Errno::NOSYS) | Err(Errno::NOTSUP) => {}
                 Err(e) => return Err(e.into()),
@@ -396,7 +397,12 @@ impl DirHandle {
         if meta.kind == Kind::Symlink {
             return Err(io::Error::other("became a symlink, not followed"));
         }
-        rfs::chmodat(&self.fd, name, Mode::from_raw_mode(mode as _), AtFlags::empty())?;
+        rfs::chmodat(
+            &self.fd,
+            name,
+            Mode::from_raw_mode(mode as _),
+            AtFlags::empty(),
+        )?;
         Ok(())
     }
 
@@ -449,7 +455,10 @@ pub fn copy_data(from: &File, to: &File, len: u64) -> io::Result<u64> {
                 Ok(0) => return Ok(done),
                 Ok(n) => done += n as u64,
                 Err(Errno::INTR) => {}
-                Err(Errno::XDEV) | Err(Errno::NOSYS) | Err(Errno::INVAL) | Err(Errno::OPNOTSUPP)
+                Err(Errno::XDEV)
+                | Err(Errno::NOSYS)
+                | Err(Errno::INVAL)
+                | Err(Errno::OPNOTSUPP)
                 | Err(Errno::PERM) => {
                     kernel_ok = false;
                 }

@@ -91,16 +91,21 @@ impl Mirror {
     /// in a dry run, nothing is written at all.
     pub fn open(spec: &PairSpec, opts: &Options) -> Result<Mirror, SetupError> {
         let roots = paths::resolve_pair(&spec.src, &spec.dst)?;
-        let filter = Filter::new(&spec.ignore).map_err(|e| SetupError::Other(roots.src.clone(), e.to_string()))?;
+        let filter = Filter::new(&spec.ignore)
+            .map_err(|e| SetupError::Other(roots.src.clone(), e.to_string()))?;
         let src = open_src(&roots.src)?;
         src.list()
             .map_err(|e| SetupError::SrcUnreadable(roots.src.clone(), reason(&e)))?;
         let exists = roots.dst.exists();
         if !exists && !opts.dry_run {
-            std::fs::create_dir_all(&roots.dst).map_err(|e| SetupError::DstUnwritable(roots.dst.clone(), reason(&e)))?;
+            std::fs::create_dir_all(&roots.dst)
+                .map_err(|e| SetupError::DstUnwritable(roots.dst.clone(), reason(&e)))?;
         }
         let dst = if exists || !opts.dry_run {
-            Some(DirHandle::open_root(&roots.dst).map_err(|e| SetupError::DstUnwritable(roots.dst.clone(), reason(&e)))?)
+            Some(
+                DirHandle::open_root(&roots.dst)
+                    .map_err(|e| SetupError::DstUnwritable(roots.dst.clone(), reason(&e)))?,
+            )
         } else {
             None
         };
@@ -135,7 +140,10 @@ impl Mirror {
         &self.filter
     }
     pub fn versions_path(&self) -> PathBuf {
-        self.roots.dst.join(super::filter::RESERVED).join("versions")
+        self.roots
+            .dst
+            .join(super::filter::RESERVED)
+            .join("versions")
     }
     /// Deletions the guard is holding: `(count, dst_entries)`.
     pub fn held_deletions(&self) -> Option<(u64, u64)> {
@@ -144,7 +152,8 @@ impl Mirror {
     /// Lets the next reconcile go past the mass-deletion guard (the user
     /// confirmed).
     pub fn allow_mass_delete(&self, allow: bool) {
-        self.allow_mass.store(allow, std::sync::atomic::Ordering::SeqCst);
+        self.allow_mass
+            .store(allow, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Safety rule 4: a SRC that is empty and on another device than at the
@@ -161,13 +170,14 @@ impl Mirror {
                 .and_then(|d| d.open_dir(OsStr::new(super::filter::RESERVED)).ok())
                 .and_then(|r| super::store::read_source_record(&r)),
         };
-        if let Some(rec) = record {
-            if rec.dev != meta.dev && super::fsops::is_empty_dir(src).unwrap_or(false) {
-                return Err(SetupError::SrcLooksUnmounted(
-                    self.roots.src.clone(),
-                    self.roots.dst.join(super::filter::RESERVED).join("source"),
-                ));
-            }
+        if let Some(rec) = record
+            && rec.dev != meta.dev
+            && super::fsops::is_empty_dir(src).unwrap_or(false)
+        {
+            return Err(SetupError::SrcLooksUnmounted(
+                self.roots.src.clone(),
+                self.roots.dst.join(super::filter::RESERVED).join("source"),
+            ));
         }
         Ok(meta)
     }
@@ -179,7 +189,11 @@ impl Mirror {
                 dev: meta.dev,
             };
             if let Err(e) = store.write_source_record(&rec) {
-                log::warn!("{}: cannot record the source device: {}", self.roots.dst.display(), reason(&e));
+                log::warn!(
+                    "{}: cannot record the source device: {}",
+                    self.roots.dst.display(),
+                    reason(&e)
+                );
             }
         }
     }
@@ -234,7 +248,7 @@ impl Mirror {
                 && count >= MASS_DELETE_MIN
                 && (count as f64) > MASS_DELETE_SHARE * total as f64
             {
-sink.event(Event::MassDeleteHeld { count, total });
+                sink.event(Event::MassDeleteHeld { count, total });
                 held = Some((count, total));
             } else if let Some(d) = dst_root {
                 ctx.remove_extras(&src, d, extras);
@@ -255,7 +269,12 @@ sink.event(Event::MassDeleteHeld { count, total });
     /// Makes DST equal to SRC at each dirty path (events are hints: both
     /// sides are stat'ed). Deletions here are live ones, versioned one by
     /// one; the mass-deletion guard is for whole-tree reconciles.
-    pub fn reconcile_paths(&self, dirty: &[Dirty], ctl: &Control, sink: &dyn Sink) -> Result<Summary, SetupError> {
+    pub fn reconcile_paths(
+        &self,
+        dirty: &[Dirty],
+        ctl: &Control,
+        sink: &dyn Sink,
+    ) -> Result<Summary, SetupError> {
         let (src, _) = self.open_src_checked()?;
         let stats = Stats::default();
         let Some(dst) = &self.dst else {
@@ -264,7 +283,11 @@ sink.event(Event::MassDeleteHeld { count, total });
         let ctx = self.ctx(ctl, sink, &stats);
         let mut paths: Vec<&Dirty> = dirty
             .iter()
-            .filter(|d| !d.rel.as_os_str().is_empty() && paths::is_plain_relative(&d.rel) && !is_reserved_src(&d.rel))
+            .filter(|d| {
+                !d.rel.as_os_str().is_empty()
+                    && paths::is_plain_relative(&d.rel)
+                    && !is_reserved_src(&d.rel)
+            })
             .collect();
         // Parents first: a folder that must be created comes before its content.
         paths.sort_by_key(|d| d.rel.components().count());
@@ -291,7 +314,11 @@ sink.event(Event::MassDeleteHeld { count, total });
             let (anc, child) = match nearest_dst_ancestor(dst, &parent) {
                 Some(a) if a == parent => (a, d.rel.clone()),
                 Some(a) => {
-                    let next = d.rel.components().take(a.components().count() + 1).collect::<PathBuf>();
+                    let next = d
+                        .rel
+                        .components()
+                        .take(a.components().count() + 1)
+                        .collect::<PathBuf>();
                     (a, next)
                 }
                 None => continue,
@@ -299,7 +326,11 @@ sink.event(Event::MassDeleteHeld { count, total });
             let deep = d.deep || child != d.rel;
             let src_dir = match src.open_path(&anc) {
                 Ok(s) => s,
-                Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(rustix::io::Errno::NOTDIR.raw_os_error()) || e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+                Err(e)
+                    if e.kind() == io::ErrorKind::NotFound
+                        || e.raw_os_error() == Some(rustix::io::Errno::NOTDIR.raw_os_error())
+                        || e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) =>
+                {
                     // Gone from SRC: the deletion of an ancestor will be (or was) seen.
                     continue;
                 }
@@ -328,10 +359,10 @@ sink.event(Event::MassDeleteHeld { count, total });
         }
         // Writing into a folder changed its mtime: put SRC's back.
         for p in parents.iter().filter(|p| !p.as_os_str().is_empty()) {
-            if let (Ok(s), Ok(d)) = (src.open_path(p), dst.open_path(p)) {
-                if let Ok(sm) = s.meta() {
-                    ctx.fix_dir_meta(Some(&d), p, &sm);
-                }
+            if let (Ok(s), Ok(d)) = (src.open_path(p), dst.open_path(p))
+                && let Ok(sm) = s.meta()
+            {
+                ctx.fix_dir_meta(Some(&d), p, &sm);
             }
         }
         let mut summary = stats.snapshot();
@@ -347,14 +378,20 @@ sink.event(Event::MassDeleteHeld { count, total });
         let (Some(dst), Some(store)) = (&self.dst, &self.store) else {
             return Ok(false);
         };
-        if !paths::is_plain_relative(from) || !paths::is_plain_relative(to) || is_reserved_src(from) || is_reserved_src(to) {
+        if !paths::is_plain_relative(from)
+            || !paths::is_plain_relative(to)
+            || is_reserved_src(from)
+            || is_reserved_src(to)
+        {
             return Ok(false);
         }
         let (Some(from_name), Some(to_name)) = (from.file_name(), to.file_name()) else {
             return Ok(false);
         };
         let src = DirHandle::open_root(&self.roots.src)?;
-        let Some(src_to) = stat_at(&src, to)? else { return Ok(false) };
+        let Some(src_to) = stat_at(&src, to)? else {
+            return Ok(false);
+        };
         if src_to.kind == Kind::Special
             || self.filter.ignores_path(from, src_to.kind == Kind::Dir)
             || self.filter.ignores_path(to, src_to.kind == Kind::Dir)
@@ -365,7 +402,9 @@ sink.event(Event::MassDeleteHeld { count, total });
             Ok(d) => d,
             Err(_) => return Ok(false),
         };
-        let Some(dst_from) = from_parent.stat_opt(from_name)? else { return Ok(false) };
+        let Some(dst_from) = from_parent.stat_opt(from_name)? else {
+            return Ok(false);
+        };
         if dst_from.kind != src_to.kind {
             return Ok(false);
         }
@@ -377,14 +416,19 @@ sink.event(Event::MassDeleteHeld { count, total });
         let ctl = Control::new();
         let ctx = self.ctx(&ctl, sink, &stats);
         store.versions.begin_batch();
-        if let Some(old) = to_parent.stat_opt(to_name)? {
-            if !ctx.remove_entry(&to_parent, to, old.kind, VersionReason::RenamedOver) {
-                return Ok(false);
-            }
+        if let Some(old) = to_parent.stat_opt(to_name)?
+            && !ctx.remove_entry(&to_parent, to, old.kind, VersionReason::RenamedOver)
+        {
+            return Ok(false);
         }
         match from_parent.rename_noreplace(from_name, &to_parent, to_name) {
             Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(e)
+                if e.kind() == io::ErrorKind::NotFound
+                    || e.kind() == io::ErrorKind::AlreadyExists =>
+            {
+                return Ok(false);
+            }
             Err(e) => return Err(e),
         }
         sink.event(Event::Renamed {
@@ -396,10 +440,14 @@ sink.event(Event::MassDeleteHeld { count, total });
 
     /// Removes temp files (at a clean stop).
     pub fn clean_tmp(&self) {
-        if let Some(s) = &self.store {
-            if let Err(e) = s.clean_tmp() {
-                log::warn!("{}: cannot clean temp files: {}", self.roots.dst.display(), reason(&e));
-            }
+        if let Some(s) = &self.store
+            && let Err(e) = s.clean_tmp()
+        {
+            log::warn!(
+                "{}: cannot clean temp files: {}",
+                self.roots.dst.display(),
+                reason(&e)
+            );
         }
     }
 
@@ -413,7 +461,9 @@ sink.event(Event::MassDeleteHeld { count, total });
     /// Removes versions older than the pair's retention. Returns how many
     /// time folders went.
     pub fn prune_versions(&self) -> io::Result<usize> {
-        let Some(store) = &self.store else { return Ok(0) };
+        let Some(store) = &self.store else {
+            return Ok(0);
+        };
         let days = i64::from(self.spec.retention_days);
         let cutoff = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24 * days);
         store.versions.prune(cutoff)
@@ -434,7 +484,9 @@ fn is_reserved_src(rel: &Path) -> bool {
 
 /// `lstat` of a relative path, walking folders without following links.
 fn stat_at(root: &DirHandle, rel: &Path) -> io::Result<Option<Meta>> {
-    let Some(name) = rel.file_name() else { return Ok(None) };
+    let Some(name) = rel.file_name() else {
+        return Ok(None);
+    };
     let parent = match root.open_path(rel.parent().unwrap_or(Path::new(""))) {
         Ok(p) => p,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -475,10 +527,10 @@ impl Ctx<'_> {
         if self.filter.ignores(rel, true) {
             return;
         }
-        if let (Ok(s), Ok(d)) = (src.open_dir(name), dst.open_dir(name)) {
-            if let Ok(sm) = s.meta() {
-                self.fix_dir_meta(Some(&d), rel, &sm);
-            }
+        if let (Ok(s), Ok(d)) = (src.open_dir(name), dst.open_dir(name))
+            && let Ok(sm) = s.meta()
+        {
+            self.fix_dir_meta(Some(&d), rel, &sm);
         }
     }
 }

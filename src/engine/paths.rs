@@ -26,7 +26,8 @@ pub fn absolute(p: &Path) -> io::Result<PathBuf> {
 
 /// Resolves SRC: it must exist and be a folder.
 pub fn resolve_src(src: &Path) -> Result<PathBuf, SetupError> {
-    let abs = absolute(src).map_err(|e| SetupError::SrcUnreadable(src.to_path_buf(), reason(&e)))?;
+    let abs =
+        absolute(src).map_err(|e| SetupError::SrcUnreadable(src.to_path_buf(), reason(&e)))?;
     let real = match std::fs::canonicalize(&abs) {
         Ok(p) => p,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(SetupError::SrcMissing(abs)),
@@ -41,7 +42,8 @@ pub fn resolve_src(src: &Path) -> Result<PathBuf, SetupError> {
 
 /// Resolves DST, which may not exist yet. A `..` in the missing part is refused.
 pub fn resolve_dst(dst: &Path) -> Result<PathBuf, SetupError> {
-    let abs = absolute(dst).map_err(|e| SetupError::DstUnwritable(dst.to_path_buf(), reason(&e)))?;
+    let abs =
+        absolute(dst).map_err(|e| SetupError::DstUnwritable(dst.to_path_buf(), reason(&e)))?;
     let mut existing = abs.clone();
     let mut rest: Vec<std::ffi::OsString> = Vec::new();
     loop {
@@ -73,7 +75,9 @@ pub fn resolve_dst(dst: &Path) -> Result<PathBuf, SetupError> {
                     return Err(SetupError::DstUnwritable(abs, reason(&e)));
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::NotADirectory => return Err(SetupError::DstNotDir(abs)),
+            Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
+                return Err(SetupError::DstNotDir(abs));
+            }
             Err(e) => return Err(SetupError::DstUnwritable(abs, reason(&e))),
         }
     }

@@ -47,9 +47,18 @@ pub fn same_time(a: Time, b: Time, granularity_ns: u32) -> bool {
 
 /// Decides the step for one name. `links_equal` is whether two symlinks have
 /// the same target text (read by the caller only when both are symlinks).
-pub fn decide(src: Option<&Meta>, dst: Option<&Meta>, links_equal: bool, granularity_ns: u32) -> Step {
+pub fn decide(
+    src: Option<&Meta>,
+    dst: Option<&Meta>,
+    links_equal: bool,
+    granularity_ns: u32,
+) -> Step {
     let Some(s) = src else {
-        return if dst.is_some() { Step::Remove } else { Step::Keep };
+        return if dst.is_some() {
+            Step::Remove
+        } else {
+            Step::Keep
+        };
     };
     match s.kind {
         Kind::Special => Step::Skip,
@@ -71,7 +80,11 @@ pub fn decide(src: Option<&Meta>, dst: Option<&Meta>, links_equal: bool, granula
             None => Step::Copy { replace: None },
             Some(d) if d.kind == Kind::File => {
                 if d.size == s.size && same_time(d.mtime, s.mtime, granularity_ns) {
-                    if d.mode == s.mode { Step::Keep } else { Step::FixMeta }
+                    if d.mode == s.mode {
+                        Step::Keep
+                    } else {
+                        Step::FixMeta
+                    }
                 } else {
                     Step::Copy {
                         replace: Some(VersionReason::Modified),
@@ -140,15 +153,67 @@ mod tests {
             (Some(&f), None, false, Step::Copy { replace: None }),
             (Some(&f), Some(&f), false, Step::Keep),
             // Same size and second, other nanoseconds: rsync's quick check misses this one.
-            (Some(&f_ns), Some(&f), false, Step::Copy { replace: Some(VersionReason::Modified) }),
+            (
+                Some(&f_ns),
+                Some(&f),
+                false,
+                Step::Copy {
+                    replace: Some(VersionReason::Modified),
+                },
+            ),
             (Some(&f_mode), Some(&f), false, Step::FixMeta),
-            (Some(&f), Some(&d), false, Step::Copy { replace: Some(VersionReason::Replaced) }),
-            (Some(&d), Some(&f), false, Step::Descend { create: true, replace: Some(VersionReason::Replaced) }),
-            (Some(&d), Some(&d), false, Step::Descend { create: false, replace: None }),
-            (Some(&d), None, false, Step::Descend { create: true, replace: None }),
+            (
+                Some(&f),
+                Some(&d),
+                false,
+                Step::Copy {
+                    replace: Some(VersionReason::Replaced),
+                },
+            ),
+            (
+                Some(&d),
+                Some(&f),
+                false,
+                Step::Descend {
+                    create: true,
+                    replace: Some(VersionReason::Replaced),
+                },
+            ),
+            (
+                Some(&d),
+                Some(&d),
+                false,
+                Step::Descend {
+                    create: false,
+                    replace: None,
+                },
+            ),
+            (
+                Some(&d),
+                None,
+                false,
+                Step::Descend {
+                    create: true,
+                    replace: None,
+                },
+            ),
             (Some(&l), Some(&l), true, Step::Keep),
-            (Some(&l), Some(&l), false, Step::Copy { replace: Some(VersionReason::Modified) }),
-            (Some(&l), Some(&d), false, Step::Copy { replace: Some(VersionReason::Replaced) }),
+            (
+                Some(&l),
+                Some(&l),
+                false,
+                Step::Copy {
+                    replace: Some(VersionReason::Modified),
+                },
+            ),
+            (
+                Some(&l),
+                Some(&d),
+                false,
+                Step::Copy {
+                    replace: Some(VersionReason::Replaced),
+                },
+            ),
             (Some(&fifo), Some(&f), false, Step::Skip),
             (Some(&fifo), None, false, Step::Skip),
         ];
@@ -159,7 +224,10 @@ mod tests {
 
     #[test]
     fn coarse_file_system_times() {
-        let a = Time { sec: 5, nsec: 123_456_789 };
+        let a = Time {
+            sec: 5,
+            nsec: 123_456_789,
+        };
         let b = Time { sec: 5, nsec: 0 };
         assert!(!same_time(a, b, 1));
         assert!(same_time(a, b, 1_000_000_000));

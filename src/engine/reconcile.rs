@@ -102,7 +102,13 @@ impl<'a> Ctx<'a> {
 
     /// Moves DST's entry at `rel` out of the mirror (versioned, or removed
     /// with versions off). In a dry run, only reports.
-    pub fn remove_entry(&self, dst: &DirHandle, rel: &Path, kind: Kind, reason: VersionReason) -> bool {
+    pub fn remove_entry(
+        &self,
+        dst: &DirHandle,
+        rel: &Path,
+        kind: Kind,
+        reason: VersionReason,
+    ) -> bool {
         match self.store {
             None => {
                 self.removed(rel, reason);
@@ -115,7 +121,11 @@ impl<'a> Ctx<'a> {
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => true,
                 Err(e) => {
-                    self.failed(EntryError::new(self.dst_path(rel), "move into versions", &e));
+                    self.failed(EntryError::new(
+                        self.dst_path(rel),
+                        "move into versions",
+                        &e,
+                    ));
                     false
                 }
             },
@@ -125,7 +135,13 @@ impl<'a> Ctx<'a> {
     /// Reconciles one name: `src` and `dst` are the folders holding it.
     /// `dst_listed` is whether DST's listing holds the name (if not, DST's
     /// stat is skipped).
-    pub fn sync_entry(&self, src: &DirHandle, dst: Option<&DirHandle>, rel: &Path, dst_listed: bool) {
+    pub fn sync_entry(
+        &self,
+        src: &DirHandle,
+        dst: Option<&DirHandle>,
+        rel: &Path,
+        dst_listed: bool,
+    ) {
         if self.ctl.stopped() {
             return;
         }
@@ -147,10 +163,10 @@ impl<'a> Ctx<'a> {
             },
             _ => None,
         };
-        if let Some(s) = &sm {
-            if self.filter.ignores(rel, s.kind == Kind::Dir) {
-                return;
-            }
+        if let Some(s) = &sm
+            && self.filter.ignores(rel, s.kind == Kind::Dir)
+        {
+            return;
         }
         self.scanned(1);
         let links_equal = match (&sm, &dm, dst) {
@@ -166,7 +182,9 @@ impl<'a> Ctx<'a> {
         match step {
             Step::Keep => {}
             Step::FixMeta => {
-                let (Some(s), Some(d)) = (&sm, dst) else { return };
+                let (Some(s), Some(d)) = (&sm, dst) else {
+                    return;
+                };
                 if self.store.is_some() {
                     let r = if s.kind == Kind::Symlink {
                         d.set_times(name, s.atime, s.mtime)
@@ -174,12 +192,18 @@ impl<'a> Ctx<'a> {
                         d.set_mode(name, s.mode)
                     };
                     if let Err(e) = r {
-                        self.failed(EntryError::new(self.dst_path(rel), "set permissions of", &e));
+                        self.failed(EntryError::new(
+                            self.dst_path(rel),
+                            "set permissions of",
+                            &e,
+                        ));
                         return;
                     }
                 }
                 Stats::add(&self.stats.meta, 1);
-                self.sink.event(Event::MetaUpdated { path: rel.to_path_buf() });
+                self.sink.event(Event::MetaUpdated {
+                    path: rel.to_path_buf(),
+                });
             }
             Step::Copy { replace } => {
                 let Some(s) = &sm else { return };
@@ -227,10 +251,10 @@ impl<'a> Ctx<'a> {
         };
         let mut dst_sub = None;
         if let (Some(d), Some(_)) = (dst, self.store) {
-            if let (Some(reason), Some(old)) = (replace, dm) {
-                if !self.remove_entry(d, rel, old.kind, reason) {
-                    return;
-                }
+            if let (Some(reason), Some(old)) = (replace, dm)
+                && !self.remove_entry(d, rel, old.kind, reason)
+            {
+                return;
             }
             if create {
                 match d.mkdir(name, 0o700) {
@@ -242,7 +266,9 @@ impl<'a> Ctx<'a> {
                     }
                 }
                 Stats::add(&self.stats.dirs, 1);
-                self.sink.event(Event::DirCreated { path: rel.to_path_buf() });
+                self.sink.event(Event::DirCreated {
+                    path: rel.to_path_buf(),
+                });
             }
             match d.open_dir(name) {
                 Ok(h) => dst_sub = Some(h),
@@ -257,7 +283,9 @@ impl<'a> Ctx<'a> {
             }
             if create {
                 Stats::add(&self.stats.dirs, 1);
-                self.sink.event(Event::DirCreated { path: rel.to_path_buf() });
+                self.sink.event(Event::DirCreated {
+                    path: rel.to_path_buf(),
+                });
             } else if let Some(d) = dst {
                 dst_sub = d.open_dir(name).ok();
             }
@@ -296,7 +324,8 @@ impl<'a> Ctx<'a> {
                 }
             }
         }
-        self.dst_entries.fetch_add(dst_names.len() as u64, Ordering::Relaxed);
+        self.dst_entries
+            .fetch_add(dst_names.len() as u64, Ordering::Relaxed);
         let mut names: Vec<OsString> = Vec::with_capacity(src_list.len());
         for e in src_list {
             if at_root && e.name == RESERVED {
@@ -309,7 +338,8 @@ impl<'a> Ctx<'a> {
             names.push(e.name);
         }
         // Extras: in DST only.
-        let src_names: std::collections::HashSet<&OsStr> = names.iter().map(OsString::as_os_str).collect();
+        let src_names: std::collections::HashSet<&OsStr> =
+            names.iter().map(OsString::as_os_str).collect();
         for (name, kind) in &dst_names {
             if src_names.contains(name.as_os_str()) {
                 continue;
@@ -367,7 +397,11 @@ impl<'a> Ctx<'a> {
             .set_own_mode(src_meta.mode)
             .and_then(|()| d.set_own_times(src_meta.atime, src_meta.mtime));
         if let Err(e) = r {
-            self.failed(EntryError::new(self.dst_path(rel), "set permissions and times of", &e));
+            self.failed(EntryError::new(
+                self.dst_path(rel),
+                "set permissions and times of",
+                &e,
+            ));
         }
     }
 
@@ -381,7 +415,10 @@ impl<'a> Ctx<'a> {
     }
 
     pub fn take_extras(&self) -> Vec<Extra> {
-        self.extras.lock().map(|mut x| std::mem::take(&mut *x)).unwrap_or_default()
+        self.extras
+            .lock()
+            .map(|mut x| std::mem::take(&mut *x))
+            .unwrap_or_default()
     }
 
     /// Entries under an extra folder, counted for the mass-deletion guard
@@ -391,10 +428,10 @@ impl<'a> Ctx<'a> {
             let Ok(list) = d.list() else { return 0 };
             let mut n = list.len() as u64;
             for e in &list {
-                if e.kind == Some(Kind::Dir) {
-                    if let Ok(sub) = d.open_dir(&e.name) {
-                        n += walk(&sub);
-                    }
+                if e.kind == Some(Kind::Dir)
+                    && let Ok(sub) = d.open_dir(&e.name)
+                {
+                    n += walk(&sub);
                 }
             }
             n
@@ -442,12 +479,11 @@ impl<'a> Ctx<'a> {
                 }
                 self.remove_entry(&dst_dir, &x.rel, x.kind, VersionReason::Deleted);
             }
-            if !parent.as_os_str().is_empty() {
-                if let Some(Ok(sm)) = src_dir.as_ref().map(DirHandle::meta) {
-                    self.fix_dir_meta(Some(&dst_dir), parent, &sm);
-                }
+            if !parent.as_os_str().is_empty()
+                && let Some(Ok(sm)) = src_dir.as_ref().map(DirHandle::meta)
+            {
+                self.fix_dir_meta(Some(&dst_dir), parent, &sm);
             }
         });
     }
 }
-

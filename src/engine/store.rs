@@ -44,9 +44,15 @@ pub struct SourceRecord {
 
 impl Store {
     /// Opens (creating if needed) `.mirrortray/` in DST and takes the lock.
-    pub fn open(dst: &DirHandle, dst_path: &Path, versions_on: bool, what: &str) -> Result<Store, SetupError> {
+    pub fn open(
+        dst: &DirHandle,
+        dst_path: &Path,
+        versions_on: bool,
+        what: &str,
+    ) -> Result<Store, SetupError> {
         let root_path = dst_path.join(RESERVED);
-        let unwritable = |e: io::Error| SetupError::DstUnwritable(dst_path.to_path_buf(), reason(&e));
+        let unwritable =
+            |e: io::Error| SetupError::DstUnwritable(dst_path.to_path_buf(), reason(&e));
         let root = match dst.open_dir(OsStr::new(RESERVED)) {
             Ok(d) => d,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -65,11 +71,18 @@ impl Store {
         };
         let lock = acquire_lock(&root, dst_path, what)?;
         let tmp = root.create_path(Path::new("tmp")).map_err(unwritable)?;
-        let versions_dir = root.create_path(Path::new("versions")).map_err(unwritable)?;
+        let versions_dir = root
+            .create_path(Path::new("versions"))
+            .map_err(unwritable)?;
         let journal = open_append(&root, OsStr::new("versions.log")).map_err(unwritable)?;
         let store = Store {
             dst_path: dst_path.to_path_buf(),
-            versions: Versions::new(versions_dir, journal, dst_path.join(RESERVED).join("versions"), versions_on),
+            versions: Versions::new(
+                versions_dir,
+                journal,
+                dst_path.join(RESERVED).join("versions"),
+                versions_on,
+            ),
             root,
             tmp,
             counter: AtomicU64::new(0),
@@ -162,7 +175,10 @@ pub fn read_source_record(root: &DirHandle) -> Option<SourceRecord> {
             dev = std::str::from_utf8(d).ok().and_then(|s| s.parse().ok());
         }
     }
-    Some(SourceRecord { path: path?, dev: dev? })
+    Some(SourceRecord {
+        path: path?,
+        dev: dev?,
+    })
 }
 
 fn open_append(dir: &DirHandle, name: &OsStr) -> io::Result<File> {
@@ -205,10 +221,18 @@ fn acquire_lock(root: &DirHandle, dst_path: &Path, what: &str) -> Result<File, S
             return Err(SetupError::DstUnwritable(lock_path, reason(&e)));
         }
     }
-    let host = rustix::system::uname().nodename().to_string_lossy().into_owned();
+    let host = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
     let since = jiff::Timestamp::now().strftime("%Y-%m-%d %H:%M:%S UTC");
-    let text = format!("pid {} on {host}, `mirrortray {what}`, since {since}\n", std::process::id());
-    let write = file.set_len(0).and_then(|()| file.write_all_at(text.as_bytes(), 0));
+    let text = format!(
+        "pid {} on {host}, `mirrortray {what}`, since {since}\n",
+        std::process::id()
+    );
+    let write = file
+        .set_len(0)
+        .and_then(|()| file.write_all_at(text.as_bytes(), 0));
     if let Err(e) = write {
         return Err(SetupError::DstUnwritable(lock_path, reason(&e)));
     }

@@ -615,7 +615,7 @@ fn infer_precision(finest: Option<u32>, distinct: usize, pending: &[Pending]) ->
 /// The largest power of ten (up to one second) that divides `nsec`.
 fn power_of_ten_dividing(nsec: u32) -> u32 {
     let mut g: u32 = 1;
-    while g < 1_000_000_000 && nsec % (g * 10) == 0 {
+    while g < 1_000_000_000 && nsec.is_multiple_of(g * 10) {
         g *= 10;
     }
     g

@@ -66,17 +66,23 @@ impl Versions {
     /// The current batch's folder, made on first use. Times only go forward,
     /// even if the clock steps back, so folder names stay unique and ordered.
     fn batch_dir(&self, fresh: bool) -> io::Result<(String, Arc<DirHandle>)> {
-        let mut b = self.batch.lock().map_err(|_| io::Error::other("versions lock poisoned"))?;
+        let mut b = self
+            .batch
+            .lock()
+            .map_err(|_| io::Error::other("versions lock poisoned"))?;
         if let (false, Some((name, dir))) = (fresh, b.as_ref()) {
             return Ok((name.clone(), dir.clone()));
         }
-        let mut last = self.last.lock().map_err(|_| io::Error::other("versions lock poisoned"))?;
+        let mut last = self
+            .last
+            .lock()
+            .map_err(|_| io::Error::other("versions lock poisoned"))?;
         let mut t = Timestamp::now();
         loop {
-            if let Some(l) = *last {
-                if t <= l {
-                    t = l + jiff::SignedDuration::from_micros(1);
-                }
+            if let Some(l) = *last
+                && t <= l
+            {
+                t = l + jiff::SignedDuration::from_micros(1);
             }
             let name = stamp::format(t);
             *last = Some(t);
@@ -94,7 +100,13 @@ impl Versions {
 
     /// Moves DST's entry `rel` (whose parent folder is `parent`) out of the
     /// mirror: into the versions, or removed when versions are off.
-    pub fn keep(&self, parent: &DirHandle, rel: &Path, kind: Kind, reason: VersionReason) -> io::Result<()> {
+    pub fn keep(
+        &self,
+        parent: &DirHandle,
+        rel: &Path,
+        kind: Kind,
+        reason: VersionReason,
+    ) -> io::Result<()> {
         let name = file_name(rel)?;
         if !self.enabled {
             return if kind == Kind::Dir {
@@ -103,19 +115,29 @@ impl Versions {
                 parent.unlink(name)
             };
         }
-        self.place(rel, kind, reason, |vdir, vname| parent.rename_noreplace(name, vdir, vname))
+        self.place(rel, kind, reason, |vdir, vname| {
+            parent.rename_noreplace(name, vdir, vname)
+        })
     }
 
     /// Keeps a version of DST's file `rel` that is about to be replaced, by
     /// hard link, so the path stays in place until the new content is
     /// renamed over it. Returns `false` where hard links are not supported
     /// (the caller then uses [`keep`](Self::keep)).
-    pub fn keep_linked(&self, parent: &DirHandle, rel: &Path, kind: Kind, reason: VersionReason) -> io::Result<bool> {
+    pub fn keep_linked(
+        &self,
+        parent: &DirHandle,
+        rel: &Path,
+        kind: Kind,
+        reason: VersionReason,
+    ) -> io::Result<bool> {
         let name = file_name(rel)?;
         if !self.enabled {
             return Ok(true);
         }
-        let r = self.place(rel, kind, reason, |vdir, vname| parent.link_to(name, vdir, vname));
+        let r = self.place(rel, kind, reason, |vdir, vname| {
+            parent.link_to(name, vdir, vname)
+        });
         match r {
             Ok(()) => Ok(true),
             Err(e) if is_no_links(&e) => Ok(false),
@@ -155,10 +177,14 @@ impl Versions {
             kind_code(kind),
             escape(rel)
         );
-        if let Ok(mut j) = self.journal.lock() {
-            if let Err(e) = j.write_all(line.as_bytes()) {
-                log::warn!("{}: cannot write versions.log: {}", self.path.display(), super::error::reason(&e));
-            }
+        if let Ok(mut j) = self.journal.lock()
+            && let Err(e) = j.write_all(line.as_bytes())
+        {
+            log::warn!(
+                "{}: cannot write versions.log: {}",
+                self.path.display(),
+                super::error::reason(&e)
+            );
         }
     }
 
@@ -180,7 +206,11 @@ impl Versions {
     /// Removes the time folders older than `cutoff`. Returns how many.
     pub fn prune(&self, cutoff: Timestamp) -> io::Result<usize> {
         let mut n = 0;
-        let current = self.batch.lock().ok().and_then(|b| b.as_ref().map(|(s, _)| s.clone()));
+        let current = self
+            .batch
+            .lock()
+            .ok()
+            .and_then(|b| b.as_ref().map(|(s, _)| s.clone()));
         for (t, name) in self.list_batches()? {
             if t >= cutoff || current.as_deref() == Some(name.as_str()) {
                 continue;
@@ -307,7 +337,13 @@ mod tests {
 
     #[test]
     fn escape_round_trip() {
-        for raw in [&b"plain/name.txt"[..], b"tab\there", b"new\nline", b"back\\slash", b"bad\xff\xfebytes"] {
+        for raw in [
+            &b"plain/name.txt"[..],
+            b"tab\there",
+            b"new\nline",
+            b"back\\slash",
+            b"bad\xff\xfebytes",
+        ] {
             let p = PathBuf::from(OsStr::from_bytes(raw));
             let e = escape(&p);
             assert!(!e.contains('\n') && !e.contains('\t'));

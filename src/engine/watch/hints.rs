@@ -7,7 +7,9 @@
 
 use std::path::Path;
 
-use notify::event::{AccessKind, AccessMode, CreateKind, EventKind, ModifyKind, RemoveKind, RenameMode};
+use notify::event::{
+    AccessKind, AccessMode, CreateKind, EventKind, ModifyKind, RemoveKind, RenameMode,
+};
 
 use super::pending::Hint;
 use crate::engine::filter::is_reserved;
@@ -30,7 +32,9 @@ pub fn translate(ev: &notify::Event, root: &Path) -> Vec<Heard> {
         let r = p.strip_prefix(root).ok()?;
         Some(r.to_path_buf())
     };
-    let Some(first) = rel(0) else { return Vec::new() };
+    let Some(first) = rel(0) else {
+        return Vec::new();
+    };
     let at_root = first.as_os_str().is_empty();
     if !at_root && is_reserved(&first) {
         // SRC's own top-level `.mirrortray` is never mirrored.
@@ -89,19 +93,61 @@ mod tests {
     fn table() {
         let root = Path::new("/s");
         let cases: Vec<(Event, Vec<Heard>)> = vec![
-            (ev(EventKind::Access(AccessKind::Close(AccessMode::Write)), &["/s/a"]), vec![Heard::Hint(Hint::Closed("a".into()))]),
-            (ev(EventKind::Access(AccessKind::Close(AccessMode::Read)), &["/s/a"]), vec![]),
-            (ev(EventKind::Access(AccessKind::Open(AccessMode::Any)), &["/s/a"]), vec![]),
-            (ev(EventKind::Create(CreateKind::Folder), &["/s/d"]), vec![Heard::Hint(Hint::Created("d".into(), true))]),
-            (ev(EventKind::Remove(RemoveKind::Folder), &["/s"]), vec![Heard::RootGone]),
-            (ev(EventKind::Modify(ModifyKind::Name(RenameMode::From)), &["/s"]), vec![Heard::RootGone]),
             (
-                ev(EventKind::Modify(ModifyKind::Name(RenameMode::Both)), &["/s/a", "/s/b/c"]),
+                ev(
+                    EventKind::Access(AccessKind::Close(AccessMode::Write)),
+                    &["/s/a"],
+                ),
+                vec![Heard::Hint(Hint::Closed("a".into()))],
+            ),
+            (
+                ev(
+                    EventKind::Access(AccessKind::Close(AccessMode::Read)),
+                    &["/s/a"],
+                ),
+                vec![],
+            ),
+            (
+                ev(
+                    EventKind::Access(AccessKind::Open(AccessMode::Any)),
+                    &["/s/a"],
+                ),
+                vec![],
+            ),
+            (
+                ev(EventKind::Create(CreateKind::Folder), &["/s/d"]),
+                vec![Heard::Hint(Hint::Created("d".into(), true))],
+            ),
+            (
+                ev(EventKind::Remove(RemoveKind::Folder), &["/s"]),
+                vec![Heard::RootGone],
+            ),
+            (
+                ev(
+                    EventKind::Modify(ModifyKind::Name(RenameMode::From)),
+                    &["/s"],
+                ),
+                vec![Heard::RootGone],
+            ),
+            (
+                ev(
+                    EventKind::Modify(ModifyKind::Name(RenameMode::Both)),
+                    &["/s/a", "/s/b/c"],
+                ),
                 vec![Heard::Hint(Hint::Renamed("a".into(), "b/c".into()))],
             ),
-            (ev(EventKind::Create(CreateKind::File), &["/s/.mirrortray"]), vec![]),
-            (ev(EventKind::Create(CreateKind::File), &["/elsewhere/x"]), vec![]),
-            (ev(EventKind::Other, &[]).set_flag(notify::event::Flag::Rescan), vec![Heard::Hint(Hint::Rescan)]),
+            (
+                ev(EventKind::Create(CreateKind::File), &["/s/.mirrortray"]),
+                vec![],
+            ),
+            (
+                ev(EventKind::Create(CreateKind::File), &["/elsewhere/x"]),
+                vec![],
+            ),
+            (
+                ev(EventKind::Other, &[]).set_flag(notify::event::Flag::Rescan),
+                vec![Heard::Hint(Hint::Rescan)],
+            ),
         ];
         for (i, (e, want)) in cases.into_iter().enumerate() {
             assert_eq!(translate(&e, root), want, "case {i}");

@@ -79,7 +79,9 @@ pub enum State {
     /// Up to date.
     Idle,
     /// Applying changes; `pending` waiting.
-    Busy { pending: usize },
+    Busy {
+        pending: usize,
+    },
     Paused,
     /// Working, but not as well as it should (watch limit: polling).
     Degraded(String),
@@ -105,27 +107,52 @@ pub struct PairStatus {
 pub enum Notice {
     Status(PairStatus),
     /// Entries failed in one batch (coalesced): how many, and the first.
-    Failures { index: usize, count: usize, first: EntryError },
+    Failures {
+        index: usize,
+        count: usize,
+        first: EntryError,
+    },
     /// SRC is missing, unreadable or unmounted; the pair waits for it.
-    SourceMissing { index: usize, src: PathBuf, reason: String },
+    SourceMissing {
+        index: usize,
+        src: PathBuf,
+        reason: String,
+    },
     /// The mass-deletion guard holds deletions.
-    MassDeleteHeld { index: usize, dst: PathBuf, count: u64, total: u64 },
+    MassDeleteHeld {
+        index: usize,
+        dst: PathBuf,
+        count: u64,
+        total: u64,
+    },
     /// No complete backup for longer than the alert time.
-    Stale { index: usize, since: Option<Timestamp> },
+    Stale {
+        index: usize,
+        since: Option<Timestamp>,
+    },
     /// Back to a clean mirror after a problem.
-    Recovered { index: usize },
+    Recovered {
+        index: usize,
+    },
     /// Events were lost (queue overflow); a full reconcile follows.
-    Overflow { index: usize },
+    Overflow {
+        index: usize,
+    },
     /// The OS watch limit was hit; the pair scans periodically.
-    WatchLimit { index: usize, message: String },
+    WatchLimit {
+        index: usize,
+        message: String,
+    },
     /// The worker stopped (after Quit).
-    Stopped { index: usize },
+    Stopped {
+        index: usize,
+    },
 }
 
 /// A pair to watch: already opened (the CLI checks setup first), or only
 /// specified (the tray retries until it can be opened).
 pub enum Start {
-    Opened(Mirror),
+    Opened(Box<Mirror>),
     Spec(PairSpec),
 }
 
@@ -160,14 +187,27 @@ impl Handle {
 
 impl Supervisor {
     /// Starts a worker per pair; notices go to `notices`.
-    pub fn start(pairs: Vec<Start>, opts: Options, timings: Timings, notices: Sender<Notice>) -> Supervisor {
+    pub fn start(
+        pairs: Vec<Start>,
+        opts: Options,
+        timings: Timings,
+        notices: Sender<Notice>,
+    ) -> Supervisor {
         let workers = pairs
             .into_iter()
             .enumerate()
             .map(|(index, start)| {
                 let (tx, rx): (Sender<Command>, Receiver<Command>) = unbounded();
                 let ctl = Arc::new(Control::new());
-                let w = worker::Worker::new(index, start, opts.clone(), timings.clone(), rx, ctl.clone(), notices.clone());
+                let w = worker::Worker::new(
+                    index,
+                    start,
+                    opts.clone(),
+                    timings.clone(),
+                    rx,
+                    ctl.clone(),
+                    notices.clone(),
+                );
                 let thread = std::thread::Builder::new()
                     .name(format!("pair-{index}"))
                     .spawn(move || w.run())
@@ -187,7 +227,11 @@ impl Supervisor {
 
     pub fn handle(&self) -> Handle {
         Handle {
-            cmds: self.workers.iter().map(|w| (w.cmd.clone(), w.ctl.clone())).collect(),
+            cmds: self
+                .workers
+                .iter()
+                .map(|w| (w.cmd.clone(), w.ctl.clone()))
+                .collect(),
         }
     }
 

@@ -293,7 +293,10 @@ mod tests {
         Duration::from_millis(n)
     }
     fn dirty(b: &Batch) -> Vec<(String, bool)> {
-        b.dirty.iter().map(|d| (d.rel.display().to_string(), d.deep)).collect()
+        b.dirty
+            .iter()
+            .map(|d| (d.rel.display().to_string(), d.deep))
+            .collect()
     }
 
     #[test]
@@ -364,7 +367,10 @@ mod tests {
                 break;
             }
             now += ms(10);
-            assert!(now - t <= MAX_SETTLE + ms(10), "a stream of deletions must not starve the batch");
+            assert!(
+                now - t <= MAX_SETTLE + ms(10),
+                "a stream of deletions must not starve the batch"
+            );
         }
     }
 

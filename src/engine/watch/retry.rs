@@ -52,7 +52,11 @@ impl Retry {
 
     /// The paths due at `now` (they stay recorded until they succeed).
     pub fn due(&self, now: Instant) -> Vec<PathBuf> {
-        self.paths.iter().filter(|(_, v)| v.1 <= now).map(|(k, _)| k.clone()).collect()
+        self.paths
+            .iter()
+            .filter(|(_, v)| v.1 <= now)
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 
     /// Pushes a path's next try out without counting a failure (it is being

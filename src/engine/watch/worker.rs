@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError, unbounded};
+use crossbeam_channel::{Receiver, Sender, unbounded};
 use jiff::Timestamp;
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 
@@ -70,7 +70,7 @@ impl Worker {
         let (events_tx, events) = unbounded();
         let now = Instant::now();
         let (spec, mirror) = match start {
-            Start::Opened(m) => (m.spec().clone(), Some(m)),
+            Start::Opened(m) => (m.spec().clone(), Some(*m)),
             Start::Spec(s) => (s, None),
         };
         let (src, dst) = match &mirror {
@@ -133,11 +133,8 @@ impl Worker {
                         self.heard(ev);
                     }
                     // Everything already queued joins the same batch.
-                    loop {
-                        match self.events.try_recv() {
-                            Ok(ev) => self.heard(ev),
-                            Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
-                        }
+                    while let Ok(ev) = self.events.try_recv() {
+                        self.heard(ev);
                     }
                 },
                 default(timeout) => {},
@@ -168,7 +165,10 @@ impl Worker {
             if self.needs_full {
                 return now;
             }
-            for x in [self.pending.next_deadline(), self.retry.next_deadline()].into_iter().flatten() {
+            for x in [self.pending.next_deadline(), self.retry.next_deadline()]
+                .into_iter()
+                .flatten()
+            {
                 d = d.min(x);
             }
             d = d.min(self.next_drift);
@@ -192,7 +192,10 @@ impl Worker {
                 self.ctl.reset();
                 if self.paused {
                     self.paused = false;
-                    log::info!("{}: resumed; reconciling what changed meanwhile", show(&self.src));
+                    log::info!(
+                        "{}: resumed; reconciling what changed meanwhile",
+                        show(&self.src)
+                    );
                     self.needs_full = true;
                 }
                 self.status(true);
@@ -325,7 +328,9 @@ impl Worker {
     fn setup_failed(&mut self, e: SetupError) {
         let first = self.problem.is_none();
         let short = match &e {
-            SetupError::SrcMissing(_) | SetupError::SrcLooksUnmounted(..) | SetupError::SrcNotDir(_) => {
+            SetupError::SrcMissing(_)
+            | SetupError::SrcLooksUnmounted(..)
+            | SetupError::SrcNotDir(_) => {
                 format!("Source missing: {}", show(&self.spec.src))
             }
             SetupError::SrcUnreadable(..) => format!("Source unreadable: {}", show(&self.spec.src)),
@@ -366,7 +371,10 @@ impl Worker {
             self.check_stale();
             return;
         }
-        if self.needs_full || (self.polling.is_some() && now >= self.next_poll) || now >= self.next_drift {
+        if self.needs_full
+            || (self.polling.is_some() && now >= self.next_poll)
+            || now >= self.next_drift
+        {
             self.needs_full = false;
             self.next_drift = now + self.timings.drift_check;
             self.next_poll = now + self.timings.poll_interval;
@@ -406,7 +414,10 @@ impl Worker {
         } else if now_id != self.root_id && self.root_id.is_some() {
             // Replaced (unmounted and remounted, or another folder now):
             // watch the new one and reconcile (which checks rule 4).
-            log::warn!("{}: the source folder was replaced; reconciling", show(&self.src));
+            log::warn!(
+                "{}: the source folder was replaced; reconciling",
+                show(&self.src)
+            );
             self.watcher = None;
             self.start_watching();
             self.needs_full = true;
@@ -414,7 +425,8 @@ impl Worker {
         if !self.dst.is_dir() {
             self.setup_failed(SetupError::Other(
                 self.dst.clone(),
-                "the backup folder is gone (unmounted drive?); backups resume when it is back".into(),
+                "the backup folder is gone (unmounted drive?); backups resume when it is back"
+                    .into(),
             ));
             // The Mirror holds handles to a folder that is gone: reopen later.
             self.mirror = None;
@@ -438,7 +450,12 @@ impl Worker {
         self.ctl.reset();
         let pending = batch.dirty.len() + batch.renames.len();
         if batch.full || pending > 1 {
-            self.status_state(State::Busy { pending: if batch.full { 0 } else { pending } }, batch.full);
+            self.status_state(
+                State::Busy {
+                    pending: if batch.full { 0 } else { pending },
+                },
+                batch.full,
+            );
         }
         let Some(mirror) = &self.mirror else { return };
         let sink = WorkerSink::new(&self.src, &self.dst);
@@ -451,15 +468,34 @@ impl Worker {
             let mut dirty = batch.dirty;
             for (from, to) in &batch.renames {
                 match mirror.rename(from, to, &sink) {
-                    Ok(true) => dirty.push(Dirty { rel: to.clone(), deep: false }),
+                    Ok(true) => dirty.push(Dirty {
+                        rel: to.clone(),
+                        deep: false,
+                    }),
                     Ok(false) => {
-                        dirty.push(Dirty { rel: from.clone(), deep: true });
-                        dirty.push(Dirty { rel: to.clone(), deep: true });
+                        dirty.push(Dirty {
+                            rel: from.clone(),
+                            deep: true,
+                        });
+                        dirty.push(Dirty {
+                            rel: to.clone(),
+                            deep: true,
+                        });
                     }
                     Err(e) => {
-                        log::warn!("{}: cannot rename in the backup ({}); copying instead", show(&self.dst.join(from)), crate::engine::error::reason(&e));
-                        dirty.push(Dirty { rel: from.clone(), deep: true });
-                        dirty.push(Dirty { rel: to.clone(), deep: true });
+                        log::warn!(
+                            "{}: cannot rename in the backup ({}); copying instead",
+                            show(&self.dst.join(from)),
+                            crate::engine::error::reason(&e)
+                        );
+                        dirty.push(Dirty {
+                            rel: from.clone(),
+                            deep: true,
+                        });
+                        dirty.push(Dirty {
+                            rel: to.clone(),
+                            deep: true,
+                        });
                     }
                 }
             }
@@ -476,8 +512,15 @@ impl Worker {
             self.retry.clear();
             match mirror.prune_versions() {
                 Ok(0) => {}
-                Ok(n) => log::info!("{}: pruned {n} old version folders", show(&mirror.versions_path())),
-                Err(e) => log::warn!("{}: cannot prune old versions: {}", show(&mirror.versions_path()), crate::engine::error::reason(&e)),
+                Ok(n) => log::info!(
+                    "{}: pruned {n} old version folders",
+                    show(&mirror.versions_path())
+                ),
+                Err(e) => log::warn!(
+                    "{}: cannot prune old versions: {}",
+                    show(&mirror.versions_path()),
+                    crate::engine::error::reason(&e)
+                ),
             }
         }
         let now = Instant::now();
@@ -525,7 +568,10 @@ impl Worker {
                 summary.failed
             );
         }
-        let clean = self.retry.is_empty() && summary.held_deletions.is_none() && !summary.interrupted && self.pending.is_empty();
+        let clean = self.retry.is_empty()
+            && summary.held_deletions.is_none()
+            && !summary.interrupted
+            && self.pending.is_empty();
         if clean {
             let was_unclean = self.unclean_since.is_some();
             self.last_ok = Some(Timestamp::now());
@@ -548,24 +594,28 @@ impl Worker {
 
     /// A pair that has not been clean for the alert time raises a notice, once.
     fn check_stale(&mut self) {
-        let unclean = self.paused || self.problem.is_some() || !self.retry.is_empty() || self.mirror.is_none();
+        let unclean = self.paused
+            || self.problem.is_some()
+            || !self.retry.is_empty()
+            || self.mirror.is_none();
         if !unclean {
             return;
         }
         self.mark_unclean();
-        if let Some(since) = self.unclean_since {
-            if !self.stale_sent && since.elapsed() >= self.timings.alert_after {
-                self.stale_sent = true;
-                log::error!(
-                    "{}: no complete backup for more than {} hours",
-                    show(&self.src),
-                    self.timings.alert_after.as_secs() / 3600
-                );
-                self.notice(Notice::Stale {
-                    index: self.index,
-                    since: self.last_ok,
-                });
-            }
+        if let Some(since) = self.unclean_since
+            && !self.stale_sent
+            && since.elapsed() >= self.timings.alert_after
+        {
+            self.stale_sent = true;
+            log::error!(
+                "{}: no complete backup for more than {} hours",
+                show(&self.src),
+                self.timings.alert_after.as_secs() / 3600
+            );
+            self.notice(Notice::Stale {
+                index: self.index,
+                since: self.last_ok,
+            });
         }
     }
 
@@ -596,12 +646,10 @@ impl Worker {
 
     fn status_state(&mut self, state: State, force: bool) {
         let now = Instant::now();
-        if !force {
-            if let Some((last, at)) = &self.last_status {
-                let same_kind = std::mem::discriminant(last) == std::mem::discriminant(&state);
-                if *last == state || (same_kind && now.duration_since(*at) < STATUS_EVERY) {
-                    return;
-                }
+        if !force && let Some((last, at)) = &self.last_status {
+            let same_kind = std::mem::discriminant(last) == std::mem::discriminant(&state);
+            if *last == state || (same_kind && now.duration_since(*at) < STATUS_EVERY) {
+                return;
             }
         }
         self.last_status = Some((state.clone(), now));
@@ -641,7 +689,10 @@ impl WorkerSink {
         }
     }
     fn take_failures(&self) -> Vec<EntryError> {
-        self.failures.lock().map(|mut f| std::mem::take(&mut *f)).unwrap_or_default()
+        self.failures
+            .lock()
+            .map(|mut f| std::mem::take(&mut *f))
+            .unwrap_or_default()
     }
     fn renamed(&self) -> u64 {
         self.renamed.load(std::sync::atomic::Ordering::Relaxed)
@@ -652,18 +703,27 @@ impl Sink for WorkerSink {
     fn event(&self, e: Event) {
         match e {
             Event::Scanned(_) | Event::Found { .. } => {}
-            Event::Copied { path, bytes } => log::debug!("copied {} ({bytes} bytes)", show(&self.dst.join(path))),
+            Event::Copied { path, bytes } => {
+                log::debug!("copied {} ({bytes} bytes)", show(&self.dst.join(path)))
+            }
             Event::DirCreated { path } => log::debug!("created {}", show(&self.dst.join(path))),
             Event::MetaUpdated { path } => log::debug!("updated {}", show(&self.dst.join(path))),
             Event::Versioned { path, reason } => {
-                log::debug!("versioned {} ({})", show(&self.dst.join(path)), reason.as_str())
+                log::debug!(
+                    "versioned {} ({})",
+                    show(&self.dst.join(path)),
+                    reason.as_str()
+                )
             }
             Event::Deleted { path } => log::debug!("deleted {}", show(&self.dst.join(path))),
             Event::Renamed { from, to } => {
-                self.renamed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.renamed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 log::debug!("renamed {} -> {}", show(&self.dst.join(from)), show(&to))
             }
-            Event::Skipped { path, why } => log::info!("{}: skipped: {why}", show(&self.src.join(path))),
+            Event::Skipped { path, why } => {
+                log::info!("{}: skipped: {why}", show(&self.src.join(path)))
+            }
             Event::Failed(err) => {
                 log::error!("{err}");
                 if let Ok(mut f) = self.failures.lock() {
