@@ -8,6 +8,7 @@ mod cli_config;
 mod cli_sync;
 mod cli_verify;
 mod prop;
+mod restore;
 mod safety;
 mod tray;
 mod watch;
