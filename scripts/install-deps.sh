@@ -88,8 +88,9 @@ if ((want_bench)); then
 	what="build, tests and benchmarks"
 fi
 
-command -v dpkg-query >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 ||
+if ! { command -v dpkg-query && command -v apt-get; } >/dev/null 2>&1; then
 	die "this script needs a Debian or Ubuntu system (dpkg and apt-get not found); install the equivalents of: ${pkgs[*]}"
+fi
 
 # Which packages are not installed yet?
 missing=()
