@@ -316,7 +316,8 @@ fn verify_works_while_another_process_holds_the_lock() {
         .write(true)
         .open(w.dst.join(".mirrortray/lock"))
         .unwrap();
-    lock.try_lock().unwrap();
+    // flock, as std's File::try_lock does (rustix: the crate's MSRV predates it).
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).unwrap();
     // The lock really is held: a sync is refused...
     w.sync(&[])
         .code(2)

@@ -175,6 +175,7 @@ pub fn verify(spec: &PairSpec, checksum: bool) -> Result<Report, SetupError> {
         pending: Vec::new(),
         finest: None,
         distinct: HashSet::new(),
+        bufs: (Vec::new(), Vec::new()),
     };
     if let Some(d) = &dst {
         match d.meta() {
@@ -247,7 +248,12 @@ struct Walk<'a> {
     finest: Option<u32>,
     /// Distinct DST nanosecond values seen (up to [`PRECISION_EVIDENCE`]).
     distinct: HashSet<u32>,
+    /// Read buffers for `checksum`, allocated once.
+    bufs: (Vec<u8>, Vec<u8>),
 }
+
+/// How much of each file is compared at a time with `checksum`.
+const CHUNK: usize = 256 * 1024;
 
 /// Which side(s) listed a name.
 #[derive(Default, Clone, Copy)]
@@ -507,7 +513,10 @@ impl Walk<'_> {
             Ok(f) => f,
             Err(e) => return self.error(self.dst_root.join(rel), "read", &e),
         };
-        match same_bytes(&mut a, &mut b) {
+        if self.bufs.0.is_empty() {
+            self.bufs = (vec![0u8; CHUNK], vec![0u8; CHUNK]);
+        }
+        match same_bytes(&mut a, &mut b, &mut self.bufs) {
             Ok(true) => {}
             Ok(false) => self.diff(rel, DiffKind::Content, None, None),
             Err(Side::Src(e)) => self.error(self.src_root.join(rel), "read", &e),
@@ -562,13 +571,12 @@ enum Side {
 }
 
 /// Reads both files in step, a chunk at a time, until they differ or end.
-fn same_bytes(a: &mut File, b: &mut File) -> Result<bool, Side> {
-    const CHUNK: usize = 256 * 1024;
-    let mut buf_a = vec![0u8; CHUNK];
-    let mut buf_b = vec![0u8; CHUNK];
+/// `bufs` are two buffers of the same length, reused from file to file.
+fn same_bytes(a: &mut File, b: &mut File, bufs: &mut (Vec<u8>, Vec<u8>)) -> Result<bool, Side> {
+    let (buf_a, buf_b) = bufs;
     loop {
-        let na = fill(a, &mut buf_a).map_err(Side::Src)?;
-        let nb = fill(b, &mut buf_b).map_err(Side::Dst)?;
+        let na = fill(a, buf_a).map_err(Side::Src)?;
+        let nb = fill(b, buf_b).map_err(Side::Dst)?;
         if na != nb || buf_a[..na] != buf_b[..nb] {
             return Ok(false);
         }
