@@ -79,6 +79,19 @@ pub fn add(
                 ),
             ));
         }
+        // The backup folder is made now, while the user is here to see it:
+        // the background watcher never creates a missing one (an unmounted
+        // drive would get a backup on the wrong disk).
+        if let Err(e) = std::fs::create_dir_all(&pair.dst) {
+            return Err(refused(
+                &path,
+                format!(
+                    "cannot create the backup folder {}: {}. Choose a folder you can write to",
+                    shown(&pair.dst),
+                    reason(&e)
+                ),
+            ));
+        }
         cfg.pairs.push(pair.clone());
         Ok(cfg.settings.retention_days)
     });

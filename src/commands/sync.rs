@@ -22,6 +22,7 @@ pub fn run(g: &Global, args: &PairArgs, dry_run: bool, allow_mass_delete: bool) 
         dry_run,
         allow_mass_delete,
         command: "sync".into(),
+        create_dst: args.src.is_some(),
     };
     let mut worst = ExitCode::Success;
     for spec in &specs {

@@ -26,6 +26,7 @@ pub fn run(g: &Global, args: &PairArgs, allow_mass_delete: bool) -> ExitCode {
         dry_run: false,
         allow_mass_delete,
         command: "watch".into(),
+        create_dst: args.src.is_some(),
     };
     let mut starts = Vec::new();
     for spec in &specs {

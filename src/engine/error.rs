@@ -133,6 +133,8 @@ pub enum SetupError {
     SameFolder { src: PathBuf, dst: PathBuf },
     #[error("backup path {} exists and is not a folder. Give a folder (it is created if missing).", show(.0))]
     DstNotDir(PathBuf),
+    #[error("backup folder {} does not exist (is its drive mounted?). Nothing was changed; backups start when it is there.", show(.0))]
+    DstMissing(PathBuf),
     #[error("cannot use backup folder {}: {}. Choose a folder you can write to.", show(.0), .1)]
     DstUnwritable(PathBuf, String),
     #[error("backup folder {} is in use by another mirrortray ({}). Wait for it to finish, or stop it first.", show(.dst), .holder)]

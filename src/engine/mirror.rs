@@ -63,6 +63,10 @@ pub struct Options {
     pub allow_mass_delete: bool,
     /// Names the command in the lock file (`sync`, `watch`, `tray`).
     pub command: String,
+    /// Create DST when missing. Only when the user named it just now: a
+    /// configured backup folder that is missing is most likely an unmounted
+    /// drive, and creating it would back up onto the wrong disk.
+    pub create_dst: bool,
 }
 
 /// A pair's dirty path, as the watcher reports it.
@@ -97,6 +101,9 @@ impl Mirror {
         src.list()
             .map_err(|e| SetupError::SrcUnreadable(roots.src.clone(), reason(&e)))?;
         let exists = roots.dst.exists();
+        if !exists && !opts.dry_run && !opts.create_dst {
+            return Err(SetupError::DstMissing(roots.dst));
+        }
         if !exists && !opts.dry_run {
             std::fs::create_dir_all(&roots.dst)
                 .map_err(|e| SetupError::DstUnwritable(roots.dst.clone(), reason(&e)))?;

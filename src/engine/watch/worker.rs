@@ -314,7 +314,12 @@ impl Worker {
     }
 
     fn try_open(&mut self) {
-        match Mirror::open(&self.spec, &self.opts) {
+        // The worker never creates a missing backup folder (see Options).
+        let opts = Options {
+            create_dst: false,
+            ..self.opts.clone()
+        };
+        match Mirror::open(&self.spec, &opts) {
             Ok(m) => {
                 self.src = m.src().to_path_buf();
                 self.dst = m.dst().to_path_buf();
@@ -335,6 +340,7 @@ impl Worker {
             }
             SetupError::SrcUnreadable(..) => format!("Source unreadable: {}", show(&self.spec.src)),
             SetupError::Locked { .. } => format!("Backup folder in use: {}", show(&self.spec.dst)),
+            SetupError::DstMissing(_) => format!("Backup folder missing: {}", show(&self.spec.dst)),
             _ => format!("Cannot back up {}", show(&self.spec.src)),
         };
         if first {
