@@ -269,12 +269,16 @@ impl DirHandle {
     /// Opens a regular file for reading, refusing symlinks and FIFOs
     /// (`O_NONBLOCK` so a FIFO swapped in cannot hang the copy).
     pub fn open_read(&self, name: &OsStr) -> io::Result<File> {
-        let fd = rfs::openat(
-            &self.fd,
-            name,
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
-            Mode::empty(),
-        )?;
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+        // Reading for a backup is not an access the user made: keep atime
+        // where the kernel lets us (owner or CAP_FOWNER only).
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        let fd = match rfs::openat(&self.fd, name, flags | OFlags::NOATIME, Mode::empty()) {
+            Err(Errno::PERM) => rfs::openat(&self.fd, name, flags, Mode::empty())?,
+            r => r?,
+        };
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        let fd = rfs::openat(&self.fd, name, flags, Mode::empty())?;
         let file = File::from(fd);
         let meta = Meta::from_stat(&rfs::fstat(&file)?);
         if meta.kind != Kind::File {
