@@ -1,1 +1,1469 @@
+//! `mirrortray watch SRC DST`: live mirroring, as a user sees it.
+//!
+//! Each test starts the real binary on its own [`World`] (real inotify, a
+//! real process), changes SRC the way people and programs do — editors,
+//! `cp -a`, `mv`, `rm -rf`, git — and polls (never a fixed sleep) until DST
+//! mirrors SRC exactly: types, bytes, ns mtimes, modes, link targets. Where
+//! DST lost something, the test checks that it was kept in
+//! `.mirrortray/versions/` (safety rule 3); where SRC renamed something, that
+//! DST renamed it too (same inode, no versions).
+//!
+//! [`Watch`] is the harness: it spawns `mirrortray watch SRC DST -v`, waits
+//! for "mirrored; watching for changes", and on `stop()` sends SIGTERM and
+//! checks the clean-stop promises: exit 0, no temp files, lock released.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::support::tree::{Node, Snapshot, diff, mirrorable};
 use crate::support::*;
+
+/// Generous deadlines: CI runs these on 2 cores next to other tests.
+const START_DEADLINE: Duration = Duration::from_secs(60);
+const CONVERGE_DEADLINE: Duration = Duration::from_secs(90);
+const EXIT_DEADLINE: Duration = Duration::from_secs(30);
+
+const READY: &str = "mirrored; watching for changes";
+
+// ---------------------------------------------------------------- harness
+
+static WATCHES: AtomicUsize = AtomicUsize::new(0);
+
+/// A running `mirrortray watch SRC DST -v`, its stderr kept in a file.
+/// Killed on drop if still running (a failed test leaves no process).
+struct Watch<'a> {
+    world: &'a World,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl<'a> Watch<'a> {
+    /// Starts watching and waits until the initial reconcile is done.
+    #[track_caller]
+    fn start(world: &'a World, extra: &[&str]) -> Watch<'a> {
+        let mut w = Watch::spawn(world, extra);
+        w.expect_log(READY, START_DEADLINE);
+        w
+    }
+
+    /// Starts the process without waiting for anything.
+    fn spawn(world: &'a World, extra: &[&str]) -> Watch<'a> {
+        let n = WATCHES.fetch_add(1, Ordering::SeqCst);
+        let log = world.path(&format!("watch-{n}.stderr"));
+        let out = world.path(&format!("watch-{n}.stdout"));
+        let child = world
+            .cmd()
+            .arg("watch")
+            .arg(&world.src)
+            .arg(&world.dst)
+            .arg("-v")
+            .args(extra)
+            .stdout(File::create(out).unwrap())
+            .stderr(File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Watch {
+            world,
+            child: Some(child),
+            log,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Everything the process wrote to stderr so far.
+    fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The last lines of the log, for failure messages.
+    fn log_tail(&self) -> String {
+        let log = self.log();
+        let lines: Vec<&str> = log.lines().collect();
+        let from = lines.len().saturating_sub(60);
+        lines[from..].join("\n")
+    }
+
+    /// Panics (with the log) if the process has exited.
+    #[track_caller]
+    fn assert_alive(&mut self) {
+        if let Some(st) = self.child.as_mut().expect("running").try_wait().unwrap() {
+            panic!(
+                "mirrortray watch exited early ({st})\n--- log\n{}",
+                self.log_tail()
+            );
+        }
+    }
+
+    /// Waits until the log contains `needle`; panics with the log if it
+    /// does not within `deadline` or the process exits.
+    #[track_caller]
+    fn expect_log(&mut self, needle: &str, deadline: Duration) {
+        let ok = wait_for(deadline, || {
+            self.assert_alive();
+            self.log().contains(needle)
+        });
+        assert!(
+            ok,
+            "the log never said {needle:?} within {deadline:?}\n--- log\n{}",
+            self.log_tail()
+        );
+    }
+
+    /// Polls until DST mirrors SRC exactly; panics with the diff and the
+    /// log if it does not within the deadline.
+    #[track_caller]
+    fn converged(&mut self) {
+        self.converged_within(CONVERGE_DEADLINE);
+    }
+
+    #[track_caller]
+    fn converged_within(&mut self, deadline: Duration) {
+        let (src, dst) = (self.world.src.clone(), self.world.dst.clone());
+        let ok = wait_for(deadline, || {
+            self.assert_alive();
+            mirror_diff(&src, &dst).is_empty()
+        });
+        if !ok {
+            let d = mirror_diff(&src, &dst);
+            let shown: Vec<&String> = d.iter().take(40).collect();
+            panic!(
+                "DST did not converge to SRC within {deadline:?}; {} differences, first ones:\n{}\n--- log\n{}",
+                d.len(),
+                shown
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                self.log_tail()
+            );
+        }
+    }
+
+    /// Sends a signal by name (`TERM`, `INT`, `STOP`, `CONT`).
+    fn signal(&self, sig: &str) {
+        let st = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap();
+        assert!(st.success(), "kill -{sig} failed");
+    }
+
+    /// Waits for the process to exit; panics with the log if it does not.
+    #[track_caller]
+    fn wait_exit(&mut self) -> ExitStatus {
+        let child = self.child.as_mut().expect("running");
+        let mut status = None;
+        wait_for(EXIT_DEADLINE, || {
+            status = child.try_wait().unwrap();
+            status.is_some()
+        });
+        match status {
+            Some(st) => {
+                self.child = None;
+                st
+            }
+            None => panic!(
+                "mirrortray watch did not exit within {EXIT_DEADLINE:?}\n--- log\n{}",
+                self.log_tail()
+            ),
+        }
+    }
+
+    /// SIGTERM, then the clean-stop promises.
+    #[track_caller]
+    fn stop(self) -> String {
+        self.stop_with("TERM")
+    }
+
+    /// Stops with `sig` and checks: exit 0, no temp files left in DST, no
+    /// panic in the log, and the lock released (a `sync` on the same DST
+    /// then works). Returns the log.
+    #[track_caller]
+    fn stop_with(mut self, sig: &str) -> String {
+        self.signal(sig);
+        let st = self.wait_exit();
+        let log = self.log();
+        assert_eq!(
+            st.code(),
+            Some(0),
+            "exit status after SIG{sig}: {st}\n--- log\n{log}"
+        );
+        assert!(!log.contains("panicked"), "a panic in the log\n{log}");
+        let left = self.world.temp_leftovers();
+        assert!(
+            left.is_empty(),
+            "temp files left in DST after SIG{sig}: {left:?}\n--- log\n{log}"
+        );
+        let r = self.world.sync(&[]);
+        assert_eq!(
+            r.code, 0,
+            "sync after the watch stopped (lock released?)\n{r:?}\n--- watch log\n{log}"
+        );
+        log
+    }
+}
+
+impl Drop for Watch<'_> {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Waits for a spawned command to exit within the deadline (a second
+/// watcher that did not refuse would otherwise hang the test).
+#[track_caller]
+fn run_with_deadline(mut c: Command) -> Run {
+    let mut child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ok = wait_for(EXIT_DEADLINE, || child.try_wait().unwrap().is_some());
+    if !ok {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    let run = Run::from(out);
+    assert!(ok, "did not exit within {EXIT_DEADLINE:?}\n{run:?}");
+    run
+}
+
+/// A snapshot like `tree::snapshot`, but one that never panics when DST
+/// changes under it (an entry gone between listing and reading is left
+/// out: the next poll sees the settled state).
+fn snapshot_live(root: &Path) -> Snapshot {
+    let mut out = BTreeMap::new();
+    for e in walkdir::WalkDir::new(root)
+        .min_depth(1)
+        .follow_links(false)
+        .sort_by_file_name()
+    {
+        let Ok(e) = e else { continue };
+        let Ok(rel) = e.path().strip_prefix(root) else {
+            continue;
+        };
+        let rel = rel.to_path_buf();
+        if rel
+            .components()
+            .next()
+            .map(|c| c.as_os_str() == ".mirrortray")
+            == Some(true)
+        {
+            continue;
+        }
+        let Ok(m) = fs::symlink_metadata(e.path()) else {
+            continue;
+        };
+        let mtime = (m.mtime(), m.mtime_nsec());
+        let mode = m.permissions().mode() & 0o7777;
+        let ft = m.file_type();
+        let node = if ft.is_symlink() {
+            let Ok(target) = fs::read_link(e.path()) else {
+                continue;
+            };
+            Node::Symlink { target, mtime }
+        } else if ft.is_dir() {
+            Node::Dir { mode, mtime }
+        } else if ft.is_file() {
+            let Ok(bytes) = fs::read(e.path()) else {
+                continue;
+            };
+            Node::File { bytes, mode, mtime }
+        } else {
+            Node::Special
+        };
+        out.insert(rel, node);
+    }
+    out
+}
+
+/// How DST differs from SRC (empty = mirrored), safe while DST changes.
+fn mirror_diff(src: &Path, dst: &Path) -> Vec<String> {
+    diff(&mirrorable(&snapshot_live(src)), &snapshot_live(dst))
+}
+
+// ---------------------------------------------------------------- helpers
+
+fn ino(p: &Path) -> u64 {
+    fs::symlink_metadata(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .ino()
+}
+
+fn chmod(p: &Path, mode: u32) {
+    fs::set_permissions(p, fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("chmod {}: {e}", p.display()));
+}
+
+fn set_mtime(p: &Path, sec: i64, nsec: u32) {
+    let t = filetime::FileTime::from_unix_time(sec, nsec);
+    filetime::set_symlink_file_times(p, t, t)
+        .unwrap_or_else(|e| panic!("set times of {}: {e}", p.display()));
+}
+
+#[track_caller]
+fn sh(dir: &Path, program: &str, args: &[&str]) {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Regular files under `root` (DST's `.mirrortray` left out): path -> bytes.
+fn files_under(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    snapshot_live(root)
+        .into_iter()
+        .filter_map(|(k, n)| match n {
+            Node::File { bytes, .. } => Some((k, bytes)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every file content DST keeps: its mirror plus its versions.
+fn kept_contents(w: &World) -> HashSet<Vec<u8>> {
+    let mut out: HashSet<Vec<u8>> = files_under(&w.dst).into_values().collect();
+    out.extend(w.all_version_contents());
+    out
+}
+
+/// Safety rule 3: every file content DST held (`before`, taken when it was
+/// a converged mirror) is still in DST or in its versions.
+#[track_caller]
+fn assert_kept(w: &World, before: &BTreeMap<PathBuf, Vec<u8>>, log: &str) {
+    let kept = kept_contents(w);
+    let lost: Vec<String> = before
+        .iter()
+        .filter(|(_, c)| !kept.contains(*c))
+        .map(|(p, c)| format!("{} ({} bytes)", p.display(), c.len()))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} contents DST held are neither in DST nor in its versions:\n{}\n--- log tail\n{}",
+        lost.len(),
+        lost.iter().take(30).cloned().collect::<Vec<_>>().join("\n"),
+        tail(log, 60)
+    );
+}
+
+fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Every path under DST's versions folder, relative to it
+/// (`<time>/<rel path>`).
+fn version_entries(w: &World) -> BTreeSet<PathBuf> {
+    let vdir = w.dst.join(".mirrortray/versions");
+    walkdir::WalkDir::new(&vdir)
+        .min_depth(1)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().strip_prefix(&vdir).unwrap().to_path_buf())
+        .collect()
+}
+
+/// The version time folders holding `rel` (any kind), oldest first.
+fn version_folders_with(w: &World, rel: &str) -> Vec<PathBuf> {
+    let vdir = w.dst.join(".mirrortray/versions");
+    let mut out: Vec<PathBuf> = fs::read_dir(&vdir)
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    out.retain(|t| fs::symlink_metadata(t.join(rel)).is_ok());
+    out.sort();
+    out
+}
+
+/// The contents kept of `rel`, oldest first.
+fn version_contents(w: &World, rel: &str) -> Vec<Vec<u8>> {
+    w.versions_of(rel).into_iter().map(|(_, c)| c).collect()
+}
+
+/// Names in DST's versions that look like an editor's or a program's temp
+/// file: they should never have reached DST.
+fn temp_names_in_versions(w: &World, names: &[&str]) -> Vec<PathBuf> {
+    version_entries(w)
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .map(|n| names.iter().any(|x| n == *x))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// A small tree: `files` files spread over nested folders, distinct contents.
+fn make_tree(root: &Path, files: usize, tag: &str) {
+    for i in 0..files {
+        let dir = root.join(format!("d{}", i % 7)).join(format!("e{}", i % 3));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(
+            dir.join(format!("f{i}.txt")),
+            format!("{tag} file {i}\n").repeat(1 + i % 5),
+        )
+        .unwrap();
+    }
+    fs::create_dir_all(root.join("empty/inner")).unwrap();
+    symlink("d0/e0/f0.txt", root.join("link")).unwrap();
+    chmod(&root.join("d1"), 0o750);
+    set_mtime(&root.join("d2/e2"), 1_000_000_000, 123_456_789);
+}
+
+// ---------------------------------------------------------------- basics
+
+#[test]
+fn start_reconciles_then_creates_are_mirrored() {
+    let w = World::new();
+    w.write("before/old.txt", "made before the watch");
+    let mut watch = Watch::start(&w, &[]);
+    // "mirrored" is said after the initial reconcile: DST is a mirror now.
+    assert_mirrored(&w.src, &w.dst);
+
+    w.write("a.txt", "hello");
+    fs::write(w.src.join("zero"), "").unwrap();
+    fs::create_dir(w.src.join("empty")).unwrap();
+    w.write("deep/er/still/file.bin", [0u8, 1, 2, 255]);
+    watch.converged();
+
+    // Files made inside new folders before their watch can exist (the
+    // watchdog script lost these).
+    fs::create_dir_all(w.src.join("fresh/a/b/c")).unwrap();
+    for (i, d) in ["fresh", "fresh/a", "fresh/a/b", "fresh/a/b/c"]
+        .iter()
+        .enumerate()
+    {
+        for j in 0..20 {
+            w.write(&format!("{d}/n{j}.txt"), format!("{d} {i} {j}"));
+        }
+    }
+    watch.converged();
+    assert!(
+        version_entries(&w).is_empty(),
+        "creating files must keep no versions"
+    );
+    watch.stop();
+}
+
+#[test]
+fn append_is_mirrored_and_the_old_content_kept() {
+    let w = World::new();
+    let p = w.write("log.txt", "line 1\n");
+    let mut watch = Watch::start(&w, &[]);
+
+    OpenOptions::new()
+        .append(true)
+        .open(&p)
+        .unwrap()
+        .write_all(b"line 2\n")
+        .unwrap();
+    watch.converged();
+    assert_eq!(version_contents(&w, "log.txt"), vec![b"line 1\n".to_vec()]);
+
+    OpenOptions::new()
+        .append(true)
+        .open(&p)
+        .unwrap()
+        .write_all(b"line 3\n")
+        .unwrap();
+    watch.converged();
+    assert_eq!(
+        version_contents(&w, "log.txt"),
+        vec![b"line 1\n".to_vec(), b"line 1\nline 2\n".to_vec()]
+    );
+    watch.stop();
+}
+
+#[test]
+fn truncate_without_close_is_mirrored_after_a_quiet_period() {
+    let w = World::new();
+    let big: Vec<u8> = (0..4096u32).map(|i| (i % 251) as u8).collect();
+    let p = w.write("t.bin", &big);
+    let held = w.write("held.bin", &big);
+    let mut watch = Watch::start(&w, &[]);
+
+    // truncate(2) on a path: no open, so no close_write — only a modify
+    // event (lsyncd missed this). perl's truncate with a name is truncate(2).
+    sh(
+        &w.src,
+        "perl",
+        &[
+            "-e",
+            "truncate($ARGV[0], 100) or die $!",
+            p.to_str().unwrap(),
+        ],
+    );
+    watch.converged();
+    assert_eq!(version_contents(&w, "t.bin"), vec![big.clone()]);
+
+    // ftruncate on a file kept open for writing: DST must follow before the
+    // close ever comes (the quiet-period path).
+    let f = OpenOptions::new().write(true).open(&held).unwrap();
+    f.set_len(10).unwrap();
+    watch.converged();
+    drop(f);
+    assert_eq!(version_contents(&w, "held.bin"), vec![big]);
+    watch.stop();
+}
+
+#[test]
+fn chmod_is_mirrored_without_a_version() {
+    let w = World::new();
+    let f = w.write("a.sh", "#!/bin/sh\n");
+    let g = w.write("d/x", "x");
+    chmod(&f, 0o644);
+    let mut watch = Watch::start(&w, &[]);
+
+    chmod(&f, 0o755);
+    chmod(&g, 0o600);
+    chmod(&w.src.join("d"), 0o700);
+    watch.converged();
+    chmod(&f, 0o4711);
+    watch.converged();
+    // Same bytes: only the bits changed in place, nothing to keep.
+    assert!(
+        version_entries(&w).is_empty(),
+        "chmod kept versions: {:?}",
+        version_entries(&w)
+    );
+    watch.stop();
+}
+
+#[test]
+fn touch_mtime_only_is_mirrored() {
+    let w = World::new();
+    let f = w.write("a.txt", "same bytes");
+    let d = w.src.join("dir");
+    fs::create_dir(&d).unwrap();
+    symlink("a.txt", w.src.join("link")).unwrap();
+    let mut watch = Watch::start(&w, &[]);
+
+    // Attribute events only (lsyncd, waiting for close_write, missed these).
+    set_mtime(&f, 1_500_000_000, 123_456_789);
+    watch.converged();
+    set_mtime(&d, 1_400_000_000, 987_654_321);
+    watch.converged();
+    set_mtime(&w.src.join("link"), 1_300_000_000, 5);
+    watch.converged();
+    // Back to a later time, to the nanosecond.
+    set_mtime(&f, 1_700_000_000, 1);
+    watch.converged();
+    watch.stop();
+}
+
+#[test]
+fn symlinks_are_created_and_retargeted_never_followed() {
+    let w = World::new();
+    w.write("a.txt", "A");
+    w.write("sub/b.txt", "B");
+    let mut watch = Watch::start(&w, &[]);
+
+    symlink("a.txt", w.src.join("rel")).unwrap();
+    symlink("nowhere/at/all", w.src.join("dangling")).unwrap();
+    symlink("/etc/passwd", w.src.join("abs")).unwrap();
+    symlink("sub", w.src.join("dirlink")).unwrap();
+    watch.converged();
+    assert!(
+        fs::symlink_metadata(w.dst.join("dirlink"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+
+    // Retarget by delete + create, and atomically by renaming a new link over.
+    fs::remove_file(w.src.join("rel")).unwrap();
+    symlink("sub/b.txt", w.src.join("rel")).unwrap();
+    symlink("a.txt", w.src.join(".dirlink.new")).unwrap();
+    fs::rename(w.src.join(".dirlink.new"), w.src.join("dirlink")).unwrap();
+    watch.converged();
+    assert_eq!(
+        fs::read_link(w.dst.join("rel")).unwrap(),
+        Path::new("sub/b.txt")
+    );
+    assert_eq!(
+        fs::read_link(w.dst.join("dirlink")).unwrap(),
+        Path::new("a.txt")
+    );
+
+    // A link replaced by a file and a file by a link.
+    fs::remove_file(w.src.join("abs")).unwrap();
+    w.write("abs", "now a file");
+    fs::remove_file(w.src.join("a.txt")).unwrap();
+    symlink("abs", w.src.join("a.txt")).unwrap();
+    watch.converged();
+    assert_eq!(version_contents(&w, "a.txt"), vec![b"A".to_vec()]);
+    watch.stop();
+}
+
+// ---------------------------------------------------------------- renames and moves
+
+#[test]
+fn file_rename_is_a_rename_in_dst() {
+    let w = World::new();
+    w.write("a.txt", "content of a");
+    fs::create_dir(w.src.join("sub")).unwrap();
+    let mut watch = Watch::start(&w, &[]);
+    let inode = ino(&w.dst.join("a.txt"));
+
+    fs::rename(w.src.join("a.txt"), w.src.join("b.txt")).unwrap();
+    watch.converged();
+    assert_eq!(
+        ino(&w.dst.join("b.txt")),
+        inode,
+        "DST copied b.txt instead of renaming a.txt"
+    );
+
+    fs::rename(w.src.join("b.txt"), w.src.join("sub/c.txt")).unwrap();
+    watch.converged();
+    assert_eq!(
+        ino(&w.dst.join("sub/c.txt")),
+        inode,
+        "DST copied sub/c.txt instead of renaming b.txt"
+    );
+    assert!(
+        version_entries(&w).is_empty(),
+        "a rename kept versions: {:?}",
+        version_entries(&w)
+    );
+    watch.stop();
+}
+
+#[test]
+fn directory_rename_is_one_rename_in_dst() {
+    let w = World::new();
+    make_tree(&w.src.join("tree"), 600, "t");
+    fs::create_dir_all(w.src.join("other/deeper")).unwrap();
+    let mut watch = Watch::start(&w, &[]);
+    let dir_ino = ino(&w.dst.join("tree"));
+    let file_ino = ino(&w.dst.join("tree/d3/e1/f10.txt"));
+
+    fs::rename(w.src.join("tree"), w.src.join("renamed")).unwrap();
+    watch.converged();
+    assert_eq!(
+        ino(&w.dst.join("renamed")),
+        dir_ino,
+        "the folder was re-created in DST, not renamed"
+    );
+    assert_eq!(
+        ino(&w.dst.join("renamed/d3/e1/f10.txt")),
+        file_ino,
+        "files were re-copied"
+    );
+
+    // Into another folder, and a change inside right after the move.
+    fs::rename(w.src.join("renamed"), w.src.join("other/deeper/moved")).unwrap();
+    w.write("other/deeper/moved/d0/new.txt", "made right after the move");
+    watch.converged();
+    assert_eq!(
+        ino(&w.dst.join("other/deeper/moved")),
+        dir_ino,
+        "the folder was re-created in DST, not renamed"
+    );
+    assert!(
+        version_entries(&w).is_empty(),
+        "a folder rename kept versions: {:?}",
+        version_entries(&w)
+    );
+    watch.stop();
+}
+
+#[test]
+fn move_in_from_outside_is_created_with_its_content() {
+    let w = World::new();
+    let outside = w.path("outside");
+    make_tree(&outside.join("tree"), 200, "in");
+    fs::write(outside.join("single.txt"), "moved in alone").unwrap();
+    set_mtime(&outside.join("single.txt"), 1_234_567_890, 42);
+    let mut watch = Watch::start(&w, &[]);
+
+    fs::rename(outside.join("tree"), w.src.join("tree")).unwrap();
+    fs::rename(outside.join("single.txt"), w.src.join("single.txt")).unwrap();
+    watch.converged();
+    assert!(version_entries(&w).is_empty());
+    watch.stop();
+}
+
+#[test]
+fn move_out_is_a_deletion_kept_as_a_version() {
+    let w = World::new();
+    make_tree(&w.src.join("tree"), 120, "out");
+    w.write("alone.txt", "moved out alone");
+    let mut watch = Watch::start(&w, &[]);
+    let before = files_under(&w.dst);
+    let dir_ino = ino(&w.dst.join("tree"));
+
+    let outside = w.path("outside");
+    fs::create_dir(&outside).unwrap();
+    fs::rename(w.src.join("tree"), outside.join("tree")).unwrap();
+    fs::rename(w.src.join("alone.txt"), outside.join("alone.txt")).unwrap();
+    watch.converged();
+    assert_eq!(
+        version_contents(&w, "alone.txt"),
+        vec![b"moved out alone".to_vec()]
+    );
+    let kept = version_folders_with(&w, "tree");
+    assert_eq!(
+        kept.len(),
+        1,
+        "the folder should be kept whole, once: {kept:?}"
+    );
+    assert_eq!(
+        ino(&kept[0].join("tree")),
+        dir_ino,
+        "the folder should go to versions with one rename"
+    );
+    for (rel, content) in before.iter().filter(|(p, _)| p.starts_with("tree")) {
+        assert_eq!(
+            &fs::read(kept[0].join(rel)).unwrap(),
+            content,
+            "{}",
+            rel.display()
+        );
+    }
+    watch.stop();
+}
+
+#[test]
+fn rename_over_an_existing_file_keeps_the_old_target() {
+    let w = World::new();
+    w.write("a", "new content from a");
+    w.write("b", "old content of b");
+    let mut watch = Watch::start(&w, &[]);
+    let inode = ino(&w.dst.join("a"));
+
+    fs::rename(w.src.join("a"), w.src.join("b")).unwrap();
+    watch.converged();
+    assert_eq!(
+        version_contents(&w, "b"),
+        vec![b"old content of b".to_vec()]
+    );
+    assert_eq!(
+        ino(&w.dst.join("b")),
+        inode,
+        "DST copied a over b instead of renaming"
+    );
+    watch.stop();
+}
+
+#[test]
+fn swapping_two_names_is_mirrored_and_loses_nothing() {
+    let w = World::new();
+    w.write("a", "AAAA");
+    w.write("b", "BB");
+    let mut watch = Watch::start(&w, &[]);
+    let before = files_under(&w.dst);
+
+    fs::rename(w.src.join("a"), w.src.join("tmp")).unwrap();
+    fs::rename(w.src.join("b"), w.src.join("a")).unwrap();
+    fs::rename(w.src.join("tmp"), w.src.join("b")).unwrap();
+    watch.converged();
+    assert_eq!(fs::read(w.dst.join("a")).unwrap(), b"BB");
+    assert_eq!(fs::read(w.dst.join("b")).unwrap(), b"AAAA");
+    assert_kept(&w, &before, &watch.log());
+    assert!(temp_names_in_versions(&w, &["tmp"]).is_empty() && !w.dst.join("tmp").exists());
+
+    // And again, folders this time.
+    make_tree(&w.src.join("x"), 30, "x");
+    make_tree(&w.src.join("y"), 40, "y");
+    watch.converged();
+    let before = files_under(&w.dst);
+    fs::rename(w.src.join("x"), w.src.join("t")).unwrap();
+    fs::rename(w.src.join("y"), w.src.join("x")).unwrap();
+    fs::rename(w.src.join("t"), w.src.join("y")).unwrap();
+    watch.converged();
+    assert_kept(&w, &before, &watch.log());
+    watch.stop();
+}
+
+#[test]
+fn rm_rf_of_a_deep_tree_keeps_the_whole_tree() {
+    let w = World::new();
+    let mut rel = PathBuf::from("deep");
+    for level in 0..12 {
+        for j in 0..3 {
+            w.write(
+                rel.join(format!("f{j}.txt")).to_str().unwrap(),
+                format!("level {level} file {j}"),
+            );
+        }
+        make_tree(&w.src.join(&rel).join("side"), 10, &format!("side {level}"));
+        rel.push(format!("l{level}"));
+    }
+    w.write("stays.txt", "not deleted");
+    let mut watch = Watch::start(&w, &[]);
+    let before = files_under(&w.dst);
+
+    sh(&w.src, "rm", &["-rf", "deep"]);
+    watch.converged();
+    for (rel, content) in before.iter().filter(|(p, _)| p.starts_with("deep")) {
+        let found = version_folders_with(&w, rel.to_str().unwrap())
+            .iter()
+            .any(|t| fs::read(t.join(rel)).ok().as_ref() == Some(content));
+        assert!(found, "{} is not in versions", rel.display());
+    }
+    watch.stop();
+}
+
+#[test]
+fn cp_a_of_a_tree_is_mirrored() {
+    let w = World::new();
+    let outside = w.path("outside");
+    make_tree(&outside.join("tree"), 300, "cp");
+    chmod(&outside.join("tree/d4/e1/f4.txt"), 0o600);
+    set_mtime(&outside.join("tree/d5"), 1_111_111_111, 111);
+    let mut watch = Watch::start(&w, &[]);
+
+    sh(
+        &w.path(""),
+        "cp",
+        &[
+            "-a",
+            outside.join("tree").to_str().unwrap(),
+            w.src.join("tree").to_str().unwrap(),
+        ],
+    );
+    watch.converged();
+    // And over itself with newer content (cp onto existing files).
+    fs::write(
+        outside.join("tree/d0/e0/f0.txt"),
+        "changed before the second copy",
+    )
+    .unwrap();
+    sh(
+        &w.path(""),
+        "cp",
+        &[
+            "-a",
+            "-T",
+            outside.join("tree").to_str().unwrap(),
+            w.src.join("tree").to_str().unwrap(),
+        ],
+    );
+    watch.converged();
+    watch.stop();
+}
+
+// ---------------------------------------------------------------- programs
+
+/// Runs git in `dir` with an isolated, fixed configuration.
+#[track_caller]
+fn git(w: &World, dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "user.name=Test",
+            "-c",
+            "user.email=test@example.com",
+            "-c",
+            "gc.auto=0",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(["-c", "core.fsync=none", "-c", "maintenance.auto=false"])
+        .args(args)
+        .current_dir(dir)
+        .env("HOME", &w.home)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?} failed\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn git_checkout_between_distant_commits_is_mirrored() {
+    let w = World::new();
+    let mut watch = Watch::start(&w, &[]);
+    let repo = w.src.join("repo");
+    fs::create_dir(&repo).unwrap();
+    git(&w, &repo, &["init", "-q"]);
+
+    // Commit A: 400 files in nested folders.
+    for i in 0..400 {
+        let p = repo.join(format!("src/m{}/s{}/file{i}.rs", i % 10, i % 4));
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(
+            &p,
+            format!("// file {i}\nfn f{i}() {{}}\n").repeat(1 + i % 7),
+        )
+        .unwrap();
+    }
+    fs::write(repo.join("README"), "version A\n").unwrap();
+    git(&w, &repo, &["add", "-A"]);
+    git(&w, &repo, &["commit", "-q", "-m", "A"]);
+    let a = git(&w, &repo, &["rev-parse", "HEAD"]);
+
+    // Several commits later, B: folders renamed, files deleted, edited, added.
+    git(&w, &repo, &["mv", "src/m3", "src/renamed3"]);
+    git(&w, &repo, &["commit", "-q", "-m", "rename m3"]);
+    git(&w, &repo, &["rm", "-q", "-r", "src/m5"]);
+    git(&w, &repo, &["commit", "-q", "-m", "drop m5"]);
+    for i in (0..400).step_by(3) {
+        let p = repo.join(format!("src/m{}/s{}/file{i}.rs", i % 10, i % 4));
+        if p.exists() {
+            fs::write(&p, format!("// edited {i}\n")).unwrap();
+        }
+    }
+    git(&w, &repo, &["commit", "-q", "-a", "-m", "edits"]);
+    for i in 0..150 {
+        let p = repo.join(format!("new/n{}/g{i}.txt", i % 5));
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, format!("new {i}\n")).unwrap();
+    }
+    fs::write(repo.join("README"), "version B\n").unwrap();
+    git(&w, &repo, &["mv", "src/m7/s3", "moved-s3"]);
+    git(&w, &repo, &["add", "-A"]);
+    git(&w, &repo, &["commit", "-q", "-m", "B"]);
+    let b = git(&w, &repo, &["rev-parse", "HEAD"]);
+    watch.converged();
+
+    for target in [&a, &b, &a, &b] {
+        let before = files_under(&w.dst);
+        git(&w, &repo, &["checkout", "-q", target.as_str()]);
+        watch.converged();
+        assert_kept(&w, &before, &watch.log());
+    }
+    // The mirrored repository is a working one.
+    let dst_repo = w.dst.join("repo");
+    assert_eq!(git(&w, &dst_repo, &["rev-parse", "HEAD"]), b);
+    assert_eq!(
+        git(
+            &w,
+            &dst_repo,
+            &["--no-optional-locks", "status", "--porcelain"]
+        ),
+        ""
+    );
+    watch.stop();
+}
+
+#[test]
+fn editor_safe_saves_end_as_one_new_version() {
+    let w = World::new();
+    let f = w.write("notes.txt", "v1");
+    let mut watch = Watch::start(&w, &[]);
+
+    // Write a temp file, rename it over (gedit, VS Code, most libraries).
+    fs::write(w.src.join(".notes.txt.tmp"), "v2").unwrap();
+    fs::rename(w.src.join(".notes.txt.tmp"), &f).unwrap();
+    watch.converged();
+    assert_eq!(version_contents(&w, "notes.txt"), vec![b"v1".to_vec()]);
+
+    // vim's backup dance: rename f -> f~, write f, delete f~.
+    fs::rename(&f, w.src.join("notes.txt~")).unwrap();
+    fs::write(&f, "v3").unwrap();
+    fs::remove_file(w.src.join("notes.txt~")).unwrap();
+    watch.converged();
+    assert_eq!(
+        version_contents(&w, "notes.txt"),
+        vec![b"v1".to_vec(), b"v2".to_vec()]
+    );
+
+    // Delete and recreate.
+    fs::remove_file(&f).unwrap();
+    fs::write(&f, "v4").unwrap();
+    watch.converged();
+    assert_eq!(
+        version_contents(&w, "notes.txt"),
+        vec![b"v1".to_vec(), b"v2".to_vec(), b"v3".to_vec()]
+    );
+
+    let temps = temp_names_in_versions(&w, &[".notes.txt.tmp", "notes.txt~"]);
+    assert!(
+        temps.is_empty(),
+        "editor temp names reached DST: {temps:?}\n--- log\n{}",
+        watch.log()
+    );
+    watch.stop();
+}
+
+#[test]
+fn a_file_written_slowly_is_never_torn_and_ends_mirrored() {
+    let w = World::new();
+    let mut watch = Watch::start(&w, &[]);
+    let p = w.src.join("slow.log");
+    let mut f = File::create(&p).unwrap();
+    let mut written: Vec<u8> = Vec::new();
+    let started = Instant::now();
+    let mut i = 0;
+    // The workload itself is slow: a chunk every 100 ms for 3 s.
+    while started.elapsed() < Duration::from_secs(3) {
+        let chunk = format!("chunk {i:04} {}\n", "x".repeat(100));
+        f.write_all(chunk.as_bytes()).unwrap();
+        written.extend_from_slice(chunk.as_bytes());
+        i += 1;
+        // Safety rule 2: whatever DST holds is a state the file had.
+        if let Ok(got) = fs::read(w.dst.join("slow.log")) {
+            assert!(
+                written.starts_with(&got),
+                "DST holds a torn copy ({} bytes)",
+                got.len()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Still open: DST follows after the quiet period...
+    watch.converged();
+    drop(f);
+    // ...and after the close.
+    watch.converged();
+    watch.stop();
+}
+
+#[test]
+fn a_burst_of_10000_files_is_applied_in_batches() {
+    let w = World::new();
+    fs::create_dir(w.src.join("old")).unwrap();
+    let mut watch = Watch::start(&w, &[]);
+
+    for i in 0..10_000 {
+        let dir = if i % 2 == 0 {
+            format!("old/o{}", i % 20)
+        } else {
+            format!("new{}", i % 10)
+        };
+        let d = w.src.join(&dir);
+        if i < 20 {
+            fs::create_dir_all(&d).unwrap();
+        }
+        fs::write(d.join(format!("f{i}")), format!("burst {i}")).unwrap();
+    }
+    watch.converged_within(Duration::from_secs(180));
+    // Batched: one log line per applied batch; far fewer than one per file.
+    let log = watch.log();
+    let batches = log.lines().filter(|l| l.contains(": copied ")).count();
+    assert!(
+        batches > 0 && batches < 2_000,
+        "{batches} batches for 10,000 files\n{}",
+        tail(&log, 30)
+    );
+    watch.stop();
+}
+
+// ---------------------------------------------------------------- interruptions
+
+#[test]
+fn changes_made_while_not_watching_are_caught_at_start() {
+    let w = World::new();
+    make_tree(&w.src, 50, "first");
+    let watch = Watch::start(&w, &[]);
+    watch.stop();
+    let before = files_under(&w.dst);
+
+    // Not running (the tray's pause is a command on the same path: reconcile
+    // on resume).
+    fs::write(w.src.join("d0/e0/f0.txt"), "changed while stopped").unwrap();
+    fs::remove_dir_all(w.src.join("d1")).unwrap();
+    w.write("brand/new.txt", "new while stopped");
+    fs::rename(w.src.join("d2"), w.src.join("d2-renamed")).unwrap();
+
+    let watch = Watch::start(&w, &[]);
+    assert_mirrored(&w.src, &w.dst);
+    assert_kept(&w, &before, &watch.log());
+    watch.stop();
+}
+
+#[test]
+fn queue_overflow_is_reported_and_repaired_by_a_full_reconcile() {
+    let w = World::new();
+    for d in 0..8 {
+        fs::create_dir(w.src.join(format!("d{d}"))).unwrap();
+    }
+    let mut watch = Watch::start(&w, &[]);
+
+    // Frozen, the watcher cannot read the inotify queue; each new file is 3
+    // events (create, modify, close_write), so 8,000 files overflow the
+    // default queue of 16,384 events.
+    let queue: usize = fs::read_to_string("/proc/sys/fs/inotify/max_queued_events")
+        .map(|s| s.trim().parse().unwrap_or(16384))
+        .unwrap_or(16384);
+    let files = (queue / 3 + 2000).max(8000);
+    watch.signal("STOP");
+    for i in 0..files {
+        fs::write(
+            w.src.join(format!("d{}/f{i}", i % 8)),
+            format!("overflow {i}"),
+        )
+        .unwrap();
+    }
+    fs::remove_dir_all(w.src.join("d7")).unwrap();
+    watch.signal("CONT");
+    watch.converged_within(Duration::from_secs(180));
+    watch.expect_log("overflowed", Duration::from_secs(10));
+    watch.stop();
+}
+
+#[test]
+fn source_deleted_while_watching_leaves_dst_alone_until_it_returns() {
+    let w = World::new();
+    make_tree(&w.src, 30, "orig");
+    let mut watch = Watch::start(&w, &[]);
+    let dst_before = snapshot_live(&w.dst);
+    let versions_before = version_entries(&w);
+    let files_before = files_under(&w.dst);
+
+    fs::remove_dir_all(&w.src).unwrap();
+    watch.expect_log("does not exist", Duration::from_secs(30));
+    let d = diff(&dst_before, &snapshot_live(&w.dst));
+    assert!(
+        d.is_empty(),
+        "DST changed after SRC vanished:\n{}\n--- log\n{}",
+        d.join("\n"),
+        watch.log()
+    );
+    assert_eq!(
+        version_entries(&w),
+        versions_before,
+        "versions changed after SRC vanished"
+    );
+
+    // Back, with other content: it resumes by itself.
+    w.write("back.txt", "SRC is back");
+    watch.converged();
+    watch.expect_log("the source is back", Duration::from_secs(10));
+    assert_kept(&w, &files_before, &watch.log());
+    watch.stop();
+}
+
+#[test]
+fn source_renamed_away_pauses_and_resumes_when_it_returns() {
+    let w = World::new();
+    make_tree(&w.src, 30, "orig");
+    let mut watch = Watch::start(&w, &[]);
+    let dst_before = snapshot_live(&w.dst);
+
+    let away = w.path("src.away");
+    fs::rename(&w.src, &away).unwrap();
+    watch.expect_log("does not exist", Duration::from_secs(30));
+    // Changed while away: must not reach DST, and must once it is back.
+    fs::write(away.join("while-away.txt"), "made while away").unwrap();
+    fs::remove_dir_all(away.join("d3")).unwrap();
+    let d = diff(&dst_before, &snapshot_live(&w.dst));
+    assert!(
+        d.is_empty(),
+        "DST changed while SRC was away:\n{}",
+        d.join("\n")
+    );
+
+    fs::rename(&away, &w.src).unwrap();
+    watch.converged();
+    // And live again afterwards.
+    w.write("after.txt", "live again");
+    watch.converged();
+    watch.stop();
+}
+
+#[test]
+fn sigint_stops_cleanly_with_no_temp_files() {
+    let w = World::new();
+    let mut watch = Watch::start(&w, &[]);
+    // Copies in flight when the signal comes.
+    let big = vec![7u8; 8 << 20];
+    for i in 0..6 {
+        w.write(&format!("big{i}.bin"), &big);
+    }
+    for i in 0..200 {
+        w.write(&format!("small/s{i}"), format!("{i}"));
+    }
+    watch.assert_alive();
+    let log = watch.stop_with("INT");
+    assert!(
+        log.contains("signal"),
+        "the log does not say why it stopped\n{log}"
+    );
+}
+
+#[test]
+fn bad_setup_exits_2_before_watching() {
+    let w = World::new();
+    let missing = w.path("no-such-src");
+    let mut c = w.cmd();
+    c.arg("watch").arg(&missing).arg(&w.dst).arg("-v");
+    let r = run_with_deadline(c);
+    r.code(2)
+        .no_debug_dump()
+        .stderr_has(missing.to_str().unwrap());
+    assert!(
+        !r.stderr.contains(READY),
+        "it said it was watching:\n{}",
+        r.stderr
+    );
+    assert!(
+        !w.dst.exists(),
+        "DST was created although the setup was refused"
+    );
+}
+
+#[test]
+fn a_second_watch_on_the_same_dst_exits_2() {
+    let w = World::new();
+    w.write("a", "a");
+    let mut first = Watch::start(&w, &[]);
+    let mut c = w.cmd();
+    c.arg("watch").arg(&w.src).arg(&w.dst);
+    let r = run_with_deadline(c);
+    r.code(2).no_debug_dump().stderr_has("in use");
+    // The first one goes on.
+    w.write("b", "b");
+    first.converged();
+    first.stop();
+}
+
+// ---------------------------------------------------------------- randomized
+
+/// splitmix64: a tiny deterministic generator (no extra dependency).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn pick<'v, T>(&mut self, v: &'v [T]) -> Option<&'v T> {
+        if v.is_empty() {
+            None
+        } else {
+            Some(&v[self.below(v.len())])
+        }
+    }
+}
+
+/// What the random test believes SRC holds (relative paths).
+#[derive(Default)]
+struct Model {
+    files: BTreeSet<PathBuf>,
+    links: BTreeSet<PathBuf>,
+    dirs: BTreeSet<PathBuf>,
+}
+
+impl Model {
+    fn dirs_and_root(&self) -> Vec<PathBuf> {
+        let mut v = vec![PathBuf::new()];
+        v.extend(self.dirs.iter().cloned());
+        v
+    }
+    fn rename_under(&mut self, from: &Path, to: &Path) {
+        for set in [&mut self.files, &mut self.links, &mut self.dirs] {
+            let moved: Vec<PathBuf> = set
+                .iter()
+                .filter(|p| p.starts_with(from))
+                .cloned()
+                .collect();
+            for p in moved {
+                set.remove(&p);
+                set.insert(to.join(p.strip_prefix(from).unwrap()));
+            }
+        }
+    }
+    fn remove_under(&mut self, root: &Path) {
+        for set in [&mut self.files, &mut self.links, &mut self.dirs] {
+            set.retain(|p| !p.starts_with(root));
+        }
+    }
+    fn taken(&self, p: &Path) -> bool {
+        self.files.contains(p) || self.links.contains(p) || self.dirs.contains(p)
+    }
+}
+
+/// One random operation on SRC, done at once (no waiting for the watcher).
+fn random_op(rng: &mut Rng, m: &mut Model, src: &Path, seed: u64, n: usize) {
+    let content = |rng: &mut Rng| -> Vec<u8> {
+        let len = [0, 10, 100, 1000, 5000, 70_000][rng.below(6)];
+        let mut c = format!("seed {seed} op {n}\n").into_bytes();
+        c.extend((0..len).map(|i| b'a' + ((i + n) % 26) as u8));
+        c
+    };
+    let new_name = |rng: &mut Rng, m: &Model, parent: &Path, prefix: &str| -> PathBuf {
+        loop {
+            let p = parent.join(format!("{prefix}{}", rng.below(1000)));
+            if !m.taken(&p) {
+                return p;
+            }
+        }
+    };
+    let depth = |p: &Path| p.components().count();
+    let parents: Vec<PathBuf> = m
+        .dirs_and_root()
+        .into_iter()
+        .filter(|d| depth(d) < 4)
+        .collect();
+    let files: Vec<PathBuf> = m.files.iter().cloned().collect();
+    match rng.below(100) {
+        0..=19 => {
+            let parent = rng.pick(&parents).unwrap().clone();
+            let p = new_name(rng, m, &parent, "f");
+            fs::write(src.join(&p), content(rng)).unwrap();
+            m.files.insert(p);
+        }
+        20..=34 => {
+            if let Some(p) = rng.pick(&files) {
+                fs::write(src.join(p), content(rng)).unwrap();
+            }
+        }
+        35..=42 => {
+            if let Some(p) = rng.pick(&files) {
+                let c = content(rng);
+                OpenOptions::new()
+                    .append(true)
+                    .open(src.join(p))
+                    .unwrap()
+                    .write_all(&c)
+                    .unwrap();
+            }
+        }
+        43..=52 => {
+            if let Some(p) = rng.pick(&files).cloned() {
+                let parent = rng.pick(&parents).unwrap().clone();
+                let to = new_name(rng, m, &parent, "r");
+                fs::rename(src.join(&p), src.join(&to)).unwrap();
+                m.files.remove(&p);
+                m.files.insert(to);
+            }
+        }
+        53..=57 => {
+            // Rename over an existing file.
+            if let (Some(a), Some(b)) = (rng.pick(&files).cloned(), rng.pick(&files).cloned()) {
+                if a != b {
+                    fs::rename(src.join(&a), src.join(&b)).unwrap();
+                    m.files.remove(&a);
+                }
+            }
+        }
+        58..=66 => {
+            if let Some(p) = rng.pick(&files).cloned() {
+                fs::remove_file(src.join(&p)).unwrap();
+                m.files.remove(&p);
+            }
+        }
+        67..=73 => {
+            let parent = rng.pick(&parents).unwrap().clone();
+            let p = new_name(rng, m, &parent, "d");
+            fs::create_dir(src.join(&p)).unwrap();
+            m.dirs.insert(p);
+        }
+        74..=77 => {
+            let dirs: Vec<PathBuf> = m.dirs.iter().cloned().collect();
+            if let Some(d) = rng.pick(&dirs).cloned() {
+                let targets: Vec<PathBuf> = parents
+                    .iter()
+                    .filter(|p| !p.starts_with(&d))
+                    .cloned()
+                    .collect();
+                let parent = rng.pick(&targets).unwrap().clone();
+                let to = new_name(rng, m, &parent, "m");
+                fs::rename(src.join(&d), src.join(&to)).unwrap();
+                m.rename_under(&d, &to);
+            }
+        }
+        78..=79 => {
+            let dirs: Vec<PathBuf> = m.dirs.iter().cloned().collect();
+            if let Some(d) = rng.pick(&dirs).cloned() {
+                fs::remove_dir_all(src.join(&d)).unwrap();
+                m.remove_under(&d);
+            }
+        }
+        80..=87 => {
+            if let Some(p) = rng.pick(&files) {
+                chmod(
+                    &src.join(p),
+                    [0o644, 0o600, 0o755, 0o444, 0o640][rng.below(5)],
+                );
+            }
+        }
+        88..=92 => {
+            if let Some(p) = rng.pick(&files) {
+                set_mtime(
+                    &src.join(p),
+                    1_000_000_000 + rng.below(500_000_000) as i64,
+                    rng.below(1_000_000_000) as u32,
+                );
+            }
+        }
+        93..=96 => {
+            let parent = rng.pick(&parents).unwrap().clone();
+            let p = new_name(rng, m, &parent, "l");
+            let target = format!("../target{}", rng.below(5));
+            symlink(target, src.join(&p)).unwrap();
+            m.links.insert(p);
+        }
+        _ => {
+            let links: Vec<PathBuf> = m.links.iter().cloned().collect();
+            if let Some(p) = rng.pick(&links).cloned() {
+                fs::remove_file(src.join(&p)).unwrap();
+                m.links.remove(&p);
+            }
+        }
+    }
+}
+
+/// Thousands of random operations against the live watcher, with no waiting
+/// between them; at checkpoints DST must converge to an exact mirror, and
+/// everything DST held at the previous checkpoint must still be in DST or
+/// in its versions.
+fn random_sequence(seed: u64, ops: usize, checkpoint: usize) {
+    let w = World::new();
+    let mut rng = Rng(seed);
+    let mut m = Model::default();
+    let mut watch = Watch::start(&w, &[]);
+    let mut before = files_under(&w.dst);
+    for n in 0..ops {
+        random_op(&mut rng, &mut m, &w.src, seed, n);
+        if (n + 1) % checkpoint == 0 || n + 1 == ops {
+            watch.converged();
+            assert_kept(&w, &before, &watch.log());
+            before = files_under(&w.dst);
+        }
+    }
+    let log = watch.stop();
+    assert!(
+        !log.contains("[ERROR]"),
+        "errors logged:\n{}",
+        tail(&log, 60)
+    );
+}
+
+#[test]
+fn random_operations_converge_and_keep_every_version_seed_1() {
+    random_sequence(1, 2000, 250);
+}
+
+#[test]
+fn random_operations_converge_and_keep_every_version_seed_2() {
+    random_sequence(2, 2000, 400);
+}
+
+#[test]
+fn random_operations_converge_and_keep_every_version_seed_3() {
+    random_sequence(3, 3000, 3000);
+}
