@@ -1284,3 +1284,128 @@ fn pruning_removes_old_versions_that_hold_read_only_folders() {
         r.stderr
     );
 }
+
+/// Makes a file-system image of `mib` MiB with `mkfs_args` and mounts it
+/// (loop) at `dir`; `None` (with a note) only when not root.
+fn mount_image(
+    w: &World,
+    mkfs_args: &[&str],
+    mib: u64,
+    dir: &Path,
+) -> Option<crate::safety::Mount> {
+    let img = w.path(&format!(
+        "{}.img",
+        dir.file_name().unwrap().to_string_lossy()
+    ));
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(mib << 20)
+        .unwrap();
+    let out = std::process::Command::new("mkfs.ext4")
+        .args(["-q", "-F"])
+        .args(mkfs_args)
+        .arg(&img)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "mkfs.ext4: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    crate::safety::mount(&["-o", "loop", &img.to_string_lossy()], dir)
+}
+
+#[test]
+fn backup_file_system_with_whole_second_times_is_not_copied_again() {
+    // ext4 with 128-byte inodes keeps whole seconds only, like FAT (2 s),
+    // some network shares and old file systems on USB drives. A no-op sync
+    // there must stay a no-op: nothing copied, nothing versioned.
+    let w = World::new();
+    let Some(_m) = mount_image(&w, &["-I", "128"], 16, &w.dst) else {
+        return;
+    };
+    std::fs::remove_dir(w.dst.join("lost+found")).unwrap();
+    for i in 0..20 {
+        let p = w.write(&format!("d/f{i}.txt"), format!("file {i}"));
+        set_mtime(&p, 1_700_000_000 + i, 123_456_789);
+    }
+    set_mtime(&w.src.join("d"), 1_700_000_100, 987_654_321);
+    let r = sync_src_untouched(&w, &[]);
+    r.ok();
+    assert_eq!(counts(&r).copied, 20);
+    for i in 0..20 {
+        let (s, ns) = mtime_of(&w.dst.join(format!("d/f{i}.txt")));
+        assert_eq!(
+            (s, ns),
+            (1_700_000_000 + i, 0),
+            "the backup keeps whole seconds"
+        );
+    }
+    for round in 0..3 {
+        let r = sync_src_untouched(&w, &[]);
+        r.ok();
+        let c = counts(&r);
+        assert_eq!(
+            (c.copied, c.versioned, c.updated),
+            (0, 0, 0),
+            "no-op sync #{round} on a whole-second file system:\n{}",
+            r.stdout
+        );
+    }
+    assert!(
+        w.all_version_contents().is_empty(),
+        "unchanged files were versioned"
+    );
+    // A real change within the same second is still seen where the backup
+    // cannot tell (size differs here).
+    std::fs::write(w.src.join("d/f3.txt"), "file 3, edited").unwrap();
+    set_mtime(&w.src.join("d/f3.txt"), 1_700_000_003, 999);
+    let c = counts(w.sync(&[]).ok());
+    assert_eq!(c.copied, 1, "{c:?}");
+}
+
+#[test]
+fn backup_into_the_root_of_a_fresh_drive_as_a_user() {
+    // A freshly formatted ext4 drive has root's lost+found at its top; a
+    // user who owns the drive's root and backs up into it must get a clean
+    // run, and lost+found must be left alone (fsck needs it there).
+    let w = World::new();
+    w.write("a.txt", "a");
+    w.write("d/b.txt", "b");
+    chown_nobody(w.dir.path());
+    let Some(_m) = mount_image(&w, &[], 16, &w.dst) else {
+        return;
+    };
+    let st = std::process::Command::new("chown")
+        .arg("65534:65534")
+        .arg(&w.dst)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let lf = snapshot(&w.dst.join("lost+found"));
+    let r = Run::from(
+        as_nobody(&w)
+            .arg("sync")
+            .arg(&w.src)
+            .arg(&w.dst)
+            .output()
+            .unwrap(),
+    );
+    r.no_debug_dump();
+    r.ok();
+    assert!(
+        w.dst.join("lost+found").is_dir(),
+        "lost+found was moved away"
+    );
+    assert_eq!(snapshot(&w.dst.join("lost+found")), lf);
+    assert_eq!(std::fs::read(w.dst.join("d/b.txt")).unwrap(), b"b");
+    let r = Run::from(
+        as_nobody(&w)
+            .arg("sync")
+            .arg(&w.src)
+            .arg(&w.dst)
+            .output()
+            .unwrap(),
+    );
+    r.ok().stdout_has("copied 0 files");
+}

@@ -65,7 +65,7 @@ fn outside(w: &World) -> PathBuf {
 }
 
 /// A mount that is undone when dropped (before the World's temp dir goes).
-struct Mount(PathBuf);
+pub(crate) struct Mount(PathBuf);
 
 impl Drop for Mount {
     fn drop(&mut self) {
@@ -75,7 +75,7 @@ impl Drop for Mount {
 
 /// Mounts with `mount args... dir`; `None` (with a printed note) only when
 /// not root.
-fn mount(args: &[&str], dir: &Path) -> Option<Mount> {
+pub(crate) fn mount(args: &[&str], dir: &Path) -> Option<Mount> {
     std::fs::create_dir_all(dir).unwrap();
     let out = Command::new("mount").args(args).arg(dir).output().unwrap();
     if out.status.success() {
@@ -897,6 +897,9 @@ fn full_disk_fails_per_file_and_leaves_no_partial_file() {
 
 #[test]
 fn a_file_rewritten_during_the_copy_is_never_torn_in_dst() {
+    // A writer rewrites the whole file again and again, each round one
+    // write() of one byte value: any copy that mixes two values is torn.
+    // Several syncs run while it writes, each one a chance to catch it.
     let w = World::new();
     const LEN: usize = 8 << 20;
     let path = w.write("busy.bin", vec![0u8; LEN]);
@@ -916,34 +919,45 @@ fn a_file_rewritten_during_the_copy_is_never_torn_in_dst() {
             }
         })
     };
+    // Stops the writer even when an assertion fails.
+    struct StopOnDrop(Arc<AtomicBool>);
+    impl Drop for StopOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+    let guard = StopOnDrop(stop.clone());
     assert!(wait_for(Duration::from_secs(30), || rounds
         .load(Ordering::Relaxed)
         >= 3));
-    let r = w.sync(&[]);
-    stop.store(true, Ordering::Relaxed);
+    let mut torn = Vec::new();
+    for round in 0..20 {
+        let r = w.sync(&[]);
+        r.no_debug_dump();
+        assert!(r.code == 0 || r.code == 1, "{r:?}");
+        if r.code == 1 {
+            let line = r
+                .stderr
+                .lines()
+                .find(|l| l.contains("busy.bin"))
+                .unwrap_or_else(|| panic!("{}", r.stderr));
+            assert!(line.contains("kept changing"), "{line}");
+        }
+        if let Ok(got) = std::fs::read(w.dst.join("busy.bin")) {
+            assert_eq!(got.len(), LEN);
+            let first = got[0];
+            if let Some(at) = got.iter().position(|b| *b != first) {
+                torn.push(format!(
+                    "sync #{round}: DST holds a torn copy: byte {first} up to offset {at}, then {}",
+                    got[at]
+                ));
+            }
+        }
+        assert!(w.temp_leftovers().is_empty());
+    }
+    drop(guard);
     writer.join().unwrap();
-    r.no_debug_dump();
-    assert!(r.code == 0 || r.code == 1, "{r:?}");
-    if r.code == 1 {
-        let line = r
-            .stderr
-            .lines()
-            .find(|l| l.contains("busy.bin"))
-            .unwrap_or_else(|| panic!("{}", r.stderr));
-        assert!(line.contains("kept changing"), "{line}");
-    }
-    if let Ok(got) = std::fs::read(w.dst.join("busy.bin")) {
-        assert_eq!(got.len(), LEN);
-        let first = got[0];
-        let torn = got.iter().position(|b| *b != first);
-        assert!(
-            torn.is_none(),
-            "DST holds a torn copy: byte {first} then {} at offset {}",
-            got[torn.unwrap()],
-            torn.unwrap()
-        );
-    }
-    assert!(w.temp_leftovers().is_empty());
+    assert!(torn.is_empty(), "{}", torn.join("\n"));
     // Once it settles, the next sync mirrors it.
     sync_ok(&w, &[]);
 }
