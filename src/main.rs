@@ -1,5 +1,7 @@
 //! mirrortray: parse the command line, run the command, map to an exit code.
 
+#[cfg(feature = "tray")]
+mod app;
 mod cli;
 mod commands;
 mod exit_code;

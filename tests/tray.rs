@@ -1,1 +1,953 @@
+//! The tray app on a real desktop: Xvfb, a private D-Bus session, a
+//! StatusNotifierItem tray host and a notification daemon (see
+//! `support::desktop`). The real `mirrortray` binary runs with a temp config
+//! (`--config`) and log (`--log-file`); each test has its own world and its
+//! own desktop, so they run side by side.
+//!
+//! What a user sees is what is checked: the menu as the tray host reads it
+//! over `com.canonical.dbusmenu` (labels, the status line, check marks),
+//! clicks as the host sends them, popups as they cross the bus, and
+//! screenshots of the menu opened by a real right click (kept in
+//! `<target>/tray-screenshots/<test>.png`). "Open …" entries go through
+//! `xdg-open`; a stand-in `xdg-open` first on PATH records what it was asked
+//! to open.
+//!
+//! Every wait polls with a generous deadline (a loaded 2-core CI machine
+//! runs these side by side with the other tests); the one fixed wait is the
+//! negative check that a paused tray does not copy.
+#![cfg(target_os = "linux")]
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::desktop::{App, Desktop, Menu, Notification};
+use crate::support::tree::is_mirrored;
 use crate::support::*;
+
+/// Deadline for anything the app does (start, mirror, react to a click).
+const LONG: Duration = Duration::from_secs(90);
+
+/// One test's world, desktop and running tray.
+struct Tray {
+    w: World,
+    d: Desktop,
+    app: App,
+    config: PathBuf,
+    log: PathBuf,
+    /// What the stand-in `xdg-open` was asked to open, one per line.
+    opened: PathBuf,
+}
+
+impl Tray {
+    /// A tray backing up the world's SRC to DST.
+    fn with_pair(w: World) -> Tray {
+        std::fs::create_dir_all(&w.dst).unwrap();
+        let config = w.path("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[[pair]]\nsrc = \"{}\"\ndst = \"{}\"\n",
+                w.src.display(),
+                w.dst.display()
+            ),
+        )
+        .unwrap();
+        Tray::launch(w, Desktop::start(), bin())
+    }
+
+    /// A tray whose config file does not exist yet.
+    fn without_pairs(w: World) -> Tray {
+        Tray::launch(w, Desktop::start(), bin())
+    }
+
+    fn launch(w: World, d: Desktop, program: PathBuf) -> Tray {
+        let config = w.path("config.toml");
+        let log = w.path("mirrortray.log");
+        let opened = w.path("opened.txt");
+        let fake = w.path("fakebin");
+        std::fs::create_dir_all(&fake).unwrap();
+        let xdg_open = fake.join("xdg-open");
+        std::fs::write(
+            &xdg_open,
+            "#!/bin/sh\nprintf '%s\\n' \"$1\" >> \"$MT_OPENED\"\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(
+            &xdg_open,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let mut t = Tray {
+            app: spawn(&w, &d, &program, &config, &log, &fake, &opened),
+            w,
+            d,
+            config,
+            log,
+            opened,
+        };
+        t.wait_started();
+        t
+    }
+
+    fn wait_started(&mut self) {
+        let pid = self.app.pid;
+        let m = self.d.wait_menu_until(pid, LONG, |m| m.status().is_some());
+        assert!(!m.items.is_empty());
+    }
+
+    /// Launches `program` (the binary or a copy) on this desktop again.
+    fn relaunch(&mut self, program: &Path) {
+        let fake = self.w.path("fakebin");
+        self.app = spawn(
+            &self.w,
+            &self.d,
+            program,
+            &self.config,
+            &self.log,
+            &fake,
+            &self.opened,
+        );
+        self.wait_started();
+    }
+
+    #[track_caller]
+    fn menu_until(&self, what: &str, pred: impl Fn(&Menu) -> bool) -> Menu {
+        let t = Instant::now();
+        let mut last = None;
+        while t.elapsed() < LONG {
+            if let Some(m) = self.d.menu(self.app.pid) {
+                if pred(&m) {
+                    return m;
+                }
+                last = Some(m);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "the tray menu never showed {what} within {LONG:?}; last seen:\n{}\n--- log\n{}\n--- stderr\n{}",
+            last.map(|m| m.to_string())
+                .unwrap_or_else(|| "(no menu)".into()),
+            self.log_text(),
+            self.app.stderr()
+        );
+    }
+
+    /// Waits for the status line to be `want` (exactly) and returns the menu.
+    #[track_caller]
+    fn status_is(&self, want: &str) -> Menu {
+        self.menu_until(&format!("the status {want:?}"), |m| status(m) == want)
+    }
+
+    /// Waits for "Up to date · HH:MM".
+    #[track_caller]
+    fn up_to_date(&self) -> Menu {
+        self.menu_until("the status \"Up to date · HH:MM\"", |m| {
+            is_up_to_date(&status(m))
+        })
+    }
+
+    #[track_caller]
+    fn click(&self, label: &str) {
+        self.d.click(self.app.pid, label);
+    }
+
+    #[track_caller]
+    fn notification(&self, what: &str, pred: impl Fn(&Notification) -> bool) -> Notification {
+        match self.d.wait_notification(LONG, pred) {
+            Some(n) => n,
+            None => panic!(
+                "no notification {what} within {LONG:?}; seen: {:#?}\n--- log\n{}",
+                self.d.notifications(),
+                self.log_text()
+            ),
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// What the stand-in `xdg-open` was asked to open.
+    fn opened(&self) -> Vec<PathBuf> {
+        std::fs::read_to_string(&self.opened)
+            .unwrap_or_default()
+            .lines()
+            .map(PathBuf::from)
+            .collect()
+    }
+
+    #[track_caller]
+    fn wait_opened(&self, want: &Path) {
+        let ok = wait_for(LONG, || self.opened().iter().any(|p| p == want));
+        assert!(
+            ok,
+            "xdg-open was never asked to open {}; it got {:?}\n--- log\n{}",
+            want.display(),
+            self.opened(),
+            self.log_text()
+        );
+    }
+
+    /// Opens the menu with a real right click, saves the screen as
+    /// `<target>/tray-screenshots/<name>.png`, and closes the menu.
+    fn screenshot(&self, name: &str) -> PathBuf {
+        self.d.open_menu_by_pointer(LONG);
+        let path = screenshots().join(format!("{name}.png"));
+        self.d.screenshot(&path);
+        self.d.close_menu(LONG);
+        path
+    }
+
+    #[track_caller]
+    fn quit(&mut self) {
+        self.click("Quit");
+        match self.app.wait_exit(LONG) {
+            Some(st) => assert!(
+                st.success(),
+                "exit status {st}\n--- stderr\n{}\n--- log\n{}",
+                self.app.stderr(),
+                self.log_text()
+            ),
+            None => panic!(
+                "the tray did not exit within {LONG:?} after Quit\n--- log\n{}",
+                self.log_text()
+            ),
+        }
+    }
+}
+
+fn spawn(
+    w: &World,
+    d: &Desktop,
+    program: &Path,
+    config: &Path,
+    log: &Path,
+    fake: &Path,
+    opened: &Path,
+) -> App {
+    let mut cmd = Command::new(program);
+    w.isolate(&mut cmd);
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut paths = vec![fake.to_path_buf()];
+    paths.extend(std::env::split_paths(&path));
+    cmd.env("PATH", std::env::join_paths(paths).unwrap())
+        .env("MT_OPENED", opened)
+        .arg("--config")
+        .arg(config)
+        .arg("--log-file")
+        .arg(log);
+    d.launch(cmd)
+}
+
+/// Where screenshots are kept: `<target dir>/tray-screenshots`.
+fn screenshots() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join("tray-screenshots")
+}
+
+fn status(m: &Menu) -> String {
+    m.status().map(|i| i.label.clone()).unwrap_or_default()
+}
+
+/// "Up to date · 14:02".
+fn is_up_to_date(s: &str) -> bool {
+    let Some(t) = s.strip_prefix("Up to date · ") else {
+        return false;
+    };
+    let b = t.as_bytes();
+    b.len() == 5 && b[2] == b':' && [0, 1, 3, 4].iter().all(|&i| b[i].is_ascii_digit())
+}
+
+fn checked(m: &Menu, label: &str) -> bool {
+    let i = m
+        .find(label)
+        .unwrap_or_else(|| panic!("no {label:?} in\n{m}"));
+    assert_eq!(
+        i.toggle_type, "checkmark",
+        "{label:?} is not a check item:\n{m}"
+    );
+    i.checked()
+}
+
+/// Runs an X tool on the desktop; its stdout.
+fn x_tool(d: &Desktop, prog: &str, args: &[&str]) -> Result<String, String> {
+    let mut c = Command::new(prog);
+    c.args(args);
+    d.apply(&mut c);
+    let out = c.stdin(Stdio::null()).output().map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// `text` as a regular expression that matches it literally (xdotool's
+/// `--name` takes a regex).
+fn literal(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let special = "\\.+*?()|[]{}^$".contains(c);
+            special.then_some('\\').into_iter().chain([c])
+        })
+        .collect()
+}
+
+/// The visible window whose title contains `title`.
+fn wait_window(d: &Desktop, title: &str) -> String {
+    let mut id = String::new();
+    let found = wait_for(LONG, || {
+        id = x_tool(
+            d,
+            "xdotool",
+            &["search", "--onlyvisible", "--name", &literal(title)],
+        )
+        .unwrap_or_default()
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+        !id.is_empty()
+    });
+    assert!(found, "no window titled {title:?} appeared\n{}", d.logs());
+    id
+}
+
+/// Types a folder into a GTK folder chooser and accepts it.
+fn choose_folder(d: &Desktop, title: &str, folder: &Path) {
+    let id = wait_window(d, title);
+    x_tool(d, "xdotool", &["windowfocus", "--sync", &id]).unwrap();
+    // A trailing slash: GTK completes nothing, and Return accepts the folder.
+    let text = format!("{}/", folder.display());
+    x_tool(d, "xdotool", &["type", "--delay", "20", &text]).unwrap();
+    x_tool(d, "xdotool", &["key", "Return"]).unwrap();
+    let gone = wait_for(LONG, || {
+        x_tool(
+            d,
+            "xdotool",
+            &["search", "--onlyvisible", "--name", &literal(title)],
+        )
+        .unwrap_or_default()
+        .split_whitespace()
+        .all(|w| w != id)
+    });
+    assert!(gone, "the chooser {title:?} did not close after Return");
+}
+
+/// The argument vector of a desktop entry's `Exec=` line, unquoted as the
+/// Desktop Entry spec says (string escapes first, then quoting).
+fn exec_argv(entry: &str) -> Vec<OsString> {
+    let line = entry
+        .lines()
+        .find_map(|l| l.strip_prefix("Exec="))
+        .unwrap_or_else(|| panic!("no Exec= line in\n{entry}"));
+    let mut value = String::new();
+    let mut it = line.chars();
+    while let Some(c) = it.next() {
+        if c == '\\' {
+            match it.next() {
+                Some('s') => value.push(' '),
+                Some('n') => value.push('\n'),
+                Some('t') => value.push('\t'),
+                Some('r') => value.push('\r'),
+                Some(o) => value.push(o),
+                None => {}
+            }
+        } else {
+            value.push(c);
+        }
+    }
+    let mut argv = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut quoted = false;
+    let mut it = value.chars();
+    while let Some(c) = it.next() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                in_word = true;
+            }
+            '\\' if quoted => cur.extend(it.next()),
+            ' ' | '\t' if !quoted => {
+                if in_word {
+                    argv.push(OsString::from(std::mem::take(&mut cur)));
+                    in_word = false;
+                }
+            }
+            // `%%` is a `%`; a field code (%f, %u...) expands to nothing here.
+            '%' => {
+                if it.next() == Some('%') {
+                    cur.push('%');
+                    in_word = true;
+                }
+            }
+            c => {
+                cur.push(c);
+                in_word = true;
+            }
+        }
+    }
+    assert!(!quoted, "unbalanced quotes in Exec={line}");
+    if in_word {
+        argv.push(OsString::from(cur));
+    }
+    argv
+}
+
+/// Makes a folder immutable (`chattr +i`): not even root can write in it.
+/// Undone on drop, so the temp dir can be removed.
+struct Immutable(PathBuf);
+
+impl Immutable {
+    fn set(p: &Path) -> Result<Immutable, String> {
+        let out = Command::new("chattr")
+            .arg("+i")
+            .arg(p)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(Immutable(p.to_path_buf()))
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+        }
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
+    }
+}
+
+// ----- the tests ------------------------------------------------------------
+
+#[test]
+fn menu_shows_status_entries_and_check_marks() {
+    let w = World::new();
+    w.write("notes.txt", "hello");
+    w.write("photos/cat.jpg", "meow");
+    let t = Tray::with_pair(w);
+    let m = t.up_to_date();
+    assert_eq!(
+        m.labels(),
+        [
+            m.labels()[0],
+            "Pause watching",
+            "Back up now",
+            "Open backup: src",
+            "Restore: src…",
+            "Add a folder…",
+            "Open log",
+            "Settings",
+            "Start at login",
+            "Quit",
+        ],
+        "\n{m}"
+    );
+    let first = m.status().unwrap();
+    assert!(!first.enabled, "the status line is not clickable:\n{m}");
+    assert!(!checked(&m, "Pause watching"));
+    assert!(!checked(&m, "Start at login"));
+    assert_mirrored(&t.w.src, &t.w.dst);
+    let shot = t.screenshot("menu_shows_status_entries_and_check_marks");
+    // The README's picture is refreshed on request only.
+    if std::env::var_os("MIRRORTRAY_UPDATE_DOCS").is_some() {
+        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/tray-menu.png");
+        std::fs::create_dir_all(docs.parent().unwrap()).unwrap();
+        std::fs::copy(&shot, &docs).unwrap();
+    }
+}
+
+#[test]
+fn pause_holds_changes_until_resumed() {
+    let w = World::new();
+    w.write("a.txt", "a");
+    let t = Tray::with_pair(w);
+    t.up_to_date();
+    t.click("Pause watching");
+    let m = t.status_is("Paused");
+    assert!(checked(&m, "Pause watching"), "\n{m}");
+    assert!(
+        !m.find("Back up now").unwrap().enabled,
+        "Back up now is off while paused:\n{m}"
+    );
+    // The menu says "Paused" at once; the worker takes the command a moment
+    // later, and says so in the log.
+    let paused = format!("{}: paused", t.w.src.display());
+    assert!(
+        wait_for(LONG, || t.log_text().contains(&paused)),
+        "{}",
+        t.log_text()
+    );
+    t.w.write("made-while-paused.txt", "wait for me");
+    // The one fixed wait: a fair chance to (wrongly) copy while paused.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        !t.w.dst.join("made-while-paused.txt").exists(),
+        "a paused tray copied a new file\n--- log\n{}",
+        t.log_text()
+    );
+    t.screenshot("paused");
+    t.click("Pause watching");
+    let m = t.menu_until("Pause watching unchecked", |m| {
+        !checked(m, "Pause watching")
+    });
+    assert_ne!(status(&m), "Paused");
+    // Resuming reconciles: what was made during the pause arrives.
+    assert!(
+        wait_for(LONG, || is_mirrored(&t.w.src, &t.w.dst)),
+        "not mirrored after resume\n--- log\n{}",
+        t.log_text()
+    );
+    t.up_to_date();
+    // And live mirroring is back.
+    t.w.write("after.txt", "live again");
+    assert!(wait_for(LONG, || t.w.dst.join("after.txt").exists()));
+}
+
+#[test]
+fn back_up_now_repairs_a_hand_edited_backup() {
+    let w = World::new();
+    w.write("a.txt", "original");
+    w.write("b.txt", "bee");
+    let t = Tray::with_pair(w);
+    t.up_to_date();
+    // Someone edits the backup by hand: nothing watches DST.
+    std::fs::write(t.w.dst.join("a.txt"), "edited by hand").unwrap();
+    std::fs::remove_file(t.w.dst.join("b.txt")).unwrap();
+    std::fs::write(t.w.dst.join("stray.txt"), "not in the source").unwrap();
+    t.click("Back up now");
+    assert!(
+        wait_for(LONG, || is_mirrored(&t.w.src, &t.w.dst)),
+        "Back up now did not repair the backup\n--- log\n{}",
+        t.log_text()
+    );
+    assert_mirrored(&t.w.src, &t.w.dst);
+    // What the hand edit put there was kept as a version, not destroyed.
+    let versions = t.w.all_version_contents();
+    assert!(
+        versions.contains(&b"edited by hand".to_vec()),
+        "{versions:?}"
+    );
+    t.up_to_date();
+}
+
+#[test]
+fn unwritable_backup_folder_raises_a_notification_with_the_path() {
+    let w = World::new();
+    w.write("locked/old.txt", "old");
+    let t = Tray::with_pair(w);
+    t.up_to_date();
+    // Root writes anywhere, except into an immutable folder.
+    let guard = match Immutable::set(&t.w.dst.join("locked")) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("SKIPPED: this file system cannot make a folder immutable (chattr +i: {e})");
+            return;
+        }
+    };
+    t.w.write("locked/new.txt", "cannot land");
+    let n = t.notification("about the failed file", |n| {
+        n.summary == "Backup errors: src" && n.body.contains("locked/new.txt")
+    });
+    assert!(n.body.contains("could not be backed up"), "{n:?}");
+    assert!(
+        n.body
+            .contains(&t.w.dst.join("locked").display().to_string())
+            || n.body.contains(&t.w.src.display().to_string()),
+        "{n:?}"
+    );
+    let m = t.menu_until("an error count", |m| status(m).ends_with("— see log"));
+    assert!(status(&m).contains("error"), "\n{m}");
+    t.screenshot("backup_error");
+    // The log names the path and the reason.
+    assert!(t.log_text().contains("locked/new.txt"), "{}", t.log_text());
+    // Writable again: the retry (or Back up now) completes the backup.
+    drop(guard);
+    t.click("Back up now");
+    assert!(
+        wait_for(LONG, || is_mirrored(&t.w.src, &t.w.dst)),
+        "\n--- log\n{}",
+        t.log_text()
+    );
+    t.up_to_date();
+}
+
+#[test]
+fn missing_source_notifies_and_leaves_the_backup_alone() {
+    let w = World::new();
+    w.write("a.txt", "a");
+    w.write("deep/b.txt", "b");
+    let t = Tray::with_pair(w);
+    t.up_to_date();
+    let before = snapshot(&t.w.dst);
+    let keep = t.w.path("src-copy");
+    let cp = Command::new("cp")
+        .arg("-a")
+        .arg(&t.w.src)
+        .arg(&keep)
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    std::fs::remove_dir_all(&t.w.src).unwrap();
+    let n = t.notification("about the missing source", |n| {
+        n.summary == "Source folder missing: src"
+    });
+    assert!(n.body.contains(&t.w.src.display().to_string()), "{n:?}");
+    assert!(
+        n.body.contains("nothing in the backup was deleted"),
+        "{n:?}"
+    );
+    t.status_is(&format!("Source missing: {}", t.w.src.display()));
+    t.screenshot("source_missing");
+    assert_eq!(
+        snapshot(&t.w.dst),
+        before,
+        "the backup changed while its source was missing"
+    );
+    // The folder comes back: backups resume by themselves.
+    std::fs::rename(&keep, &t.w.src).unwrap();
+    t.notification("that backups resumed", |n| {
+        n.summary == "Backups resumed: src"
+    });
+    t.up_to_date();
+    assert_mirrored(&t.w.src, &t.w.dst);
+}
+
+#[test]
+fn a_pair_without_a_backup_for_too_long_is_announced_and_so_is_its_recovery() {
+    let w = World::new();
+    w.write("a.txt", "a");
+    std::fs::create_dir_all(&w.dst).unwrap();
+    // "No backup for 24 h", shrunk to the watcher's minimum of a second.
+    std::fs::write(
+        w.path("config.toml"),
+        format!(
+            "[settings]\nalert_after_hours = 0.0001\n\n[[pair]]\nsrc = \"{}\"\ndst = \"{}\"\n",
+            w.src.display(),
+            w.dst.display()
+        ),
+    )
+    .unwrap();
+    let t = Tray::launch(w, Desktop::start(), bin());
+    t.up_to_date();
+    t.click("Pause watching");
+    let n = t.notification("about the stale pair", |n| {
+        n.summary == "No backup for a long time: src"
+    });
+    assert!(n.body.contains("The last complete backup was at"), "{n:?}");
+    t.click("Pause watching");
+    t.notification("that backups resumed", |n| {
+        n.summary == "Backups resumed: src"
+    });
+    t.up_to_date();
+}
+
+#[test]
+fn quit_stops_the_workers_cleanly() {
+    let w = World::new();
+    for i in 0..50 {
+        w.write(&format!("f{i}.txt"), format!("file {i}"));
+    }
+    let mut t = Tray::with_pair(w);
+    t.up_to_date();
+    t.w.write("last.txt", "x".repeat(1 << 20));
+    t.quit();
+    assert_eq!(
+        t.w.temp_leftovers(),
+        Vec::<String>::new(),
+        "temp files left in DST"
+    );
+    // The lock is released: a one-shot sync can take it.
+    t.w.sync(&[]).ok();
+    assert_mirrored(&t.w.src, &t.w.dst);
+    // Nothing of the tray is left on the bus.
+    let pid = t.app.pid;
+    assert!(t.d.menu(pid).is_none());
+    assert!(t.log_text().contains("tray stopped"), "{}", t.log_text());
+}
+
+#[test]
+fn start_at_login_writes_and_removes_the_entry_even_with_a_space_in_the_path() {
+    let w = World::new();
+    w.write("a.txt", "a");
+    std::fs::create_dir_all(&w.dst).unwrap();
+    // The binary in a folder with a space, as in "~/My Apps".
+    let apps = w.path("My Apps");
+    std::fs::create_dir_all(&apps).unwrap();
+    let program = apps.join("mirrortray");
+    if std::fs::hard_link(bin(), &program).is_err() {
+        std::fs::copy(bin(), &program).unwrap();
+    }
+    std::fs::write(
+        w.path("config.toml"),
+        format!(
+            "[[pair]]\nsrc = \"{}\"\ndst = \"{}\"\n",
+            w.src.display(),
+            w.dst.display()
+        ),
+    )
+    .unwrap();
+    let mut t = Tray::launch(w, Desktop::start(), program.clone());
+    let entry = t.w.home.join(".config/autostart/mirrortray.desktop");
+    let m = t.up_to_date();
+    assert!(!checked(&m, "Start at login"));
+    assert!(!entry.exists());
+
+    t.click("Start at login");
+    t.menu_until("Start at login checked", |m| checked(m, "Start at login"));
+    let text = std::fs::read_to_string(&entry).unwrap();
+    assert!(text.starts_with("[Desktop Entry]\n"), "{text}");
+    assert!(
+        text.contains(&format!("\nExec=\"{}\" --config ", program.display())),
+        "the program path must be quoted:\n{text}"
+    );
+    let argv = exec_argv(&text);
+    assert_eq!(
+        argv,
+        [
+            program.clone().into_os_string(),
+            "--config".into(),
+            t.config.clone().into_os_string(),
+            "--log-file".into(),
+            t.log.clone().into_os_string(),
+        ]
+    );
+
+    t.click("Start at login");
+    t.menu_until("Start at login unchecked", |m| {
+        !checked(m, "Start at login")
+    });
+    assert!(!entry.exists(), "the entry is removed when switched off");
+
+    // On again, then log out (Quit) and "log in": run the Exec line as the
+    // session would. The tray comes up, and shows the entry as on.
+    t.click("Start at login");
+    t.menu_until("Start at login checked", |m| checked(m, "Start at login"));
+    t.quit();
+    let argv = exec_argv(&std::fs::read_to_string(&entry).unwrap());
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..]);
+    t.w.isolate(&mut cmd);
+    t.app = t.d.launch(cmd);
+    t.wait_started();
+    t.menu_until(
+        "a tray started from the login entry, with the entry on",
+        |m| is_up_to_date(&status(m)) && checked(m, "Start at login"),
+    );
+}
+
+#[test]
+fn a_second_tray_says_the_first_is_running() {
+    let w = World::new();
+    let t = Tray::with_pair(w);
+    t.up_to_date();
+    let mut cmd = Command::new(bin());
+    t.w.isolate(&mut cmd);
+    t.d.apply_session(&mut cmd);
+    cmd.arg("--config")
+        .arg(&t.config)
+        .arg("--log-file")
+        .arg(&t.log);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let exited = wait_for(LONG, || matches!(child.try_wait(), Ok(Some(_))));
+    if !exited {
+        let _ = child.kill();
+        panic!("the second tray did not exit");
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("already running"), "{stderr}");
+    assert!(
+        stderr.contains(&t.app.pid.to_string()),
+        "names the running tray's process: {stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    // Still one icon, and the first tray is unaffected.
+    let items = t.d.registered_items();
+    assert_eq!(items.len(), 1, "{items:?}");
+    t.up_to_date();
+}
+
+#[test]
+fn no_folders_yet_then_add_a_folder_with_the_choosers() {
+    let w = World::new();
+    w.write("report.txt", "q3");
+    let backup = w.path("backup");
+    std::fs::create_dir_all(&backup).unwrap();
+    let t = Tray::without_pairs(w);
+    let m = t.status_is("No folders yet");
+    assert_eq!(
+        m.labels(),
+        [
+            "No folders yet",
+            "Add a folder…",
+            "Open log",
+            "Settings",
+            "Start at login",
+            "Quit"
+        ],
+        "\n{m}"
+    );
+    t.screenshot("no_folders_yet");
+    t.click("Add a folder…");
+    choose_folder(&t.d, "Add a folder (1 of 2)", &t.w.src);
+    choose_folder(&t.d, "Add a folder (2 of 2)", &backup);
+    t.menu_until("the new pair", |m| m.find("Open backup: src").is_some());
+    assert!(
+        wait_for(LONG, || is_mirrored(&t.w.src, &backup)),
+        "the added pair was not backed up\n--- log\n{}",
+        t.log_text()
+    );
+    t.up_to_date();
+    let n = t.notification("confirming the new pair", |n| {
+        n.summary.starts_with("Backing up")
+    });
+    assert!(n.body.contains(&backup.display().to_string()), "{n:?}");
+    let cfg = std::fs::read_to_string(&t.config).unwrap();
+    assert!(
+        cfg.contains(&format!("src = \"{}\"", t.w.src.display())),
+        "{cfg}"
+    );
+}
+
+#[test]
+fn settings_opens_the_config_and_edits_apply_without_a_restart() {
+    let w = World::new();
+    w.write("a.txt", "a");
+    std::fs::create_dir_all(&w.dst).unwrap();
+    let t = Tray::without_pairs(w);
+    t.status_is("No folders yet");
+    // Settings: a commented template is written, then opened.
+    t.click("Settings");
+    t.wait_opened(&t.config);
+    let template = std::fs::read_to_string(&t.config).unwrap();
+    assert!(
+        template.contains("# [[pair]]") && template.contains("mirrortray add SRC DST"),
+        "{template}"
+    );
+    // The user adds a pair in the editor and saves (write, then rename).
+    let text = format!(
+        "{template}\n[[pair]]\nsrc = \"{}\"\ndst = \"{}\"\n",
+        t.w.src.display(),
+        t.w.dst.display()
+    );
+    let tmp = t.w.path(".config.toml.swp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, &t.config).unwrap();
+    t.menu_until("the pair from the edited settings", |m| {
+        m.find("Open backup: src").is_some()
+    });
+    assert!(
+        wait_for(LONG, || is_mirrored(&t.w.src, &t.w.dst)),
+        "\n--- log\n{}",
+        t.log_text()
+    );
+    t.up_to_date();
+
+    // The open entries hand the right paths to the desktop's opener.
+    t.click("Open backup: src");
+    t.wait_opened(&t.w.dst);
+    t.click("Restore: src…");
+    t.wait_opened(&t.w.dst.join(".mirrortray/versions"));
+    t.click("Open log");
+    t.wait_opened(&t.log);
+
+    // A broken edit: the running pair goes on, the user is told where.
+    std::fs::write(&t.config, "[[pair]]\nsrc = \"/x\n").unwrap();
+    let n = t.notification("about the broken settings", |n| {
+        n.summary == "Settings not applied"
+    });
+    assert!(n.body.contains("line 2"), "{n:?}");
+    t.status_is("Settings not applied — see log");
+    t.w.write("still.txt", "mirrored");
+    assert!(wait_for(LONG, || t.w.dst.join("still.txt").exists()));
+}
+
+#[test]
+fn held_mass_deletion_is_allowed_from_the_menu() {
+    let w = World::new();
+    for i in 0..120 {
+        w.write(&format!("f{i:03}.txt"), format!("{i}"));
+    }
+    let mut t = Tray::with_pair(w);
+    t.up_to_date();
+    t.quit();
+    // While the tray is not running, most of the source goes away.
+    for i in 0..110 {
+        std::fs::remove_file(t.w.src.join(format!("f{i:03}.txt"))).unwrap();
+    }
+    t.relaunch(&bin());
+    let n = t.notification("about held deletions", |n| {
+        n.summary == "Deletions held: src"
+    });
+    assert!(n.body.contains("Allow deletions in"), "{n:?}");
+    let allow = format!("Allow deletions in {}", t.w.dst.display());
+    t.menu_until("the allow entry", |m| m.find(&allow).is_some());
+    assert_eq!(
+        snapshot(&t.w.dst).len(),
+        120,
+        "nothing is deleted while held"
+    );
+    t.screenshot("deletions_held");
+    t.click(&allow);
+    assert!(
+        wait_for(LONG, || is_mirrored(&t.w.src, &t.w.dst)),
+        "the allowed deletions did not go through\n--- log\n{}",
+        t.log_text()
+    );
+    t.menu_until("the allow entry gone", |m| m.find(&allow).is_none());
+    // Deleted from the mirror, kept as versions.
+    assert_eq!(t.w.all_version_contents().len(), 110);
+}
+
+#[test]
+fn without_a_display_it_says_so_and_mirrors_headless() {
+    let w = World::new();
+    w.write("a.txt", "a");
+    std::fs::create_dir_all(&w.dst).unwrap();
+    let config = w.path("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[pair]]\nsrc = \"{}\"\ndst = \"{}\"\n",
+            w.src.display(),
+            w.dst.display()
+        ),
+    )
+    .unwrap();
+    let err = w.path("stderr.txt");
+    let mut cmd = w.cmd();
+    cmd.arg("--config")
+        .arg(&config)
+        .arg("--log-file")
+        .arg(w.path("log.txt"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err).unwrap());
+    let mut child = cmd.spawn().unwrap();
+    assert!(wait_for(LONG, || is_mirrored(&w.src, &w.dst)));
+    w.write("live.txt", "watching");
+    assert!(
+        wait_for(LONG, || w.dst.join("live.txt").exists()),
+        "headless mode does not mirror live"
+    );
+    let pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let exited = wait_for(LONG, || matches!(child.try_wait(), Ok(Some(_))));
+    assert!(exited, "headless mode did not stop on SIGTERM");
+    assert!(child.wait().unwrap().success());
+    let text = std::fs::read_to_string(&err).unwrap();
+    let first = text.lines().next().unwrap_or_default();
+    assert!(
+        first.contains("no display") && first.contains("headless"),
+        "{text}"
+    );
+    assert_eq!(w.temp_leftovers(), Vec::<String>::new());
+}

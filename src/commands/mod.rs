@@ -52,9 +52,17 @@ pub fn run(cli: Cli) -> ExitCode {
             watch::run(&g, &pair, allow_mass_delete)
         }
         Some(Command::Tray) | None => {
+            #[cfg(feature = "tray")]
+            match crate::app::open_display() {
+                Ok(()) => return crate::app::run(&g, pairs::config_path(&g)),
+                Err(why) => eprintln!(
+                    "mirrortray: {why}; running headless without the tray (stop with Ctrl-C)"
+                ),
+            }
+            #[cfg(not(feature = "tray"))]
+            eprintln!("mirrortray: built without the tray; running headless (stop with Ctrl-C)");
             logging::init(&g, true);
-            eprintln!("mirrortray: watch and the tray are not built yet");
-            ExitCode::Error
+            watch::run(&g, &crate::cli::PairArgs::default(), false)
         }
         Some(Command::Versions { .. }) | Some(Command::Restore { .. }) => {
             logging::init(&g, true);

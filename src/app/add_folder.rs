@@ -1,0 +1,115 @@
+//! add_folder: "Add a folder…", what a first-time user needs: two folder
+//! choosers in a row (GTK, on the event-loop thread, non-modal: the loop
+//! keeps running while they are open) — first the folder to back up, then
+//! where its backup goes. The chosen pair goes back to the loop as
+//! `AppEvent::Chosen`, and from there to the actions thread, which adds it
+//! to the config with the rules of `mirrortray add`; the config reload then
+//! starts it. Cancel at either step adds nothing.
+//!
+//! Where there is no GTK (Windows, macOS builds) the settings file is opened
+//! instead and a notification explains `mirrortray add SRC DST`.
+
+use std::path::PathBuf;
+
+use tao::event_loop::EventLoopProxy;
+
+use super::AppEvent;
+
+/// Title of the first chooser (the tests look for it).
+pub const TITLE_SOURCE: &str = "Add a folder (1 of 2): the folder to back up";
+/// Title of the second chooser starts with this.
+pub const TITLE_BACKUP: &str = "Add a folder (2 of 2): where to keep the backup";
+
+#[cfg(target_os = "linux")]
+mod imp {
+    use std::cell::{Cell, RefCell};
+    use std::path::{Path, PathBuf};
+    use std::rc::Rc;
+
+    use gtk::prelude::*;
+
+    use super::*;
+
+    thread_local! {
+        /// A chooser is open (a second click brings it to the front instead).
+        static OPEN: RefCell<Option<gtk::FileChooserDialog>> = const { RefCell::new(None) };
+    }
+
+    pub fn choose(proxy: EventLoopProxy<AppEvent>, home: Option<PathBuf>) {
+        let open = OPEN.with(|o| o.borrow().clone());
+        if let Some(d) = open {
+            d.present();
+            return;
+        }
+        let start = home.clone();
+        ask(TITLE_SOURCE, start.as_deref(), move |src| {
+            let Some(src) = src else { return };
+            let name = src
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| src.display().to_string());
+            let title = format!("{TITLE_BACKUP} of {name}");
+            let parent = src.parent().map(Path::to_path_buf);
+            ask(&title, parent.as_deref(), move |dst| {
+                if let Some(dst) = dst {
+                    let _ = proxy.send_event(AppEvent::Chosen { src, dst });
+                }
+            });
+        });
+    }
+
+    /// Shows one folder chooser; `done` gets the folder, or `None` on cancel.
+    fn ask(title: &str, start: Option<&Path>, done: impl FnOnce(Option<PathBuf>) + 'static) {
+        let dialog = gtk::FileChooserDialog::with_buttons(
+            Some(title),
+            None::<&gtk::Window>,
+            gtk::FileChooserAction::SelectFolder,
+            &[
+                ("_Cancel", gtk::ResponseType::Cancel),
+                ("_Select", gtk::ResponseType::Accept),
+            ],
+        );
+        dialog.set_create_folders(true);
+        dialog.set_default_response(gtk::ResponseType::Accept);
+        dialog.set_position(gtk::WindowPosition::Center);
+        dialog.set_keep_above(true);
+        if let Some(dir) = start {
+            dialog.set_current_folder(dir);
+        }
+        let done = Rc::new(RefCell::new(Some(done)));
+        let answered = Rc::new(Cell::new(false));
+        dialog.connect_response(move |d, response| {
+            if answered.replace(true) {
+                return;
+            }
+            let folder = if response == gtk::ResponseType::Accept {
+                d.filename()
+            } else {
+                None
+            };
+            OPEN.with(|o| o.borrow_mut().take());
+            d.hide();
+            // SAFETY: the dialog is not used after this; GTK drops it.
+            unsafe { d.destroy() };
+            if let Some(f) = done.borrow_mut().take() {
+                f(folder);
+            }
+        });
+        OPEN.with(|o| *o.borrow_mut() = Some(dialog.clone()));
+        dialog.show_all();
+        dialog.present();
+    }
+}
+
+/// Starts the choosers. Returns `false` where there are none.
+#[cfg(target_os = "linux")]
+pub fn choose(proxy: EventLoopProxy<AppEvent>, home: Option<PathBuf>) -> bool {
+    imp::choose(proxy, home);
+    true
+}
+
+/// Starts the choosers. Returns `false` where there are none.
+#[cfg(not(target_os = "linux"))]
+pub fn choose(_proxy: EventLoopProxy<AppEvent>, _home: Option<PathBuf>) -> bool {
+    false
+}

@@ -1,0 +1,548 @@
+//! status: what the tray knows about the pairs, and the words and the icon
+//! it shows for that. Pure: no I/O and no clock (the caller passes "now"),
+//! so every line a user can read is unit-tested here.
+//!
+//! The model is fed by the workers' notices (through the event loop) and by
+//! the menu (pause). One line sums up every pair, by severity:
+//!
+//! ```text
+//!  stopping > no pairs > a pair in error > entries failing > paused
+//!           > copying > starting > degraded (polling) > up to date
+//! ```
+//! and the icon follows the same order, folded onto the four icons:
+//! error > paused > busy > idle.
+
+use std::path::{Path, PathBuf};
+
+use jiff::Timestamp;
+use jiff::ZonedDateTime;
+use mirrortray::engine::error::show;
+use mirrortray::engine::watch::{PairStatus, State};
+
+/// The four tray icons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Look {
+    Idle,
+    Busy,
+    Paused,
+    Error,
+}
+
+/// One folder pair as the tray shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairView {
+    /// Short name for menu entries ("Documents").
+    pub name: String,
+    pub src: PathBuf,
+    pub dst: PathBuf,
+    pub state: State,
+    pub last_ok: Option<Timestamp>,
+    /// Entries failing now (being retried).
+    pub failing: usize,
+    /// Deletions the mass-deletion guard holds: (held, entries in DST).
+    pub held: Option<(u64, u64)>,
+}
+
+/// Everything the menu and the icon are drawn from.
+#[derive(Debug, Clone, Default)]
+pub struct Model {
+    pub pairs: Vec<PairView>,
+    /// "Pause watching" is on.
+    pub paused: bool,
+    /// Quit was chosen; the workers are stopping.
+    pub quitting: bool,
+    /// The config file could not be read (the sentence from the loader).
+    pub config_error: Option<String>,
+    /// Whether the login entry exists; `None` until it has been checked.
+    pub autostart: Option<bool>,
+    /// The config has been read at least once.
+    pub loaded: bool,
+    /// The user's home, to write `~/Docs` instead of `/home/me/Docs`.
+    pub home: Option<PathBuf>,
+}
+
+impl Model {
+    /// Replaces the pairs (after the config was (re)loaded): every pair
+    /// starts over as "starting".
+    pub fn set_pairs(&mut self, pairs: &[(PathBuf, PathBuf)]) {
+        let names = names(pairs.iter().map(|(s, _)| s.as_path()), self.home.as_deref());
+        self.pairs = pairs
+            .iter()
+            .zip(names)
+            .map(|((src, dst), name)| PairView {
+                name,
+                src: src.clone(),
+                dst: dst.clone(),
+                state: State::Starting,
+                last_ok: None,
+                failing: 0,
+                held: None,
+            })
+            .collect();
+        self.loaded = true;
+    }
+
+    /// A worker's status.
+    pub fn set_status(&mut self, index: usize, s: &PairStatus) {
+        if let Some(p) = self.pairs.get_mut(index) {
+            p.state = s.state.clone();
+            p.last_ok = s.last_ok.or(p.last_ok);
+            p.failing = s.failing;
+            // Held deletions show as an error state; any other state means
+            // they were allowed or are no longer needed.
+            if !matches!(s.state, State::Error(_) | State::Paused) {
+                p.held = None;
+            }
+        }
+    }
+
+    pub fn set_held(&mut self, index: usize, count: u64, total: u64) {
+        if let Some(p) = self.pairs.get_mut(index) {
+            p.held = Some((count, total));
+        }
+    }
+
+    /// `path` for people: under the home folder as `~/...`.
+    pub fn tilde(&self, path: &Path) -> String {
+        tilde(path, self.home.as_deref())
+    }
+}
+
+/// `path` with the home folder written as `~`.
+pub fn tilde(path: &Path, home: Option<&Path>) -> String {
+    if let Some(home) = home.filter(|h| h.components().count() > 1) {
+        if path == home {
+            return "~".into();
+        }
+        if let Ok(rest) = path.strip_prefix(home) {
+            return format!("~/{}", show(rest));
+        }
+    }
+    show(path)
+}
+
+/// Menu names for the pairs: the source folder's name, or its `~` path
+/// where two pairs would share a name.
+pub fn names<'a>(srcs: impl Iterator<Item = &'a Path>, home: Option<&Path>) -> Vec<String> {
+    let srcs: Vec<&Path> = srcs.collect();
+    let base = |p: &Path| {
+        p.file_name()
+            .map(|n| show(Path::new(n)))
+            .unwrap_or_else(|| tilde(p, home))
+    };
+    srcs.iter()
+        .map(|p| {
+            let b = base(p);
+            if srcs.iter().filter(|q| base(q) == b).count() > 1 {
+                tilde(p, home)
+            } else {
+                b
+            }
+        })
+        .collect()
+}
+
+/// The first menu line.
+pub fn status_line(m: &Model, now: &ZonedDateTime) -> String {
+    if m.quitting {
+        return "Stopping…".into();
+    }
+    if m.pairs.is_empty() {
+        return match (&m.config_error, m.loaded) {
+            (Some(_), _) => "Settings file has an error — see log".into(),
+            (None, false) => "Starting…".into(),
+            (None, true) => "No folders yet".into(),
+        };
+    }
+    let problems: Vec<String> = m.pairs.iter().filter_map(|p| problem(m, p)).collect();
+    if let Some(first) = problems.first() {
+        return match problems.len() {
+            1 => first.clone(),
+            n => format!("{first} (+{} more)", n - 1),
+        };
+    }
+    let failing: usize = m.pairs.iter().map(|p| p.failing).sum();
+    if failing > 0 {
+        return errors(failing);
+    }
+    if m.config_error.is_some() {
+        return "Settings not applied — see log".into();
+    }
+    if m.paused || m.pairs.iter().all(|p| p.state == State::Paused) {
+        return "Paused".into();
+    }
+    let busy: Vec<usize> = m
+        .pairs
+        .iter()
+        .filter_map(|p| match p.state {
+            State::Busy { pending } => Some(pending),
+            _ => None,
+        })
+        .collect();
+    if !busy.is_empty() {
+        return copying(busy.iter().sum());
+    }
+    if m.pairs.iter().any(|p| p.state == State::Starting) {
+        return "Starting…".into();
+    }
+    if let Some(msg) = m.pairs.iter().find_map(|p| match &p.state {
+        State::Degraded(msg) => Some(msg),
+        _ => None,
+    }) {
+        return capital(msg);
+    }
+    // Up to date: the oldest pair's time is the one every pair is at least at.
+    let oldest = m.pairs.iter().map(|p| p.last_ok).min().flatten();
+    up_to_date(oldest, now)
+}
+
+/// One pair's own line (shown under the first line when there are several).
+pub fn pair_line(m: &Model, p: &PairView, now: &ZonedDateTime) -> String {
+    let what = if let Some(text) = problem(m, p) {
+        text.strip_prefix(&format!("{}: ", p.name))
+            .map(str::to_string)
+            .unwrap_or(text)
+    } else if p.failing > 0 {
+        errors(p.failing)
+    } else {
+        match &p.state {
+            State::Paused => "Paused".into(),
+            _ if m.paused => "Paused".into(),
+            State::Busy { pending } => copying(*pending),
+            State::Starting => "Starting…".into(),
+            State::Degraded(msg) => capital(msg),
+            State::Idle | State::Error(_) => up_to_date(p.last_ok, now),
+        }
+    };
+    format!("{}: {what}", p.name)
+}
+
+/// The icon.
+pub fn look(m: &Model) -> Look {
+    if m.quitting {
+        return Look::Busy;
+    }
+    if m.pairs.is_empty() {
+        // Nothing is being backed up: not the "all is well" icon.
+        return if m.config_error.is_some() && m.loaded {
+            Look::Error
+        } else if m.loaded {
+            Look::Paused
+        } else {
+            Look::Busy
+        };
+    }
+    let error = m.config_error.is_some()
+        || m.pairs
+            .iter()
+            .any(|p| p.failing > 0 || matches!(p.state, State::Error(_)));
+    if error {
+        Look::Error
+    } else if m.paused || m.pairs.iter().all(|p| p.state == State::Paused) {
+        Look::Paused
+    } else if m
+        .pairs
+        .iter()
+        .any(|p| matches!(p.state, State::Busy { .. } | State::Starting))
+    {
+        Look::Busy
+    } else {
+        Look::Idle
+    }
+}
+
+/// A pair's problem, as a line: the worker's sentence with `~` paths, and
+/// the pair's name in front when the sentence does not name its folders.
+fn problem(m: &Model, p: &PairView) -> Option<String> {
+    let State::Error(msg) = &p.state else {
+        return None;
+    };
+    let mut text = msg.clone();
+    let mut named = false;
+    for path in [&p.src, &p.dst] {
+        let full = show(path);
+        if text.contains(&full) {
+            text = text.replace(&full, &m.tilde(path));
+            named = true;
+        }
+    }
+    if !named {
+        text = format!("{}: {text}", p.name);
+    }
+    Some(text)
+}
+
+fn errors(n: usize) -> String {
+    match n {
+        1 => "1 error — see log".into(),
+        n => format!("{n} errors — see log"),
+    }
+}
+
+fn copying(pending: usize) -> String {
+    match pending {
+        // A whole-folder pass: how many files is not known up front.
+        0 => "Backing up…".into(),
+        1 => "Copying 1 file".into(),
+        n => format!("Copying {n} files"),
+    }
+}
+
+fn up_to_date(at: Option<Timestamp>, now: &ZonedDateTime) -> String {
+    match at {
+        None => "Up to date".into(),
+        Some(t) => {
+            let t = t.to_zoned_datetime(now.time_zone().clone());
+            if t.date() == now.date() {
+                format!("Up to date · {}", t.strftime("%H:%M"))
+            } else {
+                format!("Up to date · {}", t.strftime("%-d %b %H:%M"))
+            }
+        }
+    }
+}
+
+fn capital(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use jiff::tz::TimeZone;
+
+    fn now() -> ZonedDateTime {
+        "2024-06-03T14:30:00Z"
+            .parse::<Timestamp>()
+            .unwrap()
+            .to_zoned_datetime(TimeZone::UTC)
+    }
+
+    fn at(s: &str) -> Option<Timestamp> {
+        Some(s.parse().unwrap())
+    }
+
+    fn model(pairs: &[(&str, &str)]) -> Model {
+        let mut m = Model {
+            home: Some("/home/me".into()),
+            ..Model::default()
+        };
+        let pairs: Vec<(PathBuf, PathBuf)> = pairs
+            .iter()
+            .map(|(s, d)| (PathBuf::from(s), PathBuf::from(d)))
+            .collect();
+        m.set_pairs(&pairs);
+        m
+    }
+
+    fn status(
+        index: usize,
+        state: State,
+        last_ok: Option<Timestamp>,
+        failing: usize,
+    ) -> PairStatus {
+        PairStatus {
+            index,
+            src: PathBuf::new(),
+            dst: PathBuf::new(),
+            state,
+            last_ok,
+            failing,
+        }
+    }
+
+    #[test]
+    fn lines_for_every_state() {
+        let one = [("/home/me/Docs", "/mnt/bk/Docs")];
+        // (state, last ok, failing, paused) -> (line, icon)
+        type Case = (State, Option<Timestamp>, usize, bool, &'static str, Look);
+        let cases: Vec<Case> = vec![
+            (
+                State::Idle,
+                at("2024-06-03T14:02:00Z"),
+                0,
+                false,
+                "Up to date · 14:02",
+                Look::Idle,
+            ),
+            (
+                State::Idle,
+                at("2024-06-01T09:05:00Z"),
+                0,
+                false,
+                "Up to date · 1 Jun 09:05",
+                Look::Idle,
+            ),
+            (State::Idle, None, 0, false, "Up to date", Look::Idle),
+            (
+                State::Busy { pending: 312 },
+                None,
+                0,
+                false,
+                "Copying 312 files",
+                Look::Busy,
+            ),
+            (
+                State::Busy { pending: 1 },
+                None,
+                0,
+                false,
+                "Copying 1 file",
+                Look::Busy,
+            ),
+            (
+                State::Busy { pending: 0 },
+                None,
+                0,
+                false,
+                "Backing up…",
+                Look::Busy,
+            ),
+            (State::Starting, None, 0, false, "Starting…", Look::Busy),
+            (State::Paused, None, 0, false, "Paused", Look::Paused),
+            (State::Idle, None, 0, true, "Paused", Look::Paused),
+            (
+                State::Idle,
+                None,
+                2,
+                false,
+                "2 errors — see log",
+                Look::Error,
+            ),
+            (State::Idle, None, 1, true, "1 error — see log", Look::Error),
+            (
+                State::Error("Source missing: /home/me/Docs".into()),
+                None,
+                0,
+                false,
+                "Source missing: ~/Docs",
+                Look::Error,
+            ),
+            (
+                State::Error("150 deletions held — confirm to allow".into()),
+                None,
+                0,
+                false,
+                "Docs: 150 deletions held — confirm to allow",
+                Look::Error,
+            ),
+            (
+                State::Degraded("scanning every 60 s (watch limit reached)".into()),
+                None,
+                0,
+                false,
+                "Scanning every 60 s (watch limit reached)",
+                Look::Idle,
+            ),
+        ];
+        for (state, last_ok, failing, paused, want, want_look) in cases {
+            let mut m = model(&one);
+            m.paused = paused;
+            m.set_status(0, &status(0, state.clone(), last_ok, failing));
+            assert_eq!(status_line(&m, &now()), want, "{state:?}");
+            assert_eq!(look(&m), want_look, "{state:?}");
+        }
+    }
+
+    #[test]
+    fn no_pairs_and_lifecycle() {
+        let mut m = Model::default();
+        assert_eq!(status_line(&m, &now()), "Starting…");
+        m.set_pairs(&[]);
+        assert_eq!(status_line(&m, &now()), "No folders yet");
+        assert_eq!(look(&m), Look::Paused);
+        m.config_error = Some("config file x, line 3: ...".into());
+        assert_eq!(
+            status_line(&m, &now()),
+            "Settings file has an error — see log"
+        );
+        assert_eq!(look(&m), Look::Error);
+        m.quitting = true;
+        assert_eq!(status_line(&m, &now()), "Stopping…");
+    }
+
+    #[test]
+    fn several_pairs_sum_up() {
+        let mut m = model(&[("/home/me/Docs", "/mnt/a"), ("/home/me/Photos", "/mnt/b")]);
+        m.set_status(0, &status(0, State::Idle, at("2024-06-03T14:02:00Z"), 0));
+        m.set_status(1, &status(1, State::Idle, at("2024-06-03T13:00:00Z"), 0));
+        // The older time: both pairs are at least that fresh.
+        assert_eq!(status_line(&m, &now()), "Up to date · 13:00");
+        m.set_status(1, &status(1, State::Busy { pending: 4 }, None, 0));
+        assert_eq!(status_line(&m, &now()), "Copying 4 files");
+        // The last successful time is kept while busy.
+        assert_eq!(
+            pair_line(&m, &m.pairs[1], &now()),
+            "Photos: Copying 4 files"
+        );
+        m.set_status(1, &status(1, State::Idle, None, 0));
+        assert_eq!(
+            pair_line(&m, &m.pairs[1], &now()),
+            "Photos: Up to date · 13:00"
+        );
+        m.set_status(
+            0,
+            &status(
+                0,
+                State::Error("Source missing: /home/me/Docs".into()),
+                None,
+                0,
+            ),
+        );
+        m.set_status(
+            1,
+            &status(
+                1,
+                State::Error("Source missing: /home/me/Photos".into()),
+                None,
+                0,
+            ),
+        );
+        assert_eq!(status_line(&m, &now()), "Source missing: ~/Docs (+1 more)");
+        assert_eq!(
+            pair_line(&m, &m.pairs[1], &now()),
+            "Photos: Source missing: ~/Photos"
+        );
+    }
+
+    #[test]
+    fn held_deletions_clear_when_the_pair_moves_on() {
+        let mut m = model(&[("/home/me/Docs", "/mnt/a")]);
+        m.set_held(0, 150, 200);
+        m.set_status(
+            0,
+            &status(
+                0,
+                State::Error("150 deletions held — confirm to allow".into()),
+                None,
+                0,
+            ),
+        );
+        assert_eq!(m.pairs[0].held, Some((150, 200)));
+        m.set_status(0, &status(0, State::Busy { pending: 0 }, None, 0));
+        assert_eq!(m.pairs[0].held, None);
+    }
+
+    #[test]
+    fn names_and_tilde() {
+        let home = Some(Path::new("/home/me"));
+        assert_eq!(tilde(Path::new("/home/me/Docs"), home), "~/Docs");
+        assert_eq!(tilde(Path::new("/home/me"), home), "~");
+        assert_eq!(tilde(Path::new("/home/meg/x"), home), "/home/meg/x");
+        assert_eq!(tilde(Path::new("/srv/x"), Some(Path::new("/"))), "/srv/x");
+        let srcs = [
+            Path::new("/home/me/a/Docs"),
+            Path::new("/home/me/b/Docs"),
+            Path::new("/srv/Photos"),
+        ];
+        assert_eq!(
+            names(srcs.iter().copied(), home),
+            ["~/a/Docs", "~/b/Docs", "Photos"]
+        );
+    }
+}

@@ -1,0 +1,464 @@
+//! tray: the event loop's side — the tray icon and its menu, on the main
+//! thread. Everything arrives as an [`AppEvent`] through the loop's proxy
+//! (menu clicks, worker notices, the config's pairs, the login entry's
+//! state); the loop updates the [`Model`], redraws the menu from
+//! [`menu::plan`] and the icon from [`status::look`], and hands work to
+//! other threads: commands to `control`, file and program jobs to
+//! `actions`, popups to `notifications`. It never waits on any of them.
+//!
+//! The icon is created once the loop runs (`StartCause::Init`): created
+//! earlier, an appindicator icon does not show. With the appindicator
+//! backend there are no tooltips and no icon clicks, so the first menu line
+//! carries the status.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use tao::event::{Event, StartCause};
+use tao::event_loop::{ControlFlow, EventLoop, EventLoopProxy};
+use tao::platform::run_return::EventLoopExtRunReturn;
+use tray_icon::menu::{CheckMenuItem, IsMenuItem, Menu, MenuId, MenuItem, PredefinedMenuItem};
+use tray_icon::{Icon, TrayIcon, TrayIconBuilder};
+
+use super::AppEvent;
+use super::actions::{Actions, Job};
+use super::control::Ctl;
+use super::icons;
+use super::menu::{self, Action, Entry};
+use super::notifications::{Alerts, Level, Notifier, Popup};
+use super::status::{self, Look, Model};
+use mirrortray::engine::watch::Notice;
+
+/// How long Quit may take before the app exits anyway (a worker stuck in a
+/// dead network mount must not keep the app alive forever).
+const QUIT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A realized menu entry.
+enum Widget {
+    Text(MenuItem),
+    Separator(PredefinedMenuItem),
+    Check(CheckMenuItem),
+}
+
+impl Widget {
+    fn as_item(&self) -> &dyn IsMenuItem {
+        match self {
+            Widget::Text(i) => i,
+            Widget::Separator(i) => i,
+            Widget::Check(i) => i,
+        }
+    }
+}
+
+/// What the loop owns.
+pub struct Tray {
+    pub model: Model,
+    generation: u64,
+    tz: TimeZone,
+    menu: Menu,
+    shown: Vec<(Entry, Widget)>,
+    ids: HashMap<MenuId, Action>,
+    icon: Option<TrayIcon>,
+    look: Option<Look>,
+    alerts: Alerts,
+    notifier: Notifier,
+    actions: Actions,
+    ctl: Sender<Ctl>,
+    proxy: EventLoopProxy<AppEvent>,
+    log_path: Option<PathBuf>,
+    quit_by: Option<Instant>,
+    exit: Option<i32>,
+}
+
+/// Menu labels: `&` marks a mnemonic in muda, so a literal one is doubled.
+fn label(s: &str) -> String {
+    s.replace('&', "&&")
+}
+
+impl Tray {
+    pub fn new(
+        model: Model,
+        notifier: Notifier,
+        actions: Actions,
+        ctl: Sender<Ctl>,
+        proxy: EventLoopProxy<AppEvent>,
+        log_path: Option<PathBuf>,
+    ) -> Tray {
+        Tray {
+            model,
+            generation: 0,
+            tz: TimeZone::system(),
+            menu: Menu::new(),
+            shown: Vec::new(),
+            ids: HashMap::new(),
+            icon: None,
+            look: None,
+            alerts: Alerts::default(),
+            notifier,
+            actions,
+            ctl,
+            proxy,
+            log_path,
+            quit_by: None,
+            exit: None,
+        }
+    }
+
+    /// Runs the loop until Quit; returns the exit code.
+    pub fn run(mut self, mut event_loop: EventLoop<AppEvent>) -> i32 {
+        event_loop.run_return(move |event, _, flow| {
+            match event {
+                Event::NewEvents(StartCause::Init) => self.start(),
+                Event::UserEvent(e) => {
+                    self.event(e);
+                    self.redraw();
+                }
+                _ => {}
+            }
+            self.timers();
+            *flow = match (self.exit, self.next_wake()) {
+                (Some(code), _) => {
+                    // The icon goes away with the loop, not after it.
+                    self.icon.take();
+                    ControlFlow::ExitWithCode(code)
+                }
+                (None, Some(at)) => ControlFlow::WaitUntil(at),
+                (None, None) => ControlFlow::Wait,
+            };
+        })
+    }
+
+    fn start(&mut self) {
+        self.redraw();
+        let look = status::look(&self.model);
+        let built = icons::rgba(look)
+            .and_then(|i| Icon::from_rgba(i.pixels, i.width, i.height).map_err(|e| e.to_string()))
+            .and_then(|icon| {
+                TrayIconBuilder::new()
+                    .with_id("mirrortray")
+                    .with_menu(Box::new(self.menu.clone()))
+                    .with_icon(icon)
+                    .with_tooltip("mirrortray")
+                    .build()
+                    .map_err(|e| e.to_string())
+            });
+        match built {
+            Ok(icon) => {
+                self.icon = Some(icon);
+                self.look = Some(look);
+                log::info!("tray icon ready");
+            }
+            Err(e) => {
+                log::error!("cannot create the tray icon: {e}");
+                eprintln!(
+                    "mirrortray: cannot create the tray icon: {e}. Run `mirrortray watch` to mirror without the tray."
+                );
+                // Stop the workers first; `Stopped` then ends the loop.
+                self.model.quitting = true;
+                if self.ctl.send(Ctl::Quit).is_err() {
+                    self.exit = Some(2);
+                }
+                self.quit_by = Some(Instant::now() + QUIT_TIMEOUT);
+            }
+        }
+        self.actions.send(Job::Autostart(None));
+    }
+
+    fn now(&self) -> jiff::ZonedDateTime {
+        Timestamp::now().to_zoned_datetime(self.tz.clone())
+    }
+
+    fn name(&self, index: usize) -> String {
+        self.model
+            .pairs
+            .get(index)
+            .map(|p| p.name.clone())
+            .unwrap_or_else(|| format!("pair {}", index + 1))
+    }
+
+    fn event(&mut self, e: AppEvent) {
+        match e {
+            AppEvent::Menu(id) => {
+                if let Some(a) = self.ids.get(&id).copied() {
+                    self.action(a);
+                }
+            }
+            AppEvent::Pairs { generation, pairs } => {
+                self.generation = generation;
+                self.model.set_pairs(&pairs);
+                self.alerts.reset();
+            }
+            AppEvent::Notice {
+                generation,
+                index,
+                notice,
+            } => {
+                if generation != self.generation {
+                    return;
+                }
+                match &notice {
+                    Notice::Status(s) => self.model.set_status(index, s),
+                    Notice::MassDeleteHeld { count, total, .. } => {
+                        self.model.set_held(index, *count, *total)
+                    }
+                    _ => {}
+                }
+                let name = self.name(index);
+                if let Some(p) = self.alerts.notice(Instant::now(), index, &name, &notice) {
+                    self.notifier.show(p);
+                }
+            }
+            AppEvent::Config(problem) => {
+                if let Some(msg) = &problem {
+                    self.notifier.show(Popup::new(
+                        "config",
+                        Level::Error,
+                        "Settings not applied",
+                        format!("{msg}\nChoose Settings in the mirrortray menu to fix it; it applies when saved."),
+                    ));
+                }
+                self.model.config_error = problem;
+            }
+            AppEvent::Autostart(state) => match state {
+                Ok(on) => self.model.autostart = Some(on),
+                // Unknown: offer it anyway, so the user can try (and see why not).
+                Err(_) => self.model.autostart = Some(self.model.autostart.unwrap_or(false)),
+            },
+            AppEvent::Chosen { src, dst } => self.actions.send(Job::AddPair { src, dst }),
+            AppEvent::Quit => self.quit(),
+            AppEvent::Stopped => self.exit = Some(0),
+        }
+    }
+
+    fn action(&mut self, a: Action) {
+        let pair = |i: usize| self.model.pairs.get(i).cloned();
+        match a {
+            Action::Pause => {
+                self.model.paused = !self.model.paused;
+                log::info!("{}", if self.model.paused { "paused by the user" } else { "resumed by the user" });
+                let _ = self.ctl.send(if self.model.paused { Ctl::Pause } else { Ctl::Resume });
+            }
+            Action::BackupNow => {
+                log::info!("back up now (chosen by the user)");
+                let _ = self.ctl.send(Ctl::BackupNow);
+            }
+            Action::OpenBackup(i) => {
+                if let Some(p) = pair(i) {
+                    self.actions.send(Job::Open {
+                        path: p.dst.clone(),
+                        what: format!("the backup of {}", p.name),
+                    });
+                }
+            }
+            Action::Restore(i) => {
+                if let Some(p) = pair(i) {
+                    self.actions.send(Job::Versions { dst: p.dst, name: p.name });
+                }
+            }
+            Action::AllowDeletions(i) => {
+                if let Some(p) = self.model.pairs.get_mut(i) {
+                    log::info!("{}: deletions allowed by the user", p.dst.display());
+                    p.held = None;
+                    let _ = self.ctl.send(Ctl::AllowMassDelete { generation: self.generation, index: i });
+                }
+            }
+            Action::AddFolder => {
+                if !super::add_folder::choose(self.proxy.clone(), self.model.home.clone()) {
+                    self.actions.send(Job::Settings);
+                    self.notifier.show(Popup::new(
+                        "add",
+                        Level::Info,
+                        "Add a folder",
+                        "Add a [[pair]] with src and dst to the settings file that just opened, or run: mirrortray add SRC DST",
+                    ));
+                }
+            }
+            Action::OpenLog => match &self.log_path {
+                Some(p) => self.actions.send(Job::Open {
+                    path: p.clone(),
+                    what: "the log".into(),
+                }),
+                None => self.notifier.show(Popup::new(
+                    "open",
+                    Level::Error,
+                    "No log file",
+                    "mirrortray could not find a place for its log (set HOME, or start it with --log-file FILE).",
+                )),
+            },
+            Action::Settings => self.actions.send(Job::Settings),
+            Action::Autostart => {
+                let want = self.model.autostart != Some(true);
+                self.actions.send(Job::Autostart(Some(want)));
+            }
+            Action::Quit => self.quit(),
+        }
+    }
+
+    fn quit(&mut self) {
+        if self.model.quitting {
+            return;
+        }
+        log::info!("quitting: stopping the workers");
+        self.model.quitting = true;
+        self.quit_by = Some(Instant::now() + QUIT_TIMEOUT);
+        if self.ctl.send(Ctl::Quit).is_err() {
+            self.exit = Some(0);
+        }
+    }
+
+    fn timers(&mut self) {
+        let now = Instant::now();
+        let names: Vec<String> = self.model.pairs.iter().map(|p| p.name.clone()).collect();
+        let name = |i: usize| names.get(i).cloned().unwrap_or_default();
+        for p in self.alerts.tick(now, &name) {
+            self.notifier.show(p);
+        }
+        if self.exit.is_none() && self.quit_by.is_some_and(|t| now >= t) {
+            log::warn!(
+                "the workers did not stop within {} s; exiting anyway (leftover temp files are removed at the next start)",
+                QUIT_TIMEOUT.as_secs()
+            );
+            self.exit = Some(0);
+        }
+    }
+
+    fn next_wake(&self) -> Option<Instant> {
+        [self.alerts.next_deadline(), self.quit_by]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Brings the menu and the icon in line with the model.
+    fn redraw(&mut self) {
+        let now = self.now();
+        let plan = menu::plan(&self.model, &now);
+        let same_shape = plan.len() == self.shown.len()
+            && plan
+                .iter()
+                .zip(&self.shown)
+                .all(|(a, (b, _))| a.shape() == b.shape());
+        if same_shape {
+            for (new, (old, w)) in plan.into_iter().zip(self.shown.iter_mut()) {
+                update(&new, old, w);
+                *old = new;
+            }
+        } else {
+            self.rebuild(plan);
+        }
+        let look = status::look(&self.model);
+        if let Some(icon) = &mut self.icon {
+            if self.look != Some(look) {
+                match icons::rgba(look).and_then(|i| {
+                    Icon::from_rgba(i.pixels, i.width, i.height).map_err(|e| e.to_string())
+                }) {
+                    Ok(i) => {
+                        if let Err(e) = icon.set_icon(Some(i)) {
+                            log::warn!("cannot change the tray icon: {e}");
+                        }
+                    }
+                    Err(e) => log::warn!("{e}"),
+                }
+                self.look = Some(look);
+            }
+            let tip = status::status_line(&self.model, &now);
+            let _ = icon.set_tooltip(Some(format!("mirrortray: {tip}")));
+        }
+    }
+
+    fn rebuild(&mut self, plan: Vec<Entry>) {
+        for (_, w) in self.shown.drain(..) {
+            let _ = self.menu.remove(w.as_item());
+        }
+        self.ids.clear();
+        for e in plan {
+            let w = match &e {
+                Entry::Line(text) => Widget::Text(MenuItem::new(label(text), false, None)),
+                Entry::Separator => Widget::Separator(PredefinedMenuItem::separator()),
+                Entry::Item {
+                    action,
+                    label: l,
+                    enabled,
+                } => {
+                    let i = MenuItem::new(label(l), *enabled, None);
+                    self.ids.insert(i.id().clone(), *action);
+                    Widget::Text(i)
+                }
+                Entry::Check {
+                    action,
+                    label: l,
+                    checked,
+                    enabled,
+                } => {
+                    let i = CheckMenuItem::new(label(l), *enabled, *checked, None);
+                    self.ids.insert(i.id().clone(), *action);
+                    Widget::Check(i)
+                }
+            };
+            if let Err(e) = self.menu.append(w.as_item()) {
+                log::warn!("cannot add a menu entry: {e}");
+            }
+            self.shown.push((e, w));
+        }
+    }
+}
+
+/// Updates one realized entry in place (same shape).
+fn update(new: &Entry, old: &Entry, w: &Widget) {
+    match (new, w) {
+        (Entry::Line(t), Widget::Text(i)) if new != old => i.set_text(label(t)),
+        (
+            Entry::Item {
+                label: l, enabled, ..
+            },
+            Widget::Text(i),
+        ) => {
+            if let Entry::Item {
+                label: ol,
+                enabled: oe,
+                ..
+            } = old
+            {
+                if l != ol {
+                    i.set_text(label(l));
+                }
+                if enabled != oe {
+                    i.set_enabled(*enabled);
+                }
+            }
+        }
+        (
+            Entry::Check {
+                label: l,
+                checked,
+                enabled,
+                ..
+            },
+            Widget::Check(i),
+        ) => {
+            if let Entry::Check {
+                label: ol,
+                enabled: oe,
+                ..
+            } = old
+            {
+                if l != ol {
+                    i.set_text(label(l));
+                }
+                if enabled != oe {
+                    i.set_enabled(*enabled);
+                }
+            }
+            // Against the widget, not the old plan: a click toggles the
+            // widget by itself, and the model has the last word.
+            if i.is_checked() != *checked {
+                i.set_checked(*checked);
+            }
+        }
+        _ => {}
+    }
+}
