@@ -1161,6 +1161,16 @@ fn sync_without_paths_mirrors_every_configured_pair() {
     );
     std::fs::write(&cfg, toml).unwrap();
     let cfg_s = cfg.to_string_lossy().into_owned();
+    // A configured backup folder that is missing is taken as an unplugged
+    // drive: an error naming it, and it is not created.
+    let r = w.run(["sync", "--config", &cfg_s]);
+    r.code(2).no_debug_dump().stderr_has(&d1.to_string_lossy());
+    assert!(
+        !d1.exists() && !d2.exists(),
+        "a configured backup folder was created"
+    );
+    std::fs::create_dir(&d1).unwrap();
+    std::fs::create_dir(&d2).unwrap();
     let r = w.run(["sync", "--config", &cfg_s]);
     r.ok().no_debug_dump();
     assert_eq!(

@@ -1030,3 +1030,38 @@ fn an_empty_file_system_mounted_over_src_looks_unmounted() {
         "versions",
     );
 }
+
+#[test]
+fn paths_that_are_not_utf8_are_named_readably() {
+    use std::os::unix::ffi::OsStrExt;
+    let w = World::new();
+    let missing = w
+        .path("x")
+        .with_file_name(std::ffi::OsStr::from_bytes(b"caf\xe9-missing"));
+    let r = sync_paths(&w, &missing, &w.dst);
+    r.code(2).no_debug_dump().stderr_has("caf\\xE9-missing");
+    assert!(!w.dst.exists());
+    // A SRC folder with such a name works, and a failure inside names it.
+    let src = w
+        .path("x")
+        .with_file_name(std::ffi::OsStr::from_bytes(b"src\xff"));
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("a.txt"), "a").unwrap();
+    sync_paths(&w, &src, &w.dst).ok().no_debug_dump();
+    assert_mirrored(&src, &w.dst);
+}
+
+#[test]
+fn dst_that_is_a_symlink_into_src_is_refused() {
+    let w = World::new();
+    w.write("inner/a.txt", "a");
+    let before = snapshot(&w.src);
+    let link = w.path("backup-link");
+    symlink(w.src.join("inner"), &link).unwrap();
+    let r = sync_paths(&w, &w.src, &link);
+    r.code(2)
+        .no_debug_dump()
+        .stderr_has("inside the source folder");
+    assert_eq!(snapshot(&w.src), before);
+    assert!(!w.src.join("inner/.mirrortray").exists());
+}
