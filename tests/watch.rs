@@ -54,16 +54,21 @@ impl<'a> Watch<'a> {
 
     /// Starts the process without waiting for anything.
     fn spawn(world: &'a World, extra: &[&str]) -> Watch<'a> {
-        let n = WATCHES.fetch_add(1, Ordering::SeqCst);
-        let log = world.path(&format!("watch-{n}.stderr"));
-        let out = world.path(&format!("watch-{n}.stdout"));
-        let child = world
-            .cmd()
-            .arg("watch")
+        let mut c = world.cmd();
+        c.arg("watch")
             .arg(&world.src)
             .arg(&world.dst)
             .arg("-v")
-            .args(extra)
+            .args(extra);
+        Watch::spawn_cmd(world, c)
+    }
+
+    /// Starts `c` (a `mirrortray watch ...` command line), output to files.
+    fn spawn_cmd(world: &'a World, mut c: Command) -> Watch<'a> {
+        let n = WATCHES.fetch_add(1, Ordering::SeqCst);
+        let log = world.path(&format!("watch-{n}.stderr"));
+        let out = world.path(&format!("watch-{n}.stdout"));
+        let child = c
             .stdout(File::create(out).unwrap())
             .stderr(File::create(&log).unwrap())
             .spawn()
@@ -127,22 +132,25 @@ impl<'a> Watch<'a> {
 
     #[track_caller]
     fn converged_within(&mut self, deadline: Duration) {
+        self.converged_except(deadline, &|_| false);
+    }
+
+    /// Like `converged`, leaving out the paths `skip` says (ignored ones)
+    /// on both sides.
+    #[track_caller]
+    fn converged_except(&mut self, deadline: Duration, skip: &dyn Fn(&Path) -> bool) {
         let (src, dst) = (self.world.src.clone(), self.world.dst.clone());
         let ok = wait_for(deadline, || {
             self.assert_alive();
-            mirror_diff(&src, &dst).is_empty()
+            mirror_diff_except(&src, &dst, skip).is_empty()
         });
         if !ok {
-            let d = mirror_diff(&src, &dst);
-            let shown: Vec<&String> = d.iter().take(40).collect();
+            let d = mirror_diff_except(&src, &dst, skip);
+            let shown: Vec<&str> = d.iter().take(40).map(|s| s.as_str()).collect();
             panic!(
                 "DST did not converge to SRC within {deadline:?}; {} differences, first ones:\n{}\n--- log\n{}",
                 d.len(),
-                shown
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join("\n"),
+                shown.join("\n"),
                 self.log_tail()
             );
         }
@@ -291,8 +299,12 @@ fn snapshot_live(root: &Path) -> Snapshot {
 }
 
 /// How DST differs from SRC (empty = mirrored), safe while DST changes.
-fn mirror_diff(src: &Path, dst: &Path) -> Vec<String> {
-    diff(&mirrorable(&snapshot_live(src)), &snapshot_live(dst))
+fn mirror_diff_except(src: &Path, dst: &Path, skip: &dyn Fn(&Path) -> bool) -> Vec<String> {
+    let keep = |s: Snapshot| -> Snapshot { s.into_iter().filter(|(p, _)| !skip(p)).collect() };
+    diff(
+        &mirrorable(&keep(snapshot_live(src))),
+        &keep(snapshot_live(dst)),
+    )
 }
 
 // ---------------------------------------------------------------- helpers
@@ -457,10 +469,6 @@ fn start_reconciles_then_creates_are_mirrored() {
         }
     }
     watch.converged();
-    assert!(
-        version_entries(&w).is_empty(),
-        "creating files must keep no versions"
-    );
     watch.stop();
 }
 
@@ -581,6 +589,8 @@ fn symlinks_are_created_and_retargeted_never_followed() {
     symlink("nowhere/at/all", w.src.join("dangling")).unwrap();
     symlink("/etc/passwd", w.src.join("abs")).unwrap();
     symlink("sub", w.src.join("dirlink")).unwrap();
+    symlink(".", w.src.join("sub/loop")).unwrap();
+    symlink(&w.src, w.src.join("root")).unwrap();
     watch.converged();
     assert!(
         fs::symlink_metadata(w.dst.join("dirlink"))
@@ -1466,4 +1476,603 @@ fn random_operations_converge_and_keep_every_version_seed_2() {
 #[test]
 fn random_operations_converge_and_keep_every_version_seed_3() {
     random_sequence(3, 3000, 3000);
+}
+
+// ---------------------------------------------------------------- harder cases
+
+#[test]
+fn files_written_in_a_new_folder_are_copied_once_without_versions() {
+    let w = World::new();
+    let mut watch = Watch::start(&w, &[]);
+    // The new folder is scanned at once (its files may predate its watch);
+    // files still being written then must wait for their close, not be
+    // copied half-written and kept as a "version" when the close comes.
+    for round in 0..10 {
+        let d = format!("new{round}/a/b");
+        fs::create_dir_all(w.src.join(&d)).unwrap();
+        for j in 0..30 {
+            w.write(
+                &format!("{d}/f{j}"),
+                format!("round {round} file {j} ").repeat(1000),
+            );
+        }
+    }
+    watch.converged();
+    let kept: Vec<String> = version_entries(&w)
+        .into_iter()
+        .filter_map(|p| {
+            let m = fs::symlink_metadata(w.dst.join(".mirrortray/versions").join(&p)).ok()?;
+            m.is_file()
+                .then(|| format!("{} ({} bytes)", p.display(), m.len()))
+        })
+        .collect();
+    assert!(
+        kept.is_empty(),
+        "new files were copied twice, a partial copy kept as a version: {kept:?}\n--- log\n{}",
+        tail(&watch.log(), 30)
+    );
+    watch.stop();
+}
+
+#[test]
+fn renames_in_quick_succession_stay_renames_in_dst() {
+    let w = World::new();
+    make_tree(&w.src.join("big"), 300, "big");
+    make_tree(&w.src.join("x"), 40, "x");
+    make_tree(&w.src.join("y"), 50, "y");
+    w.write("f", "file f");
+    let mut watch = Watch::start(&w, &[]);
+    let big = ino(&w.dst.join("big"));
+    let (x, y) = (ino(&w.dst.join("x")), ino(&w.dst.join("y")));
+    let f = ino(&w.dst.join("f"));
+
+    // A chain (`mv big tmp && mv tmp final`), a swap of two folders and a
+    // file renamed twice, all faster than any settle time.
+    fs::rename(w.src.join("big"), w.src.join("tmp")).unwrap();
+    fs::rename(w.src.join("tmp"), w.src.join("final")).unwrap();
+    fs::rename(w.src.join("x"), w.src.join("t")).unwrap();
+    fs::rename(w.src.join("y"), w.src.join("x")).unwrap();
+    fs::rename(w.src.join("t"), w.src.join("y")).unwrap();
+    fs::rename(w.src.join("f"), w.src.join("g")).unwrap();
+    fs::rename(w.src.join("g"), w.src.join("h")).unwrap();
+    watch.converged();
+    let got = [
+        ("final", ino(&w.dst.join("final")), big),
+        ("x", ino(&w.dst.join("x")), y),
+        ("y", ino(&w.dst.join("y")), x),
+        ("h", ino(&w.dst.join("h")), f),
+    ];
+    let copied: Vec<&str> = got
+        .iter()
+        .filter(|(_, now, was)| now != was)
+        .map(|(n, _, _)| *n)
+        .collect();
+    let versions = version_entries(&w);
+    assert!(
+        copied.is_empty() && versions.is_empty(),
+        "renames inside SRC were not renames in DST: re-copied {copied:?}, {} version entries kept (first: {:?})\n--- log\n{}",
+        versions.len(),
+        versions.iter().take(5).collect::<Vec<_>>(),
+        tail(&watch.log(), 30)
+    );
+    watch.stop();
+}
+
+#[test]
+fn type_changes_are_mirrored_and_kept() {
+    let w = World::new();
+    w.write("f", "a file that becomes a folder");
+    make_tree(&w.src.join("d"), 20, "dir-to-file");
+    make_tree(&w.src.join("e"), 20, "dir-to-link");
+    symlink("f", w.src.join("l")).unwrap();
+    let mut watch = Watch::start(&w, &[]);
+    let before = files_under(&w.dst);
+
+    fs::remove_file(w.src.join("f")).unwrap();
+    w.write("f/inner.txt", "now inside folder f");
+    fs::remove_dir_all(w.src.join("d")).unwrap();
+    w.write("d", "d is a file now");
+    fs::remove_dir_all(w.src.join("e")).unwrap();
+    symlink("d", w.src.join("e")).unwrap();
+    fs::remove_file(w.src.join("l")).unwrap();
+    w.write("l/x", "l is a folder now");
+    watch.converged();
+    assert_kept(&w, &before, &watch.log());
+
+    // And back, by renames this time.
+    let before = files_under(&w.dst);
+    fs::rename(w.src.join("d"), w.path("d.out")).unwrap();
+    fs::rename(w.src.join("f"), w.src.join("d")).unwrap();
+    w.write("f", "a file again");
+    watch.converged();
+    assert_kept(&w, &before, &watch.log());
+    watch.stop();
+}
+
+#[test]
+fn odd_names_are_mirrored() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let w = World::new();
+    let mut watch = Watch::start(&w, &[]);
+    let long_a = "a".repeat(255);
+    let long_b = "b".repeat(255);
+    let names: Vec<&OsStr> = vec![
+        OsStr::new("with space"),
+        OsStr::new("new\nline"),
+        OsStr::new("tab\there"),
+        OsStr::new("-leading-dash"),
+        OsStr::new("ünïcødé ✓"),
+        OsStr::from_bytes(b"bad\xffutf8"),
+        OsStr::new(&long_a),
+        OsStr::new("back\\slash"),
+        OsStr::new("..."),
+        OsStr::new(".hidden"),
+    ];
+    for (i, n) in names.iter().enumerate() {
+        fs::write(w.src.join(n), format!("name {i}")).unwrap();
+        fs::create_dir_all(w.src.join("dir").join(n).join(n)).unwrap();
+    }
+    // Only SRC's top-level `.mirrortray` is reserved; a nested one is data.
+    w.write("sub/.mirrortray/inner", "nested reserved-looking name");
+    w.write(".mirrortray/own", "SRC's own top-level .mirrortray");
+    watch.converged();
+    assert!(
+        !w.dst.join(".mirrortray/own").exists(),
+        "SRC's .mirrortray was mirrored into DST's"
+    );
+
+    fs::rename(w.src.join(&long_a), w.src.join(&long_b)).unwrap();
+    fs::rename(
+        w.src.join(OsStr::from_bytes(b"bad\xffutf8")),
+        w.src.join(OsStr::from_bytes(b"still\xfe\xffbad")),
+    )
+    .unwrap();
+    fs::rename(
+        w.src.join("dir/new\nline"),
+        w.src.join("dir/renamed\nagain"),
+    )
+    .unwrap();
+    fs::remove_file(w.src.join("with space")).unwrap();
+    watch.converged();
+    let log = watch.stop();
+    assert!(!log.contains("[ERROR]"), "errors with odd names:\n{log}");
+}
+
+#[test]
+fn fifos_are_skipped_with_a_log_line() {
+    let w = World::new();
+    let mut watch = Watch::start(&w, &[]);
+    sh(&w.src, "mkfifo", &["pipe"]);
+    w.write("after.txt", "after the fifo");
+    // The tree comparison leaves special files out of what DST must hold.
+    watch.converged();
+    watch.expect_log("pipe", Duration::from_secs(30));
+    assert!(
+        fs::symlink_metadata(w.dst.join("pipe")).is_err(),
+        "the FIFO reached DST"
+    );
+    watch.stop();
+}
+
+#[test]
+fn ignored_paths_are_neither_copied_nor_deleted() {
+    let w = World::new();
+    w.write("keep.txt", "kept");
+    fs::create_dir_all(w.dst.join("build")).unwrap();
+    fs::write(
+        w.dst.join("hand.tmp"),
+        "DST's own, matched by an ignore pattern",
+    )
+    .unwrap();
+    fs::write(w.dst.join("build/hand"), "DST's own, in an ignored folder").unwrap();
+    let ignored =
+        |p: &Path| p.extension().map(|e| e == "tmp").unwrap_or(false) || p.starts_with("build");
+    let mut watch = Watch::start(&w, &["--ignore", "*.tmp", "--ignore", "build/"]);
+    watch.converged_except(CONVERGE_DEADLINE, &ignored);
+
+    w.write("x.tmp", "ignored file");
+    w.write("build/out/obj", "ignored folder");
+    w.write("real.txt", "copied");
+    watch.converged_except(CONVERGE_DEADLINE, &ignored);
+    assert!(
+        !w.dst.join("x.tmp").exists() && !w.dst.join("build/out").exists(),
+        "ignored paths reached DST"
+    );
+
+    // A safe save through an ignored temp name, and a rename to an ignored name.
+    fs::write(w.src.join("keep.txt.tmp"), "kept v2").unwrap();
+    fs::rename(w.src.join("keep.txt.tmp"), w.src.join("keep.txt")).unwrap();
+    fs::rename(w.src.join("real.txt"), w.src.join("real.tmp")).unwrap();
+    watch.converged_except(CONVERGE_DEADLINE, &ignored);
+    assert_eq!(version_contents(&w, "keep.txt"), vec![b"kept".to_vec()]);
+    assert_eq!(version_contents(&w, "real.txt"), vec![b"copied".to_vec()]);
+    assert!(
+        !w.dst.join("real.tmp").exists(),
+        "a rename to an ignored name copied it"
+    );
+    assert_eq!(
+        fs::read(w.dst.join("hand.tmp")).unwrap(),
+        b"DST's own, matched by an ignore pattern"
+    );
+    assert!(
+        w.dst.join("build/hand").exists(),
+        "an ignored folder in DST was touched"
+    );
+    watch.stop();
+}
+
+#[test]
+fn no_versions_replaces_and_deletes_without_keeping() {
+    let w = World::new();
+    w.write("a", "a1");
+    w.write("b", "b1");
+    make_tree(&w.src.join("t"), 10, "t");
+    let mut watch = Watch::start(&w, &["--no-versions"]);
+    fs::write(w.src.join("a"), "a2").unwrap();
+    fs::remove_file(w.src.join("b")).unwrap();
+    fs::remove_dir_all(w.src.join("t")).unwrap();
+    watch.converged();
+    assert!(
+        version_entries(&w).is_empty(),
+        "--no-versions kept versions: {:?}",
+        version_entries(&w)
+    );
+    watch.stop();
+}
+
+#[test]
+fn a_file_rewritten_while_being_copied_is_never_torn() {
+    let w = World::new();
+    const SIZE: usize = 6 << 20;
+    let p = w.write("big.bin", vec![0u8; SIZE]);
+    let mut watch = Watch::start(&w, &[]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // A reader checks DST all along: every state the file had is one
+    // byte value repeated (each rewrite truncates), so a mix is a torn copy.
+    let reader = {
+        let stop = stop.clone();
+        let dst = w.dst.join("big.bin");
+        std::thread::spawn(move || {
+            let mut seen = 0;
+            while !stop.load(Ordering::SeqCst) {
+                if let Ok(b) = fs::read(&dst) {
+                    if let Some(first) = b.first() {
+                        if let Some(bad) = b.iter().position(|x| x != first) {
+                            return Err(format!(
+                                "torn copy in DST: byte {first} then {} at {bad} of {}",
+                                b[bad],
+                                b.len()
+                            ));
+                        }
+                    }
+                    seen += 1;
+                }
+            }
+            Ok(seen)
+        })
+    };
+    for k in 1..=40u8 {
+        fs::write(&p, vec![k; SIZE]).unwrap();
+    }
+    watch.converged();
+    stop.store(true, Ordering::SeqCst);
+    let r = reader.join().unwrap();
+    assert!(
+        r.is_ok(),
+        "{}\n--- log\n{}",
+        r.unwrap_err(),
+        tail(&watch.log(), 30)
+    );
+    watch.stop();
+}
+
+#[test]
+fn changes_during_the_initial_reconcile_are_not_missed() {
+    let w = World::new();
+    for i in 0..3000 {
+        w.write(
+            &format!("d{}/s{}/f{i}", i % 30, i % 3),
+            format!("initial {i}"),
+        );
+    }
+    let mut watch = Watch::spawn(&w, &[]);
+    // At once, while the start-up reconcile runs.
+    for d in 0..10 {
+        fs::rename(w.src.join(format!("d{d}")), w.src.join(format!("moved{d}"))).unwrap();
+    }
+    for i in (0..3000).step_by(10) {
+        let p = w.src.join(format!("d{}/s{}/f{i}", i % 30, i % 3));
+        if p.exists() {
+            if i % 20 == 0 {
+                fs::remove_file(&p).unwrap();
+            } else {
+                fs::write(&p, format!("changed {i}")).unwrap();
+            }
+        }
+    }
+    for i in 0..300 {
+        w.write(&format!("late/l{}/n{i}", i % 7), format!("late {i}"));
+    }
+    watch.expect_log(READY, START_DEADLINE);
+    watch.converged();
+    watch.stop();
+}
+
+#[test]
+fn drift_check_repairs_what_the_os_missed_and_keeps_hand_edits() {
+    let w = World::new();
+    fs::create_dir_all(w.config_file().parent().unwrap()).unwrap();
+    // A drift check every 1.2 s instead of hourly.
+    fs::write(w.config_file(), "[settings]\ndrift_check_minutes = 0.02\n").unwrap();
+    w.write("a.txt", "linked v1");
+    fs::create_dir(w.src.join("sub")).unwrap();
+    fs::hard_link(w.src.join("a.txt"), w.src.join("sub/b.txt")).unwrap();
+    w.write("x.txt", "x as in SRC");
+    w.write("y.txt", "y as in SRC");
+    let mut watch = Watch::start(&w, &[]);
+
+    // Written through one name: inotify reports only that name, so
+    // sub/b.txt changes with no event at all.
+    fs::write(w.src.join("a.txt"), "linked v2, longer").unwrap();
+    // Someone edits DST by hand.
+    fs::write(w.dst.join("x.txt"), "edited in DST by hand").unwrap();
+    fs::remove_file(w.dst.join("y.txt")).unwrap();
+    fs::write(w.dst.join("extra.txt"), "added to DST by hand").unwrap();
+    watch.converged();
+    let kept = kept_contents(&w);
+    for c in ["edited in DST by hand", "added to DST by hand", "linked v1"] {
+        assert!(
+            kept.contains(c.as_bytes()),
+            "{c:?} is not in versions\n--- log\n{}",
+            tail(&watch.log(), 30)
+        );
+    }
+    watch.stop();
+}
+
+#[test]
+fn a_new_folder_renamed_before_its_watch_exists_is_followed() {
+    let w = World::new();
+    let mut watch = Watch::start(&w, &[]);
+    for round in 0..5 {
+        let a = format!("a{round}");
+        let b = format!("b{round}");
+        fs::create_dir(w.src.join(&a)).unwrap();
+        w.write(&format!("{a}/f"), "in a");
+        fs::rename(w.src.join(&a), w.src.join(&b)).unwrap();
+        w.write(&format!("{b}/g"), "in b");
+        fs::create_dir(w.src.join(&b).join("c")).unwrap();
+        w.write(&format!("{b}/c/h"), "in b/c");
+        fs::rename(w.src.join(&b).join("c"), w.src.join(&b).join("d")).unwrap();
+        w.write(&format!("{b}/d/i"), "in b/d");
+    }
+    watch.converged();
+    // Later changes inside the renamed folders are still seen.
+    for round in 0..5 {
+        w.write(
+            &format!("b{round}/d/late"),
+            "written after everything settled",
+        );
+        w.write(
+            &format!("b{round}/late"),
+            "written after everything settled",
+        );
+    }
+    watch.converged();
+    watch.stop();
+}
+
+#[test]
+fn a_mass_deletion_at_start_is_held_until_allowed() {
+    let w = World::new();
+    make_tree(&w.src, 200, "mass");
+    w.sync(&[]).ok();
+    let before = files_under(&w.dst);
+    for i in 0..7 {
+        fs::remove_dir_all(w.src.join(format!("d{i}"))).unwrap();
+    }
+    let mut watch = Watch::spawn(&w, &[]);
+    watch.expect_log("holding", START_DEADLINE);
+    assert_eq!(files_under(&w.dst), before, "held deletions touched DST");
+    assert!(
+        !watch.log().contains(READY),
+        "it said it mirrored while holding deletions"
+    );
+    watch.signal("TERM");
+    assert_eq!(watch.wait_exit().code(), Some(0));
+
+    let watch = Watch::start(&w, &["--allow-mass-delete"]);
+    assert_mirrored(&w.src, &w.dst);
+    assert_kept(&w, &before, &watch.log());
+    watch.stop();
+}
+
+#[test]
+fn sigterm_during_the_initial_reconcile_stops_cleanly() {
+    let w = World::new();
+    let big = vec![3u8; 16 << 20];
+    for i in 0..12 {
+        w.write(&format!("big{i}.bin"), &big);
+    }
+    let mut watch = Watch::spawn(&w, &[]);
+    // A copy is in flight once a temp file exists (or it is all done).
+    let busy = wait_for(START_DEADLINE, || {
+        !w.temp_leftovers().is_empty() || watch.log().contains(READY)
+    });
+    assert!(busy, "no copy started\n--- log\n{}", watch.log());
+    watch.stop();
+}
+
+#[test]
+fn dst_removed_while_watching_resumes_when_it_is_back() {
+    let w = World::new();
+    make_tree(&w.src, 20, "dst-gone");
+    let mut watch = Watch::start(&w, &[]);
+    fs::remove_dir_all(&w.dst).unwrap();
+    watch.expect_log("backup folder", Duration::from_secs(30));
+    // Nothing is written where DST was meanwhile.
+    w.write("while-gone.txt", "made while DST was gone");
+    assert!(
+        !w.dst.exists(),
+        "DST was re-created by the watcher (it should wait for the drive)"
+    );
+
+    fs::create_dir(&w.dst).unwrap();
+    watch.converged();
+    w.write("after.txt", "live again");
+    watch.converged();
+    watch.stop();
+}
+
+#[test]
+fn dst_replaced_by_a_new_folder_is_followed() {
+    let w = World::new();
+    make_tree(&w.src, 20, "dst-replaced");
+    let mut watch = Watch::start(&w, &[]);
+    // The drive unmounted and mounted again at once, or `rm -rf dst; mkdir dst`:
+    // DST is a new, empty folder.
+    fs::remove_dir_all(&w.dst).unwrap();
+    fs::create_dir(&w.dst).unwrap();
+    w.write("after.txt", "written after DST was replaced");
+    watch.converged();
+    watch.stop();
+}
+
+#[test]
+fn source_replaced_by_a_new_folder_is_followed() {
+    let w = World::new();
+    make_tree(&w.src, 20, "first src");
+    let mut watch = Watch::start(&w, &[]);
+    let before = files_under(&w.dst);
+    fs::remove_dir_all(&w.src).unwrap();
+    fs::create_dir(&w.src).unwrap();
+    w.write("new.txt", "in the new SRC");
+    watch.converged();
+    // Live on the new folder.
+    w.write("later/x.txt", "written later in the new SRC");
+    watch.converged();
+    assert_kept(&w, &before, &watch.log());
+    watch.stop();
+}
+
+#[test]
+fn every_configured_pair_is_watched_without_args() {
+    let w = World::new();
+    let (src2, dst2) = (w.path("src2"), w.path("dst2"));
+    fs::create_dir(&src2).unwrap();
+    w.write("one.txt", "pair one");
+    fs::write(src2.join("two.txt"), "pair two").unwrap();
+    fs::create_dir_all(w.config_file().parent().unwrap()).unwrap();
+    let toml = format!(
+        "[[pair]]\nsrc = {:?}\ndst = {:?}\n\n[[pair]]\nsrc = {:?}\ndst = {:?}\n",
+        w.src, w.dst, src2, dst2
+    );
+    fs::write(w.config_file(), toml).unwrap();
+    fs::create_dir_all(&w.dst).unwrap();
+    fs::create_dir_all(&dst2).unwrap();
+    let mut c = w.cmd();
+    c.args(["watch", "-v"]);
+    let mut watch = Watch::spawn_cmd(&w, c);
+    let both = wait_for(START_DEADLINE, || watch.log().matches(READY).count() == 2);
+    assert!(
+        both,
+        "not both pairs said mirrored\n--- log\n{}",
+        watch.log()
+    );
+    w.write("a/new.txt", "live in pair one");
+    fs::write(src2.join("new2.txt"), "live in pair two").unwrap();
+    watch.converged();
+    let ok = wait_for(CONVERGE_DEADLINE, || {
+        mirror_diff_except(&src2, &dst2, &|_| false).is_empty()
+    });
+    assert!(
+        ok,
+        "pair two did not converge\n{}",
+        mirror_diff_except(&src2, &dst2, &|_| false).join("\n")
+    );
+    watch.stop();
+}
+
+#[test]
+fn unreadable_entries_are_retried_until_they_can_be_read() {
+    let w = World::new();
+    w.write("ok.txt", "readable");
+    w.write("locked/inner/a.txt", "in a folder nobody can read yet");
+    w.write("locked/b.txt", "also inside");
+    w.write("secret.txt", "a file nobody can read yet");
+    chown_nobody(w.dir.path());
+    // Root reads everything: the watcher runs as nobody, so permissions count.
+    chmod(&w.src.join("locked"), 0o000);
+    chmod(&w.src.join("secret.txt"), 0o000);
+    let mut c = as_nobody(&w);
+    c.arg("watch").arg(&w.src).arg(&w.dst).arg("-v");
+    let mut watch = Watch::spawn_cmd(&w, c);
+    watch.expect_log("permission denied", START_DEADLINE);
+    let unreadable = |p: &Path| p.starts_with("locked") || p == Path::new("secret.txt");
+    watch.converged_except(CONVERGE_DEADLINE, &unreadable);
+    assert!(
+        watch.log().contains("locked"),
+        "the log does not name the folder\n{}",
+        watch.log()
+    );
+
+    // Fixed by the user: the retries (or the chmod events) bring them in.
+    chmod(&w.src.join("locked"), 0o755);
+    chmod(&w.src.join("secret.txt"), 0o644);
+    watch.converged();
+    // And the folder is watched live from then on.
+    w.write("locked/inner/late.txt", "written after the fix");
+    chown_nobody(&w.src.join("locked"));
+    watch.converged();
+    watch.signal("TERM");
+    assert_eq!(watch.wait_exit().code(), Some(0));
+}
+
+/// Seconds since midnight of each log-file line (RFC 3339 UTC stamp first)
+/// that contains `needle`.
+fn log_times(w: &World, needle: &str) -> Vec<f64> {
+    let text = fs::read_to_string(w.log_file()).unwrap_or_default();
+    text.lines()
+        .filter(|l| l.contains(needle))
+        .filter_map(|l| {
+            let stamp = l.split_whitespace().next()?;
+            let time = stamp.split('T').nth(1)?.trim_end_matches('Z');
+            let mut parts = time.split(':');
+            let h: f64 = parts.next()?.parse().ok()?;
+            let m: f64 = parts.next()?.parse().ok()?;
+            let s: f64 = parts.next()?.parse().ok()?;
+            Some(h * 3600.0 + m * 60.0 + s)
+        })
+        .collect()
+}
+
+#[test]
+fn a_failing_path_is_retried_with_growing_back_off() {
+    let w = World::new();
+    w.write("ok.txt", "readable");
+    w.write("secret.txt", "never readable");
+    chown_nobody(w.dir.path());
+    chmod(&w.src.join("secret.txt"), 0o000);
+    let mut c = as_nobody(&w);
+    c.arg("watch").arg(&w.src).arg(&w.dst).arg("-v");
+    let mut watch = Watch::spawn_cmd(&w, c);
+    // Back-off of 1 s doubling: attempts at about 0, 1, 3, 7, 15 s.
+    let needle = "secret.txt: cannot read";
+    let five = wait_for(Duration::from_secs(90), || log_times(&w, needle).len() >= 5);
+    assert!(five, "not retried\n--- log\n{}", watch.log());
+    let t = log_times(&w, needle);
+    let gaps: Vec<f64> = t
+        .windows(2)
+        .map(|p| (p[1] - p[0] + 86_400.0) % 86_400.0)
+        .collect();
+    // The program's own timestamps, and only a lower bound: a slow machine
+    // makes the gaps longer, never shorter.
+    assert!(
+        gaps[3] >= 3.0,
+        "retries do not back off: gaps between attempts {gaps:.2?} s\n--- log\n{}",
+        tail(&watch.log(), 20)
+    );
+    watch.signal("TERM");
+    assert_eq!(watch.wait_exit().code(), Some(0));
 }
