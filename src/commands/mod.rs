@@ -3,8 +3,10 @@
 mod config_cmd;
 mod pairs;
 mod progress;
+mod restore;
 mod sync;
 mod verify;
+mod versions;
 mod watch;
 
 use crate::cli::{Cli, Command};
@@ -64,10 +66,18 @@ pub fn run(cli: Cli) -> ExitCode {
             logging::init(&g, true);
             watch::run(&g, &crate::cli::PairArgs::default(), false)
         }
-        Some(Command::Versions { .. }) | Some(Command::Restore { .. }) => {
+        Some(Command::Versions { path, json, stats }) => {
             logging::init(&g, true);
-            eprintln!("mirrortray: versions and restore are not built yet");
-            ExitCode::Error
+            versions::run(&g, path.as_deref(), json, stats)
+        }
+        Some(Command::Restore {
+            path,
+            at,
+            to,
+            dry_run,
+        }) => {
+            logging::init(&g, true);
+            restore::run(&g, &path, at.as_deref(), to.as_deref(), dry_run)
         }
     }
 }

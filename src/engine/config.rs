@@ -8,6 +8,7 @@
 //! ```toml
 //! [settings]
 //! retention_days = 30
+//! # max_versions_mb = 5000   (optional: the oldest versions go first)
 //!
 //! [[pair]]
 //! src = "/home/me/Documents"
@@ -72,6 +73,10 @@ pub struct Settings {
     pub alert_after_hours: f64,
     /// Seconds between full scans when the OS watch limit is reached.
     pub poll_seconds: f64,
+    /// Most space (MiB) each pair's versions may use; the oldest go first.
+    /// None: no limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_versions_mb: Option<u64>,
 }
 
 impl Default for Settings {
@@ -81,6 +86,7 @@ impl Default for Settings {
             drift_check_minutes: 60.0,
             alert_after_hours: 24.0,
             poll_seconds: 60.0,
+            max_versions_mb: None,
         }
     }
 }
@@ -110,6 +116,7 @@ impl PairConfig {
             ignore: self.ignore.clone(),
             versions: self.versions,
             retention_days: self.retention_days.unwrap_or(settings.retention_days),
+            max_versions_mb: settings.max_versions_mb,
         }
     }
 

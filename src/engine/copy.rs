@@ -20,6 +20,11 @@ use super::reconcile::Ctx;
 
 /// Attempts before a file that keeps changing is reported.
 const ATTEMPTS: usize = 4;
+/// File times come from a coarse kernel clock (one tick is 1 to 10 ms): a
+/// write during the copy can leave mtime and ctime as they were if the file
+/// had already changed within the same tick. A file changed this recently
+/// is copied again once the tick has surely passed (git's "racy" files).
+const TICK: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Copies the file or symlink `name` (at `rel`) from `src` into `dst`,
 /// replacing DST's entry `existing` (kept as a version with `reason`).
@@ -110,6 +115,13 @@ fn copy_file_to_temp(
         };
         let after = fsops::file_meta(&file).map_err(|e| read_err(&e))?;
         let still_there = src.stat_opt(name).ok().flatten().map(|m| m.ino) == Some(before.ino);
+        if n == before.size && after.unchanged_since(&before) && still_there && ctx.recheck_recent {
+            if let Some(wait) = racy_for(&before) {
+                store.discard(&tmp_name);
+                std::thread::sleep(wait);
+                continue;
+            }
+        }
         if n == before.size && after.unchanged_since(&before) && still_there {
             ctx.probe_granularity(&tmp, before.mtime);
             return Ok(Some((tmp_name, n)));
@@ -124,6 +136,15 @@ fn copy_file_to_temp(
         "copy",
         "it kept changing while being copied; it will be copied when it settles",
     ))
+}
+
+/// How long until a file's last change is surely older than one clock tick
+/// (`None`: it already is). Measured against the wall clock, as file times are.
+fn racy_for(m: &Meta) -> Option<std::time::Duration> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?;
+    let changed = std::time::Duration::new(u64::try_from(m.ctime.sec).ok()?, m.ctime.nsec);
+    let safe = changed + TICK;
+    (safe > now).then(|| safe - now)
 }
 
 /// Makes a copy of SRC's symlink (same target text, same times) in tmp/.
@@ -172,7 +193,7 @@ fn place(
     let mut existing = existing;
     for _ in 0..3 {
         match existing {
-            None => match tmp.rename_noreplace(tmp_name, dst, name) {
+            None => match dst.writable(|| tmp.rename_noreplace(tmp_name, dst, name)) {
                 Ok(()) => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                     // Something appeared at the name since the scan.
@@ -184,12 +205,10 @@ fn place(
                 Err(e) => return Err(e),
             },
             Some((kind @ (Kind::File | Kind::Symlink), reason)) => {
-                if store.versions.keep_linked(dst, rel, kind, reason)? {
-                    tmp.rename_to(tmp_name, dst, name)?;
-                } else {
+                if !store.versions.keep_linked(dst, rel, kind, reason)? {
                     store.versions.keep(dst, rel, kind, reason)?;
-                    tmp.rename_to(tmp_name, dst, name)?;
                 }
+                dst.writable(|| tmp.rename_to(tmp_name, dst, name))?;
                 if store.versions.enabled() {
                     ctx.versioned(rel, reason);
                 }

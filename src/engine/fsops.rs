@@ -410,6 +410,25 @@ impl DirHandle {
         Ok(())
     }
 
+    /// Runs `op`, a change of this folder's entries; if it is refused
+    /// because the folder is read-only (a mirrored 0555 folder), makes it
+    /// writable for the owner, retries, and puts the mode back. Root never
+    /// needs this; the owner does, as with rsync's own folders.
+    pub fn writable<T>(&self, mut op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+        match op() {
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                let meta = self.meta()?;
+                if meta.mode & 0o300 == 0o300 || self.set_own_mode(meta.mode | 0o700).is_err() {
+                    return Err(e);
+                }
+                let r = op();
+                let _ = self.set_own_mode(meta.mode);
+                r
+            }
+            r => r,
+        }
+    }
+
     /// Sets this directory's own mode.
     pub fn set_own_mode(&self, mode: u32) -> io::Result<()> {
         rfs::fchmod(&self.fd, Mode::from_raw_mode(mode as _))?;

@@ -40,6 +40,8 @@ pub struct PairSpec {
     pub ignore: Vec<String>,
     pub versions: bool,
     pub retention_days: u32,
+    /// Most space (MiB) the versions may use (`None`: no limit).
+    pub max_versions_mb: Option<u64>,
 }
 
 impl PairSpec {
@@ -50,6 +52,7 @@ impl PairSpec {
             ignore: Vec::new(),
             versions: true,
             retention_days: 30,
+            max_versions_mb: None,
         }
     }
 }
@@ -88,6 +91,10 @@ pub struct Mirror {
     /// Deletions held by the guard, until allowed or SRC changes.
     held: Mutex<Option<(u64, u64)>>,
     allow_mass: std::sync::atomic::AtomicBool,
+    /// Under a watcher, a write during a copy always comes with an event
+    /// (and a new copy); without one, recently changed files get the
+    /// racy-timestamp check (see copy.rs).
+    watched: std::sync::atomic::AtomicBool,
 }
 
 impl Mirror {
@@ -129,6 +136,7 @@ impl Mirror {
             granularity: AtomicU32::new(0),
             held: Mutex::new(None),
             allow_mass: std::sync::atomic::AtomicBool::new(opts.allow_mass_delete),
+            watched: std::sync::atomic::AtomicBool::new(false),
         };
         m.check_source(&src)?;
         Ok(m)
@@ -156,6 +164,11 @@ impl Mirror {
     pub fn held_deletions(&self) -> Option<(u64, u64)> {
         self.held.lock().ok().and_then(|h| *h)
     }
+    /// Says a watcher feeds this mirror its changes (see `watched`).
+    pub fn set_watched(&self, watched: bool) {
+        self.watched.store(watched, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Lets the next reconcile go past the mass-deletion guard (the user
     /// confirmed).
     pub fn allow_mass_delete(&self, allow: bool) {
@@ -216,6 +229,7 @@ impl Mirror {
             ctl,
             granularity: &self.granularity,
             versions_on: self.spec.versions,
+            recheck_recent: !self.watched.load(std::sync::atomic::Ordering::Relaxed),
             extras: Mutex::new(Vec::new()),
             dst_entries: AtomicU64::new(0),
         }
@@ -428,7 +442,8 @@ impl Mirror {
         {
             return Ok(false);
         }
-        match from_parent.rename_noreplace(from_name, &to_parent, to_name) {
+        let renamed = from_parent.writable(|| to_parent.writable(|| from_parent.rename_noreplace(from_name, &to_parent, to_name)));
+        match renamed {
             Ok(()) => {}
             Err(e)
                 if e.kind() == io::ErrorKind::NotFound
@@ -465,15 +480,40 @@ impl Mirror {
         }
     }
 
-    /// Removes versions older than the pair's retention. Returns how many
-    /// time folders went.
+    /// Removes versions older than the pair's retention, then, with a size
+    /// limit, the oldest ones until the rest fits. Returns how many time
+    /// folders went.
+    ///
+    /// A version named `T` is what DST held until `T`, so a restore to a
+    /// time inside the window only needs folders named after the window's
+    /// start: age pruning never removes one. The size limit, when it must
+    /// remove folders inside the window, removes the oldest first, so the
+    /// window shrinks from its old end and never gets a hole; the restore
+    /// commands then say how far back they reach (see `history.rs`).
     pub fn prune_versions(&self) -> io::Result<usize> {
         let Some(store) = &self.store else {
             return Ok(0);
         };
         let days = i64::from(self.spec.retention_days);
         let cutoff = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24 * days);
-        store.versions.prune(cutoff)
+        let mut n = store.versions.prune(cutoff)?;
+        if let Some(mb) = self.spec.max_versions_mb {
+            let (removed, freed) = store.versions.prune_to_size(mb.saturating_mul(1 << 20))?;
+            if removed > 0 {
+                let reach = store
+                    .versions
+                    .list_batches()?
+                    .first()
+                    .map(|(_, name)| name.clone())
+                    .unwrap_or_default();
+                log::warn!(
+                    "{}: versions were over the size limit (max_versions_mb = {mb}): removed the {removed} oldest time folders ({freed} bytes) although younger than {days} days; restores now reach back to {reach}",
+                    super::error::show(store.versions.path())
+                );
+            }
+            n += removed;
+        }
+        Ok(n)
     }
 }
 

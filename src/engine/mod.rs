@@ -8,6 +8,8 @@
 //! - `plan`: pure per-name decisions. `reconcile`: the parallel tree walk.
 //! - `copy`: one file, complete or not at all. `versions`, `store`: what DST
 //!   loses is kept; DST's `.mirrortray/` folder and its lock.
+//! - `history`: what DST held at any time, read from the versions (read
+//!   only). `restore`: puts a tree back as it was, into SRC or beside.
 //! - `verify`: compare only. `config`: the pairs. `watch`: live mirroring.
 
 pub mod config;
@@ -16,10 +18,12 @@ pub mod error;
 pub mod event;
 pub mod filter;
 pub mod fsops;
+pub mod history;
 pub mod mirror;
 pub mod paths;
 pub mod plan;
 pub mod reconcile;
+pub mod restore;
 pub mod stamp;
 pub mod store;
 pub mod verify;

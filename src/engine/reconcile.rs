@@ -46,6 +46,9 @@ pub(crate) struct Ctx<'a> {
     pub granularity: &'a AtomicU32,
     /// Versions on for this pair (off: DST's lost entries are removed).
     pub versions_on: bool,
+    /// Copy again a file changed within a clock tick of its copy (one-shot
+    /// runs; a watcher gets an event for such a write instead).
+    pub recheck_recent: bool,
     pub extras: Mutex<Vec<Extra>>,
     pub dst_entries: AtomicU64,
 }
@@ -257,7 +260,7 @@ impl<'a> Ctx<'a> {
                 return;
             }
             if create {
-                match d.mkdir(name, 0o700) {
+                match d.writable(|| d.mkdir(name, 0o700)) {
                     Ok(()) => {}
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                     Err(e) => {

@@ -70,11 +70,24 @@ impl Store {
             }
         };
         let lock = acquire_lock(&root, dst_path, what)?;
-        let tmp = root.create_path(Path::new("tmp")).map_err(unwritable)?;
-        let versions_dir = root
-            .create_path(Path::new("versions"))
-            .map_err(unwritable)?;
-        let journal = open_append(&root, OsStr::new("versions.log")).map_err(unwritable)?;
+        // Each part named on its own: a symlink planted there is refused
+        // (never followed), and the message says which one.
+        let own = |name: &'static str| {
+            let path = root_path.join(name);
+            move |e: io::Error| {
+                SetupError::Other(
+                    path,
+                    format!(
+                        "cannot use mirrortray's own {}: {}; if it is a symlink or the wrong kind of entry, move it away",
+                        if name.ends_with(".log") { "log of versions" } else { "folder" },
+                        reason(&e)
+                    ),
+                )
+            }
+        };
+        let tmp = root.create_path(Path::new("tmp")).map_err(own("tmp"))?;
+        let versions_dir = root.create_path(Path::new("versions")).map_err(own("versions"))?;
+        let journal = open_append(&root, OsStr::new("versions.log")).map_err(own("versions.log"))?;
         let store = Store {
             dst_path: dst_path.to_path_buf(),
             versions: Versions::new(

@@ -109,14 +109,29 @@ impl Versions {
     ) -> io::Result<()> {
         let name = file_name(rel)?;
         if !self.enabled {
-            return if kind == Kind::Dir {
-                remove_tree(parent, name)
-            } else {
-                parent.unlink(name)
-            };
+            return parent.writable(|| {
+                if kind == Kind::Dir {
+                    remove_tree(parent, name)
+                } else {
+                    parent.unlink(name)
+                }
+            });
         }
         self.place(rel, kind, reason, |vdir, vname| {
-            parent.rename_noreplace(name, vdir, vname)
+            parent.writable(|| {
+                if kind != Kind::Dir {
+                    return parent.rename_noreplace(name, vdir, vname);
+                }
+                // Moving a folder to another parent rewrites its `..`, which
+                // needs write permission on the folder itself too.
+                match parent.rename_noreplace(name, vdir, vname) {
+                    Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                        let moved = parent.open_dir(name)?;
+                        moved.writable(|| parent.rename_noreplace(name, vdir, vname))
+                    }
+                    r => r,
+                }
+            })
         })
     }
 
@@ -222,6 +237,80 @@ impl Versions {
     }
 }
 
+impl Versions {
+    /// Removes the oldest time folders until what the versions hold is at
+    /// most `max_bytes` (the optional size limit). Returns how many went and
+    /// the bytes they held.
+    ///
+    /// Only whole folders, oldest first: what stays is always every batch
+    /// from some time up to now, so a restore to any time after the newest
+    /// removed folder still finds exactly what the mirror held (no holes).
+    /// The newest folder and the current batch are never removed, so the
+    /// last change can always be undone, even when it alone is over the
+    /// limit. Removed folders stay named in `versions.log`, which is how the
+    /// restore commands know how far back history is complete.
+    pub fn prune_to_size(&self, max_bytes: u64) -> io::Result<(usize, u64)> {
+        let current = self
+            .batch
+            .lock()
+            .ok()
+            .and_then(|b| b.as_ref().map(|(s, _)| s.clone()));
+        let batches = self.list_batches()?;
+        let mut sizes = Vec::with_capacity(batches.len());
+        let mut total: u64 = 0;
+        for (_, name) in &batches {
+            let bytes = match self.dir.open_dir(OsStr::new(name)) {
+                Ok(d) => tree_usage(&d)?.0,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+                Err(e) => return Err(e),
+            };
+            total = total.saturating_add(bytes);
+            sizes.push(bytes);
+        }
+        let mut removed = 0;
+        let mut freed: u64 = 0;
+        let last = batches.len().saturating_sub(1);
+        for (i, ((_, name), bytes)) in batches.iter().zip(sizes).enumerate() {
+            if total <= max_bytes || i >= last || current.as_deref() == Some(name.as_str()) {
+                break;
+            }
+            remove_tree(&self.dir, OsStr::new(name))?;
+            total -= bytes;
+            freed += bytes;
+            removed += 1;
+        }
+        Ok((removed, freed))
+    }
+}
+
+/// What a folder holds, through handles: `(bytes, files)`, where bytes are
+/// the sizes of its files and symlinks (what a restore would write).
+pub fn tree_usage(dir: &DirHandle) -> io::Result<(u64, u64)> {
+    let mut bytes: u64 = 0;
+    let mut files: u64 = 0;
+    for e in dir.list()? {
+        let meta = match dir.stat_opt(&e.name)? {
+            Some(m) => m,
+            None => continue,
+        };
+        if meta.kind == Kind::Dir {
+            match dir.open_dir(&e.name) {
+                Ok(sub) => {
+                    let (b, f) = tree_usage(&sub)?;
+                    bytes += b;
+                    files += f;
+                }
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                Err(err) => return Err(err),
+            }
+        } else {
+            bytes += meta.size;
+            files += 1;
+        }
+    }
+    Ok((bytes, files))
+}
+
 fn file_name(rel: &Path) -> io::Result<&OsStr> {
     rel.file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))
@@ -252,6 +341,11 @@ pub fn kind_code(kind: Kind) -> &'static str {
 pub fn remove_tree(parent: &DirHandle, name: &OsStr) -> io::Result<()> {
     match parent.open_dir(name) {
         Ok(dir) => {
+            // A kept read-only folder: its owner may still remove it.
+            let meta = dir.meta()?;
+            if meta.mode & 0o700 != 0o700 {
+                let _ = dir.set_own_mode(meta.mode | 0o700);
+            }
             for e in dir.list()? {
                 let is_dir = match e.kind {
                     Some(k) => k == Kind::Dir,

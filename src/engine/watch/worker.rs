@@ -70,7 +70,10 @@ impl Worker {
         let (events_tx, events) = unbounded();
         let now = Instant::now();
         let (spec, mirror) = match start {
-            Start::Opened(m) => (m.spec().clone(), Some(*m)),
+            Start::Opened(m) => {
+                m.set_watched(true);
+                (m.spec().clone(), Some(*m))
+            }
             Start::Spec(s) => (s, None),
         };
         let (src, dst) = match &mirror {
@@ -321,6 +324,7 @@ impl Worker {
         };
         match Mirror::open(&self.spec, &opts) {
             Ok(m) => {
+                m.set_watched(true);
                 self.src = m.src().to_path_buf();
                 self.dst = m.dst().to_path_buf();
                 self.mirror = Some(m);

@@ -1,0 +1,503 @@
+//! restore: `mirrortray restore PATH [--at TIME] [--to DIR] [--dry-run]`.
+//!
+//! Brings back a file or a folder tree as the mirror held it at TIME
+//! (default: the newest version, i.e. as it was before its last change).
+//!
+//! Into SRC (the default), the content it replaces is made safe first:
+//! - when no other process holds the backup's lock, this command takes it,
+//!   backs up PATH (so the backup holds exactly what SRC has), restores,
+//!   and backs up PATH again: the restored files reach the backup, and what
+//!   they replaced is kept as one version each;
+//! - when a watcher holds the lock, it mirrors the restored files like any
+//!   change (one version each of what they replaced); this command only
+//!   writes into SRC, after checking that what it replaces is already in
+//!   the backup (waiting a little for the watcher to catch up).
+//!
+//! Either way the restore can be undone: restoring PATH `--at` the time the
+//! restore started brings back what it replaced.
+//!
+//! With `--to DIR`, the tree is written to `DIR/<name>` and SRC is never
+//! touched; DIR may not be inside the backup folder.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use indicatif::HumanBytes;
+use jiff::Timestamp;
+
+use mirrortray::engine::error::{SetupError, show};
+use mirrortray::engine::event::{Control, Event};
+use mirrortray::engine::filter::RESERVED;
+use mirrortray::engine::fsops::Kind;
+use mirrortray::engine::history::{History, Origin, Tree};
+use mirrortray::engine::mirror::{Dirty, Mirror, Options};
+use mirrortray::engine::restore::{self, Action, Dest, Plan, Step};
+
+use super::versions::{Located, both, locate, parse_time, quote, utc};
+use crate::cli::Global;
+use crate::exit_code::ExitCode;
+
+/// Entries listed before "... and N more" (all with -v or --dry-run).
+const SHOWN: usize = 20;
+/// How long to wait for a running watcher to back up what will be replaced.
+const WATCHER_WAIT: Duration = Duration::from_secs(10);
+
+/// Fails the command: the message, exit 2.
+macro_rules! bail {
+    ($($arg:tt)*) => {{
+        super::fail(format!($($arg)*));
+        return ExitCode::Error;
+    }};
+}
+
+pub fn run(
+    g: &Global,
+    path: &Path,
+    at: Option<&str>,
+    to: Option<&Path>,
+    dry_run: bool,
+) -> ExitCode {
+    let loc = match locate(g, path) {
+        Ok(l) => l,
+        Err(e) => bail!("{e}"),
+    };
+    let asked = match at.map(parse_time).transpose() {
+        Ok(t) => t,
+        Err(e) => bail!("{e}"),
+    };
+    let now = Timestamp::now();
+    if let Some(t) = asked
+        && t > now
+    {
+        bail!(
+            "the time {} is in the future (it is now {}): give a past time",
+            both(t),
+            both(now)
+        );
+    }
+    // --to: checked before anything is touched.
+    let beside = match to {
+        Some(dir) => match check_to(dir, &loc) {
+            Ok(b) => Some(b),
+            Err(e) => bail!("{e}"),
+        },
+        None => None,
+    };
+
+    // Into SRC: this command backs up around the restore, unless a watcher
+    // holds the backup (then the watcher does).
+    let mut mirror = None;
+    let mut watcher = None;
+    if beside.is_none() && !dry_run {
+        let opts = Options {
+            command: "restore".into(),
+            ..Options::default()
+        };
+        match Mirror::open(&loc.spec, &opts) {
+            Ok(m) => mirror = Some(m),
+            Err(SetupError::Locked { holder, .. }) => watcher = Some(holder),
+            Err(e) => bail!("{e}"),
+        }
+    }
+    if let Some(m) = &mirror
+        && let Err(e) = back_up(m, &loc.rel)
+    {
+        bail!("{e}");
+    }
+
+    let history = match History::open(&loc.dst) {
+        Ok(h) => h,
+        Err(e) => bail!("{e}"),
+    };
+    let shown_path = quote(&loc.src_path());
+    let t = match asked.or(loc.in_version.as_ref().map(|s| s.time)) {
+        Some(t) => t,
+        None => match history.last_change(&loc.rel) {
+            Ok(Some(s)) => s.time,
+            Ok(None) if matches!(history.current(&loc.rel), Ok(None)) => bail!(
+                "unknown path {}: the backup {} has no version of it and does not hold it: nothing to restore",
+                show(&loc.src_path()),
+                show(&loc.dst)
+            ),
+            Ok(None) => bail!(
+                "no versions of {} are kept (it has not changed since it was backed up): nothing to restore",
+                show(&loc.src_path())
+            ),
+            Err(e) => bail!("{e}"),
+        },
+    };
+    if let (Some(pruned), Some(from)) = (history.pruned_up_to(), history.complete_from())
+        && t <= pruned
+    {
+        let oldest = match history.tree_at(&loc.rel, from) {
+            Ok(tree) if !tree.entries.is_empty() => Some(from),
+            Ok(tree) => tree.oldest.filter(|o| *o > from),
+            Err(_) => Some(from),
+        };
+        match oldest {
+            Some(o) => bail!(
+                "{} is older than what is kept: versions up to {} were pruned. The oldest time it can restore {} is {}",
+                both(t),
+                both(pruned),
+                shown_path,
+                both(o)
+            ),
+            None => bail!(
+                "{} is older than what is kept (versions up to {} were pruned), and nothing is kept of {} since",
+                both(t),
+                both(pruned),
+                shown_path
+            ),
+        }
+    }
+    let tree = match history.tree_at(&loc.rel, t) {
+        Ok(tree) => tree,
+        Err(e) => bail!("{e}"),
+    };
+    if tree.entries.is_empty() {
+        // When did the path first hold anything the backup kept?
+        let ever = history
+            .tree_at(&loc.rel, Timestamp::MIN)
+            .ok()
+            .and_then(|all| all.oldest);
+        match ever {
+            Some(o) if o > t => bail!(
+                "{} did not exist yet at {}, as far as the backup knows: the oldest time it can restore it is {}",
+                shown_path,
+                both(t),
+                both(o)
+            ),
+            Some(_) => bail!(
+                "the backup holds nothing at {} for {}: it had been deleted, or renamed or moved away (a rename is mirrored as a rename, and keeps no version under the old name). See what is kept with `mirrortray versions {}`",
+                shown_path,
+                both(t),
+                quote(loc.src_path().parent().unwrap_or(&loc.src))
+            ),
+            None => bail!(
+                "nothing is kept of {}: the backup has no version of it and does not hold it",
+                shown_path
+            ),
+        }
+    }
+
+    if let Some((dir, _)) = &beside
+        && !dry_run
+        && let Err(e) = std::fs::create_dir_all(dir)
+    {
+        bail!(
+            "{}: cannot create the folder: {}",
+            show(dir),
+            mirrortray::engine::error::reason(&e)
+        );
+    }
+    let dest = match &beside {
+        Some((dir, name)) => Dest::beside(dir, name),
+        None => Dest::source(&loc.src, &tree),
+    };
+    let dest = match dest {
+        Ok(d) => d,
+        Err(e) => bail!(
+            "{}: cannot open: {}",
+            show(&beside.as_ref().map_or(loc.src.clone(), |b| b.0.clone())),
+            mirrortray::engine::error::reason(&e)
+        ),
+    };
+    let mut plan = restore::plan(&history, &tree, &dest);
+    if beside.is_none() && !dry_run {
+        let wait = if watcher.is_some() {
+            WATCHER_WAIT
+        } else {
+            Duration::ZERO
+        };
+        keep_unsafe_out(&mut plan, &history, &loc, wait);
+    }
+
+    if !g.quiet {
+        let verb = if dry_run {
+            "Would restore"
+        } else {
+            "Restoring"
+        };
+        println!("{verb} {} as it was at {}", loc.rel_shown(), both(t));
+        println!("  into {}", show(&dest.top()));
+        if let Some(h) = &watcher {
+            println!(
+                "  a watcher holds the backup ({h}): it copies the restored files into the backup and keeps what they replace as versions"
+            );
+        }
+    }
+    let all = dry_run || g.verbose > 0;
+    if dry_run {
+        if !g.quiet {
+            let mut shown = 0;
+            for s in &plan.steps {
+                if s.action != Action::Unchanged {
+                    print_step(s, &mut shown, true);
+                }
+            }
+            print_left_alone(&plan, &tree, beside.is_some(), true);
+            let dirs = plan
+                .steps
+                .iter()
+                .filter(|s| s.held.meta.kind == Kind::Dir && s.action == Action::Create)
+                .count();
+            let files = plan.count(&Action::Create) + plan.count(&Action::Replace) - dirs;
+            println!(
+                "Would restore {} ({}), make {}, refuse {}; {} already as they were. Nothing was changed (dry run).",
+                plural(files, "file"),
+                HumanBytes(plan.bytes()),
+                plural(dirs, "folder"),
+                plan.refused(),
+                plan.count(&Action::Unchanged)
+            );
+        }
+        return ExitCode::Success;
+    }
+
+    let started = Timestamp::now();
+    let mut shown = 0;
+    let quiet = g.quiet;
+    let outcome = restore::apply(&history, &tree, &plan, &dest, &mut |s, err| {
+        if let Some(e) = err {
+            super::fail(e);
+        } else if !quiet {
+            print_step(s, &mut shown, all);
+        }
+    });
+    if !quiet && !all && shown > SHOWN {
+        println!("  ... and {} more (-v lists them all)", shown - SHOWN);
+    }
+    let mut kept_at = None;
+    if let Some(m) = &mirror {
+        m.begin_batch();
+        match back_up(m, &loc.rel) {
+            Ok(()) => kept_at = newest_since(&loc, started),
+            Err(e) => super::fail(format!(
+                "{e} (the restored files are in the source; the next backup copies them)"
+            )),
+        }
+    }
+    drop(mirror);
+
+    if !g.quiet {
+        print_left_alone(&plan, &tree, beside.is_some(), false);
+        let written = (outcome.created + outcome.replaced) as usize;
+        println!(
+            "Restored {} ({}): {} new, {} replaced, {} made, {} already as they were{}.",
+            plural(written, "file"),
+            HumanBytes(outcome.bytes),
+            outcome.created,
+            outcome.replaced,
+            plural(outcome.dirs as usize, "folder"),
+            outcome.unchanged,
+            if outcome.failed.is_empty() {
+                String::new()
+            } else {
+                format!(", {} failed", outcome.failed.len())
+            }
+        );
+        if beside.is_none() && outcome.replaced > 0 {
+            match (&kept_at, &watcher) {
+                (Some(s), _) => println!(
+                    "What it replaced is kept in {}.",
+                    show(&history.versions_path().join(s))
+                ),
+                (None, Some(_)) => println!(
+                    "What it replaced is kept as a version once the watcher has backed it up."
+                ),
+                _ => {}
+            }
+            println!(
+                "To undo: mirrortray restore {} --at {}",
+                shown_path,
+                utc(started)
+            );
+        }
+    }
+    if outcome.failed.is_empty() {
+        ExitCode::Success
+    } else {
+        ExitCode::Partial
+    }
+}
+
+/// Reconciles PATH (deeply) so the backup holds exactly what SRC has.
+fn back_up(m: &Mirror, rel: &Path) -> Result<(), String> {
+    let ctl = Control::new();
+    let sink = |e: Event| {
+        if let Event::Failed(err) = e {
+            log::warn!("{err}");
+        }
+    };
+    let summary = if rel.as_os_str().is_empty() {
+        m.reconcile(&ctl, &sink)
+    } else {
+        m.reconcile_paths(
+            &[Dirty {
+                rel: rel.to_path_buf(),
+                deep: true,
+            }],
+            &ctl,
+            &sink,
+        )
+    };
+    let summary = summary.map_err(|e| e.to_string())?;
+    if let Some((held, _)) = summary.held_deletions {
+        log::warn!(
+            "{}: the backup held {held} deletions (more than half of it); run `mirrortray sync --allow-mass-delete` if they are real",
+            show(m.dst())
+        );
+    }
+    Ok(())
+}
+
+/// The time folder made by the backup after the restore, if any.
+fn newest_since(loc: &Located, started: Timestamp) -> Option<String> {
+    let h = History::open(&loc.dst).ok()?;
+    h.stamps()
+        .iter()
+        .rev()
+        .take_while(|s| s.time >= started)
+        .last()
+        .map(|s| s.name.clone())
+}
+
+/// Refuses to replace what the backup does not hold yet: each entry to be
+/// replaced in SRC must be in the backup as it is in SRC (same kind, size
+/// and time). With a watcher, waits up to `wait` for it to catch up.
+fn keep_unsafe_out(plan: &mut Plan, history: &History, loc: &Located, wait: Duration) {
+    let deadline = Instant::now() + wait;
+    loop {
+        let mut pending = false;
+        for s in plan.steps.iter_mut() {
+            if s.action != Action::Replace {
+                continue;
+            }
+            let in_src = std::fs::symlink_metadata(loc.src.join(&s.to)).ok();
+            let in_dst = history.current(&s.to).ok().flatten();
+            let same = match (in_src, in_dst) {
+                (Some(a), Some(b)) => {
+                    use std::os::unix::fs::MetadataExt;
+                    a.len() == b.size
+                        && a.mtime() == b.mtime.sec
+                        && a.mtime_nsec() == i64::from(b.mtime.nsec)
+                        && a.file_type().is_symlink() == (b.kind == Kind::Symlink)
+                }
+                _ => false,
+            };
+            if !same {
+                pending = true;
+                if Instant::now() >= deadline {
+                    s.action = Action::Refuse(
+                        "its current content is not in the backup yet, so replacing it could lose it; try again once it is backed up".into(),
+                    );
+                }
+            }
+        }
+        if !pending || Instant::now() >= deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `--to DIR`: made absolute, outside the backup folder, and `DIR/<name>`
+/// free.
+fn check_to(dir: &Path, loc: &Located) -> Result<(PathBuf, std::ffi::OsString), String> {
+    let abs = std::path::absolute(dir).map_err(|e| format!("{}: {e}", show(dir)))?;
+    let real = mirrortray::engine::paths::resolve_dst(&abs).map_err(|e| e.to_string())?;
+    let dst = std::fs::canonicalize(&loc.dst).unwrap_or_else(|_| loc.dst.clone());
+    if real.starts_with(&dst) {
+        let what = if real.starts_with(dst.join(RESERVED)) {
+            "mirrortray's own folder in the backup"
+        } else {
+            "the backup folder"
+        };
+        return Err(format!(
+            "{} is inside {what} {}: the next backup would move what is restored there into the versions. Choose a folder outside it",
+            show(&abs),
+            show(&dst)
+        ));
+    }
+    let name = match loc.rel.file_name() {
+        Some(n) => n.to_os_string(),
+        None => loc
+            .src
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_else(|| "restored".into()),
+    };
+    let target = real.join(&name);
+    if std::fs::symlink_metadata(&target).is_ok() {
+        return Err(format!(
+            "{} already exists: restore into another folder, or move it away first",
+            show(&target)
+        ));
+    }
+    Ok((real, name))
+}
+
+fn print_step(s: &Step, shown: &mut usize, all: bool) {
+    *shown += 1;
+    if !all && *shown > SHOWN {
+        return;
+    }
+    let (verb, note) = match &s.action {
+        Action::Create if s.held.meta.kind == Kind::Dir => ("folder", String::new()),
+        Action::Create => ("new", describe(s)),
+        Action::Replace => ("replace", describe(s)),
+        Action::Unchanged => ("same", String::new()),
+        Action::Refuse(why) => ("refuse", format!("  ({why})")),
+    };
+    let mut p = show(&s.to);
+    if s.held.meta.kind == Kind::Dir {
+        p.push('/');
+    }
+    println!("  {verb:<8} {p}{note}");
+}
+
+fn describe(s: &Step) -> String {
+    let from = match &s.held.origin {
+        Origin::Version(st) => format!("version kept at {}", utc(st.time)),
+        Origin::Current => "as the backup holds it now".into(),
+    };
+    match s.held.meta.kind {
+        Kind::Symlink => format!("  (symlink, {from})"),
+        _ => format!("  ({}, {from})", HumanBytes(s.held.meta.size)),
+    }
+}
+
+fn print_left_alone(plan: &Plan, tree: &Tree, beside: bool, dry_run: bool) {
+    if beside {
+        if !tree.later.is_empty() {
+            println!(
+                "Not included: {} made after that time (they are in the source and the backup as they are now).",
+                plural(tree.later.len(), "file")
+            );
+        }
+        return;
+    }
+    if plan.left_alone.is_empty() {
+        return;
+    }
+    let verb = if dry_run { "Would leave" } else { "Left" };
+    println!(
+        "{verb} alone {} made after that time (a restore never deletes):",
+        plural(plan.left_alone.len(), "file")
+    );
+    for p in plan.left_alone.iter().take(10) {
+        println!("  {}", show(p));
+    }
+    if plan.left_alone.len() > 10 {
+        println!("  ... and {} more", plan.left_alone.len() - 10);
+    }
+}
+
+/// "1 file", "2 files".
+fn plural(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}

@@ -1,0 +1,962 @@
+//! history: what a backup folder can tell about the past, read only.
+//!
+//! Model. DST's `.mirrortray/versions/<S>/<path>` is what DST held at `path`
+//! *until* time `S` (see `versions.rs`). For one path with versions at
+//! `S1 < S2 < ... < Sn`, the content held during `(S(i-1), Si]` is version
+//! `i`, and after `Sn` it is DST's current entry. So the entry held at a
+//! time `T` is the one in the first time folder `S >= T` that holds the
+//! path, or else DST's current one — provided it existed at `T` at all: a
+//! file or symlink whose modification time is after `T` was made later, and
+//! was not there yet. A folder at `T` is every path under it resolved that
+//! way (paths are gathered from the time folders newer than `T` and from
+//! DST as it is now).
+//!
+//! A time folder also holds plain *container* folders, made only to hold a
+//! versioned entry deeper down; `versions.log` tells them apart from a whole
+//! folder that was versioned (moved there as one): a folder is a version of
+//! its own only if the log names it, or it lies inside one the log names.
+//! Files are versions whether or not the log names them (if writing the log
+//! failed, the reason is shown as unknown).
+//!
+//! History is complete from the first backup, except where pruning removed
+//! time folders. Those are found without any extra record: `versions.log`
+//! keeps naming them, and their folder is gone. Pruning removes only the
+//! oldest folders, so every time after the newest removed folder can still
+//! be answered exactly; an earlier time cannot, and is refused.
+//!
+//! Everything here reads through no-follow directory handles (`fsops`), so a
+//! symlink planted in DST is never followed; nothing is ever written.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ffi::OsStr;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use jiff::Timestamp;
+
+use super::error::EntryError;
+use super::event::VersionReason;
+use super::filter::RESERVED;
+use super::fsops::{DirHandle, Kind, Meta, Time};
+use super::stamp;
+use super::versions;
+
+/// One time folder of `versions/`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Stamp {
+    pub time: Timestamp,
+    /// The folder's name (`2026-11-25T11-03-29.123456Z`).
+    pub name: String,
+}
+
+/// Where an entry the mirror held is stored now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// In the time folder `versions/<stamp>/`.
+    Version(Stamp),
+    /// DST's current entry.
+    Current,
+}
+
+/// An entry as the mirror held it, and where it is stored.
+#[derive(Debug, Clone)]
+pub struct Held {
+    /// Relative to the pair's roots.
+    pub rel: PathBuf,
+    pub meta: Meta,
+    pub origin: Origin,
+}
+
+/// One kept version, as `mirrortray versions` lists it.
+#[derive(Debug, Clone)]
+pub struct Version {
+    pub stamp: Stamp,
+    pub rel: PathBuf,
+    pub meta: Meta,
+    /// A file's size; for a folder, the sizes of everything in it.
+    pub bytes: u64,
+    /// 1 for a file or symlink; the files in a folder.
+    pub files: u64,
+    /// Why it was kept (`None`: `versions.log` has no line for it).
+    pub reason: Option<VersionReason>,
+    /// Kept as part of this folder, which was versioned as a whole.
+    pub with_folder: Option<PathBuf>,
+}
+
+/// A tree as the mirror held it at one time.
+#[derive(Debug, Clone)]
+pub struct Tree {
+    pub at: Timestamp,
+    /// The path asked for (relative).
+    pub rel: PathBuf,
+    /// What existed at `at`, parents before their content. Folders that
+    /// only hold other entries may be missing (no record of their own).
+    pub entries: Vec<Held>,
+    /// Files and symlinks found at the path's history that did not exist
+    /// yet at `at` (made later).
+    pub later: Vec<Held>,
+    /// The oldest modification time among all the contents found: before
+    /// it, nothing under the path existed as far as the backup knows.
+    pub oldest: Option<Timestamp>,
+}
+
+/// Space the versions use.
+#[derive(Debug, Clone, Default)]
+pub struct Usage {
+    pub bytes: u64,
+    pub files: u64,
+    pub stamps: usize,
+    pub oldest: Option<Stamp>,
+    pub newest: Option<Stamp>,
+}
+
+/// What the journal says about one path in one time folder.
+type Line = (Option<VersionReason>, Kind);
+
+/// The readable history of one backup folder.
+pub struct History {
+    dst: PathBuf,
+    root: DirHandle,
+    versions: Option<DirHandle>,
+    stamps: Vec<Stamp>,
+    journal: HashMap<String, HashMap<PathBuf, Line>>,
+    pruned_up_to: Option<Timestamp>,
+}
+
+/// An entry found in one time folder.
+#[derive(Debug, Clone)]
+struct Found {
+    rel: PathBuf,
+    meta: Meta,
+    line: Option<Line>,
+    /// The versioned folder (strictly above `rel`) it is part of.
+    folder: Option<PathBuf>,
+    /// A version of its own (not a container folder).
+    real: bool,
+}
+
+impl History {
+    /// Opens DST's history. `dst` is DST's resolved root. A DST without
+    /// versions yet has an empty history.
+    pub fn open(dst: &Path) -> Result<History, EntryError> {
+        let root = DirHandle::open_root(dst)
+            .map_err(|e| EntryError::new(dst, "open backup folder", &e))?;
+        let store_path = dst.join(RESERVED);
+        let store = match root.open_dir(OsStr::new(RESERVED)) {
+            Ok(d) => Some(d),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(EntryError::new(&store_path, "open", &e)),
+        };
+        let versions = match &store {
+            Some(s) => match s.open_dir(OsStr::new("versions")) {
+                Ok(d) => Some(d),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) => return Err(EntryError::new(store_path.join("versions"), "open", &e)),
+            },
+            None => None,
+        };
+        let mut stamps = Vec::new();
+        if let Some(v) = &versions {
+            let list = v
+                .list()
+                .map_err(|e| EntryError::new(store_path.join("versions"), "list", &e))?;
+            for e in list {
+                if let Some(name) = e.name.to_str()
+                    && let Some(time) = stamp::parse(name)
+                    && e.kind.is_none_or(|k| k == Kind::Dir)
+                {
+                    stamps.push(Stamp {
+                        time,
+                        name: name.to_string(),
+                    });
+                }
+            }
+        }
+        stamps.sort();
+        let journal = match &store {
+            Some(s) => read_journal(s),
+            None => HashMap::new(),
+        };
+        let present: HashSet<&str> = stamps.iter().map(|s| s.name.as_str()).collect();
+        let pruned_up_to = journal
+            .keys()
+            .filter(|name| !present.contains(name.as_str()))
+            .filter_map(|name| stamp::parse(name))
+            .max();
+        Ok(History {
+            dst: dst.to_path_buf(),
+            root,
+            versions,
+            stamps,
+            journal,
+            pruned_up_to,
+        })
+    }
+
+    pub fn dst(&self) -> &Path {
+        &self.dst
+    }
+
+    /// `DST/.mirrortray/versions`.
+    pub fn versions_path(&self) -> PathBuf {
+        self.dst.join(RESERVED).join("versions")
+    }
+
+    /// The time folders, oldest first.
+    pub fn stamps(&self) -> &[Stamp] {
+        &self.stamps
+    }
+
+    /// The newest time folder that was pruned (or removed by hand), if any:
+    /// history is exact only for times after it.
+    pub fn pruned_up_to(&self) -> Option<Timestamp> {
+        self.pruned_up_to
+    }
+
+    /// The oldest time history is complete from (`None`: since the first
+    /// backup).
+    pub fn complete_from(&self) -> Option<Timestamp> {
+        self.pruned_up_to
+            .map(|t| t + jiff::SignedDuration::from_micros(1))
+    }
+
+    /// Where an entry is stored, for messages.
+    pub fn stored_path(&self, h: &Held) -> PathBuf {
+        match &h.origin {
+            Origin::Version(s) => self.versions_path().join(&s.name).join(&h.rel),
+            Origin::Current => self.dst.join(&h.rel),
+        }
+    }
+
+    /// The folder holding a stored entry (to read it through handles).
+    pub fn open_parent(&self, h: &Held) -> io::Result<DirHandle> {
+        let parent = h.rel.parent().unwrap_or(Path::new(""));
+        match &h.origin {
+            Origin::Current => self.root.open_path(parent),
+            Origin::Version(s) => {
+                let v = self
+                    .versions
+                    .as_ref()
+                    .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+                v.open_dir(OsStr::new(&s.name))?.open_path(parent)
+            }
+        }
+    }
+
+    /// DST's entry at `rel` now (`None`: not there).
+    pub fn current(&self, rel: &Path) -> io::Result<Option<Meta>> {
+        if is_reserved(rel) {
+            return Ok(None);
+        }
+        let Some(name) = rel.file_name() else {
+            return self.root.meta().map(Some);
+        };
+        match self.root.open_path(rel.parent().unwrap_or(Path::new(""))) {
+            Ok(p) => p.stat_opt(name),
+            Err(e) if gone(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every kept version of `rel` and of anything under it, newest first.
+    /// A folder versioned as a whole is one entry (with its total size).
+    pub fn versions_of(&self, rel: &Path) -> Result<Vec<Version>, EntryError> {
+        let mut out = Vec::new();
+        for s in self.stamps.iter().rev() {
+            let found = self.walk_stamp(s, rel)?;
+            for (i, f) in found.iter().enumerate() {
+                let own = f.line.is_some();
+                let listed = own
+                    || (f.folder.is_none() && f.meta.kind != Kind::Dir)
+                    || (f.rel == rel && f.folder.is_some());
+                if !listed {
+                    continue;
+                }
+                let (bytes, files) = if f.meta.kind == Kind::Dir {
+                    // Pre-order: what is under it follows it.
+                    found[i + 1..]
+                        .iter()
+                        .take_while(|g| g.rel.starts_with(&f.rel))
+                        .filter(|g| g.meta.kind != Kind::Dir)
+                        .fold((0, 0), |(b, n), g| (b + g.meta.size, n + 1))
+                } else {
+                    (f.meta.size, 1)
+                };
+                let (reason, with_folder) = match (&f.line, &f.folder) {
+                    (Some((r, _)), _) => (*r, None),
+                    (None, Some(folder)) => (
+                        self.line(s, folder).and_then(|(r, _)| r),
+                        Some(folder.clone()),
+                    ),
+                    (None, None) => (None, None),
+                };
+                out.push(Version {
+                    stamp: s.clone(),
+                    rel: f.rel.clone(),
+                    meta: f.meta,
+                    bytes,
+                    files,
+                    reason,
+                    with_folder,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The newest time folder holding `rel` or anything under it.
+    pub fn last_change(&self, rel: &Path) -> Result<Option<Stamp>, EntryError> {
+        for s in self.stamps.iter().rev() {
+            if !self.walk_stamp(s, rel)?.is_empty() {
+                return Ok(Some(s.clone()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The entry held at `rel` at time `t` (the path alone, not what is
+    /// under it), whether or not it existed then (see [`exists_at`]).
+    pub fn entry_at(&self, rel: &Path, t: Timestamp) -> Result<Option<Held>, EntryError> {
+        for s in self.stamps.iter().filter(|s| s.time >= t) {
+            if let Some(f) = self.find_in_stamp(s, rel)?
+                && f.real
+            {
+                return Ok(Some(Held {
+                    rel: rel.to_path_buf(),
+                    meta: f.meta,
+                    origin: Origin::Version(s.clone()),
+                }));
+            }
+        }
+        let cur = self
+            .current(rel)
+            .map_err(|e| EntryError::new(self.dst.join(rel), "read", &e))?;
+        Ok(cur.map(|meta| Held {
+            rel: rel.to_path_buf(),
+            meta,
+            origin: Origin::Current,
+        }))
+    }
+
+    /// `rel` and everything under it as the mirror held it at `t`.
+    pub fn tree_at(&self, rel: &Path, t: Timestamp) -> Result<Tree, EntryError> {
+        let mut res: BTreeMap<PathBuf, Held> = BTreeMap::new();
+        for s in self.stamps.iter().filter(|s| s.time >= t) {
+            for f in self.walk_stamp(s, rel)? {
+                if f.real && !res.contains_key(&f.rel) {
+                    res.insert(
+                        f.rel,
+                        Held {
+                            rel: PathBuf::new(),
+                            meta: f.meta,
+                            origin: Origin::Version(s.clone()),
+                        },
+                    );
+                }
+            }
+        }
+        let mut current = Vec::new();
+        self.walk_current(rel, &mut current)
+            .map_err(|e| EntryError::new(self.dst.join(rel), "read", &e))?;
+        for (q, meta) in current {
+            res.entry(q).or_insert(Held {
+                rel: PathBuf::new(),
+                meta,
+                origin: Origin::Current,
+            });
+        }
+        for (q, h) in res.iter_mut() {
+            h.rel = q.clone();
+        }
+
+        // Under an entry that was not a folder at `t`, nothing existed then.
+        let blocked = |q: &Path| {
+            q.ancestors()
+                .skip(1)
+                .take_while(|a| a.starts_with(rel))
+                .any(|a| res.get(a).is_some_and(|h| h.meta.kind != Kind::Dir))
+        };
+        let mut oldest: Option<Timestamp> = None;
+        let mut keep: HashSet<PathBuf> = HashSet::new();
+        let mut later = Vec::new();
+        // Children before parents, so a folder knows whether it holds
+        // something that existed.
+        for (q, h) in res.iter().rev() {
+            if blocked(q) {
+                continue;
+            }
+            if h.meta.kind == Kind::Dir {
+                if keep.contains(q) || exists_at(&h.meta, t) {
+                    mark(&mut keep, q, rel);
+                }
+                continue;
+            }
+            let m = to_timestamp(h.meta.mtime);
+            oldest = Some(oldest.map_or(m, |o: Timestamp| o.min(m)));
+            if exists_at(&h.meta, t) {
+                mark(&mut keep, q, rel);
+            } else {
+                later.push(h.clone());
+            }
+        }
+        later.reverse();
+        let entries = res
+            .into_iter()
+            .filter(|(q, _)| keep.contains(q))
+            .map(|(_, h)| h)
+            .collect();
+        Ok(Tree {
+            at: t,
+            rel: rel.to_path_buf(),
+            entries,
+            later,
+            oldest,
+        })
+    }
+
+    /// Space used by the versions.
+    pub fn usage(&self) -> Result<Usage, EntryError> {
+        let mut u = Usage {
+            stamps: self.stamps.len(),
+            oldest: self.stamps.first().cloned(),
+            newest: self.stamps.last().cloned(),
+            ..Usage::default()
+        };
+        if let Some(v) = &self.versions {
+            for s in &self.stamps {
+                let r = v
+                    .open_dir(OsStr::new(&s.name))
+                    .and_then(|d| versions::tree_usage(&d));
+                match r {
+                    Ok((b, f)) => {
+                        u.bytes += b;
+                        u.files += f;
+                    }
+                    Err(e) if gone(&e) => {}
+                    Err(e) => {
+                        return Err(EntryError::new(
+                            self.versions_path().join(&s.name),
+                            "read",
+                            &e,
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(u)
+    }
+
+    fn line(&self, s: &Stamp, rel: &Path) -> Option<Line> {
+        self.journal.get(&s.name).and_then(|m| m.get(rel)).copied()
+    }
+
+    /// The folder (strictly above `rel`) versioned as a whole in `s`.
+    fn versioned_ancestor(&self, s: &Stamp, rel: &Path) -> Option<PathBuf> {
+        let m = self.journal.get(&s.name)?;
+        rel.ancestors()
+            .skip(1)
+            .filter(|a| !a.as_os_str().is_empty())
+            .find(|a| matches!(m.get(*a), Some((_, Kind::Dir))))
+            .map(Path::to_path_buf)
+    }
+
+    /// `rel` itself in the time folder `s`, if there.
+    fn find_in_stamp(&self, s: &Stamp, rel: &Path) -> Result<Option<Found>, EntryError> {
+        let Some(name) = rel.file_name() else {
+            return Ok(None);
+        };
+        let Some(sdir) = self.open_stamp(s)? else {
+            return Ok(None);
+        };
+        let at = |e: &io::Error| {
+            EntryError::new(self.versions_path().join(&s.name).join(rel), "read", e)
+        };
+        let parent = match sdir.open_path(rel.parent().unwrap_or(Path::new(""))) {
+            Ok(p) => p,
+            Err(e) if gone(&e) => return Ok(None),
+            Err(e) => return Err(at(&e)),
+        };
+        let Some(meta) = parent.stat_opt(name).map_err(|e| at(&e))? else {
+            return Ok(None);
+        };
+        let line = self.line(s, rel);
+        let folder = self.versioned_ancestor(s, rel);
+        Ok(Some(Found {
+            rel: rel.to_path_buf(),
+            meta,
+            real: meta.kind != Kind::Dir || line.is_some() || folder.is_some(),
+            line,
+            folder,
+        }))
+    }
+
+    fn open_stamp(&self, s: &Stamp) -> Result<Option<DirHandle>, EntryError> {
+        let Some(v) = &self.versions else {
+            return Ok(None);
+        };
+        match v.open_dir(OsStr::new(&s.name)) {
+            Ok(d) => Ok(Some(d)),
+            Err(e) if gone(&e) => Ok(None),
+            Err(e) => Err(EntryError::new(
+                self.versions_path().join(&s.name),
+                "open",
+                &e,
+            )),
+        }
+    }
+
+    /// `rel` and everything under it in the time folder `s`, pre-order.
+    fn walk_stamp(&self, s: &Stamp, rel: &Path) -> Result<Vec<Found>, EntryError> {
+        let mut out = Vec::new();
+        let Some(sdir) = self.open_stamp(s)? else {
+            return Ok(out);
+        };
+        let base = self.versions_path().join(&s.name);
+        let r = if rel.as_os_str().is_empty() {
+            self.walk_children(s, &sdir, rel, None, &mut out)
+        } else {
+            match self.find_in_stamp(s, rel)? {
+                None => Ok(()),
+                Some(f) => {
+                    let is_dir = f.meta.kind == Kind::Dir;
+                    let folder = match f.line {
+                        Some((_, Kind::Dir)) => Some(rel.to_path_buf()),
+                        _ => f.folder.clone(),
+                    };
+                    out.push(f);
+                    if is_dir {
+                        sdir.open_path(rel)
+                            .and_then(|d| self.walk_children(s, &d, rel, folder, &mut out))
+                    } else {
+                        Ok(())
+                    }
+                }
+            }
+        };
+        r.map_err(|e| EntryError::new(base.join(rel), "read", &e))?;
+        Ok(out)
+    }
+
+    fn walk_children(
+        &self,
+        s: &Stamp,
+        dir: &DirHandle,
+        rel: &Path,
+        folder: Option<PathBuf>,
+        out: &mut Vec<Found>,
+    ) -> io::Result<()> {
+        let mut list = dir.list()?;
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+        for e in list {
+            let Some(meta) = dir.stat_opt(&e.name)? else {
+                continue;
+            };
+            let q = rel.join(&e.name);
+            let line = self.line(s, &q);
+            let real = meta.kind != Kind::Dir || line.is_some() || folder.is_some();
+            let inner = match line {
+                Some((_, Kind::Dir)) => Some(q.clone()),
+                _ => folder.clone(),
+            };
+            out.push(Found {
+                rel: q.clone(),
+                meta,
+                line,
+                folder: folder.clone(),
+                real,
+            });
+            if meta.kind == Kind::Dir {
+                match dir.open_dir(&e.name) {
+                    Ok(sub) => self.walk_children(s, &sub, &q, inner, out)?,
+                    Err(err) if gone(&err) => {}
+                    Err(err) => return Err(err),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// DST's current entries under `rel` (and `rel` itself).
+    fn walk_current(&self, rel: &Path, out: &mut Vec<(PathBuf, Meta)>) -> io::Result<()> {
+        fn walk(
+            dir: &DirHandle,
+            rel: &Path,
+            at_root: bool,
+            out: &mut Vec<(PathBuf, Meta)>,
+        ) -> io::Result<()> {
+            for e in dir.list()? {
+                if at_root && e.name == RESERVED {
+                    continue;
+                }
+                let Some(meta) = dir.stat_opt(&e.name)? else {
+                    continue;
+                };
+                let q = rel.join(&e.name);
+                out.push((q.clone(), meta));
+                if meta.kind == Kind::Dir {
+                    match dir.open_dir(&e.name) {
+                        Ok(sub) => walk(&sub, &q, false, out)?,
+                        Err(err) if gone(&err) => {}
+                        Err(err) => return Err(err),
+                    }
+                }
+            }
+            Ok(())
+        }
+        if rel.as_os_str().is_empty() {
+            return walk(&self.root, rel, true, out);
+        }
+        let Some(meta) = self.current(rel)? else {
+            return Ok(());
+        };
+        out.push((rel.to_path_buf(), meta));
+        if meta.kind == Kind::Dir {
+            match self.root.open_path(rel) {
+                Ok(d) => walk(&d, rel, false, out)?,
+                Err(e) if gone(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether an entry held at some time existed already at `t`: a file or
+/// symlink modified after `t` did not (its content was made later). A
+/// folder's time changes with its content, so it says nothing: a folder
+/// counts when it holds something that existed, or is older than `t`.
+pub fn exists_at(meta: &Meta, t: Timestamp) -> bool {
+    to_timestamp(meta.mtime) <= t
+}
+
+/// A file-system time as a timestamp.
+pub fn to_timestamp(t: Time) -> Timestamp {
+    Timestamp::new(t.sec, t.nsec as i32).unwrap_or(if t.sec < 0 {
+        Timestamp::MIN
+    } else {
+        Timestamp::MAX
+    })
+}
+
+/// Marks `q` and its ancestors down to `rel` as kept.
+fn mark(keep: &mut HashSet<PathBuf>, q: &Path, rel: &Path) {
+    for a in q.ancestors() {
+        if !a.starts_with(rel) || !keep.insert(a.to_path_buf()) {
+            break;
+        }
+    }
+}
+
+/// Whether `rel` is DST's own folder or inside it.
+pub fn is_reserved(rel: &Path) -> bool {
+    rel.components()
+        .next()
+        .is_some_and(|c| c.as_os_str() == RESERVED)
+}
+
+/// "Not there" errors: missing, or a path component that is not a folder
+/// (a file, or a symlink, which handles never follow).
+fn gone(e: &io::Error) -> bool {
+    use rustix::io::Errno;
+    e.kind() == io::ErrorKind::NotFound
+        || e.raw_os_error() == Some(Errno::NOTDIR.raw_os_error())
+        || e.raw_os_error() == Some(Errno::LOOP.raw_os_error())
+}
+
+/// Reads `versions.log`: per time folder, the paths kept and why. A log
+/// that cannot be read gives an empty journal (files are still found by
+/// scanning; only reasons and whole-folder versions are then unknown).
+fn read_journal(store: &DirHandle) -> HashMap<String, HashMap<PathBuf, Line>> {
+    let mut out: HashMap<String, HashMap<PathBuf, Line>> = HashMap::new();
+    let mut text = Vec::new();
+    match store.open_read(OsStr::new("versions.log")) {
+        Ok(mut f) => {
+            if let Err(e) = f.read_to_end(&mut text) {
+                log::warn!(
+                    "versions.log: cannot read it: {}; reasons are shown as unknown",
+                    super::error::reason(&e)
+                );
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => log::warn!(
+            "versions.log: cannot read it: {}; reasons are shown as unknown",
+            super::error::reason(&e)
+        ),
+    }
+    for line in String::from_utf8_lossy(&text).lines() {
+        let mut parts = line.splitn(4, '\t');
+        let (Some(st), Some(reason), Some(kind), Some(path)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        if stamp::parse(st).is_none() {
+            continue;
+        }
+        let kind = match kind {
+            "file" => Kind::File,
+            "dir" => Kind::Dir,
+            "symlink" => Kind::Symlink,
+            "special" => Kind::Special,
+            _ => continue,
+        };
+        let Some(rel) = versions::unescape(path) else {
+            continue;
+        };
+        out.entry(st.to_string())
+            .or_default()
+            .insert(rel, (VersionReason::parse(reason), kind));
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn set_mtime(p: &Path, t: &str) {
+        let t = ts(t);
+        let ft = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.as_second() as u64);
+        let f = std::fs::File::options().write(true).open(p).unwrap();
+        f.set_modified(ft).unwrap();
+    }
+
+    /// A DST with versions made by hand: `(stamp, rel, content, mtime)`,
+    /// plus journal lines.
+    struct Fake {
+        dir: tempfile::TempDir,
+    }
+
+    impl Fake {
+        fn new() -> Fake {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::create_dir_all(dir.path().join(".mirrortray/versions")).unwrap();
+            Fake { dir }
+        }
+        fn dst(&self) -> &Path {
+            self.dir.path()
+        }
+        fn version(&self, at: &str, rel: &str, content: &str, mtime: &str, reason: &str) {
+            let name = stamp::format(ts(at));
+            let p = self
+                .dst()
+                .join(".mirrortray/versions")
+                .join(&name)
+                .join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, content).unwrap();
+            set_mtime(&p, mtime);
+            self.line(&name, reason, "file", rel);
+        }
+        fn line(&self, name: &str, reason: &str, kind: &str, rel: &str) {
+            use std::io::Write;
+            let mut f = std::fs::File::options()
+                .create(true)
+                .append(true)
+                .open(self.dst().join(".mirrortray/versions.log"))
+                .unwrap();
+            writeln!(f, "{name}\t{reason}\t{kind}\t{rel}").unwrap();
+        }
+        fn current(&self, rel: &str, content: &str, mtime: &str) {
+            let p = self.dst().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, content).unwrap();
+            set_mtime(&p, mtime);
+        }
+        fn read(&self, h: &History, held: &Held) -> String {
+            std::fs::read_to_string(h.stored_path(held)).unwrap()
+        }
+    }
+
+    #[test]
+    fn a_file_at_each_time() {
+        let f = Fake::new();
+        f.version(
+            "2026-01-01T10:00:00Z",
+            "a.txt",
+            "one",
+            "2026-01-01T09:00:00Z",
+            "modified",
+        );
+        f.version(
+            "2026-01-01T11:00:00Z",
+            "a.txt",
+            "two",
+            "2026-01-01T10:00:00Z",
+            "modified",
+        );
+        f.current("a.txt", "three", "2026-01-01T11:00:00Z");
+        let h = History::open(f.dst()).unwrap();
+        let at = |t: &str| {
+            let tree = h.tree_at(Path::new("a.txt"), ts(t)).unwrap();
+            tree.entries.first().map(|e| f.read(&h, e))
+        };
+        assert_eq!(at("2026-01-01T08:00:00Z"), None, "before it was made");
+        assert_eq!(at("2026-01-01T09:30:00Z").as_deref(), Some("one"));
+        assert_eq!(at("2026-01-01T10:00:00Z").as_deref(), Some("one"));
+        assert_eq!(at("2026-01-01T10:30:00Z").as_deref(), Some("two"));
+        assert_eq!(at("2026-01-01T12:00:00Z").as_deref(), Some("three"));
+        let v = h.versions_of(Path::new("a.txt")).unwrap();
+        assert_eq!(v.len(), 2);
+        assert!(v[0].stamp > v[1].stamp, "newest first");
+        assert_eq!(v[0].reason, Some(VersionReason::Modified));
+        assert_eq!(
+            h.tree_at(Path::new("a.txt"), ts("2026-01-01T08:00:00Z"))
+                .unwrap()
+                .oldest,
+            Some(ts("2026-01-01T09:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn a_whole_folder_version_and_containers() {
+        let f = Fake::new();
+        // docs/old/ deleted as a whole at 10:00; docs/b.txt modified at 11:00
+        // (docs/ in that time folder is only a container).
+        let name = stamp::format(ts("2026-01-01T10:00:00Z"));
+        let base = f.dst().join(".mirrortray/versions").join(&name);
+        std::fs::create_dir_all(base.join("docs/old/sub")).unwrap();
+        std::fs::write(base.join("docs/old/x.txt"), "xx").unwrap();
+        std::fs::write(base.join("docs/old/sub/y.txt"), "yyy").unwrap();
+        set_mtime(&base.join("docs/old/x.txt"), "2026-01-01T08:00:00Z");
+        set_mtime(&base.join("docs/old/sub/y.txt"), "2026-01-01T08:00:00Z");
+        symlink("x.txt", base.join("docs/old/link")).unwrap();
+        let old_time = Time {
+            sec: ts("2026-01-01T08:00:00Z").as_second(),
+            nsec: 0,
+        };
+        DirHandle::open_root(&base.join("docs/old"))
+            .unwrap()
+            .set_times(OsStr::new("link"), old_time, old_time)
+            .unwrap();
+        f.line(&name, "deleted", "dir", "docs/old");
+        f.version(
+            "2026-01-01T11:00:00Z",
+            "docs/b.txt",
+            "b1",
+            "2026-01-01T08:00:00Z",
+            "modified",
+        );
+        f.current("docs/b.txt", "b2", "2026-01-01T10:30:00Z");
+        let h = History::open(f.dst()).unwrap();
+
+        let v = h.versions_of(Path::new("docs")).unwrap();
+        let listed: Vec<(String, u64, u64)> = v
+            .iter()
+            .map(|v| (v.rel.display().to_string(), v.bytes, v.files))
+            .collect();
+        assert_eq!(
+            listed,
+            vec![("docs/b.txt".into(), 2, 1), ("docs/old".into(), 5 + 5, 3),]
+        );
+        // One file inside the folder version is a version of that file.
+        let y = h.versions_of(Path::new("docs/old/sub/y.txt")).unwrap();
+        assert_eq!(y.len(), 1);
+        assert_eq!(y[0].with_folder.as_deref(), Some(Path::new("docs/old")));
+        assert_eq!(y[0].reason, Some(VersionReason::Deleted));
+
+        // At 09:00 docs held old/ (with its content) and b1.
+        let tree = h
+            .tree_at(Path::new("docs"), ts("2026-01-01T09:00:00Z"))
+            .unwrap();
+        let rels: Vec<String> = tree
+            .entries
+            .iter()
+            .map(|e| e.rel.display().to_string())
+            .collect();
+        assert_eq!(
+            rels,
+            vec![
+                "docs",
+                "docs/b.txt",
+                "docs/old",
+                "docs/old/link",
+                "docs/old/sub",
+                "docs/old/sub/y.txt",
+                "docs/old/x.txt"
+            ]
+        );
+        // At 10:45 old/ is gone and b.txt is b2 (made at 10:30).
+        let tree = h
+            .tree_at(Path::new("docs"), ts("2026-01-01T10:45:00Z"))
+            .unwrap();
+        let rels: Vec<String> = tree
+            .entries
+            .iter()
+            .map(|e| {
+                format!(
+                    "{}={}",
+                    e.rel.display(),
+                    if e.meta.kind == Kind::File {
+                        f.read(&h, e)
+                    } else {
+                        String::new()
+                    }
+                )
+            })
+            .collect();
+        assert_eq!(rels, vec!["docs=", "docs/b.txt=b1"]);
+        // b2 was made at 10:30 but b1 was held until 11:00: the stamp wins.
+        let tree = h
+            .tree_at(Path::new("docs"), ts("2026-01-01T11:30:00Z"))
+            .unwrap();
+        assert_eq!(f.read(&h, &tree.entries[1]), "b2");
+    }
+
+    #[test]
+    fn a_file_that_became_a_folder() {
+        let f = Fake::new();
+        f.version(
+            "2026-01-01T10:00:00Z",
+            "p",
+            "file",
+            "2026-01-01T08:00:00Z",
+            "replaced",
+        );
+        // Now a folder whose file claims an old time (copied with cp -p).
+        f.current("p/inner.txt", "inner", "2026-01-01T07:00:00Z");
+        let h = History::open(f.dst()).unwrap();
+        let tree = h
+            .tree_at(Path::new("p"), ts("2026-01-01T09:00:00Z"))
+            .unwrap();
+        assert_eq!(tree.entries.len(), 1);
+        assert_eq!(tree.entries[0].meta.kind, Kind::File);
+    }
+
+    #[test]
+    fn pruned_folders_are_found_from_the_log() {
+        let f = Fake::new();
+        f.version(
+            "2026-01-01T10:00:00Z",
+            "a.txt",
+            "one",
+            "2026-01-01T09:00:00Z",
+            "modified",
+        );
+        f.version(
+            "2026-01-02T10:00:00Z",
+            "a.txt",
+            "two",
+            "2026-01-01T11:00:00Z",
+            "modified",
+        );
+        let h = History::open(f.dst()).unwrap();
+        assert_eq!(h.pruned_up_to(), None);
+        std::fs::remove_dir_all(
+            f.dst()
+                .join(".mirrortray/versions")
+                .join(stamp::format(ts("2026-01-01T10:00:00Z"))),
+        )
+        .unwrap();
+        let h = History::open(f.dst()).unwrap();
+        assert_eq!(h.pruned_up_to(), Some(ts("2026-01-01T10:00:00Z")));
+        assert_eq!(h.usage().unwrap().stamps, 1);
+    }
+}

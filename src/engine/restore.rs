@@ -1,0 +1,684 @@
+//! restore: puts a tree back as the mirror held it at some time (see
+//! `history.rs` for what "held at T" means).
+//!
+//! Model: [`plan`] compares the tree at `T` with the destination (SRC, or a
+//! folder the user gave) and decides per entry: create, replace, leave as it
+//! is (already the same), or refuse (a folder where a file was, or the
+//! other way round: never removed to make room). [`apply`] then writes.
+//!
+//! Promises kept here:
+//! - Nothing is written outside the destination root: every write goes
+//!   through no-follow directory handles opened from it, so a symlink in
+//!   the destination is replaced, never followed (a symlinked folder on the
+//!   way is refused).
+//! - A file is never half restored: its content, mode and times are written
+//!   to an unnamed file in the target's folder (`O_TMPFILE` where the system
+//!   has it, else a hidden temp name), which is then linked or renamed over
+//!   the target. A watcher of the destination sees one complete file appear.
+//! - Nothing is deleted: entries the destination holds that did not exist at
+//!   `T` are left alone (and listed), and a file is not replaced by a folder
+//!   or a folder by a file.
+//!
+//! Keeping what a restore replaces, and mirroring what it wrote, is the
+//! caller's part (the command reconciles the pair before and after, or lets
+//! the running watcher do it).
+
+use std::collections::HashSet;
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::error::EntryError;
+use super::fsops::{self, DirHandle, Kind, Meta};
+use super::history::{self, Held, History, Tree};
+
+/// Where a restore writes.
+pub struct Dest {
+    /// `None`: a `--to` folder that does not exist yet (dry run).
+    root: Option<DirHandle>,
+    root_path: PathBuf,
+    /// Where the tree's top lands, relative to `root`.
+    base: PathBuf,
+    /// Restoring in place (into SRC): the destination's paths are the
+    /// pair's paths.
+    in_place: bool,
+}
+
+impl Dest {
+    /// Restores in place: `src` is the pair's (resolved) SRC, and the tree
+    /// goes back where it was.
+    pub fn source(src: &Path, tree: &Tree) -> io::Result<Dest> {
+        Ok(Dest {
+            root: Some(DirHandle::open_root(src)?),
+            root_path: src.to_path_buf(),
+            base: tree.rel.clone(),
+            in_place: true,
+        })
+    }
+
+    /// Restores beside: into `dir`, as `dir/<name>`. A `dir` that does not
+    /// exist can only be planned for (everything is new there).
+    pub fn beside(dir: &Path, name: &OsStr) -> io::Result<Dest> {
+        let root = match DirHandle::open_root(dir) {
+            Ok(d) => Some(d),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        Ok(Dest {
+            root,
+            root_path: dir.to_path_buf(),
+            base: PathBuf::from(name),
+            in_place: false,
+        })
+    }
+
+    /// The absolute path of a destination entry (for messages).
+    pub fn path(&self, rel: &Path) -> PathBuf {
+        if rel.as_os_str().is_empty() {
+            self.root_path.clone()
+        } else {
+            self.root_path.join(rel)
+        }
+    }
+
+    /// The destination's top (`SRC/path` or `DIR/name`).
+    pub fn top(&self) -> PathBuf {
+        self.path(&self.base)
+    }
+
+    fn root(&self) -> io::Result<&DirHandle> {
+        self.root
+            .as_ref()
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+    }
+
+    fn map(&self, tree: &Tree, rel: &Path) -> PathBuf {
+        let inner = rel.strip_prefix(&tree.rel).unwrap_or(Path::new(""));
+        if inner.as_os_str().is_empty() {
+            self.base.clone()
+        } else {
+            self.base.join(inner)
+        }
+    }
+
+    /// lstat of a destination entry; `Err` with the reason when a folder on
+    /// the way is not a folder (never followed).
+    fn stat(&self, rel: &Path) -> io::Result<Option<Meta>> {
+        let Some(root) = &self.root else {
+            return Ok(None);
+        };
+        let Some(name) = rel.file_name() else {
+            return root.meta().map(Some);
+        };
+        match root.open_path(rel.parent().unwrap_or(Path::new(""))) {
+            Ok(p) => p.stat_opt(name),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// What a restore does with one entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Not in the destination: made.
+    Create,
+    /// The destination holds another content (or kind of file): replaced.
+    Replace,
+    /// Already as it was.
+    Unchanged,
+    /// Cannot be restored there without removing something: why.
+    Refuse(String),
+}
+
+/// One entry of a restore.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub held: Held,
+    /// Relative to the destination root.
+    pub to: PathBuf,
+    pub action: Action,
+}
+
+/// What a restore will do.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+    /// Files and symlinks in the destination (under the restored folder)
+    /// that did not exist at the restore time: left alone.
+    pub left_alone: Vec<PathBuf>,
+}
+
+impl Plan {
+    pub fn count(&self, a: &Action) -> usize {
+        self.steps.iter().filter(|s| &s.action == a).count()
+    }
+    pub fn refused(&self) -> usize {
+        self.steps
+            .iter()
+            .filter(|s| matches!(s.action, Action::Refuse(_)))
+            .count()
+    }
+    /// Bytes of the files that will be written.
+    pub fn bytes(&self) -> u64 {
+        self.steps
+            .iter()
+            .filter(|s| matches!(s.action, Action::Create | Action::Replace))
+            .filter(|s| s.held.meta.kind != Kind::Dir)
+            .map(|s| s.held.meta.size)
+            .sum()
+    }
+}
+
+/// Compares the tree at its time with the destination.
+pub fn plan(history: &History, tree: &Tree, dest: &Dest) -> Plan {
+    let mut steps: Vec<Step> = Vec::with_capacity(tree.entries.len());
+    // Destination paths under which nothing can be restored.
+    let mut blocked: Vec<PathBuf> = Vec::new();
+    for held in &tree.entries {
+        let to = dest.map(tree, &held.rel);
+        if let Some(b) = blocked.iter().find(|b| to.starts_with(b)) {
+            let why = format!(
+                "it is inside {}, which could not be restored",
+                super::error::show(&dest.path(b))
+            );
+            steps.push(Step {
+                held: held.clone(),
+                to,
+                action: Action::Refuse(why),
+            });
+            continue;
+        }
+        let action = match dest.stat(&to) {
+            Err(e) => Action::Refuse(format!(
+                "a folder on the way cannot be used: {}",
+                super::error::reason(&e)
+            )),
+            Ok(None) => Action::Create,
+            Ok(Some(now)) => decide(history, held, &now, dest, &to),
+        };
+        if matches!(action, Action::Refuse(_)) && held.meta.kind == Kind::Dir {
+            blocked.push(to.clone());
+        }
+        steps.push(Step {
+            held: held.clone(),
+            to,
+            action,
+        });
+    }
+    let left_alone = if dest.in_place {
+        left_alone(tree, dest, &steps)
+    } else {
+        Vec::new()
+    };
+    Plan { steps, left_alone }
+}
+
+fn decide(history: &History, held: &Held, now: &Meta, dest: &Dest, to: &Path) -> Action {
+    match (held.meta.kind, now.kind) {
+        (Kind::Dir, Kind::Dir) => Action::Unchanged,
+        (Kind::Dir, k) => Action::Refuse(format!(
+            "it was a folder then and is a {} now; move it away and restore again, or restore with --to DIR",
+            k.noun()
+        )),
+        (_, Kind::Dir) => Action::Refuse(format!(
+            "it was a {} then and is a folder now; move the folder away and restore again, or restore with --to DIR",
+            held.meta.kind.noun()
+        )),
+        (a, b) if a == b && same(history, held, now, dest, to) => Action::Unchanged,
+        _ => Action::Replace,
+    }
+}
+
+/// Whether the destination already holds exactly the kept entry.
+fn same(history: &History, held: &Held, now: &Meta, dest: &Dest, to: &Path) -> bool {
+    if held.meta.mtime != now.mtime || held.meta.size != now.size {
+        return false;
+    }
+    let Some(name) = to.file_name() else {
+        return false;
+    };
+    let Some(kept_name) = held.rel.file_name() else {
+        return false;
+    };
+    let Ok(dparent) = dest
+        .root()
+        .and_then(|r| r.open_path(to.parent().unwrap_or(Path::new(""))))
+    else {
+        return false;
+    };
+    let Ok(kparent) = history.open_parent(held) else {
+        return false;
+    };
+    match held.meta.kind {
+        Kind::Symlink => match (dparent.read_link(name), kparent.read_link(kept_name)) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        },
+        Kind::File => {
+            if held.meta.mode != now.mode {
+                return false;
+            }
+            match (dparent.open_read(name), kparent.open_read(kept_name)) {
+                (Ok(a), Ok(b)) => same_bytes(a, b).unwrap_or(false),
+                _ => false,
+            }
+        }
+        _ => false,
+    }
+}
+
+fn same_bytes(mut a: File, mut b: File) -> io::Result<bool> {
+    let mut x = vec![0u8; 64 * 1024];
+    let mut y = vec![0u8; 64 * 1024];
+    loop {
+        let n = read_full(&mut a, &mut x)?;
+        let m = read_full(&mut b, &mut y)?;
+        if n != m || x[..n] != y[..m] {
+            return Ok(false);
+        }
+        if n == 0 {
+            return Ok(true);
+        }
+    }
+}
+
+fn read_full(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Files and symlinks under the restored folder that the tree does not
+/// have (made after the restore time).
+fn left_alone(tree: &Tree, dest: &Dest, steps: &[Step]) -> Vec<PathBuf> {
+    let top_is_dir = tree
+        .entries
+        .first()
+        .is_some_and(|e| e.rel == tree.rel && e.meta.kind == Kind::Dir)
+        || tree.rel.as_os_str().is_empty();
+    if !top_is_dir {
+        return Vec::new();
+    }
+    let restored: HashSet<&Path> = steps.iter().map(|s| s.to.as_path()).collect();
+    let mut out = Vec::new();
+    fn walk(
+        dir: &DirHandle,
+        rel: &Path,
+        at_root: bool,
+        restored: &HashSet<&Path>,
+        out: &mut Vec<PathBuf>,
+    ) {
+        let Ok(mut list) = dir.list() else { return };
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+        for e in list {
+            if at_root && e.name == super::filter::RESERVED {
+                continue;
+            }
+            let q = rel.join(&e.name);
+            let Ok(Some(m)) = dir.stat_opt(&e.name) else {
+                continue;
+            };
+            if m.kind == Kind::Dir {
+                if let Ok(sub) = dir.open_dir(&e.name) {
+                    walk(&sub, &q, false, restored, out);
+                }
+            } else if !restored.contains(q.as_path()) {
+                out.push(q);
+            }
+        }
+    }
+    if let Ok(d) = dest.root().and_then(|r| r.open_path(&dest.base)) {
+        walk(
+            &d,
+            &dest.base,
+            dest.base.as_os_str().is_empty(),
+            &restored,
+            &mut out,
+        );
+    }
+    out
+}
+
+/// What a restore did.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub created: u64,
+    pub replaced: u64,
+    pub dirs: u64,
+    pub unchanged: u64,
+    pub bytes: u64,
+    pub failed: Vec<EntryError>,
+}
+
+/// Writes the plan. `each` hears every entry written or failed. Refused
+/// entries are failures too (named, with the reason).
+pub fn apply(
+    history: &History,
+    tree: &Tree,
+    plan: &Plan,
+    dest: &Dest,
+    each: &mut dyn FnMut(&Step, Option<&EntryError>),
+) -> Outcome {
+    let mut out = Outcome::default();
+    // Folders made here, to get their mode and times once filled.
+    let mut made: Vec<(PathBuf, Option<Meta>)> = Vec::new();
+    let mut failed_dirs: Vec<PathBuf> = Vec::new();
+    for step in &plan.steps {
+        let fail =
+            |what: &'static str, e: &io::Error| EntryError::new(dest.path(&step.to), what, e);
+        let result: Result<(), EntryError> = match &step.action {
+            Action::Unchanged => {
+                out.unchanged += 1;
+                continue;
+            }
+            Action::Refuse(why) => {
+                Err(EntryError::msg(dest.path(&step.to), "restore", why.clone()))
+            }
+            _ if failed_dirs.iter().any(|d| step.to.starts_with(d)) => Err(EntryError::msg(
+                dest.path(&step.to),
+                "restore",
+                "the folder it is in could not be made",
+            )),
+            Action::Create | Action::Replace => {
+                let parent_rel = step.to.parent().unwrap_or(Path::new(""));
+                match ensure_dirs(dest, parent_rel, &mut made) {
+                    Err(e) => Err(fail("make the folder for", &e)),
+                    Ok(parent) => write_one(history, step, &parent, &mut made)
+                        .map_err(|e| fail("restore", &e)),
+                }
+            }
+        };
+        match &result {
+            Ok(()) => {
+                match (&step.action, step.held.meta.kind) {
+                    (_, Kind::Dir) => out.dirs += 1,
+                    (Action::Replace, _) => out.replaced += 1,
+                    _ => out.created += 1,
+                }
+                if step.held.meta.kind != Kind::Dir {
+                    out.bytes += step.held.meta.size;
+                }
+            }
+            Err(_) if step.held.meta.kind == Kind::Dir => failed_dirs.push(step.to.clone()),
+            Err(_) => {}
+        }
+        each(step, result.as_ref().err());
+        if let Err(e) = result {
+            out.failed.push(e);
+        }
+    }
+    // Folders: their own mode and times after their content (deepest
+    // first), from the tree where it has them, else as the history knew
+    // them at that time.
+    made.sort_by_key(|(rel, _)| std::cmp::Reverse(rel.components().count()));
+    for (rel, meta) in made {
+        let meta = meta.or_else(|| known_dir(history, tree, dest, &rel));
+        let Ok(d) = dest.root().and_then(|r| r.open_path(&rel)) else {
+            continue;
+        };
+        // Nothing known: an ordinary folder.
+        let mut r = d.set_own_mode(meta.map_or(0o755, |m| m.mode));
+        // A folder's time is only known for sure if it had not changed
+        // since before the restore time.
+        if let Some(m) = meta
+            && r.is_ok()
+            && history::exists_at(&m, tree.at)
+        {
+            r = d.set_own_times(m.atime, m.mtime);
+        }
+        if let Err(e) = r {
+            log::warn!(
+                "{}: cannot set the folder's permissions and times: {}",
+                super::error::show(&dest.path(&rel)),
+                super::error::reason(&e)
+            );
+        }
+    }
+    out
+}
+
+/// The folder at destination path `rel` as the history knew it at the
+/// tree's time, for a folder made on the way.
+fn known_dir(history: &History, tree: &Tree, dest: &Dest, rel: &Path) -> Option<Meta> {
+    let pair_rel = if dest.in_place {
+        rel.to_path_buf()
+    } else {
+        tree.rel.join(rel.strip_prefix(&dest.base).ok()?)
+    };
+    match history.entry_at(&pair_rel, tree.at) {
+        Ok(Some(h)) if h.meta.kind == Kind::Dir => Some(h.meta),
+        _ => None,
+    }
+}
+
+/// Opens the destination folder `rel`, making the missing ones (recorded in
+/// `made`). Never follows a symlink: one on the way is an error.
+fn ensure_dirs(
+    dest: &Dest,
+    rel: &Path,
+    made: &mut Vec<(PathBuf, Option<Meta>)>,
+) -> io::Result<DirHandle> {
+    let mut cur = dest.root()?.try_clone()?;
+    let mut at = PathBuf::new();
+    for c in rel.components() {
+        let std::path::Component::Normal(name) = c else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "path component is not a plain name",
+            ));
+        };
+        at.push(name);
+        cur = match cur.open_dir(name) {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                match cur.mkdir(name, 0o700) {
+                    Ok(()) => made.push((at.clone(), None)),
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(e),
+                }
+                cur.open_dir(name)?
+            }
+            Err(e) => return Err(e),
+        };
+    }
+    Ok(cur)
+}
+
+fn write_one(
+    history: &History,
+    step: &Step,
+    parent: &DirHandle,
+    made: &mut Vec<(PathBuf, Option<Meta>)>,
+) -> io::Result<()> {
+    let name = step
+        .to
+        .file_name()
+        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let kept_name = step
+        .held
+        .rel
+        .file_name()
+        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let meta = &step.held.meta;
+    match meta.kind {
+        Kind::Dir => {
+            match parent.mkdir(name, 0o700) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    if parent.stat(name)?.kind != Kind::Dir {
+                        return Err(io::Error::other("something else appeared there meanwhile"));
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+            made.push((step.to.clone(), Some(*meta)));
+            Ok(())
+        }
+        Kind::File => {
+            let from = history.open_parent(&step.held)?.open_read(kept_name)?;
+            write_file(parent, name, &from, meta, step.action == Action::Create)
+        }
+        Kind::Symlink => {
+            let target = history.open_parent(&step.held)?.read_link(kept_name)?;
+            write_symlink(parent, name, &target, meta)
+        }
+        Kind::Special => Err(io::Error::other("special files are not kept")),
+    }
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn temp_name() -> OsString {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    OsString::from(format!(
+        ".mirrortray-restore-{}-{n}.tmp",
+        std::process::id()
+    ))
+}
+
+/// Writes `from` as `name` in `parent`, with `meta`'s mode and times,
+/// complete or not at all.
+fn write_file(
+    parent: &DirHandle,
+    name: &OsStr,
+    from: &File,
+    meta: &Meta,
+    is_new: bool,
+) -> io::Result<()> {
+    let fill = |to: &File| -> io::Result<()> {
+        let n = fsops::copy_data(from, to, meta.size)?;
+        if n != meta.size {
+            return Err(io::Error::other(
+                "the kept version is shorter than recorded (changed while read?)",
+            ));
+        }
+        fsops::set_file_mode(to, meta.mode)?;
+        fsops::set_file_times(to, meta.atime, meta.mtime)
+    };
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if let Some(anon) = unnamed_file(parent)? {
+        fill(&anon)?;
+        // A new name is linked directly; a replacement goes through a temp
+        // name and a rename (linkat cannot replace).
+        let tmp = temp_name();
+        let link_as = if is_new { name } else { tmp.as_os_str() };
+        match link_unnamed(&anon, parent, link_as) {
+            Ok(true) if is_new => return Ok(()),
+            Ok(true) => return rename_into_place(parent, &tmp, name),
+            Ok(false) => {} // no linking here: a named temp file below
+            Err(e) => return Err(appeared(e)),
+        }
+    }
+    let tmp = temp_name();
+    let file = parent.create_new(&tmp)?;
+    if let Err(e) = fill(&file) {
+        let _ = parent.unlink(&tmp);
+        return Err(e);
+    }
+    drop(file);
+    if is_new {
+        return match parent.rename_noreplace(&tmp, parent, name) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let _ = parent.unlink(&tmp);
+                Err(appeared(e))
+            }
+        };
+    }
+    rename_into_place(parent, &tmp, name)
+}
+
+/// A name that was free when planned is taken now: the user's new file is
+/// not overwritten (the backup has never seen it).
+fn appeared(e: io::Error) -> io::Error {
+    if e.kind() == io::ErrorKind::AlreadyExists {
+        io::Error::other(
+            "something appeared at this name meanwhile (left as it is); run the restore again",
+        )
+    } else {
+        e
+    }
+}
+
+fn rename_into_place(parent: &DirHandle, tmp: &OsStr, name: &OsStr) -> io::Result<()> {
+    match parent.rename_to(tmp, parent, name) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = parent.unlink(tmp);
+            Err(e)
+        }
+    }
+}
+
+/// An unnamed file in `parent` (`O_TMPFILE`); `None` where the file system
+/// has none.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn unnamed_file(parent: &DirHandle) -> io::Result<Option<File>> {
+    use rustix::fs::{Mode, OFlags};
+    use rustix::io::Errno;
+    match rustix::fs::openat(
+        parent,
+        c".",
+        OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    ) {
+        Ok(fd) => Ok(Some(File::from(fd))),
+        Err(Errno::OPNOTSUPP) | Err(Errno::ISDIR) | Err(Errno::INVAL) | Err(Errno::NOSYS) => {
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Gives an unnamed file the name `name` in `parent` (`AlreadyExists` if
+/// taken). `false` when linking is not allowed here (the caller falls back).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn link_unnamed(file: &File, parent: &DirHandle, name: &OsStr) -> io::Result<bool> {
+    use rustix::fs::AtFlags;
+    use rustix::io::Errno;
+    use std::os::fd::AsRawFd;
+    // Through /proc: linkat(AT_EMPTY_PATH) needs a capability on many
+    // kernels; the /proc link works for the file's owner.
+    let proc = format!("/proc/self/fd/{}", file.as_raw_fd());
+    let r = rustix::fs::linkat(
+        rustix::fs::CWD,
+        proc.as_str(),
+        parent,
+        name,
+        AtFlags::SYMLINK_FOLLOW,
+    );
+    let r = match r {
+        Err(Errno::NOENT) | Err(Errno::PERM) | Err(Errno::ACCESS) => {
+            rustix::fs::linkat(file, c"", parent, name, AtFlags::EMPTY_PATH)
+        }
+        r => r,
+    };
+    match r {
+        Ok(()) => Ok(true),
+        Err(Errno::NOENT) | Err(Errno::PERM) | Err(Errno::ACCESS) | Err(Errno::OPNOTSUPP) => {
+            Ok(false)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Makes the symlink `name` -> `target` in `parent` with `meta`'s times.
+fn write_symlink(parent: &DirHandle, name: &OsStr, target: &OsStr, meta: &Meta) -> io::Result<()> {
+    let tmp = temp_name();
+    parent.symlink(target, &tmp)?;
+    if let Err(e) = parent.set_times(&tmp, meta.atime, meta.mtime) {
+        let _ = parent.unlink(&tmp);
+        return Err(e);
+    }
+    rename_into_place(parent, &tmp, name)
+}
