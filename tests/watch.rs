@@ -1691,6 +1691,18 @@ fn ignored_paths_are_neither_copied_nor_deleted() {
         !w.dst.join("real.tmp").exists(),
         "a rename to an ignored name copied it"
     );
+    // A folder renamed out of and into an ignored name.
+    w.write("build/made/x.o", "ignored build output");
+    w.write("lib/a.rs", "source");
+    watch.converged_except(CONVERGE_DEADLINE, &ignored);
+    fs::rename(w.src.join("build/made"), w.src.join("made")).unwrap();
+    fs::rename(w.src.join("lib"), w.src.join("build/lib")).unwrap();
+    watch.converged_except(CONVERGE_DEADLINE, &ignored);
+    assert!(
+        !w.dst.join("build/lib").exists(),
+        "a folder renamed into an ignored one reached DST"
+    );
+    assert_eq!(version_contents(&w, "lib/a.rs"), vec![b"source".to_vec()]);
     assert_eq!(
         fs::read(w.dst.join("hand.tmp")).unwrap(),
         b"DST's own, matched by an ignore pattern"
@@ -2072,6 +2084,84 @@ fn a_failing_path_is_retried_with_growing_back_off() {
         gaps[3] >= 3.0,
         "retries do not back off: gaps between attempts {gaps:.2?} s\n--- log\n{}",
         tail(&watch.log(), 20)
+    );
+    watch.signal("TERM");
+    assert_eq!(watch.wait_exit().code(), Some(0));
+}
+
+#[test]
+fn moving_files_into_a_new_folder_renames_them_in_dst() {
+    let w = World::new();
+    for n in ["a", "b", "c", "d"] {
+        w.write(&format!("{n}.txt"), format!("content {n}"));
+    }
+    make_tree(&w.src.join("tree"), 40, "tree");
+    let mut watch = Watch::start(&w, &[]);
+    let inodes: Vec<u64> = ["a.txt", "b.txt", "c.txt", "d.txt", "tree"]
+        .iter()
+        .map(|n| ino(&w.dst.join(n)))
+        .collect();
+
+    // `mkdir archive && mv *.txt tree archive/`
+    fs::create_dir(w.src.join("archive")).unwrap();
+    for n in ["a.txt", "b.txt", "c.txt", "d.txt", "tree"] {
+        fs::rename(w.src.join(n), w.src.join("archive").join(n)).unwrap();
+    }
+    watch.converged();
+    let now: Vec<u64> = ["a.txt", "b.txt", "c.txt", "d.txt", "tree"]
+        .iter()
+        .map(|n| ino(&w.dst.join("archive").join(n)))
+        .collect();
+    let versions = version_entries(&w);
+    assert!(
+        now == inodes && versions.is_empty(),
+        "moves into a new folder were copies in DST (inodes before {inodes:?}, after {now:?}), {} version entries kept\n--- log\n{}",
+        versions.len(),
+        tail(&watch.log(), 20)
+    );
+    watch.stop();
+}
+
+#[test]
+fn a_symlinked_relative_src_is_watched() {
+    let w = World::new();
+    w.write("a.txt", "through a link");
+    symlink("src", w.path("src-link")).unwrap();
+    let mut c = w.cmd();
+    c.current_dir(w.path(""))
+        .args(["watch", "src-link", "dst", "-v"]);
+    let mut watch = Watch::spawn_cmd(&w, c);
+    watch.expect_log(READY, START_DEADLINE);
+    w.write("sub/b.txt", "live through the link");
+    fs::rename(w.src.join("a.txt"), w.src.join("c.txt")).unwrap();
+    watch.converged();
+    watch.stop();
+}
+
+#[test]
+fn a_pair_failing_for_too_long_raises_an_alert() {
+    let w = World::new();
+    fs::create_dir_all(w.config_file().parent().unwrap()).unwrap();
+    // Alert after 3.6 s instead of 24 h.
+    fs::write(w.config_file(), "[settings]\nalert_after_hours = 0.001\n").unwrap();
+    w.write("ok.txt", "readable");
+    w.write("secret.txt", "never readable");
+    chown_nobody(w.dir.path());
+    chmod(&w.src.join("secret.txt"), 0o000);
+    let mut c = as_nobody(&w);
+    c.arg("watch").arg(&w.src).arg(&w.dst).arg("-v");
+    let mut watch = Watch::spawn_cmd(&w, c);
+    watch.expect_log("no complete backup", Duration::from_secs(60));
+    let log = watch.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("no complete backup"))
+        .unwrap()
+        .to_string();
+    // The alert must say how long, truthfully: not "more than 0 hours".
+    assert!(
+        !line.contains(" 0 hours"),
+        "the alert misstates the time: {line}"
     );
     watch.signal("TERM");
     assert_eq!(watch.wait_exit().code(), Some(0));
