@@ -719,3 +719,44 @@ fn bad_input_is_refused_with_a_reason() {
     assert_eq!(read(&w.src.join("a.txt")).as_deref(), Some("two"));
     assert_mirrored(&w.src, &w.dst);
 }
+
+#[test]
+fn a_symlink_in_the_source_is_never_followed_by_a_restore() {
+    let w = World::new();
+    w.write("a/b/f.txt", "one");
+    w.sync(&[]).ok();
+    tick();
+    w.write("a/b/f.txt", "two");
+    w.sync(&[]).ok();
+    // The folder became a symlink to somewhere else since.
+    let outside = w.path("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::remove_dir_all(w.src.join("a")).unwrap();
+    symlink(&outside, w.src.join("a")).unwrap();
+    let stamp = crate::cli_sync::version_stamps(&w.dst).pop().unwrap();
+    let r = w.run([
+        OsStr::new("restore"),
+        w.dst.join("a/b/f.txt").as_os_str(),
+        OsStr::new("--at"),
+        OsStr::new(&stamp),
+    ]);
+    r.code(1)
+        .no_debug_dump()
+        .stderr_has("a/b/f.txt: cannot restore: a folder on the way is a file or a symlink");
+    assert_eq!(
+        std::fs::read_dir(&outside).unwrap().count(),
+        0,
+        "wrote through the symlink"
+    );
+    // Beside, it comes back.
+    w.run([
+        OsStr::new("restore"),
+        w.dst.join("a/b/f.txt").as_os_str(),
+        OsStr::new("--at"),
+        OsStr::new(&stamp),
+        OsStr::new("--to"),
+        w.path("out").as_os_str(),
+    ])
+    .ok();
+    assert_eq!(read(&w.path("out/f.txt")).as_deref(), Some("one"));
+}

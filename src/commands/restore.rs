@@ -84,6 +84,13 @@ pub fn run(
         None => None,
     };
 
+    if beside.is_none() && !loc.spec.versions {
+        bail!(
+            "versions are off for the pair {} -> {}: what a restore replaces in the source could not be kept, so it could not be undone. Restore beside it with --to DIR",
+            show(&loc.src),
+            show(&loc.dst)
+        );
+    }
     // Into SRC: this command backs up around the restore, unless a watcher
     // holds the backup (then the watcher does).
     let mut mirror = None;
@@ -96,7 +103,7 @@ pub fn run(
         match Mirror::open(&loc.spec, &opts) {
             Ok(m) => mirror = Some(m),
             Err(SetupError::Locked { holder, .. }) => watcher = Some(holder),
-            Err(e) => bail!("{e}"),
+            Err(e) => bail!("{e} (To restore beside it instead, use --to DIR.)"),
         }
     }
     if let Some(m) = &mirror
@@ -218,8 +225,10 @@ pub fn run(
         } else {
             "Restoring"
         };
-        println!("{verb} {} as it was at {}", loc.rel_shown(), both(t));
-        println!("  into {}", show(&dest.top()));
+        println!("{verb} {} as it was at {}", show(&loc.src_path()), both(t));
+        if beside.is_some() {
+            println!("  into {}", show(&dest.top()));
+        }
         if let Some(h) = &watcher {
             println!(
                 "  a watcher holds the backup ({h}): it copies the restored files into the backup and keeps what they replace as versions"
@@ -243,7 +252,7 @@ pub fn run(
                 .count();
             let files = plan.count(&Action::Create) + plan.count(&Action::Replace) - dirs;
             println!(
-                "Would restore {} ({}), make {}, refuse {}; {} already as they were. Nothing was changed (dry run).",
+                "Would restore {} ({}), make {}, refuse {}; {} unchanged. Nothing was changed (dry run).",
                 plural(files, "file"),
                 HumanBytes(plan.bytes()),
                 plural(dirs, "folder"),
@@ -283,7 +292,7 @@ pub fn run(
         print_left_alone(&plan, &tree, beside.is_some(), false);
         let written = (outcome.created + outcome.replaced) as usize;
         println!(
-            "Restored {} ({}): {} new, {} replaced, {} made, {} already as they were{}.",
+            "Restored {} ({}): {} new, {} replaced, {} made, {} unchanged{}.",
             plural(written, "file"),
             HumanBytes(outcome.bytes),
             outcome.created,

@@ -46,14 +46,6 @@ impl Located {
     pub fn src_path(&self) -> PathBuf {
         join(&self.src, &self.rel)
     }
-    /// `rel` for people (`.` for the whole pair).
-    pub fn rel_shown(&self) -> String {
-        if self.rel.as_os_str().is_empty() {
-            ".".into()
-        } else {
-            show(&self.rel)
-        }
-    }
 }
 
 fn join(root: &Path, rel: &Path) -> PathBuf {
@@ -209,7 +201,7 @@ pub fn locate(g: &Global, path: &Path) -> Result<Located, String> {
         _ => "none".into(),
     };
     Err(format!(
-        "{} is not inside any backed-up folder (configured sources: {sources}). Give a path inside a source folder of the config, or inside a backup folder",
+        "{} is not inside any backed-up folder (configured sources: {sources}). Give a path inside a source folder of the config, or inside a backup folder (for a pair used only on the command line, like `mirrortray sync SRC DST`, give the path in DST)",
         show(&abs)
     ))
 }

@@ -192,6 +192,9 @@ pub fn plan(history: &History, tree: &Tree, dest: &Dest) -> Plan {
             continue;
         }
         let action = match dest.stat(&to) {
+            Err(e) if not_a_folder(&e) => Action::Refuse(
+                "a folder on the way is a file or a symlink now (a symlink is never followed); move it away and restore again, or restore with --to DIR".into(),
+            ),
             Err(e) => Action::Refuse(format!(
                 "a folder on the way cannot be used: {}",
                 super::error::reason(&e)
@@ -214,6 +217,12 @@ pub fn plan(history: &History, tree: &Tree, dest: &Dest) -> Plan {
         Vec::new()
     };
     Plan { steps, left_alone }
+}
+
+fn not_a_folder(e: &io::Error) -> bool {
+    use rustix::io::Errno;
+    e.raw_os_error() == Some(Errno::NOTDIR.raw_os_error())
+        || e.raw_os_error() == Some(Errno::LOOP.raw_os_error())
 }
 
 fn decide(history: &History, held: &Held, now: &Meta, dest: &Dest, to: &Path) -> Action {
