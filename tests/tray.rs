@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::desktop::{App, Desktop, Menu, Notification};
+use crate::support::desktop::{App, Desktop, Menu, Notification, Rect};
 use crate::support::tree::is_mirrored;
 use crate::support::*;
 
@@ -192,12 +192,12 @@ impl Tray {
 
     /// Opens the menu with a real right click, saves the screen as
     /// `<target>/tray-screenshots/<name>.png`, and closes the menu.
-    fn screenshot(&self, name: &str) -> PathBuf {
-        self.d.open_menu_by_pointer(LONG);
+    fn screenshot(&self, name: &str) -> (PathBuf, Rect) {
+        let menu = self.d.open_menu_by_pointer(LONG);
         let path = screenshots().join(format!("{name}.png"));
         self.d.screenshot(&path);
         self.d.close_menu(LONG);
-        path
+        (path, menu)
     }
 
     #[track_caller]
@@ -428,7 +428,10 @@ impl Drop for Immutable {
 
 #[test]
 fn menu_shows_status_entries_and_check_marks() {
-    let w = World::new();
+    let mut w = World::new();
+    // Names as a user has them: the menu names a pair by its folder.
+    w.src = w.path("Documents");
+    w.dst = w.path("Backup/Documents");
     w.write("notes.txt", "hello");
     w.write("photos/cat.jpg", "meow");
     let t = Tray::with_pair(w);
@@ -439,8 +442,8 @@ fn menu_shows_status_entries_and_check_marks() {
             m.labels()[0],
             "Pause watching",
             "Back up now",
-            "Open backup: src",
-            "Restore: src…",
+            "Open backup: Documents",
+            "Restore: Documents…",
             "Add a folder…",
             "Open log",
             "Settings",
@@ -454,12 +457,22 @@ fn menu_shows_status_entries_and_check_marks() {
     assert!(!checked(&m, "Pause watching"));
     assert!(!checked(&m, "Start at login"));
     assert_mirrored(&t.w.src, &t.w.dst);
-    let shot = t.screenshot("menu_shows_status_entries_and_check_marks");
-    // The README's picture is refreshed on request only.
+    let (shot, menu) = t.screenshot("menu_shows_status_entries_and_check_marks");
+    // The README's picture (the icon and the open menu, cropped from the
+    // screen) is refreshed on request only.
     if std::env::var_os("MIRRORTRAY_UPDATE_DOCS").is_some() {
         let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/tray-menu.png");
         std::fs::create_dir_all(docs.parent().unwrap()).unwrap();
-        std::fs::copy(&shot, &docs).unwrap();
+        let x = (menu.x - 24).max(0);
+        let (w, _) = crate::support::desktop::SCREEN;
+        let crop = format!("{}x{}+{x}+0", w as i32 - x, menu.y + menu.h as i32 + 16);
+        let st = Command::new("convert")
+            .arg(&shot)
+            .args(["-crop", &crop, "+repage"])
+            .arg(&docs)
+            .status()
+            .unwrap();
+        assert!(st.success());
     }
 }
 
@@ -646,6 +659,46 @@ fn a_pair_without_a_backup_for_too_long_is_announced_and_so_is_its_recovery() {
         n.summary == "Backups resumed: src"
     });
     t.up_to_date();
+}
+
+#[test]
+fn without_a_notification_daemon_the_tray_goes_on_and_says_so_once() {
+    let w = World::new();
+    w.write("a.txt", "a");
+    let mut t = Tray::with_pair(w);
+    t.up_to_date();
+    // Stop the daemon (the process that owns the name, nothing else).
+    let daemon =
+        t.d.pid_of("org.freedesktop.Notifications")
+            .expect("a notification daemon runs");
+    let pid = rustix::process::Pid::from_raw(i32::try_from(daemon).unwrap()).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    assert!(wait_for(LONG, || !t
+        .d
+        .name_has_owner("org.freedesktop.Notifications")));
+    // Two occasions for a popup: the source goes, and comes back.
+    let keep = t.w.path("away");
+    std::fs::rename(&t.w.src, &keep).unwrap();
+    t.status_is(&format!("Source missing: {}", t.w.src.display()));
+    std::fs::rename(&keep, &t.w.src).unwrap();
+    t.up_to_date();
+    let tried = wait_for(LONG, || {
+        t.d.notifications()
+            .iter()
+            .any(|n| n.summary == "Backups resumed: src")
+    });
+    assert!(
+        tried,
+        "the tray never tried the second popup: {:#?}",
+        t.d.notifications()
+    );
+    t.quit();
+    let log = t.log_text();
+    assert_eq!(
+        log.matches("cannot show desktop notifications").count(),
+        1,
+        "said once, in the log:\n{log}"
+    );
 }
 
 #[test]

@@ -70,6 +70,8 @@ mod imp {
             ],
         );
         dialog.set_create_folders(true);
+        // Fits a small screen with its buttons in view.
+        dialog.set_default_size(760, 520);
         dialog.set_default_response(gtk::ResponseType::Accept);
         dialog.set_position(gtk::WindowPosition::Center);
         dialog.set_keep_above(true);

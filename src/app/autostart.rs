@@ -15,7 +15,7 @@
 //! read back after every change.
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The login entry of this program.
 #[derive(Debug, Clone)]
@@ -23,7 +23,7 @@ pub struct Autostart {
     /// The program and its arguments.
     argv: Vec<OsString>,
     #[cfg(target_os = "linux")]
-    entry: PathBuf,
+    entry: std::path::PathBuf,
 }
 
 impl Autostart {

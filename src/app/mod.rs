@@ -111,6 +111,10 @@ pub fn run(g: &Global, config: Result<PathBuf, String>) -> ExitCode {
         Ok(p) => p,
         Err(e) => {
             log::error!("{e}");
+            if !std::io::stderr().is_terminal() {
+                // Not said on the terminal by the logger: say it here.
+                eprintln!("mirrortray: {e}");
+            }
             return ExitCode::Error;
         }
     };

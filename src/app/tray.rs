@@ -36,6 +36,10 @@ use mirrortray::engine::watch::Notice;
 /// How long Quit may take before the app exits anyway (a worker stuck in a
 /// dead network mount must not keep the app alive forever).
 const QUIT_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often the login entry is read again, so the check mark follows a
+/// change made elsewhere (a settings app, a deleted file). There is no
+/// "menu opened" event with appindicator to do it then.
+const AUTOSTART_RECHECK: Duration = Duration::from_secs(60);
 
 /// A realized menu entry.
 enum Widget {
@@ -71,6 +75,9 @@ pub struct Tray {
     proxy: EventLoopProxy<AppEvent>,
     log_path: Option<PathBuf>,
     quit_by: Option<Instant>,
+    recheck_autostart: Instant,
+    /// The exit code once the workers have stopped (2: the icon failed).
+    code_when_stopped: i32,
     exit: Option<i32>,
 }
 
@@ -104,6 +111,8 @@ impl Tray {
             proxy,
             log_path,
             quit_by: None,
+            recheck_autostart: Instant::now() + AUTOSTART_RECHECK,
+            code_when_stopped: 0,
             exit: None,
         }
     }
@@ -159,6 +168,7 @@ impl Tray {
                 );
                 // Stop the workers first; `Stopped` then ends the loop.
                 self.model.quitting = true;
+                self.code_when_stopped = 2;
                 if self.ctl.send(Ctl::Quit).is_err() {
                     self.exit = Some(2);
                 }
@@ -230,7 +240,7 @@ impl Tray {
             },
             AppEvent::Chosen { src, dst } => self.actions.send(Job::AddPair { src, dst }),
             AppEvent::Quit => self.quit(),
-            AppEvent::Stopped => self.exit = Some(0),
+            AppEvent::Stopped => self.exit = Some(self.code_when_stopped),
         }
     }
 
@@ -317,6 +327,10 @@ impl Tray {
         for p in self.alerts.tick(now, &name) {
             self.notifier.show(p);
         }
+        if !self.model.quitting && now >= self.recheck_autostart {
+            self.recheck_autostart = now + AUTOSTART_RECHECK;
+            self.actions.send(Job::Autostart(None));
+        }
         if self.exit.is_none() && self.quit_by.is_some_and(|t| now >= t) {
             log::warn!(
                 "the workers did not stop within {} s; exiting anyway (leftover temp files are removed at the next start)",
@@ -327,10 +341,14 @@ impl Tray {
     }
 
     fn next_wake(&self) -> Option<Instant> {
-        [self.alerts.next_deadline(), self.quit_by]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.alerts.next_deadline(),
+            self.quit_by,
+            Some(self.recheck_autostart),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Brings the menu and the icon in line with the model.
