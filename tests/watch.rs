@@ -1329,7 +1329,7 @@ fn random_op(rng: &mut Rng, m: &mut Model, src: &Path, seed: u64, n: usize) {
         .filter(|d| depth(d) < 4)
         .collect();
     let files: Vec<PathBuf> = m.files.iter().cloned().collect();
-    match rng.below(100) {
+    match rng.below(110) {
         0..=19 => {
             let parent = rng.pick(&parents).unwrap().clone();
             let p = new_name(rng, m, &parent, "f");
@@ -1427,11 +1427,70 @@ fn random_op(rng: &mut Rng, m: &mut Model, src: &Path, seed: u64, n: usize) {
             symlink(target, src.join(&p)).unwrap();
             m.links.insert(p);
         }
-        _ => {
+        97..=99 => {
             let links: Vec<PathBuf> = m.links.iter().cloned().collect();
             if let Some(p) = rng.pick(&links).cloned() {
                 fs::remove_file(src.join(&p)).unwrap();
                 m.links.remove(&p);
+            }
+        }
+        100..=102 => {
+            // Moved out of SRC (a file or a folder).
+            let outside = src.parent().unwrap().join("outside").join(format!("o{n}"));
+            fs::create_dir_all(outside.parent().unwrap()).unwrap();
+            let dirs: Vec<PathBuf> = m.dirs.iter().cloned().collect();
+            let pick = if rng.below(2) == 0 {
+                rng.pick(&dirs).cloned()
+            } else {
+                rng.pick(&files).cloned()
+            };
+            if let Some(p) = pick {
+                fs::rename(src.join(&p), &outside).unwrap();
+                m.remove_under(&p);
+            }
+        }
+        103..=105 => {
+            // Moved in: a small tree made outside SRC first.
+            let outside = src.parent().unwrap().join("outside").join(format!("i{n}"));
+            fs::create_dir_all(outside.join("inner")).unwrap();
+            let c = content(rng);
+            fs::write(outside.join("x"), &c).unwrap();
+            fs::write(outside.join("inner/y"), [&c[..], b" y"].concat()).unwrap();
+            let parent = rng.pick(&parents).unwrap().clone();
+            let to = new_name(rng, m, &parent, "in");
+            fs::rename(&outside, src.join(&to)).unwrap();
+            m.dirs.insert(to.clone());
+            m.dirs.insert(to.join("inner"));
+            m.files.insert(to.join("x"));
+            m.files.insert(to.join("inner/y"));
+        }
+        106..=107 => {
+            // A file replaced by a folder of the same name.
+            if let Some(p) = rng.pick(&files).cloned() {
+                fs::remove_file(src.join(&p)).unwrap();
+                fs::create_dir(src.join(&p)).unwrap();
+                fs::write(src.join(&p).join("was-a-file"), content(rng)).unwrap();
+                m.files.remove(&p);
+                m.dirs.insert(p.clone());
+                m.files.insert(p.join("was-a-file"));
+            }
+        }
+        _ => {
+            // mkdir and move files into it at once.
+            let parent = rng.pick(&parents).unwrap().clone();
+            let d = new_name(rng, m, &parent, "n");
+            fs::create_dir(src.join(&d)).unwrap();
+            m.dirs.insert(d.clone());
+            for _ in 0..3 {
+                let files: Vec<PathBuf> = m.files.iter().cloned().collect();
+                if let Some(p) = rng.pick(&files).cloned() {
+                    let to = d.join(p.file_name().unwrap());
+                    if !m.taken(&to) && !d.starts_with(&p) {
+                        fs::rename(src.join(&p), src.join(&to)).unwrap();
+                        m.files.remove(&p);
+                        m.files.insert(to);
+                    }
+                }
             }
         }
     }
@@ -1487,14 +1546,15 @@ fn files_written_in_a_new_folder_are_copied_once_without_versions() {
     // The new folder is scanned at once (its files may predate its watch);
     // files still being written then must wait for their close, not be
     // copied half-written and kept as a "version" when the close comes.
-    for round in 0..10 {
+    for round in 0..40 {
         let d = format!("new{round}/a/b");
         fs::create_dir_all(w.src.join(&d)).unwrap();
         for j in 0..30 {
-            w.write(
-                &format!("{d}/f{j}"),
-                format!("round {round} file {j} ").repeat(1000),
-            );
+            // Created, written in two parts, closed: an ordinary save.
+            let mut f = File::create(w.src.join(&d).join(format!("f{j}"))).unwrap();
+            let part = format!("round {round} file {j} ").repeat(1000);
+            f.write_all(part.as_bytes()).unwrap();
+            f.write_all(part.as_bytes()).unwrap();
         }
     }
     watch.converged();
@@ -1907,7 +1967,7 @@ fn sigterm_during_the_initial_reconcile_stops_cleanly() {
     for i in 0..12 {
         w.write(&format!("big{i}.bin"), &big);
     }
-    let mut watch = Watch::spawn(&w, &[]);
+    let watch = Watch::spawn(&w, &[]);
     // A copy is in flight once a temp file exists (or it is all done).
     let busy = wait_for(START_DEADLINE, || {
         !w.temp_leftovers().is_empty() || watch.log().contains(READY)
@@ -2165,4 +2225,49 @@ fn a_pair_failing_for_too_long_raises_an_alert() {
     );
     watch.signal("TERM");
     assert_eq!(watch.wait_exit().code(), Some(0));
+}
+
+#[test]
+fn stopping_while_the_source_is_missing_exits_0() {
+    let w = World::new();
+    w.write("a.txt", "a");
+    let mut watch = Watch::start(&w, &[]);
+    fs::remove_dir_all(&w.src).unwrap();
+    watch.expect_log("does not exist", Duration::from_secs(30));
+    watch.signal("TERM");
+    let st = watch.wait_exit();
+    assert_eq!(st.code(), Some(0), "{st}\n--- log\n{}", watch.log());
+    assert!(w.temp_leftovers().is_empty());
+    // The lock is free: a sync with SRC back works.
+    w.write("a.txt", "a");
+    w.sync(&[]).ok();
+}
+
+#[test]
+fn a_killed_watch_leaves_nothing_behind_after_the_next_start() {
+    let w = World::new();
+    let big = vec![5u8; 16 << 20];
+    for i in 0..12 {
+        w.write(&format!("big{i}.bin"), &big);
+    }
+    let mut watch = Watch::spawn(&w, &[]);
+    let in_flight = wait_for(START_DEADLINE, || {
+        !w.temp_leftovers().is_empty() || watch.log().contains(READY)
+    });
+    assert!(in_flight);
+    // Power cut: no chance to clean up.
+    watch.signal("KILL");
+    watch.wait_exit();
+    // Rule 2: whatever DST holds is complete.
+    for (rel, bytes) in files_under(&w.dst) {
+        assert_eq!(bytes, big, "{} is torn after the kill", rel.display());
+    }
+    let watch = Watch::start(&w, &[]);
+    assert_mirrored(&w.src, &w.dst);
+    assert!(
+        w.temp_leftovers().is_empty(),
+        "temp files from the killed run are still there: {:?}",
+        w.temp_leftovers()
+    );
+    watch.stop();
 }
