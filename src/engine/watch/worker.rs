@@ -433,19 +433,15 @@ impl Worker {
             self.needs_full = true;
         }
         if !self.dst.is_dir() {
-            self.setup_failed(SetupError::Other(
-                self.dst.clone(),
-                "the backup folder is gone (unmounted drive?); backups resume when it is back"
-                    .into(),
-            ));
+            self.setup_failed(SetupError::DstMissing(self.dst.clone()));
             // The Mirror holds handles to a folder that is gone: reopen later.
             self.mirror = None;
         }
     }
 
     fn recovered(&mut self) {
-        if self.problem.take().is_some() {
-            log::info!("{}: the source is back; reconciling", show(&self.src));
+        if let Some(problem) = self.problem.take() {
+            log::info!("{}: back after \"{problem}\"; reconciling", show(&self.src));
         }
         self.watcher = None;
         self.start_watching();
