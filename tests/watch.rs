@@ -1363,11 +1363,12 @@ fn random_op(rng: &mut Rng, m: &mut Model, src: &Path, seed: u64, n: usize) {
         }
         53..=57 => {
             // Rename over an existing file.
-            if let (Some(a), Some(b)) = (rng.pick(&files).cloned(), rng.pick(&files).cloned()) {
-                if a != b {
-                    fs::rename(src.join(&a), src.join(&b)).unwrap();
-                    m.files.remove(&a);
-                }
+            let (a, b) = (rng.pick(&files).cloned(), rng.pick(&files).cloned());
+            if let (Some(a), Some(b)) = (a, b)
+                && a != b
+            {
+                fs::rename(src.join(&a), src.join(&b)).unwrap();
+                m.files.remove(&a);
             }
         }
         58..=66 => {
@@ -1809,14 +1810,14 @@ fn a_file_rewritten_while_being_copied_is_never_torn() {
             let mut seen = 0;
             while !stop.load(Ordering::SeqCst) {
                 if let Ok(b) = fs::read(&dst) {
-                    if let Some(first) = b.first() {
-                        if let Some(bad) = b.iter().position(|x| x != first) {
-                            return Err(format!(
-                                "torn copy in DST: byte {first} then {} at {bad} of {}",
-                                b[bad],
-                                b.len()
-                            ));
-                        }
+                    if let Some(first) = b.first()
+                        && let Some(bad) = b.iter().position(|x| x != first)
+                    {
+                        return Err(format!(
+                            "torn copy in DST: byte {first} then {} at {bad} of {}",
+                            b[bad],
+                            b.len()
+                        ));
                     }
                     seen += 1;
                 }
