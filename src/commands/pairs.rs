@@ -38,6 +38,7 @@ pub fn specs(g: &Global, args: &PairArgs) -> Result<Vec<PairSpec>, String> {
             };
             let mut s = PairSpec::new(src, dst);
             s.retention_days = settings.retention_days;
+            s.max_versions_mb = settings.max_versions_mb;
             vec![s]
         }
         _ => {
