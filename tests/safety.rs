@@ -897,29 +897,46 @@ fn full_disk_fails_per_file_and_leaves_no_partial_file() {
 
 #[test]
 fn a_file_rewritten_during_the_copy_is_never_torn_in_dst() {
-    // A writer rewrites the whole file again and again, each round one
-    // write() of one byte value: any copy that mixes two values is torn.
-    // Several syncs run while it writes, each one a chance to catch it.
-    let w = World::new();
+    // Writers rewrite whole files again and again, each round one write()
+    // of one byte value: a copy that mixes two values is torn. A write()
+    // sets the file's times once, at its start; while the kernel throttles
+    // a writer that dirties pages fast, one write() can last tens of ms, so
+    // a copy can start and end inside it with the times unchanged. Several
+    // files and several syncs: each one a chance to catch it.
     const LEN: usize = 8 << 20;
-    let path = w.write("busy.bin", vec![0u8; LEN]);
+    const FILES: usize = 3;
+    let w = World::new();
+    let paths: Vec<PathBuf> = (0..FILES)
+        .map(|i| w.write(&format!("busy{i}.bin"), vec![0u8; LEN]))
+        .collect();
     w.write("calm.txt", "calm");
     let stop = Arc::new(AtomicBool::new(false));
     let rounds = Arc::new(AtomicU64::new(0));
-    let writer = {
-        let (stop, rounds, path) = (stop.clone(), rounds.clone(), path.clone());
-        std::thread::spawn(move || {
-            use std::os::unix::fs::FileExt;
-            let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-            let mut k = 1u8;
-            while !stop.load(Ordering::Relaxed) {
-                f.write_all_at(&vec![k; LEN], 0).unwrap();
-                k = k.wrapping_add(1).max(1);
-                rounds.fetch_add(1, Ordering::Relaxed);
-            }
+    // The longest single write(), for the failure message.
+    let longest = Arc::new(AtomicU64::new(0));
+    let writers: Vec<_> = paths
+        .iter()
+        .map(|path| {
+            let (stop, rounds, longest, path) =
+                (stop.clone(), rounds.clone(), longest.clone(), path.clone());
+            std::thread::spawn(move || {
+                use std::os::unix::fs::FileExt;
+                let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+                let mut k = 1u8;
+                while !stop.load(Ordering::Relaxed) {
+                    // A fresh buffer each round, as a program writing out a
+                    // new version of a file does.
+                    let buf = vec![k; LEN];
+                    let t = std::time::Instant::now();
+                    f.write_all_at(&buf, 0).unwrap();
+                    longest.fetch_max(t.elapsed().as_micros() as u64, Ordering::Relaxed);
+                    k = k.wrapping_add(1).max(1);
+                    rounds.fetch_add(1, Ordering::Relaxed);
+                }
+            })
         })
-    };
-    // Stops the writer even when an assertion fails.
+        .collect();
+    // Stops the writers even when an assertion fails.
     struct StopOnDrop(Arc<AtomicBool>);
     impl Drop for StopOnDrop {
         fn drop(&mut self) {
@@ -929,27 +946,28 @@ fn a_file_rewritten_during_the_copy_is_never_torn_in_dst() {
     let guard = StopOnDrop(stop.clone());
     assert!(wait_for(Duration::from_secs(30), || rounds
         .load(Ordering::Relaxed)
-        >= 3));
+        >= 3 * FILES as u64));
     let mut torn = Vec::new();
-    for round in 0..20 {
-        // No versions: 20 copies of 8 MiB need not be kept.
+    for round in 0..30 {
+        // No versions: these copies need not be kept.
         let r = w.sync(&["--no-versions"]);
         r.no_debug_dump();
         assert!(r.code == 0 || r.code == 1, "{r:?}");
-        if r.code == 1 {
-            let line = r
-                .stderr
-                .lines()
-                .find(|l| l.contains("busy.bin"))
-                .unwrap_or_else(|| panic!("{}", r.stderr));
-            assert!(line.contains("kept changing"), "{line}");
+        for line in r.stderr.lines().filter(|l| l.contains("[ERROR]")) {
+            assert!(
+                line.contains("busy") && line.contains("kept changing"),
+                "{line}"
+            );
         }
-        if let Ok(got) = std::fs::read(w.dst.join("busy.bin")) {
+        for i in 0..FILES {
+            let Ok(got) = std::fs::read(w.dst.join(format!("busy{i}.bin"))) else {
+                continue;
+            };
             assert_eq!(got.len(), LEN);
             let first = got[0];
             if let Some(at) = got.iter().position(|b| *b != first) {
                 torn.push(format!(
-                    "sync #{round}: DST holds a torn copy: byte {first} up to offset {at}, then {}",
+                    "sync #{round}: DST's busy{i}.bin is a torn copy: byte {first} up to offset {at}, then {}",
                     got[at]
                 ));
             }
@@ -957,9 +975,16 @@ fn a_file_rewritten_during_the_copy_is_never_torn_in_dst() {
         assert!(w.temp_leftovers().is_empty());
     }
     drop(guard);
-    writer.join().unwrap();
-    assert!(torn.is_empty(), "{}", torn.join("\n"));
-    // Once it settles, the next sync mirrors it.
+    for t in writers {
+        t.join().unwrap();
+    }
+    assert!(
+        torn.is_empty(),
+        "{}\n(the longest single write() took {} ms)",
+        torn.join("\n"),
+        longest.load(Ordering::Relaxed) / 1000
+    );
+    // Once they settle, the next sync mirrors them.
     sync_ok(&w, &[]);
 }
 
