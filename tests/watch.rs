@@ -156,6 +156,42 @@ impl<'a> Watch<'a> {
         }
     }
 
+    /// Waits until the watcher's inotify instance watches `dir` (its inode
+    /// is listed in /proc/PID/fdinfo): a sync point with notify's thread,
+    /// which adds watches for new folders on its own.
+    #[track_caller]
+    fn wait_watched(&mut self, dir: &Path) {
+        let ino = format!("ino:{:x} ", ino(dir));
+        let pid = self.pid();
+        let watched = || -> bool {
+            let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+                return false;
+            };
+            fds.filter_map(|e| e.ok()).any(|e| {
+                let is_inotify = fs::read_link(e.path())
+                    .map(|t| t.to_string_lossy().contains("inotify"))
+                    .unwrap_or(false);
+                is_inotify
+                    && fs::read_to_string(format!(
+                        "/proc/{pid}/fdinfo/{}",
+                        e.file_name().to_string_lossy()
+                    ))
+                    .map(|info| info.contains(&ino))
+                    .unwrap_or(false)
+            })
+        };
+        let ok = wait_for(START_DEADLINE, || {
+            self.assert_alive();
+            watched()
+        });
+        assert!(
+            ok,
+            "{} was never watched\n--- log\n{}",
+            dir.display(),
+            self.log_tail()
+        );
+    }
+
     /// Sends a signal by name (`TERM`, `INT`, `STOP`, `CONT`).
     fn signal(&self, sig: &str) {
         let st = Command::new("kill")
@@ -2163,11 +2199,21 @@ fn moving_files_into_a_new_folder_renames_them_in_dst() {
         .map(|n| ino(&w.dst.join(n)))
         .collect();
 
+    // The watcher busy with a big copy: what follows reaches it as one batch
+    // (as it does on any loaded machine), the new folder included.
+    let big = w.write("big.bin", vec![1u8; 256 << 20]);
+    let busy = wait_for(START_DEADLINE, || !w.temp_leftovers().is_empty());
+    assert!(busy, "the big copy was never seen in flight");
     // `mkdir archive && mv *.txt tree archive/`
     fs::create_dir(w.src.join("archive")).unwrap();
+    // Only once notify watches it are the moves into it reported as renames
+    // (before, they look like moves out of SRC, which no watcher can pair).
+    watch.wait_watched(&w.src.join("archive"));
     for n in ["a.txt", "b.txt", "c.txt", "d.txt", "tree"] {
         fs::rename(w.src.join(n), w.src.join("archive").join(n)).unwrap();
     }
+    watch.converged();
+    fs::remove_file(big).unwrap();
     watch.converged();
     let now: Vec<u64> = ["a.txt", "b.txt", "c.txt", "d.txt", "tree"]
         .iter()
