@@ -11,11 +11,10 @@
 use std::ffi::OsStr;
 use std::io;
 use std::path::Path;
-use std::sync::atomic::Ordering;
 
 use super::error::EntryError;
 use super::event::{Event, Stats, VersionReason};
-use super::fsops::{self, DirHandle, Kind, Meta, Time};
+use super::fsops::{self, DirHandle, Kind, Meta};
 use super::reconcile::Ctx;
 
 /// Attempts before a file that keeps changing is reported.
@@ -25,6 +24,8 @@ const ATTEMPTS: usize = 4;
 /// had already changed within the same tick. A file changed this recently
 /// is copied again once the tick has surely passed (git's "racy" files).
 const TICK: std::time::Duration = std::time::Duration::from_millis(20);
+/// A file changed less than this before its copy is compared with the copy.
+const RECENT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Copies the file or symlink `name` (at `rel`) from `src` into `dst`,
 /// replacing DST's entry `existing` (kept as a version with `reason`).
@@ -123,8 +124,16 @@ fn copy_file_to_temp(
             }
         }
         if n == before.size && after.unchanged_since(&before) && still_there {
-            ctx.probe_granularity(&tmp, before.mtime);
-            return Ok(Some((tmp_name, n)));
+            // A write() sets the times once, when it starts: one that began
+            // before the copy and lasted through it (a throttled writer)
+            // leaves them unchanged. A file changed this recently is read
+            // again and compared with the copy.
+            let torn = ctx.recheck_recent
+                && changed_within(&before, RECENT)
+                && !matches!(fsops::same_content(&file, &tmp), Ok(true));
+            if !torn {
+                return Ok(Some((tmp_name, n)));
+            }
         }
         store.discard(&tmp_name);
         if !still_there && src.stat_opt(name).ok().flatten().is_none() {
@@ -145,6 +154,17 @@ fn racy_for(m: &Meta) -> Option<std::time::Duration> {
     let changed = std::time::Duration::new(u64::try_from(m.ctime.sec).ok()?, m.ctime.nsec);
     let safe = changed + TICK;
     (safe > now).then(|| safe - now)
+}
+
+/// Whether a file changed less than `window` ago.
+fn changed_within(m: &Meta, window: std::time::Duration) -> bool {
+    let Ok(now) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) else {
+        return true;
+    };
+    match u64::try_from(m.ctime.sec) {
+        Ok(s) => std::time::Duration::new(s, m.ctime.nsec) + window > now,
+        Err(_) => false,
+    }
 }
 
 /// Makes a copy of SRC's symlink (same target text, same times) in tmp/.
@@ -236,30 +256,5 @@ impl Ctx<'_> {
             path: rel.to_path_buf(),
             bytes,
         });
-    }
-
-    /// Learns, from the first copy, how finely DST's file system keeps
-    /// mtimes, so a coarse one (FAT, some network shares) does not make
-    /// every file look changed on every run.
-    fn probe_granularity(&self, tmp: &std::fs::File, wanted: Time) {
-        if self.granularity.load(Ordering::Relaxed) != 0 {
-            return;
-        }
-        let got = match fsops::file_meta(tmp) {
-            Ok(m) => m.mtime,
-            Err(_) => return,
-        };
-        let mut g: u32 = 1;
-        while g < 1_000_000_000 && !(got.sec == wanted.sec && got.nsec == wanted.nsec / g * g) {
-            g *= 10;
-        }
-        if g > 1 {
-            log::info!(
-                "{}: the backup file system keeps modification times to {} ns; comparing at that precision",
-                self.dst_root.display(),
-                g
-            );
-        }
-        self.granularity.store(g, Ordering::Relaxed);
     }
 }

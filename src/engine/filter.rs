@@ -75,6 +75,17 @@ impl Filter {
     }
 }
 
+/// The folder `fsck` keeps at the root of an ext2/3/4 file system. When DST
+/// is the root of such a drive and SRC has no such folder, it belongs to the
+/// file system, not to the mirror: left alone, never versioned.
+pub const LOST_FOUND: &str = "lost+found";
+
+/// Whether DST's root entry `name` (of `kind`), absent from SRC, is the file
+/// system's own and not an extra.
+pub fn is_file_system_own(name: &std::ffi::OsStr, kind: super::fsops::Kind) -> bool {
+    name == LOST_FOUND && kind == super::fsops::Kind::Dir
+}
+
 /// Whether `rel` (relative to a pair's root) is the reserved folder or inside it.
 pub fn is_reserved(rel: &Path) -> bool {
     rel.components().next().map(|c| c.as_os_str() == RESERVED) == Some(true)

@@ -290,12 +290,13 @@ impl DirHandle {
         Ok(file)
     }
 
-    /// Creates a new file `name` (fails if it exists), mode 0600.
+    /// Creates a new file `name` (fails if it exists), mode 0600, open for
+    /// reading and writing.
     pub fn create_new(&self, name: &OsStr) -> io::Result<File> {
         let fd = rfs::openat(
             &self.fd,
             name,
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::from_raw_mode(0o600),
         )?;
         Ok(File::from(fd))
@@ -506,6 +507,53 @@ pub fn copy_data(from: &File, to: &File, len: u64) -> io::Result<u64> {
         done += n as u64;
     }
     Ok(done)
+}
+
+/// Which side a read failed on, in [`same_content`].
+#[derive(Debug)]
+pub enum ReadSide {
+    First(io::Error),
+    Second(io::Error),
+}
+
+/// Whether two files hold the same bytes, read in step a chunk at a time
+/// (positional reads: the files' offsets are not moved).
+pub fn same_content(a: &File, b: &File) -> Result<bool, ReadSide> {
+    thread_local! {
+        static BUFS: std::cell::RefCell<(Vec<u8>, Vec<u8>)> =
+            std::cell::RefCell::new((vec![0; 256 << 10], vec![0; 256 << 10]));
+    }
+    BUFS.with(|bufs| {
+        let mut bufs = bufs.borrow_mut();
+        let (ba, bb) = &mut *bufs;
+        let mut off = 0u64;
+        loop {
+            let na = fill_at(a, ba, off).map_err(ReadSide::First)?;
+            let nb = fill_at(b, bb, off).map_err(ReadSide::Second)?;
+            if na != nb || ba[..na] != bb[..nb] {
+                return Ok(false);
+            }
+            if na == 0 {
+                return Ok(true);
+            }
+            off += na as u64;
+        }
+    })
+}
+
+/// Reads at `off` until `buf` is full or the file ends; returns the bytes read.
+fn fill_at(f: &File, buf: &mut [u8], off: u64) -> io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read_at(&mut buf[n..], off + n as u64) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 fn normal_component(comp: std::path::Component<'_>) -> io::Result<&OsStr> {

@@ -127,13 +127,24 @@ impl Mirror {
             (Some(d), false) => Some(Store::open(d, &roots.dst, spec.versions, &opts.command)?),
             _ => None,
         };
+        let granularity = match &store {
+            Some(s) => s.probe_granularity().unwrap_or(1),
+            None => 1,
+        };
+        if granularity > 1 {
+            log::info!(
+                "{}: the backup's file system keeps modification times to {} ns; comparing at that precision",
+                roots.dst.display(),
+                granularity
+            );
+        }
         let m = Mirror {
             roots,
             spec: spec.clone(),
             filter,
             dst,
             store,
-            granularity: AtomicU32::new(0),
+            granularity: AtomicU32::new(granularity),
             held: Mutex::new(None),
             allow_mass: std::sync::atomic::AtomicBool::new(opts.allow_mass_delete),
             watched: std::sync::atomic::AtomicBool::new(false),

@@ -37,12 +37,37 @@ pub enum Step {
 }
 
 /// Compares two times at the precision DST's file system keeps
-/// (`granularity_ns` = 1 for nanoseconds, 1e9 for whole seconds).
+/// (`granularity_ns` = 1 for nanoseconds, 1e9 for whole seconds, 2e9 for
+/// FAT's two seconds).
 pub fn same_time(a: Time, b: Time, granularity_ns: u32) -> bool {
     if granularity_ns <= 1 {
         return a == b;
     }
+    if granularity_ns >= 1_000_000_000 {
+        let secs = i64::from(granularity_ns / 1_000_000_000);
+        return a.sec.div_euclid(secs) == b.sec.div_euclid(secs);
+    }
     a.sec == b.sec && a.nsec / granularity_ns == b.nsec / granularity_ns
+}
+
+/// The precision a file system keeps, from a time set on a file (`wanted`,
+/// an odd second with nanoseconds) and the time it reads back (`got`).
+pub fn granularity_from(wanted: Time, got: Time) -> u32 {
+    if got == wanted {
+        return 1;
+    }
+    if got.sec == wanted.sec {
+        let mut g: u32 = 10;
+        while g < 1_000_000_000 {
+            if got.nsec == wanted.nsec / g * g {
+                return g;
+            }
+            g *= 10;
+        }
+        return 1_000_000_000;
+    }
+    // FAT: two seconds, rounded down to an even second.
+    2_000_000_000
 }
 
 /// Decides the step for one name. `links_equal` is whether two symlinks have
@@ -232,5 +257,18 @@ mod tests {
         assert!(!same_time(a, b, 1));
         assert!(same_time(a, b, 1_000_000_000));
         assert!(!same_time(a, Time { sec: 6, nsec: 0 }, 1_000_000_000));
+        // FAT: 5 s is kept as 4 s; 6 s is another time.
+        assert!(same_time(a, Time { sec: 4, nsec: 0 }, 2_000_000_000));
+        assert!(!same_time(a, Time { sec: 6, nsec: 0 }, 2_000_000_000));
+    }
+
+    #[test]
+    fn granularity_probe() {
+        let w = Time { sec: 1_700_000_001, nsec: 123_456_789 };
+        assert_eq!(granularity_from(w, w), 1);
+        assert_eq!(granularity_from(w, Time { sec: w.sec, nsec: 123_456_700 }), 100);
+        assert_eq!(granularity_from(w, Time { sec: w.sec, nsec: 123_456_000 }), 1000);
+        assert_eq!(granularity_from(w, Time { sec: w.sec, nsec: 0 }), 1_000_000_000);
+        assert_eq!(granularity_from(w, Time { sec: w.sec - 1, nsec: 0 }), 2_000_000_000);
     }
 }

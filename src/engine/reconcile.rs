@@ -27,7 +27,7 @@ use rayon::prelude::*;
 use super::copy::copy_entry;
 use super::error::EntryError;
 use super::event::{Control, Event, Sink, Stats, VersionReason};
-use super::filter::{Filter, RESERVED, join};
+use super::filter::{Filter, RESERVED, is_file_system_own, join};
 use super::fsops::{DirHandle, Kind, Meta};
 use super::plan::{self, Step};
 use super::store::Store;
@@ -42,7 +42,7 @@ pub(crate) struct Ctx<'a> {
     pub sink: &'a dyn Sink,
     pub stats: &'a Stats,
     pub ctl: &'a Control,
-    /// mtime precision of DST's file system in ns; 0 = not probed yet.
+    /// mtime precision of DST's file system in ns (probed at open).
     pub granularity: &'a AtomicU32,
     /// Versions on for this pair (off: DST's lost entries are removed).
     pub versions_on: bool,
@@ -356,7 +356,7 @@ impl<'a> Ctx<'a> {
                     _ => continue,
                 },
             };
-            if self.filter.ignores(&child, kind == Kind::Dir) {
+            if self.filter.ignores(&child, kind == Kind::Dir) || (at_root && is_file_system_own(name, kind)) {
                 continue;
             }
             // It may have appeared in SRC since the listing.

@@ -56,7 +56,13 @@ impl Store {
         let root = match dst.open_dir(OsStr::new(RESERVED)) {
             Ok(d) => d,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                dst.mkdir(OsStr::new(RESERVED), 0o755).map_err(unwritable)?;
+                // Another process may make it at the same moment; the lock
+                // decides which one goes on.
+                match dst.mkdir(OsStr::new(RESERVED), 0o755) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(unwritable(e)),
+                }
                 dst.open_dir(OsStr::new(RESERVED)).map_err(unwritable)?
             }
             Err(e) => {
@@ -150,6 +156,23 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// How finely DST's file system keeps modification times, learned by
+    /// setting an odd second with nanoseconds on a temp file (so a coarse
+    /// file system — FAT's 2 s, whole seconds — does not make every file
+    /// look changed on every run).
+    pub fn probe_granularity(&self) -> io::Result<u32> {
+        let (name, file) = self.temp_file()?;
+        let now = jiff::Timestamp::now().as_second();
+        let wanted = super::fsops::Time {
+            sec: now | 1,
+            nsec: 123_456_789,
+        };
+        let r = super::fsops::set_file_times(&file, wanted, wanted).and_then(|()| super::fsops::file_meta(&file));
+        drop(file);
+        self.discard(&name);
+        Ok(super::plan::granularity_from(wanted, r?.mtime))
     }
 
     /// The recorded source, if any.

@@ -40,13 +40,12 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::ffi::{OsStr, OsString};
-use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use super::error::{EntryError, SetupError, reason};
-use super::filter::{Filter, RESERVED, join};
-use super::fsops::{DirHandle, Kind, Meta, Time};
+use super::filter::{Filter, RESERVED, is_file_system_own, join};
+use super::fsops::{self, DirHandle, Kind, Meta, ReadSide, Time};
 use super::mirror::PairSpec;
 use super::paths;
 use super::plan;
@@ -175,7 +174,6 @@ pub fn verify(spec: &PairSpec, checksum: bool) -> Result<Report, SetupError> {
         pending: Vec::new(),
         finest: None,
         distinct: HashSet::new(),
-        bufs: (Vec::new(), Vec::new()),
     };
     if let Some(d) = &dst {
         match d.meta() {
@@ -248,12 +246,9 @@ struct Walk<'a> {
     finest: Option<u32>,
     /// Distinct DST nanosecond values seen (up to [`PRECISION_EVIDENCE`]).
     distinct: HashSet<u32>,
-    /// Read buffers for `checksum`, allocated once.
-    bufs: (Vec<u8>, Vec<u8>),
 }
 
 /// How much of each file is compared at a time with `checksum`.
-const CHUNK: usize = 256 * 1024;
 
 /// Which side(s) listed a name.
 #[derive(Default, Clone, Copy)]
@@ -398,6 +393,10 @@ impl Walk<'_> {
                 }
             }
             (None, Some(d)) => {
+                // DST at a drive's root: its lost+found is the file system's.
+                if rel.parent() == Some(Path::new("")) && is_file_system_own(name, d.kind) {
+                    return;
+                }
                 self.report.compared += 1;
                 self.diff(rel, DiffKind::Extra, None, Some(d.kind.noun().into()));
             }
@@ -505,22 +504,19 @@ impl Walk<'_> {
 
     /// Compares the bytes of `name` in both folders.
     fn content(&mut self, src: &DirHandle, dst: &DirHandle, name: &OsStr, rel: &Path) {
-        let mut a = match src.open_read(name) {
+        let a = match src.open_read(name) {
             Ok(f) => f,
             Err(e) => return self.error(self.src_root.join(rel), "read", &e),
         };
-        let mut b = match dst.open_read(name) {
+        let b = match dst.open_read(name) {
             Ok(f) => f,
             Err(e) => return self.error(self.dst_root.join(rel), "read", &e),
         };
-        if self.bufs.0.is_empty() {
-            self.bufs = (vec![0u8; CHUNK], vec![0u8; CHUNK]);
-        }
-        match same_bytes(&mut a, &mut b, &mut self.bufs) {
+        match fsops::same_content(&a, &b) {
             Ok(true) => {}
             Ok(false) => self.diff(rel, DiffKind::Content, None, None),
-            Err(Side::Src(e)) => self.error(self.src_root.join(rel), "read", &e),
-            Err(Side::Dst(e)) => self.error(self.dst_root.join(rel), "read", &e),
+            Err(ReadSide::First(e)) => self.error(self.src_root.join(rel), "read", &e),
+            Err(ReadSide::Second(e)) => self.error(self.dst_root.join(rel), "read", &e),
         }
     }
 
@@ -562,42 +558,6 @@ impl Walk<'_> {
             self.content(&s, &d, name, &p.rel);
         }
     }
-}
-
-/// Which side a read failed on.
-enum Side {
-    Src(io::Error),
-    Dst(io::Error),
-}
-
-/// Reads both files in step, a chunk at a time, until they differ or end.
-/// `bufs` are two buffers of the same length, reused from file to file.
-fn same_bytes(a: &mut File, b: &mut File, bufs: &mut (Vec<u8>, Vec<u8>)) -> Result<bool, Side> {
-    let (buf_a, buf_b) = bufs;
-    loop {
-        let na = fill(a, buf_a).map_err(Side::Src)?;
-        let nb = fill(b, buf_b).map_err(Side::Dst)?;
-        if na != nb || buf_a[..na] != buf_b[..nb] {
-            return Ok(false);
-        }
-        if na == 0 {
-            return Ok(true);
-        }
-    }
-}
-
-/// Reads until `buf` is full or the file ends; returns the bytes read.
-fn fill(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match f.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 /// DST's mtime precision: `finest` is the largest power of ten dividing
