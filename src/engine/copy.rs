@@ -24,6 +24,8 @@ const ATTEMPTS: usize = 4;
 /// had already changed within the same tick. A file changed this recently
 /// is copied again once the tick has surely passed (git's "racy" files).
 const TICK: std::time::Duration = std::time::Duration::from_millis(20);
+/// How long to wait for a writer that has the file open and is writing.
+const WRITER_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 /// A file changed less than this before its copy is compared with the copy.
 const RECENT: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -85,6 +87,7 @@ fn copy_file_to_temp(
         return Ok(None);
     };
     let read_err = |e: &io::Error| EntryError::new(ctx.src_path(rel), "read", e);
+    let mut waited_for_writer = false;
     for _ in 0..ATTEMPTS {
         if ctx.ctl.stopped() {
             return Ok(None);
@@ -95,6 +98,25 @@ fn copy_file_to_temp(
             Err(e) => return Err(read_err(&e)),
         };
         let before = fsops::file_meta(&file).map_err(|e| read_err(&e))?;
+        // Being written right now (open for writing, changed just now): a
+        // write() already under way does not move the times again, so no
+        // check after the copy could see it. Wait for the writer.
+        if ctx.recheck_recent
+            && changed_within(&before, RECENT)
+            && fsops::open_for_writing_elsewhere(&file) == Some(true)
+        {
+            if waited_for_writer {
+                return Err(EntryError::msg(
+                    ctx.src_path(rel),
+                    "copy",
+                    "it kept changing while being copied (another program is writing it); it will be copied when it settles",
+                ));
+            }
+            waited_for_writer = true;
+            drop(file);
+            std::thread::sleep(WRITER_WAIT);
+            continue;
+        }
         let (tmp_name, tmp) = store
             .temp_file()
             .map_err(|e| EntryError::new(ctx.dst_path(rel), "create a temp file for", &e))?;
@@ -116,12 +138,15 @@ fn copy_file_to_temp(
         };
         let after = fsops::file_meta(&file).map_err(|e| read_err(&e))?;
         let still_there = src.stat_opt(name).ok().flatten().map(|m| m.ino) == Some(before.ino);
-        if n == before.size && after.unchanged_since(&before) && still_there && ctx.recheck_recent {
-            if let Some(wait) = racy_for(&before) {
-                store.discard(&tmp_name);
-                std::thread::sleep(wait);
-                continue;
-            }
+        if n == before.size
+            && after.unchanged_since(&before)
+            && still_there
+            && ctx.recheck_recent
+            && let Some(wait) = racy_for(&before)
+        {
+            store.discard(&tmp_name);
+            std::thread::sleep(wait);
+            continue;
         }
         if n == before.size && after.unchanged_since(&before) && still_there {
             // A write() sets the times once, when it starts: one that began
@@ -150,7 +175,9 @@ fn copy_file_to_temp(
 /// How long until a file's last change is surely older than one clock tick
 /// (`None`: it already is). Measured against the wall clock, as file times are.
 fn racy_for(m: &Meta) -> Option<std::time::Duration> {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
     let changed = std::time::Duration::new(u64::try_from(m.ctime.sec).ok()?, m.ctime.nsec);
     let safe = changed + TICK;
     (safe > now).then(|| safe - now)

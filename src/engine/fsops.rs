@@ -458,6 +458,43 @@ pub fn set_file_mode(fd: impl AsFd, mode: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether some process has `file` open for writing, where the kernel can
+/// tell (Linux: a read lease cannot be taken then). `None`: unknown (not
+/// the owner, or a file system without leases).
+pub fn open_for_writing_elsewhere(file: &File) -> Option<bool> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // Breaking a lease signals its holder with SIGIO, whose default is
+        // to terminate: ignore it (the lease is let go at once anyway).
+        static IGNORE_SIGIO: std::sync::Once = std::sync::Once::new();
+        IGNORE_SIGIO.call_once(|| {
+            // SAFETY: setting a signal's disposition to SIG_IGN has no
+            // preconditions.
+            unsafe {
+                libc::signal(libc::SIGIO, libc::SIG_IGN);
+            }
+        });
+        let fd = file.as_raw_fd();
+        // SAFETY: fcntl on a valid, open descriptor with integer arguments.
+        let r = unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_RDLCK) };
+        if r == 0 {
+            // SAFETY: as above.
+            unsafe { libc::fcntl(fd, libc::F_SETLEASE, libc::F_UNLCK) };
+            return Some(false);
+        }
+        match io::Error::last_os_error().raw_os_error() {
+            Some(libc::EAGAIN) => Some(true),
+            _ => None,
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = file;
+        None
+    }
+}
+
 /// `fstat` on an open file.
 pub fn file_meta(fd: impl AsFd) -> io::Result<Meta> {
     Ok(Meta::from_stat(&rfs::fstat(fd)?))

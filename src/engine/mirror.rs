@@ -95,6 +95,9 @@ pub struct Mirror {
     /// (and a new copy); without one, recently changed files get the
     /// racy-timestamp check (see copy.rs).
     watched: std::sync::atomic::AtomicBool,
+    /// Files the watcher knows are still being written: a deep scan leaves
+    /// them to their own, later, event (no copy of a half-written file).
+    deferred: Mutex<std::sync::Arc<std::collections::HashSet<PathBuf>>>,
 }
 
 impl Mirror {
@@ -148,6 +151,7 @@ impl Mirror {
             held: Mutex::new(None),
             allow_mass: std::sync::atomic::AtomicBool::new(opts.allow_mass_delete),
             watched: std::sync::atomic::AtomicBool::new(false),
+            deferred: Mutex::new(Default::default()),
         };
         m.check_source(&src)?;
         Ok(m)
@@ -177,7 +181,16 @@ impl Mirror {
     }
     /// Says a watcher feeds this mirror its changes (see `watched`).
     pub fn set_watched(&self, watched: bool) {
-        self.watched.store(watched, std::sync::atomic::Ordering::Relaxed);
+        self.watched
+            .store(watched, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Files still being written, left out of the next reconciles (see
+    /// `deferred`); the watcher sets this before each batch.
+    pub fn set_deferred(&self, paths: std::collections::HashSet<PathBuf>) {
+        if let Ok(mut d) = self.deferred.lock() {
+            *d = std::sync::Arc::new(paths);
+        }
     }
 
     /// Lets the next reconcile go past the mass-deletion guard (the user
@@ -241,6 +254,7 @@ impl Mirror {
             granularity: &self.granularity,
             versions_on: self.spec.versions,
             recheck_recent: !self.watched.load(std::sync::atomic::Ordering::Relaxed),
+            deferred: self.deferred.lock().map(|d| d.clone()).unwrap_or_default(),
             extras: Mutex::new(Vec::new()),
             dst_entries: AtomicU64::new(0),
         }
@@ -404,10 +418,19 @@ impl Mirror {
 
     /// Applies SRC's rename `from` -> `to` as a rename inside DST, when DST
     /// still holds `from` as the same kind of entry SRC now has at `to`.
+    /// `chained`: a later rename in the same batch moves `to` on (`mv a tmp;
+    /// mv tmp b`, a swap), so SRC no longer having `to` is expected. Missing
+    /// DST folders on the way to `to` are made (`mkdir x; mv *.txt x/`).
     /// What DST held at `to` is versioned first. Returns `false` when the
     /// rename does not apply (the caller then reconciles both paths).
-    pub fn rename(&self, from: &Path, to: &Path, sink: &dyn Sink) -> io::Result<bool> {
-        let (Some(dst), Some(store)) = (&self.dst, &self.store) else {
+    pub fn rename(
+        &self,
+        from: &Path,
+        to: &Path,
+        chained: bool,
+        sink: &dyn Sink,
+    ) -> io::Result<bool> {
+        let (Some(dst), Some(_)) = (&self.dst, &self.store) else {
             return Ok(false);
         };
         if !paths::is_plain_relative(from)
@@ -421,13 +444,16 @@ impl Mirror {
             return Ok(false);
         };
         let src = DirHandle::open_root(&self.roots.src)?;
-        let Some(src_to) = stat_at(&src, to)? else {
+        let src_to = stat_at(&src, to)?;
+        if src_to.is_none() && !chained {
             return Ok(false);
+        }
+        let is_dir = src_to.map(|m| m.kind == Kind::Dir);
+        let ignored = |p: &Path| match is_dir {
+            Some(d) => self.filter.ignores_path(p, d),
+            None => self.filter.ignores_path(p, false) || self.filter.ignores_path(p, true),
         };
-        if src_to.kind == Kind::Special
-            || self.filter.ignores_path(from, src_to.kind == Kind::Dir)
-            || self.filter.ignores_path(to, src_to.kind == Kind::Dir)
-        {
+        if src_to.map(|m| m.kind) == Some(Kind::Special) || ignored(from) || ignored(to) {
             return Ok(false);
         }
         let from_parent = match dst.open_path(from.parent().unwrap_or(Path::new(""))) {
@@ -437,23 +463,38 @@ impl Mirror {
         let Some(dst_from) = from_parent.stat_opt(from_name)? else {
             return Ok(false);
         };
-        if dst_from.kind != src_to.kind {
+        if let Some(s) = src_to
+            && dst_from.kind != s.kind
+        {
             return Ok(false);
         }
-        let to_parent = match dst.open_path(to.parent().unwrap_or(Path::new(""))) {
+        let to_parent_rel = to.parent().unwrap_or(Path::new(""));
+        let to_parent = match dst.open_path(to_parent_rel) {
             Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // Only where SRC has that folder; its mode and times are set
+                // by the reconcile of the batch that follows.
+                if src.open_path(to_parent_rel).is_err() {
+                    return Ok(false);
+                }
+                match dst.create_path(to_parent_rel) {
+                    Ok(d) => d,
+                    Err(_) => return Ok(false),
+                }
+            }
             Err(_) => return Ok(false),
         };
         let stats = Stats::default();
         let ctl = Control::new();
         let ctx = self.ctx(&ctl, sink, &stats);
-        store.versions.begin_batch();
         if let Some(old) = to_parent.stat_opt(to_name)?
             && !ctx.remove_entry(&to_parent, to, old.kind, VersionReason::RenamedOver)
         {
             return Ok(false);
         }
-        let renamed = from_parent.writable(|| to_parent.writable(|| from_parent.rename_noreplace(from_name, &to_parent, to_name)));
+        let renamed = from_parent.writable(|| {
+            to_parent.writable(|| from_parent.rename_noreplace(from_name, &to_parent, to_name))
+        });
         match renamed {
             Ok(()) => {}
             Err(e)

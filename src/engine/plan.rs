@@ -264,11 +264,50 @@ mod tests {
 
     #[test]
     fn granularity_probe() {
-        let w = Time { sec: 1_700_000_001, nsec: 123_456_789 };
+        let w = Time {
+            sec: 1_700_000_001,
+            nsec: 123_456_789,
+        };
         assert_eq!(granularity_from(w, w), 1);
-        assert_eq!(granularity_from(w, Time { sec: w.sec, nsec: 123_456_700 }), 100);
-        assert_eq!(granularity_from(w, Time { sec: w.sec, nsec: 123_456_000 }), 1000);
-        assert_eq!(granularity_from(w, Time { sec: w.sec, nsec: 0 }), 1_000_000_000);
-        assert_eq!(granularity_from(w, Time { sec: w.sec - 1, nsec: 0 }), 2_000_000_000);
+        assert_eq!(
+            granularity_from(
+                w,
+                Time {
+                    sec: w.sec,
+                    nsec: 123_456_700
+                }
+            ),
+            100
+        );
+        assert_eq!(
+            granularity_from(
+                w,
+                Time {
+                    sec: w.sec,
+                    nsec: 123_456_000
+                }
+            ),
+            1000
+        );
+        assert_eq!(
+            granularity_from(
+                w,
+                Time {
+                    sec: w.sec,
+                    nsec: 0
+                }
+            ),
+            1_000_000_000
+        );
+        assert_eq!(
+            granularity_from(
+                w,
+                Time {
+                    sec: w.sec - 1,
+                    nsec: 0
+                }
+            ),
+            2_000_000_000
+        );
     }
 }

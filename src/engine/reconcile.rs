@@ -49,6 +49,9 @@ pub(crate) struct Ctx<'a> {
     /// Copy again a file changed within a clock tick of its copy (one-shot
     /// runs; a watcher gets an event for such a write instead).
     pub recheck_recent: bool,
+    /// Files being written (the watcher has a later event for each): a
+    /// walk neither copies nor removes them now.
+    pub deferred: std::sync::Arc<std::collections::HashSet<PathBuf>>,
     pub extras: Mutex<Vec<Extra>>,
     pub dst_entries: AtomicU64,
 }
@@ -167,7 +170,8 @@ impl<'a> Ctx<'a> {
             _ => None,
         };
         if let Some(s) = &sm
-            && self.filter.ignores(rel, s.kind == Kind::Dir)
+            && (self.filter.ignores(rel, s.kind == Kind::Dir)
+                || (s.kind == Kind::File && self.deferred.contains(rel)))
         {
             return;
         }
@@ -356,7 +360,9 @@ impl<'a> Ctx<'a> {
                     _ => continue,
                 },
             };
-            if self.filter.ignores(&child, kind == Kind::Dir) || (at_root && is_file_system_own(name, kind)) {
+            if self.filter.ignores(&child, kind == Kind::Dir)
+                || (at_root && is_file_system_own(name, kind))
+            {
                 continue;
             }
             // It may have appeared in SRC since the listing.

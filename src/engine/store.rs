@@ -85,15 +85,22 @@ impl Store {
                     path,
                     format!(
                         "cannot use mirrortray's own {}: {}; if it is a symlink or the wrong kind of entry, move it away",
-                        if name.ends_with(".log") { "log of versions" } else { "folder" },
+                        if name.ends_with(".log") {
+                            "log of versions"
+                        } else {
+                            "folder"
+                        },
                         reason(&e)
                     ),
                 )
             }
         };
         let tmp = root.create_path(Path::new("tmp")).map_err(own("tmp"))?;
-        let versions_dir = root.create_path(Path::new("versions")).map_err(own("versions"))?;
-        let journal = open_append(&root, OsStr::new("versions.log")).map_err(own("versions.log"))?;
+        let versions_dir = root
+            .create_path(Path::new("versions"))
+            .map_err(own("versions"))?;
+        let journal =
+            open_append(&root, OsStr::new("versions.log")).map_err(own("versions.log"))?;
         let store = Store {
             dst_path: dst_path.to_path_buf(),
             versions: Versions::new(
@@ -169,7 +176,8 @@ impl Store {
             sec: now | 1,
             nsec: 123_456_789,
         };
-        let r = super::fsops::set_file_times(&file, wanted, wanted).and_then(|()| super::fsops::file_meta(&file));
+        let r = super::fsops::set_file_times(&file, wanted, wanted)
+            .and_then(|()| super::fsops::file_meta(&file));
         drop(file);
         self.discard(&name);
         Ok(super::plan::granularity_from(wanted, r?.mtime))

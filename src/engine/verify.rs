@@ -248,8 +248,6 @@ struct Walk<'a> {
     distinct: HashSet<u32>,
 }
 
-/// How much of each file is compared at a time with `checksum`.
-
 /// Which side(s) listed a name.
 #[derive(Default, Clone, Copy)]
 struct Sides {

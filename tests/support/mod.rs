@@ -30,13 +30,21 @@ pub struct World {
 
 impl World {
     pub fn new() -> World {
-        let dir = tempfile::Builder::new().prefix("mt-test-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("mt-test-")
+            .tempdir()
+            .unwrap();
         let src = dir.path().join("src");
         let dst = dir.path().join("dst");
         let home = dir.path().join("home");
         std::fs::create_dir_all(&src).unwrap();
         std::fs::create_dir_all(&home).unwrap();
-        World { dir, src, dst, home }
+        World {
+            dir,
+            src,
+            dst,
+            home,
+        }
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -84,7 +92,11 @@ impl World {
 
     /// `mirrortray sync SRC DST` plus extra args.
     pub fn sync(&self, extra: &[&str]) -> Run {
-        let mut args: Vec<&OsStr> = vec![OsStr::new("sync"), self.src.as_os_str(), self.dst.as_os_str()];
+        let mut args: Vec<&OsStr> = vec![
+            OsStr::new("sync"),
+            self.src.as_os_str(),
+            self.dst.as_os_str(),
+        ];
         args.extend(extra.iter().map(OsStr::new));
         self.run(args)
     }
@@ -101,15 +113,20 @@ impl World {
     pub fn versions_of(&self, rel: &str) -> Vec<(String, Vec<u8>)> {
         let vdir = self.dst.join(".mirrortray/versions");
         let mut out = Vec::new();
-        let Ok(rd) = std::fs::read_dir(&vdir) else { return out };
-        let mut stamps: Vec<String> = rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        let Ok(rd) = std::fs::read_dir(&vdir) else {
+            return out;
+        };
+        let mut stamps: Vec<String> = rd
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
         stamps.sort();
         for s in stamps {
             let p = vdir.join(&s).join(rel);
-            if let Ok(m) = std::fs::symlink_metadata(&p) {
-                if m.is_file() {
-                    out.push((s, std::fs::read(&p).unwrap()));
-                }
+            if let Ok(m) = std::fs::symlink_metadata(&p)
+                && m.is_file()
+            {
+                out.push((s, std::fs::read(&p).unwrap()));
             }
         }
         out
@@ -129,7 +146,11 @@ impl World {
     /// Names left in DST's temp folder (should be none when idle).
     pub fn temp_leftovers(&self) -> Vec<String> {
         std::fs::read_dir(self.dst.join(".mirrortray/tmp"))
-            .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
@@ -155,7 +176,11 @@ impl From<Output> for Run {
 impl Run {
     #[track_caller]
     pub fn code(&self, want: i32) -> &Run {
-        assert_eq!(self.code, want, "exit code\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, want,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
     #[track_caller]
@@ -164,19 +189,41 @@ impl Run {
     }
     #[track_caller]
     pub fn stderr_has(&self, s: &str) -> &Run {
-        assert!(self.stderr.contains(s), "stderr lacks {s:?}\n--- stderr\n{}\n--- stdout\n{}", self.stderr, self.stdout);
+        assert!(
+            self.stderr.contains(s),
+            "stderr lacks {s:?}\n--- stderr\n{}\n--- stdout\n{}",
+            self.stderr,
+            self.stdout
+        );
         self
     }
     #[track_caller]
     pub fn stdout_has(&self, s: &str) -> &Run {
-        assert!(self.stdout.contains(s), "stdout lacks {s:?}\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
+        assert!(
+            self.stdout.contains(s),
+            "stdout lacks {s:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
         self
     }
     /// No Rust debug dump or panic in the output.
     #[track_caller]
     pub fn no_debug_dump(&self) -> &Run {
-        for bad in ["panicked", "RUST_BACKTRACE", "Os {", "kind:", "Error {", "unwrap()"] {
-            assert!(!self.stderr.contains(bad) && !self.stdout.contains(bad), "debug dump ({bad:?}) in output\n{}\n{}", self.stderr, self.stdout);
+        for bad in [
+            "panicked",
+            "RUST_BACKTRACE",
+            "Os {",
+            "kind:",
+            "Error {",
+            "unwrap()",
+        ] {
+            assert!(
+                !self.stderr.contains(bad) && !self.stdout.contains(bad),
+                "debug dump ({bad:?}) in output\n{}\n{}",
+                self.stderr,
+                self.stdout
+            );
         }
         self
     }
@@ -206,7 +253,12 @@ fn rustix_uid() -> u32 {
     // Avoid a libc dependency: /proc/self/status has "Uid:\treal\teff...".
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(2)).and_then(|u| u.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2))
+                .and_then(|u| u.parse().ok())
+        })
         .unwrap_or(u32::MAX)
 }
 
@@ -214,7 +266,8 @@ fn rustix_uid() -> u32 {
 /// permission tests that root would otherwise pass through.
 pub fn as_nobody(world: &World) -> Command {
     let mut c = Command::new("setpriv");
-    c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]).arg(bin());
+    c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(bin());
     world.isolate(&mut c);
     c
 }
@@ -222,6 +275,10 @@ pub fn as_nobody(world: &World) -> Command {
 /// Makes `path` and everything under it owned by nobody (so the dropped
 /// process can write where the test wants it to).
 pub fn chown_nobody(path: &Path) {
-    let st = Command::new("chown").args(["-R", "65534:65534"]).arg(path).status().unwrap();
+    let st = Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(path)
+        .status()
+        .unwrap();
     assert!(st.success());
 }

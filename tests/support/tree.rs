@@ -7,9 +7,19 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Node {
-    File { bytes: Vec<u8>, mode: u32, mtime: (i64, i64) },
-    Dir { mode: u32, mtime: (i64, i64) },
-    Symlink { target: PathBuf, mtime: (i64, i64) },
+    File {
+        bytes: Vec<u8>,
+        mode: u32,
+        mtime: (i64, i64),
+    },
+    Dir {
+        mode: u32,
+        mtime: (i64, i64),
+    },
+    Symlink {
+        target: PathBuf,
+        mtime: (i64, i64),
+    },
     Special,
 }
 
@@ -18,13 +28,22 @@ pub type Snapshot = BTreeMap<PathBuf, Node>;
 /// Everything under `root` (not following links), minus `.mirrortray` at the top.
 pub fn snapshot(root: &Path) -> Snapshot {
     let mut out = BTreeMap::new();
-    for e in walkdir::WalkDir::new(root).min_depth(1).follow_links(false).sort_by_file_name() {
+    for e in walkdir::WalkDir::new(root)
+        .min_depth(1)
+        .follow_links(false)
+        .sort_by_file_name()
+    {
         let e = match e {
             Ok(e) => e,
             Err(_) => continue,
         };
         let rel = e.path().strip_prefix(root).unwrap().to_path_buf();
-        if rel.components().next().map(|c| c.as_os_str() == ".mirrortray") == Some(true) {
+        if rel
+            .components()
+            .next()
+            .map(|c| c.as_os_str() == ".mirrortray")
+            == Some(true)
+        {
             continue;
         }
         let m = match std::fs::symlink_metadata(e.path()) {
@@ -35,11 +54,18 @@ pub fn snapshot(root: &Path) -> Snapshot {
         let mode = m.permissions().mode() & 0o7777;
         let ft = m.file_type();
         let node = if ft.is_symlink() {
-            Node::Symlink { target: std::fs::read_link(e.path()).unwrap(), mtime }
+            Node::Symlink {
+                target: std::fs::read_link(e.path()).unwrap(),
+                mtime,
+            }
         } else if ft.is_dir() {
             Node::Dir { mode, mtime }
         } else if ft.is_file() {
-            Node::File { bytes: std::fs::read(e.path()).unwrap_or_default(), mode, mtime }
+            Node::File {
+                bytes: std::fs::read(e.path()).unwrap_or_default(),
+                mode,
+                mtime,
+            }
         } else {
             Node::Special
         };
@@ -50,14 +76,30 @@ pub fn snapshot(root: &Path) -> Snapshot {
 
 /// SRC's snapshot as DST should hold it: special files are not mirrored.
 pub fn mirrorable(s: &Snapshot) -> Snapshot {
-    s.iter().filter(|(_, n)| !matches!(n, Node::Special)).map(|(k, v)| (k.clone(), v.clone())).collect()
+    s.iter()
+        .filter(|(_, n)| !matches!(n, Node::Special))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 fn describe(n: &Node) -> String {
     match n {
-        Node::File { bytes, mode, mtime } => format!("file {} bytes mode {:o} mtime {}.{:09}", bytes.len(), mode, mtime.0, mtime.1),
-        Node::Dir { mode, mtime } => format!("dir mode {:o} mtime {}.{:09}", mode, mtime.0, mtime.1),
-        Node::Symlink { target, mtime } => format!("symlink -> {} mtime {}.{:09}", target.display(), mtime.0, mtime.1),
+        Node::File { bytes, mode, mtime } => format!(
+            "file {} bytes mode {:o} mtime {}.{:09}",
+            bytes.len(),
+            mode,
+            mtime.0,
+            mtime.1
+        ),
+        Node::Dir { mode, mtime } => {
+            format!("dir mode {:o} mtime {}.{:09}", mode, mtime.0, mtime.1)
+        }
+        Node::Symlink { target, mtime } => format!(
+            "symlink -> {} mtime {}.{:09}",
+            target.display(),
+            mtime.0,
+            mtime.1
+        ),
         Node::Special => "special".into(),
     }
 }
@@ -70,10 +112,17 @@ pub fn diff(want: &Snapshot, got: &Snapshot) -> Vec<String> {
             None => out.push(format!("missing in DST: {} ({})", k.display(), describe(w))),
             Some(g) if g != w => {
                 let extra = match (w, g) {
-                    (Node::File { bytes: a, .. }, Node::File { bytes: b, .. }) if a != b => " [bytes differ]",
+                    (Node::File { bytes: a, .. }, Node::File { bytes: b, .. }) if a != b => {
+                        " [bytes differ]"
+                    }
                     _ => "",
                 };
-                out.push(format!("differs: {}\n   SRC {}\n   DST {}{extra}", k.display(), describe(w), describe(g)));
+                out.push(format!(
+                    "differs: {}\n   SRC {}\n   DST {}{extra}",
+                    k.display(),
+                    describe(w),
+                    describe(g)
+                ));
             }
             _ => {}
         }

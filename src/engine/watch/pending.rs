@@ -76,6 +76,8 @@ pub struct Batch {
     pub dirty: Vec<Dirty>,
     /// A full reconcile (covers everything else).
     pub full: bool,
+    /// Paths still waiting (being written): left to their own later batch.
+    pub defer: Vec<PathBuf>,
 }
 
 impl Batch {
@@ -202,6 +204,16 @@ impl Pending {
         }
     }
 
+    /// Paths with an item not ready yet (second looks at new folders aside).
+    fn waiting(&self) -> Vec<PathBuf> {
+        use std::os::unix::ffi::OsStrExt;
+        self.items
+            .keys()
+            .filter(|k| !k.as_os_str().as_bytes().ends_with(b"\0rescan"))
+            .cloned()
+            .collect()
+    }
+
     /// When the next item becomes ready (for the worker's timer).
     pub fn next_deadline(&self) -> Option<Instant> {
         if self.full {
@@ -231,7 +243,10 @@ impl Pending {
             self.renames.clear();
             self.settle = None;
             self.items.retain(|_, i| i.ready_at > now);
-            return Some(batch);
+            return Some(Batch {
+                defer: self.waiting(),
+                ..batch
+            });
         }
         if let Some((first, last)) = self.settle {
             if now < last + SETTLE && now < first + MAX_SETTLE {
@@ -269,6 +284,7 @@ impl Pending {
             renames: std::mem::take(&mut self.renames),
             dirty,
             full: false,
+            defer: self.waiting(),
         })
     }
 }

@@ -47,6 +47,12 @@ pub(super) struct Worker {
     /// Why live watching is off (watch limit), if it is.
     polling: Option<String>,
     root_id: Option<(u64, u64)>,
+    /// DST's identity when the Mirror was opened: a backup folder deleted
+    /// and made again (or unmounted and remounted) is a new one.
+    dst_id: Option<(u64, u64)>,
+    /// Folders notify could not watch (unreadable when tried).
+    unwatched: Vec<PathBuf>,
+    next_rewatch: Instant,
     last_ok: Option<Timestamp>,
     unclean_since: Option<Instant>,
     stale_sent: bool,
@@ -76,9 +82,14 @@ impl Worker {
             }
             Start::Spec(s) => (s, None),
         };
-        let (src, dst) = match &mirror {
+        let (src, dst): (PathBuf, PathBuf) = match &mirror {
             Some(m) => (m.src().to_path_buf(), m.dst().to_path_buf()),
             None => (spec.src.clone(), spec.dst.clone()),
+        };
+        let dst_id = if mirror.is_some() {
+            root_id(&dst)
+        } else {
+            None
         };
         Worker {
             index,
@@ -102,6 +113,9 @@ impl Worker {
             problem: None,
             polling: None,
             root_id: None,
+            dst_id,
+            unwatched: Vec::new(),
+            next_rewatch: now,
             last_ok: None,
             unclean_since: Some(now),
             stale_sent: false,
@@ -242,7 +256,17 @@ impl Worker {
                                 );
                                 self.notice(Notice::Overflow { index: self.index });
                             }
+                            let touches_unwatched = match &hint {
+                                super::pending::Hint::Attr(p) => self
+                                    .unwatched
+                                    .iter()
+                                    .any(|u| u.strip_prefix(&self.src).ok() == Some(p.as_path())),
+                                _ => false,
+                            };
                             self.pending.note(hint, Instant::now());
+                            if touches_unwatched {
+                                self.rewatch(Instant::now());
+                            }
                         }
                         Heard::RootGone => self.next_root_check = Instant::now(),
                     }
@@ -310,10 +334,51 @@ impl Worker {
             Ok(w) => w,
             Err(e) => return self.watch_error(e),
         };
+        self.unwatched.clear();
         match watcher.watch(&self.src, RecursiveMode::Recursive) {
             Ok(()) => self.watcher = Some(watcher),
-            Err(e) => self.watch_error(e),
+            Err(e) if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) => self.watch_error(e),
+            Err(e) => {
+                // One folder could not be watched (unreadable): notify stops
+                // at it, so the folders after it are watched one by one.
+                let src = self.src.clone();
+                match watch_around(&mut watcher, &src, e, &mut self.unwatched) {
+                    Ok(()) => {
+                        for p in &self.unwatched {
+                            log::warn!(
+                                "{}: cannot watch this folder (it is not readable); it is backed up when it can be read",
+                                show(p)
+                            );
+                        }
+                        self.watcher = Some(watcher);
+                    }
+                    Err(e) => self.watch_error(e),
+                }
+            }
         }
+    }
+
+    /// Tries again to watch folders that could not be watched; each one that
+    /// now can is reconciled whole (what it holds was never reported).
+    fn rewatch(&mut self, now: Instant) {
+        let Some(w) = self.watcher.as_mut() else {
+            return;
+        };
+        let mut still = Vec::new();
+        for p in std::mem::take(&mut self.unwatched) {
+            match w.watch(&p, RecursiveMode::Recursive) {
+                Ok(()) => {
+                    log::info!("{}: now watched", show(&p));
+                    if let Ok(rel) = p.strip_prefix(&self.src) {
+                        self.pending
+                            .note(super::pending::Hint::Retry(rel.to_path_buf()), now);
+                    }
+                }
+                Err(_) if !p.exists() => {}
+                Err(_) => still.push(p),
+            }
+        }
+        self.unwatched = still;
     }
 
     fn try_open(&mut self) {
@@ -327,6 +392,7 @@ impl Worker {
                 m.set_watched(true);
                 self.src = m.src().to_path_buf();
                 self.dst = m.dst().to_path_buf();
+                self.dst_id = root_id(&self.dst);
                 self.mirror = Some(m);
                 self.needs_full = true;
             }
@@ -390,6 +456,10 @@ impl Worker {
             self.next_poll = now + self.timings.poll_interval;
             self.pending.want_full();
         }
+        if !self.unwatched.is_empty() && now >= self.next_rewatch {
+            self.next_rewatch = now + self.timings.poll_interval.min(Duration::from_secs(30));
+            self.rewatch(now);
+        }
         for rel in self.retry.due(now) {
             self.retry.trying(&rel, now);
             self.pending.note(super::pending::Hint::Retry(rel), now);
@@ -432,16 +502,28 @@ impl Worker {
             self.start_watching();
             self.needs_full = true;
         }
-        if !self.dst.is_dir() {
+        let dst_now = root_id(&self.dst);
+        if dst_now.is_none() {
             self.setup_failed(SetupError::DstMissing(self.dst.clone()));
             // The Mirror holds handles to a folder that is gone: reopen later.
             self.mirror = None;
+        } else if self.dst_id.is_some() && dst_now != self.dst_id {
+            log::warn!(
+                "{}: the backup folder was replaced; opening the new one",
+                show(&self.dst)
+            );
+            self.mirror = None;
+            self.try_open();
         }
     }
 
     fn recovered(&mut self) {
         if let Some(problem) = self.problem.take() {
-            log::info!("{}: back after \"{problem}\"; reconciling", show(&self.src));
+            if problem.starts_with("Source") {
+                log::info!("{}: the source is back; reconciling", show(&self.src));
+            } else {
+                log::info!("{}: resolved ({problem}); reconciling", show(&self.src));
+            }
         }
         self.watcher = None;
         self.start_watching();
@@ -465,6 +547,8 @@ impl Worker {
         }
         let Some(mirror) = &self.mirror else { return };
         let sink = WorkerSink::new(&self.src, &self.dst);
+        let mut tried: Vec<PathBuf> = Vec::new();
+        mirror.set_deferred(batch.defer.iter().cloned().collect());
         let result: Result<Summary, SetupError> = if batch.full {
             let r = mirror.reconcile(&self.ctl, &sink);
             mirror.allow_mass_delete(false);
@@ -472,8 +556,9 @@ impl Worker {
         } else {
             mirror.begin_batch();
             let mut dirty = batch.dirty;
-            for (from, to) in &batch.renames {
-                match mirror.rename(from, to, &sink) {
+            for (i, (from, to)) in batch.renames.iter().enumerate() {
+                let chained = batch.renames[i + 1..].iter().any(|(f, _)| f == to);
+                match mirror.rename(from, to, chained, &sink) {
                     Ok(true) => dirty.push(Dirty {
                         rel: to.clone(),
                         deep: false,
@@ -505,10 +590,9 @@ impl Worker {
                     }
                 }
             }
-            for d in &dirty {
-                self.retry.succeeded(&d.rel);
-            }
-            mirror.reconcile_paths(&dirty, &self.ctl, &sink)
+            let r = mirror.reconcile_paths(&dirty, &self.ctl, &sink);
+            tried = dirty.into_iter().map(|d| d.rel).collect();
+            r
         };
         let summary = match result {
             Ok(s) => s,
@@ -540,6 +624,17 @@ impl Worker {
                 .unwrap_or_else(|_| f.path.clone());
             if !rel.as_os_str().is_empty() {
                 self.retry.failed(&rel, f.transient, now);
+            }
+        }
+        // Tried and not failed: off the retry list (a failure keeps its
+        // count, so the back-off grows).
+        let failed_now: std::collections::HashSet<&Path> =
+            failures.iter().map(|f| f.path.as_path()).collect();
+        for rel in &tried {
+            if !failed_now.contains(self.src.join(rel).as_path())
+                && !failed_now.contains(self.dst.join(rel).as_path())
+            {
+                self.retry.succeeded(rel);
             }
         }
         if let Some(first) = failures.first() {
@@ -614,9 +709,9 @@ impl Worker {
         {
             self.stale_sent = true;
             log::error!(
-                "{}: no complete backup for more than {} hours",
+                "{}: no complete backup for more than {}",
                 show(&self.src),
-                self.timings.alert_after.as_secs() / 3600
+                humantime_short(self.timings.alert_after)
             );
             self.notice(Notice::Stale {
                 index: self.index,
@@ -667,6 +762,77 @@ impl Worker {
             last_ok: self.last_ok,
             failing: self.retry.len(),
         }));
+    }
+}
+
+/// After `watch(root)` failed at one folder (`err` names it), watches the
+/// folders notify's walk did not reach: notify walks depth-first in listing
+/// order and stops at the first error, so what is left is, for each folder
+/// between the failing one and `root`, the sub-folders listed after the
+/// branch that leads to it. Each is watched recursively (failing again
+/// means the same, one level down). The failing folders go in `unwatched`.
+fn watch_around(
+    w: &mut RecommendedWatcher,
+    root: &Path,
+    err: notify::Error,
+    unwatched: &mut Vec<PathBuf>,
+) -> Result<(), notify::Error> {
+    let Some(failed) = err.paths.first().cloned() else {
+        return Err(err);
+    };
+    if !failed.starts_with(root) || failed == root {
+        return Err(err);
+    }
+    unwatched.push(failed.clone());
+    let mut branch = failed.as_path();
+    while let Some(parent) = branch.parent() {
+        if !parent.starts_with(root) {
+            break;
+        }
+        let mut after = false;
+        if let Ok(rd) = std::fs::read_dir(parent) {
+            for e in rd.flatten() {
+                if e.path() == branch {
+                    after = true;
+                    continue;
+                }
+                let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
+                if after && is_dir {
+                    let p = e.path();
+                    if let Err(e2) = w.watch(&p, RecursiveMode::Recursive) {
+                        if matches!(e2.kind, notify::ErrorKind::MaxFilesWatch) {
+                            return Err(e2);
+                        }
+                        watch_around(w, &p, e2, unwatched).or_else(|e3| {
+                            // Nothing to go around: this folder itself failed.
+                            if e3.paths.first() == Some(&p) || e3.paths.is_empty() {
+                                unwatched.push(p.clone());
+                                Ok(())
+                            } else {
+                                Err(e3)
+                            }
+                        })?;
+                    }
+                }
+            }
+        }
+        if parent == root {
+            break;
+        }
+        branch = parent;
+    }
+    Ok(())
+}
+
+/// "24 hours", "90 minutes", "4 seconds".
+fn humantime_short(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 7200 && s.is_multiple_of(3600) {
+        format!("{} hours", s / 3600)
+    } else if s >= 120 {
+        format!("{} minutes", s / 60)
+    } else {
+        format!("{} seconds", s.max(1))
     }
 }
 
