@@ -2322,3 +2322,49 @@ fn a_killed_watch_leaves_nothing_behind_after_the_next_start() {
     );
     watch.stop();
 }
+
+/// The OS watch limit reached: the pair scans periodically instead of
+/// watching live, and the log says why and how to raise the limit. The
+/// limit is lowered only inside a user namespace of the test's own (Linux
+/// counts inotify watches per user namespace), so nothing else running on
+/// the machine is affected.
+#[test]
+fn watch_limit_falls_back_to_periodic_scans_and_says_how_to_raise_it() {
+    let probe = Command::new("unshare")
+        .args(["--user", "--map-root-user", "sh", "-c"])
+        .arg("echo 4 > /proc/sys/user/max_inotify_watches")
+        .status();
+    if !matches!(probe, Ok(s) if s.success()) {
+        eprintln!("SKIPPED: this machine cannot make a user namespace with its own inotify limit");
+        return;
+    }
+    let w = World::new();
+    make_tree(&w.src, 60, "limit");
+    let cfg = w.path("limit.toml");
+    fs::write(&cfg, "[settings]\npoll_seconds = 1\n").unwrap();
+    let mut c = Command::new("unshare");
+    c.args(["--user", "--map-root-user", "sh", "-c"])
+        .arg("echo 4 > /proc/sys/user/max_inotify_watches && exec \"$0\" \"$@\"")
+        .arg(bin())
+        .arg("watch")
+        .arg(&w.src)
+        .arg(&w.dst)
+        .arg("-v")
+        .arg("--config")
+        .arg(&cfg);
+    w.isolate(&mut c);
+    let mut watch = Watch::spawn_cmd(&w, c);
+    watch.expect_log("mirrored; scanning every 1 s", START_DEADLINE);
+    let log = watch.log();
+    assert!(
+        log.contains("too many folders to watch")
+            && log.contains("sysctl fs.inotify.max_user_watches="),
+        "the log does not say why and how to raise the limit\n{log}"
+    );
+    watch.converged();
+    // Changes still arrive, by the periodic scans.
+    fs::write(w.src.join("d3/new.txt"), "made while scanning").unwrap();
+    fs::remove_file(w.src.join("d0/e0/f0.txt")).unwrap();
+    watch.converged();
+    watch.stop();
+}

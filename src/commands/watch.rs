@@ -70,13 +70,14 @@ pub fn run(g: &Global, args: &PairArgs, allow_mass_delete: bool) -> ExitCode {
                     break;
                 }
             }
-            Notice::Status(s) if s.state == State::Idle && !announced[s.index] => {
+            Notice::Status(s) if !announced[s.index] && s.last_ok.is_some() => {
+                let how = match &s.state {
+                    State::Idle => "watching for changes".to_string(),
+                    State::Degraded(why) => why.clone(),
+                    _ => continue,
+                };
                 announced[s.index] = true;
-                log::info!(
-                    "{} -> {}: mirrored; watching for changes",
-                    show(&s.src),
-                    show(&s.dst)
-                );
+                log::info!("{} -> {}: mirrored; {how}", show(&s.src), show(&s.dst));
             }
             // Everything else was logged by the worker where it happened.
             _ => {}
