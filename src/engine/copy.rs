@@ -94,10 +94,17 @@ fn copy_file_to_temp(
         }
         let file = match src.open_read(name) {
             Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            // Gone, or no longer a file (a symlink or folder now): whatever
+            // replaced it is seen by the next look at this name.
+            Err(e) if changed_under_us(&e) => return Ok(None),
             Err(e) => return Err(read_err(&e)),
         };
         let before = fsops::file_meta(&file).map_err(|e| read_err(&e))?;
+        if ctx.skip_busy.load(std::sync::atomic::Ordering::Relaxed)
+            && fsops::open_for_writing_elsewhere(&file) == Some(true)
+        {
+            return Ok(None);
+        }
         // Being written right now (open for writing, changed just now): a
         // write() already under way does not move the times again, so no
         // check after the copy could see it. Wait for the writer.
@@ -183,6 +190,16 @@ fn racy_for(m: &Meta) -> Option<std::time::Duration> {
     (safe > now).then(|| safe - now)
 }
 
+/// Whether an error only says the entry went away or changed kind since it
+/// was stat'ed (a race with the user, not a failure).
+pub(crate) fn changed_under_us(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::InvalidData
+    ) || e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error())
+        || e.raw_os_error() == Some(rustix::io::Errno::NOTDIR.raw_os_error())
+}
+
 /// Whether a file changed less than `window` ago.
 fn changed_within(m: &Meta, window: std::time::Duration) -> bool {
     let Ok(now) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) else {
@@ -207,7 +224,13 @@ fn link_to_temp(
     };
     let target = match src.read_link(name) {
         Ok(t) => t,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        // EINVAL: not a symlink any more.
+        Err(e)
+            if changed_under_us(&e)
+                || e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) =>
+        {
+            return Ok(None);
+        }
         Err(e) => return Err(EntryError::new(ctx.src_path(rel), "read symlink", &e)),
     };
     let tmp_name = store.temp_name();

@@ -231,19 +231,40 @@ impl DirHandle {
             if bytes == b"." || bytes == b".." {
                 continue;
             }
-            let kind = match ent.file_type() {
-                rfs::FileType::RegularFile => Some(Kind::File),
-                rfs::FileType::Directory => Some(Kind::Dir),
-                rfs::FileType::Symlink => Some(Kind::Symlink),
-                rfs::FileType::Unknown => None,
-                _ => Some(Kind::Special),
-            };
             out.push(Entry {
                 name: OsString::from_vec(bytes.to_vec()),
-                kind,
+                kind: kind_of(ent.file_type()),
             });
         }
         Ok(out)
+    }
+
+    /// Lists a directory just opened (its read position at the start),
+    /// through its own descriptor: no second open. Only for a handle no other
+    /// thread lists (the walk's fresh handles); [`list`](Self::list) is the
+    /// general one.
+    pub fn list_fresh(&self) -> io::Result<Vec<Entry>> {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            use std::mem::MaybeUninit;
+            let mut buf = [MaybeUninit::<u8>::uninit(); 32 * 1024];
+            let mut dir = rfs::RawDir::new(&self.fd, &mut buf);
+            let mut out = Vec::new();
+            while let Some(ent) = dir.next() {
+                let ent = ent?;
+                let bytes = ent.file_name().to_bytes();
+                if bytes == b"." || bytes == b".." {
+                    continue;
+                }
+                out.push(Entry {
+                    name: OsString::from_vec(bytes.to_vec()),
+                    kind: kind_of(ent.file_type()),
+                });
+            }
+            Ok(out)
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        self.list()
     }
 
     /// `lstat` of `name`.
@@ -282,10 +303,11 @@ impl DirHandle {
         let file = File::from(fd);
         let meta = Meta::from_stat(&rfs::fstat(&file)?);
         if meta.kind != Kind::File {
-            return Err(io::Error::other(format!(
-                "is a {} now, not a file",
-                meta.kind.noun()
-            )));
+            // InvalidData: the entry changed kind since it was looked at.
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("is a {} now, not a file", meta.kind.noun()),
+            ));
         }
         Ok(file)
     }
@@ -591,6 +613,17 @@ fn fill_at(f: &File, buf: &mut [u8], off: u64) -> io::Result<usize> {
         }
     }
     Ok(n)
+}
+
+/// The kind a directory listing reports (`None`: the file system did not say).
+fn kind_of(t: rfs::FileType) -> Option<Kind> {
+    match t {
+        rfs::FileType::RegularFile => Some(Kind::File),
+        rfs::FileType::Directory => Some(Kind::Dir),
+        rfs::FileType::Symlink => Some(Kind::Symlink),
+        rfs::FileType::Unknown => None,
+        _ => Some(Kind::Special),
+    }
 }
 
 fn normal_component(comp: std::path::Component<'_>) -> io::Result<&OsStr> {

@@ -52,6 +52,9 @@ pub(crate) struct Ctx<'a> {
     /// Files being written (the watcher has a later event for each): a
     /// walk neither copies nor removes them now.
     pub deferred: std::sync::Arc<std::collections::HashSet<PathBuf>>,
+    /// Leave files another program has open for writing (see
+    /// `Mirror::set_skip_busy`).
+    pub skip_busy: std::sync::atomic::AtomicBool,
     pub extras: Mutex<Vec<Extra>>,
     pub dst_entries: AtomicU64,
 }
@@ -250,7 +253,7 @@ impl<'a> Ctx<'a> {
         let Some(name) = rel.file_name() else { return };
         let src_sub = match src.open_dir(name) {
             Ok(d) => d,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+            Err(e) if super::copy::changed_under_us(&e) => return,
             Err(e) => {
                 self.failed(EntryError::new(self.src_path(rel), "read folder", &e));
                 return;
@@ -307,8 +310,13 @@ impl<'a> Ctx<'a> {
             return;
         }
         let at_root = rel.as_os_str().is_empty();
-        let src_list = match src.list() {
+        // Below the root, the handles were just opened by `descend` and are
+        // read once; the roots are long-lived (and read every reconcile).
+        let list = |h: &DirHandle| if at_root { h.list() } else { h.list_fresh() };
+        let src_list = match list(src) {
             Ok(l) => l,
+            // Deleted while being looked at: its parent's next look sees it gone.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return,
             Err(e) => {
                 self.failed(EntryError::new(self.src_path(rel), "read folder", &e));
                 return;
@@ -316,7 +324,7 @@ impl<'a> Ctx<'a> {
         };
         let mut dst_names: HashMap<OsString, Option<Kind>> = HashMap::new();
         if let Some(d) = dst {
-            match d.list() {
+            match list(d) {
                 Ok(l) => {
                     for e in l {
                         if at_root && e.name == RESERVED {

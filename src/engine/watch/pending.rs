@@ -22,15 +22,17 @@ use std::time::{Duration, Instant};
 
 use crate::engine::mirror::Dirty;
 
-/// Quiet time after the last write to a file not yet closed.
-pub const QUIET: Duration = Duration::from_millis(200);
-/// A file written continuously is copied at least this often.
-pub const MAX_QUIET: Duration = Duration::from_secs(2);
+/// Quiet time after the last write to a file not yet closed (most writers
+/// close long before; this is for logs kept open and `truncate(2)`).
+pub const QUIET: Duration = Duration::from_secs(1);
+/// A file written continuously is copied at least this often (each copy
+/// keeps the previous one as a version: not too often).
+pub const MAX_QUIET: Duration = Duration::from_secs(10);
 /// A created file usually closes within this; else it is looked at anyway
 /// (symlinks, FIFOs, `mknod` never send a close).
 pub const CREATE_WAIT: Duration = Duration::from_millis(50);
 /// Quiet time after the last deletion or rename before a batch is applied.
-pub const SETTLE: Duration = Duration::from_millis(20);
+pub const SETTLE: Duration = Duration::from_millis(10);
 /// A batch never waits longer than this for deletions to settle.
 pub const MAX_SETTLE: Duration = Duration::from_millis(500);
 /// A new folder is scanned again after this, once its watch surely exists.
@@ -64,6 +66,11 @@ pub enum Hint {
 #[derive(Debug, Clone)]
 struct Item {
     deep: bool,
+    /// Written to (closed after writing, data changed) or retried: copied
+    /// even if a program still has it open. Otherwise (created, attributes,
+    /// a folder that just appeared) a file another program has open for
+    /// writing is left to its coming close event.
+    written: bool,
     first: Instant,
     ready_at: Instant,
 }
@@ -74,6 +81,10 @@ pub struct Batch {
     /// Renames in the order they happened.
     pub renames: Vec<(PathBuf, PathBuf)>,
     pub dirty: Vec<Dirty>,
+    /// Paths with no write seen (created, attributes, folders that just
+    /// appeared): files in them open for writing elsewhere are left to
+    /// their close events.
+    pub gentle: Vec<Dirty>,
     /// A full reconcile (covers everything else).
     pub full: bool,
     /// Paths still waiting (being written): left to their own later batch.
@@ -122,6 +133,7 @@ impl Pending {
     fn add(&mut self, rel: PathBuf, deep: bool, ready_at: Instant, now: Instant, extend: bool) {
         let e = self.items.entry(rel).or_insert(Item {
             deep,
+            written: false,
             first: now,
             ready_at,
         });
@@ -143,14 +155,21 @@ impl Pending {
 
     pub fn note(&mut self, hint: Hint, now: Instant) {
         match hint {
-            Hint::Closed(p) | Hint::Attr(p) => self.add(p, false, now, now, false),
+            Hint::Closed(p) => {
+                self.add(p.clone(), false, now, now, false);
+                self.written(&p);
+            }
+            Hint::Attr(p) => self.add(p, false, now, now, false),
             Hint::Created(p, true) | Hint::MovedTo(p) => {
                 self.add(p.clone(), true, now, now, false);
                 // Looked at again once the watch surely exists.
                 self.add_rescan(p, now + RESCAN_NEW_DIR);
             }
             Hint::Created(p, false) => self.add(p, false, now + CREATE_WAIT, now, false),
-            Hint::Modified(p) => self.add(p, false, now + QUIET, now, true),
+            Hint::Modified(p) => {
+                self.add(p.clone(), false, now + QUIET, now, true);
+                self.written(&p);
+            }
             Hint::Removed(p, is_dir) => {
                 self.add(p, is_dir, now, now, false);
                 self.unsettled(now);
@@ -166,23 +185,34 @@ impl Pending {
                 if let Some(it) = self.items.get_mut(&to) {
                     it.deep = false;
                 }
+                // The second look at `to` stays: notify drops the moved
+                // folder's watches and adds them again under the new name,
+                // and a file made in between is never reported.
                 self.renames.push((from, to));
                 self.unsettled(now);
             }
-            Hint::Retry(p) => self.add(p, true, now, now, false),
+            Hint::Retry(p) => {
+                self.add(p.clone(), true, now, now, false);
+                self.written(&p);
+            }
             Hint::Rescan => self.full = true,
+        }
+    }
+
+    fn written(&mut self, p: &Path) {
+        if let Some(it) = self.items.get_mut(p) {
+            it.written = true;
         }
     }
 
     /// A folder that just appeared is scanned twice: now, and after its
     /// watch surely exists. The second look is a separate, later item.
     fn add_rescan(&mut self, p: PathBuf, at: Instant) {
-        let mut key = p.into_os_string();
-        key.push("\0rescan");
         self.items.insert(
-            PathBuf::from(key),
+            rescan_key(&p),
             Item {
                 deep: true,
+                written: false,
                 first: at,
                 ready_at: at,
             },
@@ -263,30 +293,48 @@ impl Pending {
         if ready.is_empty() && self.renames.is_empty() {
             return None;
         }
-        let mut dirty: Vec<Dirty> = ready
-            .into_iter()
-            .filter_map(|k| {
-                let it = self.items.remove(&k)?;
-                let rel = strip_rescan(k);
-                Some(Dirty { rel, deep: it.deep })
-            })
-            .collect();
-        dirty.sort();
-        dirty.dedup_by(|b, a| {
-            if a.rel == b.rel {
-                a.deep |= b.deep;
-                true
+        let mut dirty: Vec<Dirty> = Vec::new();
+        let mut gentle: Vec<Dirty> = Vec::new();
+        for k in ready {
+            let Some(it) = self.items.remove(&k) else {
+                continue;
+            };
+            let d = Dirty {
+                rel: strip_rescan(k),
+                deep: it.deep,
+            };
+            if it.written {
+                dirty.push(d)
             } else {
-                false
+                gentle.push(d)
             }
-        });
+        }
+        for list in [&mut dirty, &mut gentle] {
+            list.sort();
+            list.dedup_by(|b, a| {
+                if a.rel == b.rel {
+                    a.deep |= b.deep;
+                    true
+                } else {
+                    false
+                }
+            });
+        }
         Some(Batch {
             renames: std::mem::take(&mut self.renames),
             dirty,
+            gentle,
             full: false,
             defer: self.waiting(),
         })
     }
+}
+
+/// The key of a new folder's second look (not a path any file can have).
+fn rescan_key(p: &Path) -> PathBuf {
+    let mut key = p.as_os_str().to_os_string();
+    key.push("\0rescan");
+    PathBuf::from(key)
 }
 
 fn strip_rescan(k: PathBuf) -> PathBuf {
@@ -309,8 +357,9 @@ mod tests {
         Duration::from_millis(n)
     }
     fn dirty(b: &Batch) -> Vec<(String, bool)> {
-        b.dirty
-            .iter()
+        let mut all: Vec<&Dirty> = b.dirty.iter().chain(b.gentle.iter()).collect();
+        all.sort();
+        all.into_iter()
             .map(|d| (d.rel.display().to_string(), d.deep))
             .collect()
     }
@@ -333,13 +382,13 @@ mod tests {
         let mut q = Pending::new();
         // truncate(2): a modify and nothing else.
         q.note(Hint::Modified(p("log")), t);
-        assert!(q.take_ready(t + ms(100)).is_none());
+        assert!(q.take_ready(t + QUIET / 2).is_none());
         assert!(q.take_ready(t + QUIET).is_some());
         // Written every 100 ms for seconds: copied after MAX_QUIET anyway.
         let mut q = Pending::new();
         let mut now = t;
         let mut got = None;
-        for _ in 0..40 {
+        for _ in 0..(MAX_QUIET.as_millis() / 100 + 10) {
             q.note(Hint::Modified(p("log")), now);
             now += ms(100);
             if let Some(b) = q.take_ready(now) {
@@ -394,16 +443,20 @@ mod tests {
     fn folder_rename_rekeys_pending_children_and_is_shallow() {
         let t = Instant::now();
         let mut q = Pending::new();
-        q.note(Hint::Modified(p("d/sub/file")), t);
+        q.note(Hint::Closed(p("d/sub/file")), t);
         q.note(Hint::MovedFrom(p("d")), t);
         q.note(Hint::MovedTo(p("e")), t);
         q.note(Hint::Renamed(p("d"), p("e")), t);
-        let b = q.take_ready(t + QUIET + SETTLE).unwrap();
+        let b = q.take_ready(t + SETTLE).unwrap();
         assert_eq!(b.renames, vec![(p("d"), p("e"))]);
         let d = dirty(&b);
         assert!(d.contains(&("e/sub/file".into(), false)), "{d:?}");
         assert!(d.contains(&("e".into(), false)), "{d:?}");
         assert!(!d.iter().any(|x| x.0.starts_with("d/")), "{d:?}");
+        // A second look at the moved folder later (notify re-adds its
+        // watches under the new name; a file made meanwhile is unreported).
+        let b = q.take_ready(t + RESCAN_NEW_DIR).unwrap();
+        assert_eq!(dirty(&b), vec![("e".into(), true)]);
     }
 
     #[test]

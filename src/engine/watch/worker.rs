@@ -50,6 +50,8 @@ pub(super) struct Worker {
     /// DST's identity when the Mirror was opened: a backup folder deleted
     /// and made again (or unmounted and remounted) is a new one.
     dst_id: Option<(u64, u64)>,
+    /// notify said SRC's root itself was deleted or moved.
+    root_gone: bool,
     /// Folders notify could not watch (unreadable when tried).
     unwatched: Vec<PathBuf>,
     next_rewatch: Instant,
@@ -115,6 +117,7 @@ impl Worker {
             root_id: None,
             dst_id,
             unwatched: Vec::new(),
+            root_gone: false,
             next_rewatch: now,
             last_ok: None,
             unclean_since: Some(now),
@@ -268,7 +271,13 @@ impl Worker {
                                 self.rewatch(Instant::now());
                             }
                         }
-                        Heard::RootGone => self.next_root_check = Instant::now(),
+                        Heard::RootGone => {
+                            // The watched folder itself went: whatever is at
+                            // SRC's path now (even with the same inode number,
+                            // which a new folder often gets) is not watched.
+                            self.root_gone = true;
+                            self.next_root_check = Instant::now();
+                        }
                     }
                 }
             }
@@ -491,7 +500,9 @@ impl Worker {
         }
         if now_id.is_none() {
             self.setup_failed(SetupError::SrcMissing(self.src.clone()));
-        } else if now_id != self.root_id && self.root_id.is_some() {
+        } else if (now_id != self.root_id && self.root_id.is_some())
+            || std::mem::take(&mut self.root_gone)
+        {
             // Replaced (unmounted and remounted, or another folder now):
             // watch the new one and reconcile (which checks rule 4).
             log::warn!(
@@ -518,6 +529,7 @@ impl Worker {
     }
 
     fn recovered(&mut self) {
+        self.root_gone = false;
         if let Some(problem) = self.problem.take() {
             if problem.starts_with("Source") {
                 log::info!("{}: the source is back; reconciling", show(&self.src));
@@ -590,8 +602,23 @@ impl Worker {
                     }
                 }
             }
-            let r = mirror.reconcile_paths(&dirty, &self.ctl, &sink);
-            tried = dirty.into_iter().map(|d| d.rel).collect();
+            let mut r = mirror.reconcile_paths(&dirty, &self.ctl, &sink);
+            if !batch.gentle.is_empty()
+                && let Ok(summary) = &mut r
+            {
+                mirror.set_skip_busy(true);
+                let more = mirror.reconcile_paths(&batch.gentle, &self.ctl, &sink);
+                mirror.set_skip_busy(false);
+                match more {
+                    Ok(m) => summary.merge(&m),
+                    Err(e) => r = Err(e),
+                }
+            }
+            tried = dirty
+                .into_iter()
+                .chain(batch.gentle)
+                .map(|d| d.rel)
+                .collect();
             r
         };
         let summary = match result {
