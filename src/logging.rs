@@ -72,7 +72,13 @@ pub fn init(g: &Global, terminal: bool) {
     let mut file_problem = None;
     if let Some(path) = log_path(g) {
         match open_log(&path) {
-            Ok(f) => loggers.push(WriteLogger::new(file_level, config, f)),
+            // simplelog writes a line in many small pieces: one write(2)
+            // per line keeps lines whole when two processes share the log.
+            Ok(f) => loggers.push(WriteLogger::new(
+                file_level,
+                config,
+                std::io::LineWriter::new(f),
+            )),
             Err(e) => file_problem = Some((path, e)),
         }
     }

@@ -57,6 +57,8 @@ pub(super) struct Worker {
     next_rewatch: Instant,
     last_ok: Option<Timestamp>,
     unclean_since: Option<Instant>,
+    /// When to hand memory freed by the last batches back to the system.
+    trim_at: Option<Instant>,
     stale_sent: bool,
     next_drift: Instant,
     next_poll: Instant,
@@ -121,6 +123,7 @@ impl Worker {
             next_rewatch: now,
             last_ok: None,
             unclean_since: Some(now),
+            trim_at: None,
             stale_sent: false,
             next_root_check: now + ROOT_CHECK,
             last_status: None,
@@ -192,6 +195,9 @@ impl Worker {
                 d = d.min(x);
             }
             d = d.min(self.next_drift);
+            if let Some(t) = self.trim_at {
+                d = d.min(t);
+            }
             if self.polling.is_some() {
                 d = d.min(self.next_poll);
             }
@@ -475,6 +481,10 @@ impl Worker {
         }
         if let Some(batch) = self.pending.take_ready(now) {
             self.apply(batch);
+            self.trim_at = Some(Instant::now() + TRIM_AFTER);
+        } else if self.trim_at.is_some_and(|t| now >= t) && self.pending.next_deadline().is_none() {
+            self.trim_at = None;
+            release_free_memory();
         }
         self.check_stale();
     }
@@ -852,6 +862,20 @@ fn watch_around(
 }
 
 /// "24 hours", "90 minutes", "4 seconds".
+/// Quiet time after a batch before freed memory is handed back.
+const TRIM_AFTER: Duration = Duration::from_secs(1);
+
+/// Hands the heap memory that a burst or a walk used and freed back to the
+/// system: glibc keeps it (in every thread's arena) otherwise, and a tray
+/// utility idles for days.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own allocator state.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 fn humantime_short(d: Duration) -> String {
     let s = d.as_secs();
     if s >= 7200 && s.is_multiple_of(3600) {
