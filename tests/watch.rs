@@ -811,6 +811,34 @@ fn rename_over_an_existing_file_keeps_the_old_target() {
 }
 
 #[test]
+fn a_folder_moved_over_a_deleted_file_then_edited_keeps_both_versions() {
+    let w = World::new();
+    w.write("a", "the file a");
+    w.write("b/x", "x before");
+    let mut watch = Watch::start(&w, &[]);
+    // Live and idle: what follows is one batch.
+    w.write("c", "c");
+    watch.converged();
+
+    // One batch (a deletion holds it for a few ms; `b/x` is written while
+    // its folder's watch surely exists): the version of file `a` and the
+    // version of `a/x` would share a versions folder, where `a` cannot be
+    // both a file and a folder.
+    fs::remove_file(w.src.join("a")).unwrap();
+    w.write("b/x", "x after");
+    fs::rename(w.src.join("b"), w.src.join("a")).unwrap();
+    watch.converged();
+    assert_eq!(version_contents(&w, "a"), vec![b"the file a".to_vec()]);
+    assert_eq!(version_contents(&w, "a/x"), vec![b"x before".to_vec()]);
+    let log = watch.stop();
+    assert!(
+        !log.contains("[ERROR]"),
+        "errors logged:\n{}",
+        tail(&log, 20)
+    );
+}
+
+#[test]
 fn swapping_two_names_is_mirrored_and_loses_nothing() {
     let w = World::new();
     w.write("a", "AAAA");

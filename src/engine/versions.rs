@@ -172,7 +172,17 @@ impl Versions {
         let mut fresh = false;
         loop {
             let (stamp_name, bdir) = self.batch_dir(fresh)?;
-            let vparent = bdir.create_path(parent_rel)?;
+            let vparent = match bdir.create_path(parent_rel) {
+                Ok(d) => d,
+                // A file this batch kept where `rel` needs a folder (a file
+                // replaced by a folder, then something in that folder
+                // replaced): a batch of its own.
+                Err(e) if is_taken(&e) && !fresh => {
+                    fresh = true;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             match op(&vparent, name) {
                 Ok(()) => {
                     self.journal(&stamp_name, reason, kind, rel);
@@ -314,6 +324,12 @@ pub fn tree_usage(dir: &DirHandle) -> io::Result<(u64, u64)> {
 fn file_name(rel: &Path) -> io::Result<&OsStr> {
     rel.file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))
+}
+
+/// A path component in the way is not a folder.
+fn is_taken(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::AlreadyExists
+        || e.raw_os_error() == Some(rustix::io::Errno::NOTDIR.raw_os_error())
 }
 
 fn is_no_links(e: &io::Error) -> bool {

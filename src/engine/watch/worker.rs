@@ -700,7 +700,7 @@ impl Worker {
                 "{}: copied {}, versioned {}, deleted {}, renamed {}, failed {}",
                 show(&self.src),
                 summary.copied,
-                summary.versioned,
+                summary.versioned + sink.renamed_over(),
                 summary.deleted,
                 sink.renamed(),
                 summary.failed
@@ -900,6 +900,9 @@ struct WorkerSink {
     dst: PathBuf,
     failures: Mutex<Vec<EntryError>>,
     renamed: std::sync::atomic::AtomicU64,
+    /// Versions kept by renames over an existing entry (the renames' own
+    /// count, outside the reconcile's summary).
+    renamed_over: std::sync::atomic::AtomicU64,
 }
 
 impl WorkerSink {
@@ -909,6 +912,7 @@ impl WorkerSink {
             dst: dst.to_path_buf(),
             failures: Mutex::new(Vec::new()),
             renamed: Default::default(),
+            renamed_over: Default::default(),
         }
     }
     fn take_failures(&self) -> Vec<EntryError> {
@@ -919,6 +923,9 @@ impl WorkerSink {
     }
     fn renamed(&self) -> u64 {
         self.renamed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+    fn renamed_over(&self) -> u64 {
+        self.renamed_over.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -932,6 +939,10 @@ impl Sink for WorkerSink {
             Event::DirCreated { path } => log::debug!("created {}", show(&self.dst.join(path))),
             Event::MetaUpdated { path } => log::debug!("updated {}", show(&self.dst.join(path))),
             Event::Versioned { path, reason } => {
+                if reason == crate::engine::event::VersionReason::RenamedOver {
+                    self.renamed_over
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 log::debug!(
                     "versioned {} ({})",
                     show(&self.dst.join(path)),
