@@ -1602,6 +1602,19 @@ fn random_operations_converge_and_keep_every_version_seed_3() {
     random_sequence(3, 3000, 3000);
 }
 
+/// More seeds, to hunt rare races: `MIRRORTRAY_SEEDS=10-60 cargo test
+/// --release --test tests more_random_seeds -- --ignored --nocapture`.
+#[test]
+#[ignore = "stress run; seeds from MIRRORTRAY_SEEDS"]
+fn more_random_seeds() {
+    let spec = std::env::var("MIRRORTRAY_SEEDS").unwrap_or_else(|_| "10-19".into());
+    let (a, b) = spec.split_once('-').unwrap_or((&spec, &spec));
+    for seed in a.parse::<u64>().unwrap()..=b.parse::<u64>().unwrap() {
+        eprintln!("seed {seed}");
+        random_sequence(seed, 3000, 500 + (seed as usize % 5) * 500);
+    }
+}
+
 // ---------------------------------------------------------------- harder cases
 
 #[test]
