@@ -227,14 +227,7 @@ impl DirHandle {
         let mut out = Vec::new();
         while let Some(ent) = dir.read() {
             let ent = ent?;
-            let bytes = ent.file_name().to_bytes();
-            if bytes == b"." || bytes == b".." {
-                continue;
-            }
-            out.push(Entry {
-                name: OsString::from_vec(bytes.to_vec()),
-                kind: kind_of(ent.file_type()),
-            });
+            out.extend(Entry::listed(ent.file_name(), ent.file_type()));
         }
         Ok(out)
     }
@@ -252,14 +245,7 @@ impl DirHandle {
             let mut out = Vec::new();
             while let Some(ent) = dir.next() {
                 let ent = ent?;
-                let bytes = ent.file_name().to_bytes();
-                if bytes == b"." || bytes == b".." {
-                    continue;
-                }
-                out.push(Entry {
-                    name: OsString::from_vec(bytes.to_vec()),
-                    kind: kind_of(ent.file_type()),
-                });
+                out.extend(Entry::listed(ent.file_name(), ent.file_type()));
             }
             Ok(out)
         }
@@ -613,6 +599,17 @@ fn fill_at(f: &File, buf: &mut [u8], off: u64) -> io::Result<usize> {
         }
     }
     Ok(n)
+}
+
+impl Entry {
+    /// A directory listing's entry (`None` for `.` and `..`).
+    fn listed(name: &std::ffi::CStr, t: rfs::FileType) -> Option<Entry> {
+        let bytes = name.to_bytes();
+        (bytes != b"." && bytes != b"..").then(|| Entry {
+            name: OsString::from_vec(bytes.to_vec()),
+            kind: kind_of(t),
+        })
+    }
 }
 
 /// The kind a directory listing reports (`None`: the file system did not say).
