@@ -340,6 +340,11 @@ impl Worker {
         let config = notify::Config::default().with_follow_symlinks(false);
         let watcher = RecommendedWatcher::new(
             move |ev: NotifyMsg| {
+                // Reads (a copy of 100,000 files is 100,000 opens) would
+                // only fill the queue and wake the worker for nothing.
+                if matches!(&ev, Ok(e) if super::hints::is_read_only(e)) {
+                    return;
+                }
                 // Never block notify's thread: the channel is unbounded.
                 let _ = tx.send(ev);
             },
