@@ -1225,6 +1225,45 @@ fn source_deleted_while_watching_leaves_dst_alone_until_it_returns() {
 }
 
 #[test]
+fn backup_folder_deleted_during_a_copy_is_one_error_and_resumes_when_made_again() {
+    let w = World::new();
+    w.write("small", "s");
+    let mut watch = Watch::start(&w, &[]);
+    // A big folder moved in is one long deep copy; the backup folder is
+    // deleted while (or just before) it runs.
+    let outside = w.path("outside/big");
+    for i in 0..6000 {
+        let p = outside.join(format!("d{}/f{i}", i % 60));
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, format!("file {i}")).unwrap();
+    }
+    fs::rename(&outside, w.src.join("big")).unwrap();
+    wait_for(Duration::from_secs(30), || w.dst.join("big").exists());
+    // rm -rf races with the copy going on ("Directory not empty").
+    let gone = wait_for(Duration::from_secs(30), || {
+        let _ = fs::remove_dir_all(&w.dst);
+        !w.dst.exists()
+    });
+    assert!(gone, "could not delete DST");
+    watch.expect_log("does not exist", Duration::from_secs(30));
+    let log = watch.log();
+    let errors = log.matches("[ERROR]").count();
+    // The walk stops when it sees its backup folder deleted: not one error
+    // per file left to copy (entries rm -rf took from under a copy may
+    // each still say so).
+    assert!(
+        errors < 20,
+        "{errors} errors for one deleted backup folder:\n{}",
+        tail(&log, 30)
+    );
+    assert!(!w.dst.exists(), "DST made again by mirrortray");
+
+    fs::create_dir(&w.dst).unwrap();
+    watch.converged();
+    watch.stop();
+}
+
+#[test]
 fn source_renamed_away_pauses_and_resumes_when_it_returns() {
     let w = World::new();
     make_tree(&w.src, 30, "orig");

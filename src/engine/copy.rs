@@ -89,7 +89,7 @@ fn copy_file_to_temp(
     let read_err = |e: &io::Error| EntryError::new(ctx.src_path(rel), "read", e);
     let mut waited_for_writer = false;
     for _ in 0..ATTEMPTS {
-        if ctx.ctl.stopped() {
+        if ctx.halted() {
             return Ok(None);
         }
         let file = match src.open_read(name) {

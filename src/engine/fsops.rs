@@ -268,6 +268,11 @@ impl DirHandle {
         }
     }
 
+    /// Whether the directory was deleted (it is still open here).
+    pub fn is_deleted(&self) -> bool {
+        rfs::fstat(&self.fd).is_ok_and(|s| s.st_nlink == 0)
+    }
+
     /// `fstat` of the directory itself.
     pub fn meta(&self) -> io::Result<Meta> {
         Ok(Meta::from_stat(&rfs::fstat(&self.fd)?))

@@ -272,6 +272,7 @@ impl Mirror {
             ),
             extras: Mutex::new(Vec::new()),
             dst_entries: AtomicU64::new(0),
+            dst_gone: Default::default(),
         }
     }
 
@@ -294,6 +295,7 @@ impl Mirror {
         let stats = Stats::default();
         let ctx = self.ctx(ctl, sink, &stats);
         ctx.sync_dir(&src, self.dst.as_ref(), Path::new(""), &src_meta);
+        self.check_dst_kept(&ctx)?;
         let extras = ctx.take_extras();
         let mut held = None;
         if !extras.is_empty() && !ctl.stopped() {
@@ -436,9 +438,19 @@ impl Mirror {
                 ctx.fix_dir_meta(Some(&d), p, &sm);
             }
         }
+        self.check_dst_kept(&ctx)?;
         let mut summary = stats.snapshot();
         summary.interrupted = ctl.stopped();
         Ok(summary)
+    }
+
+    /// A walk that found the backup folder deleted under it ends as a
+    /// missing backup folder (the watcher waits for it to come back).
+    fn check_dst_kept(&self, ctx: &Ctx<'_>) -> Result<(), SetupError> {
+        if ctx.dst_gone.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(SetupError::DstMissing(self.roots.dst.clone()));
+        }
+        Ok(())
     }
 
     /// Applies SRC's rename `from` -> `to` as a rename inside DST, when DST

@@ -57,6 +57,9 @@ pub(crate) struct Ctx<'a> {
     pub skip_busy: std::sync::atomic::AtomicBool,
     pub extras: Mutex<Vec<Extra>>,
     pub dst_entries: AtomicU64,
+    /// The backup folder was deleted during this walk: it stops, and says
+    /// so once instead of once per file.
+    pub dst_gone: std::sync::atomic::AtomicBool,
 }
 
 /// An entry DST holds that SRC does not.
@@ -73,10 +76,21 @@ impl<'a> Ctx<'a> {
     pub fn dst_path(&self, rel: &Path) -> PathBuf {
         self.dst_root.join(rel)
     }
+    /// Stopped by the user, or nothing more can be done.
+    pub fn halted(&self) -> bool {
+        self.ctl.stopped() || self.dst_gone.load(Ordering::Relaxed)
+    }
     pub fn granularity(&self) -> u32 {
         self.granularity.load(Ordering::Relaxed).max(1)
     }
     pub fn failed(&self, e: EntryError) {
+        if self.dst_gone.load(Ordering::Relaxed) {
+            return;
+        }
+        if self.store.is_some_and(|s| s.deleted()) {
+            self.dst_gone.store(true, Ordering::Relaxed);
+            return;
+        }
         Stats::add(&self.stats.failed, 1);
         self.sink.event(Event::Failed(e));
     }
@@ -151,7 +165,7 @@ impl<'a> Ctx<'a> {
         rel: &Path,
         dst_listed: bool,
     ) {
-        if self.ctl.stopped() {
+        if self.halted() {
             return;
         }
         let Some(name) = rel.file_name() else { return };
@@ -306,7 +320,7 @@ impl<'a> Ctx<'a> {
     /// Reconciles the content of a folder both sides hold, then its own
     /// metadata. `dst` is `None` when DST lacks it (dry run).
     pub fn sync_dir(&self, src: &DirHandle, dst: Option<&DirHandle>, rel: &Path, src_meta: &Meta) {
-        if self.ctl.stopped() {
+        if self.halted() {
             return;
         }
         let at_root = rel.as_os_str().is_empty();
@@ -389,7 +403,7 @@ impl<'a> Ctx<'a> {
         } else {
             names.iter().for_each(work);
         }
-        if !at_root && !self.ctl.stopped() {
+        if !at_root && !self.halted() {
             self.fix_dir_meta(dst, rel, src_meta);
         }
     }
@@ -470,7 +484,7 @@ impl<'a> Ctx<'a> {
         }
         let groups: Vec<(PathBuf, Vec<Extra>)> = by_parent.into_iter().collect();
         groups.par_iter().for_each(|(parent, xs)| {
-            if self.ctl.stopped() {
+            if self.halted() {
                 return;
             }
             let src_dir = src_root.open_path(parent).ok();

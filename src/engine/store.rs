@@ -43,6 +43,12 @@ pub struct SourceRecord {
 }
 
 impl Store {
+    /// Whether `.mirrortray/` (and so, usually, the whole backup folder)
+    /// was deleted while in use: nothing more can be written.
+    pub fn deleted(&self) -> bool {
+        self.root.is_deleted()
+    }
+
     /// Opens (creating if needed) `.mirrortray/` in DST and takes the lock.
     pub fn open(
         dst: &DirHandle,

@@ -638,7 +638,14 @@ impl Worker {
         };
         let summary = match result {
             Ok(s) => s,
-            Err(e) => return self.setup_failed(e),
+            Err(e) => {
+                if matches!(e, SetupError::DstMissing(_)) {
+                    // Deleted under the walk: the Mirror's handles point
+                    // into a folder that is gone; reopen when it is back.
+                    self.mirror = None;
+                }
+                return self.setup_failed(e);
+            }
         };
         if batch.full && !summary.interrupted {
             self.retry.clear();
