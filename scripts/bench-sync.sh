@@ -24,7 +24,7 @@ t() { # name command...
     s=$(date +%s.%N)
     "$@" >/dev/null 2>&1
     e=$(date +%s.%N)
-    times[$name]+="$(echo "$e - $s" | bc) "
+    times[$name]+="$(awk -v s="$s" -v e="$e" 'BEGIN {print e - s}') "
 }
 for _ in $(seq "$runs"); do
     rm -rf "$work/mt" "$work/rs" "$work/cp"
