@@ -387,7 +387,11 @@ pub fn apply(
             |what: &'static str, e: &io::Error| EntryError::new(dest.path(&step.to), what, e);
         let result: Result<(), EntryError> = match &step.action {
             Action::Unchanged => {
-                out.unchanged += 1;
+                // Counted as files, like "1 file … 1 unchanged" reads; a
+                // folder that is already there is not news.
+                if step.held.meta.kind != Kind::Dir {
+                    out.unchanged += 1;
+                }
                 continue;
             }
             Action::Refuse(why) => {
