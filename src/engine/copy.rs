@@ -172,6 +172,16 @@ fn copy_file_to_temp(
             return Ok(None);
         }
     }
+    if !ctx.recheck_recent {
+        // Watching: each of those changes sent an event, so the file is
+        // looked at again once they stop. Not a failure (no popup for a file
+        // that is being saved over and over).
+        log::info!(
+            "{}: still being written; it is copied when it settles",
+            ctx.src_path(rel).display()
+        );
+        return Ok(None);
+    }
     Err(EntryError::msg(
         ctx.src_path(rel),
         "copy",

@@ -46,8 +46,10 @@ pub(crate) struct Ctx<'a> {
     pub granularity: &'a AtomicU32,
     /// Versions on for this pair (off: DST's lost entries are removed).
     pub versions_on: bool,
-    /// Copy again a file changed within a clock tick of its copy (one-shot
-    /// runs; a watcher gets an event for such a write instead).
+    /// A one-shot run: copy again a file changed within a clock tick of its
+    /// copy, wait for an active writer, and report a file that kept
+    /// changing as failed. A watcher gets an event for each such write
+    /// instead, and leaves the file to it.
     pub recheck_recent: bool,
     /// Files being written (the watcher has a later event for each): a
     /// walk neither copies nor removes them now.
