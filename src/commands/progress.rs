@@ -141,6 +141,8 @@ impl Sink for CliSink {
                     )
                 });
             }
+            // Only a watcher is told this (a one-shot run reports a failure).
+            Event::Busy { .. } => {}
         }
         self.redraw();
     }

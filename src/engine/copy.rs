@@ -173,13 +173,12 @@ fn copy_file_to_temp(
         }
     }
     if !ctx.recheck_recent {
-        // Watching: each of those changes sent an event, so the file is
-        // looked at again once they stop. Not a failure (no popup for a file
-        // that is being saved over and over).
-        log::info!(
-            "{}: still being written; it is copied when it settles",
-            ctx.src_path(rel).display()
-        );
+        // Watching: looked at again once quiet. Not a failure (no popup for
+        // a file being saved over and over); not left to the events of
+        // those writes alone either (a folder's watch may not exist yet).
+        ctx.sink.event(super::event::Event::Busy {
+            path: rel.to_path_buf(),
+        });
         return Ok(None);
     }
     Err(EntryError::msg(

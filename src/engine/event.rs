@@ -73,6 +73,9 @@ pub enum Event {
     Failed(EntryError),
     /// Deletions held by the mass-deletion guard.
     MassDeleteHeld { count: u64, total: u64 },
+    /// Watching: a file kept changing through every copy attempt; it is to
+    /// be looked at again once quiet (not a failure).
+    Busy { path: PathBuf },
 }
 
 /// Receives events from worker threads.

@@ -663,6 +663,10 @@ impl Worker {
             }
         }
         let now = Instant::now();
+        for rel in sink.take_busy() {
+            // As if written again: copied after a quiet period.
+            self.pending.note(super::pending::Hint::Modified(rel), now);
+        }
         let failures = sink.take_failures();
         for f in &failures {
             let rel = f
@@ -915,6 +919,8 @@ struct WorkerSink {
     /// Versions kept by renames over an existing entry (the renames' own
     /// count, outside the reconcile's summary).
     renamed_over: std::sync::atomic::AtomicU64,
+    /// Files that kept changing while copied: looked at again when quiet.
+    busy: Mutex<Vec<PathBuf>>,
 }
 
 impl WorkerSink {
@@ -925,12 +931,19 @@ impl WorkerSink {
             failures: Mutex::new(Vec::new()),
             renamed: Default::default(),
             renamed_over: Default::default(),
+            busy: Mutex::new(Vec::new()),
         }
     }
     fn take_failures(&self) -> Vec<EntryError> {
         self.failures
             .lock()
             .map(|mut f| std::mem::take(&mut *f))
+            .unwrap_or_default()
+    }
+    fn take_busy(&self) -> Vec<PathBuf> {
+        self.busy
+            .lock()
+            .map(|mut b| std::mem::take(&mut *b))
             .unwrap_or_default()
     }
     fn renamed(&self) -> u64 {
@@ -977,6 +990,15 @@ impl Sink for WorkerSink {
                 }
             }
             Event::MassDeleteHeld { .. } => {}
+            Event::Busy { path } => {
+                log::info!(
+                    "{}: still being written; it is copied when it settles",
+                    show(&self.src.join(&path))
+                );
+                if let Ok(mut b) = self.busy.lock() {
+                    b.push(path);
+                }
+            }
         }
     }
 }
