@@ -35,6 +35,10 @@ pub const CREATE_WAIT: Duration = Duration::from_millis(50);
 pub const SETTLE: Duration = Duration::from_millis(10);
 /// A batch never waits longer than this for deletions to settle.
 pub const MAX_SETTLE: Duration = Duration::from_millis(500);
+/// How long a name moved away waits for the other half of its rename
+/// (notify reports the two halves one after the other; a busy machine can
+/// put more than SETTLE between them). Unpaired after this: moved out of SRC.
+pub const PAIR_WAIT: Duration = Duration::from_millis(100);
 /// A new folder is scanned again after this, once its watch surely exists.
 pub const RESCAN_NEW_DIR: Duration = Duration::from_millis(300);
 
@@ -103,6 +107,8 @@ pub struct Pending {
     renames: Vec<(PathBuf, PathBuf)>,
     /// (first, last) deletion or rename not yet settled.
     settle: Option<(Instant, Instant)>,
+    /// Names moved away whose destination is not known yet, and when.
+    unpaired: HashMap<PathBuf, Instant>,
     full: bool,
 }
 
@@ -175,10 +181,12 @@ impl Pending {
                 self.unsettled(now);
             }
             Hint::MovedFrom(p) => {
+                self.unpaired.insert(p.clone(), now);
                 self.add(p, true, now, now, false);
                 self.unsettled(now);
             }
             Hint::Renamed(from, to) => {
+                self.unpaired.remove(&from);
                 self.rekey(&from, &to);
                 // The rename itself tells DST what to do; `to` is checked
                 // shallowly after it (deep if the rename does not apply).
@@ -249,14 +257,24 @@ impl Pending {
         if self.full {
             return Some(Instant::now());
         }
-        if let Some((first, last)) = self.settle {
-            return Some((last + SETTLE).min(first + MAX_SETTLE));
+        if let Some(until) = self.settled_at() {
+            return Some(until);
         }
         let ready = self.items.values().map(|i| i.ready_at).min();
         if !self.renames.is_empty() {
             return Some(Instant::now());
         }
         ready
+    }
+
+    /// When the deletions and renames seen so far have settled: SETTLE after
+    /// the last one, longer while a name moved away awaits its destination,
+    /// never past MAX_SETTLE.
+    fn settled_at(&self) -> Option<Instant> {
+        let (first, last) = self.settle?;
+        let pairing = self.unpaired.values().max().map(|t| *t + PAIR_WAIT);
+        let until = pairing.map_or(last + SETTLE, |p| p.max(last + SETTLE));
+        Some(until.min(first + MAX_SETTLE))
     }
 
     /// Takes what is ready at `now`, or `None` while deletions settle or
@@ -272,17 +290,19 @@ impl Pending {
             self.full = false;
             self.renames.clear();
             self.settle = None;
+            self.unpaired.clear();
             self.items.retain(|_, i| i.ready_at > now);
             return Some(Batch {
                 defer: self.waiting(),
                 ..batch
             });
         }
-        if let Some((first, last)) = self.settle {
-            if now < last + SETTLE && now < first + MAX_SETTLE {
+        if let Some(until) = self.settled_at() {
+            if now < until {
                 return None;
             }
             self.settle = None;
+            self.unpaired.clear();
         }
         let ready: Vec<PathBuf> = self
             .items
@@ -437,6 +457,27 @@ mod tests {
                 "a stream of deletions must not starve the batch"
             );
         }
+    }
+
+    #[test]
+    fn a_name_moved_away_waits_for_the_other_half_of_its_rename() {
+        let t = Instant::now();
+        // The destination reported late (a busy machine): still one rename.
+        let mut q = Pending::new();
+        q.note(Hint::MovedFrom(p("b")), t);
+        assert!(q.take_ready(t + SETTLE * 2).is_none());
+        q.note(Hint::MovedTo(p("sub/c")), t + SETTLE * 3);
+        q.note(Hint::Renamed(p("b"), p("sub/c")), t + SETTLE * 3);
+        let b = q.take_ready(t + SETTLE * 4).unwrap();
+        assert_eq!(b.renames, vec![(p("b"), p("sub/c"))]);
+        // Moved out of SRC: a deletion, once PAIR_WAIT has passed.
+        let mut q = Pending::new();
+        q.note(Hint::MovedFrom(p("gone")), t);
+        assert!(q.take_ready(t + SETTLE).is_none());
+        assert_eq!(q.next_deadline(), Some(t + PAIR_WAIT));
+        let b = q.take_ready(t + PAIR_WAIT).unwrap();
+        assert!(b.renames.is_empty());
+        assert_eq!(dirty(&b), vec![("gone".into(), true)]);
     }
 
     #[test]
