@@ -345,7 +345,6 @@ fn back_up(m: &Mirror, rel: &Path) -> Result<(), String> {
             &[Dirty {
                 rel: rel.to_path_buf(),
                 deep: true,
-                gentle: false,
             }],
             &ctl,
             &sink,

@@ -79,10 +79,6 @@ pub struct Dirty {
     /// Reconcile the whole subtree (a folder that appeared with content),
     /// not only the entry itself.
     pub deep: bool,
-    /// No write seen (created, attributes, a folder that just appeared):
-    /// a file another program has open for writing is left to its coming
-    /// close event.
-    pub gentle: bool,
 }
 
 pub struct Mirror {
@@ -102,6 +98,9 @@ pub struct Mirror {
     /// Files the watcher knows are still being written: a deep scan leaves
     /// them to their own, later, event (no copy of a half-written file).
     deferred: Mutex<std::sync::Arc<std::collections::HashSet<PathBuf>>>,
+    /// Leave files open for writing elsewhere to their close event (the
+    /// scan of a folder that just appeared).
+    skip_busy: std::sync::atomic::AtomicBool,
 }
 
 impl Mirror {
@@ -156,6 +155,7 @@ impl Mirror {
             allow_mass: std::sync::atomic::AtomicBool::new(opts.allow_mass_delete),
             watched: std::sync::atomic::AtomicBool::new(false),
             deferred: Mutex::new(Default::default()),
+            skip_busy: std::sync::atomic::AtomicBool::new(false),
         };
         m.check_source(&src)?;
         Ok(m)
@@ -195,6 +195,14 @@ impl Mirror {
         if let Ok(mut d) = self.deferred.lock() {
             *d = std::sync::Arc::new(paths);
         }
+    }
+
+    /// Makes the next reconciles leave files that another program has open
+    /// for writing (their close event follows); for folders that just
+    /// appeared, whose files may still be being written.
+    pub fn set_skip_busy(&self, skip: bool) {
+        self.skip_busy
+            .store(skip, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Lets the next reconcile go past the mass-deletion guard (the user
@@ -259,7 +267,9 @@ impl Mirror {
             versions_on: self.spec.versions,
             recheck_recent: !self.watched.load(std::sync::atomic::Ordering::Relaxed),
             deferred: self.deferred.lock().map(|d| d.clone()).unwrap_or_default(),
-            skip_busy: std::sync::atomic::AtomicBool::new(false),
+            skip_busy: std::sync::atomic::AtomicBool::new(
+                self.skip_busy.load(std::sync::atomic::Ordering::Relaxed),
+            ),
             extras: Mutex::new(Vec::new()),
             dst_entries: AtomicU64::new(0),
             dst_gone: Default::default(),
@@ -399,14 +409,17 @@ impl Mirror {
                     continue;
                 }
             };
-            // Also gentle where DST lacks a folder on the way: it just
-            // appeared in SRC, and files in it still being written have their
-            // own events to come (the one this path is about is closed).
-            let gentle = d.gentle
-                || (child != d.rel && self.watched.load(std::sync::atomic::Ordering::Relaxed));
-            ctx.skip_busy
-                .store(gentle, std::sync::atomic::Ordering::Relaxed);
-            if deep {
+            if child != d.rel && self.watched.load(std::sync::atomic::Ordering::Relaxed) {
+                // DST lacks a folder on the way: it just appeared in SRC, and
+                // files in it still being written have their own events to
+                // come (the one this path is about is closed).
+                let was = ctx
+                    .skip_busy
+                    .swap(true, std::sync::atomic::Ordering::Relaxed);
+                ctx.sync_entry(&src_dir, Some(&dst_dir), &child, true);
+                ctx.skip_busy
+                    .store(was, std::sync::atomic::Ordering::Relaxed);
+            } else if deep {
                 ctx.sync_entry(&src_dir, Some(&dst_dir), &child, true);
             } else {
                 ctx.sync_entry_shallow(&src_dir, &dst_dir, &child);

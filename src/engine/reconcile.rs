@@ -54,8 +54,8 @@ pub(crate) struct Ctx<'a> {
     /// Files being written (the watcher has a later event for each): a
     /// walk neither copies nor removes them now.
     pub deferred: std::sync::Arc<std::collections::HashSet<PathBuf>>,
-    /// Leave files another program has open for writing (the path being
-    /// reconciled is `Dirty::gentle`).
+    /// Leave files another program has open for writing (see
+    /// `Mirror::set_skip_busy`).
     pub skip_busy: std::sync::atomic::AtomicBool,
     pub extras: Mutex<Vec<Extra>>,
     pub dst_entries: AtomicU64,

@@ -85,6 +85,10 @@ pub struct Batch {
     /// Renames in the order they happened.
     pub renames: Vec<(PathBuf, PathBuf)>,
     pub dirty: Vec<Dirty>,
+    /// Paths with no write seen (created, attributes, folders that just
+    /// appeared): files in them open for writing elsewhere are left to
+    /// their close events.
+    pub gentle: Vec<Dirty>,
     /// A full reconcile (covers everything else).
     pub full: bool,
     /// Paths still waiting (being written): left to their own later batch.
@@ -309,31 +313,37 @@ impl Pending {
         if ready.is_empty() && self.renames.is_empty() {
             return None;
         }
-        let mut dirty: Vec<Dirty> = ready
-            .into_iter()
-            .filter_map(|k| {
-                let it = self.items.remove(&k)?;
-                Some(Dirty {
-                    rel: strip_rescan(k),
-                    deep: it.deep,
-                    gentle: !it.written,
-                })
-            })
-            .collect();
-        dirty.sort();
-        dirty.dedup_by(|b, a| {
-            if a.rel == b.rel {
-                a.deep |= b.deep;
-                // A write seen under either key: copied even if still open.
-                a.gentle &= b.gentle;
-                true
+        let mut dirty: Vec<Dirty> = Vec::new();
+        let mut gentle: Vec<Dirty> = Vec::new();
+        for k in ready {
+            let Some(it) = self.items.remove(&k) else {
+                continue;
+            };
+            let d = Dirty {
+                rel: strip_rescan(k),
+                deep: it.deep,
+            };
+            if it.written {
+                dirty.push(d)
             } else {
-                false
+                gentle.push(d)
             }
-        });
+        }
+        for list in [&mut dirty, &mut gentle] {
+            list.sort();
+            list.dedup_by(|b, a| {
+                if a.rel == b.rel {
+                    a.deep |= b.deep;
+                    true
+                } else {
+                    false
+                }
+            });
+        }
         Some(Batch {
             renames: std::mem::take(&mut self.renames),
             dirty,
+            gentle,
             full: false,
             defer: self.waiting(),
         })
@@ -367,8 +377,9 @@ mod tests {
         Duration::from_millis(n)
     }
     fn dirty(b: &Batch) -> Vec<(String, bool)> {
-        b.dirty
-            .iter()
+        let mut all: Vec<&Dirty> = b.dirty.iter().chain(b.gentle.iter()).collect();
+        all.sort();
+        all.into_iter()
             .map(|d| (d.rel.display().to_string(), d.deep))
             .collect()
     }

@@ -589,18 +589,15 @@ impl Worker {
                     Ok(true) => dirty.push(Dirty {
                         rel: to.clone(),
                         deep: false,
-                        gentle: false,
                     }),
                     Ok(false) => {
                         dirty.push(Dirty {
                             rel: from.clone(),
                             deep: true,
-                            gentle: false,
                         });
                         dirty.push(Dirty {
                             rel: to.clone(),
                             deep: true,
-                            gentle: false,
                         });
                     }
                     Err(e) => {
@@ -612,18 +609,31 @@ impl Worker {
                         dirty.push(Dirty {
                             rel: from.clone(),
                             deep: true,
-                            gentle: false,
                         });
                         dirty.push(Dirty {
                             rel: to.clone(),
                             deep: true,
-                            gentle: false,
                         });
                     }
                 }
             }
-            let r = mirror.reconcile_paths(&dirty, &self.ctl, &sink);
-            tried = dirty.into_iter().map(|d| d.rel).collect();
+            let mut r = mirror.reconcile_paths(&dirty, &self.ctl, &sink);
+            if !batch.gentle.is_empty()
+                && let Ok(summary) = &mut r
+            {
+                mirror.set_skip_busy(true);
+                let more = mirror.reconcile_paths(&batch.gentle, &self.ctl, &sink);
+                mirror.set_skip_busy(false);
+                match more {
+                    Ok(m) => summary.merge(&m),
+                    Err(e) => r = Err(e),
+                }
+            }
+            tried = dirty
+                .into_iter()
+                .chain(batch.gentle)
+                .map(|d| d.rel)
+                .collect();
             r
         };
         let summary = match result {
