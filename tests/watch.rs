@@ -21,7 +21,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::support::tree::{Node, Snapshot, diff, mirrorable};
+use crate::support::rng::Rng;
+use crate::support::tree::{Node, Snapshot, diff, mirrorable, snapshot_live};
 use crate::support::*;
 
 /// Generous deadlines: CI runs these on 2 cores next to other tests.
@@ -283,55 +284,6 @@ fn run_with_deadline(mut c: Command) -> Run {
     let run = Run::from(out);
     assert!(ok, "did not exit within {EXIT_DEADLINE:?}\n{run:?}");
     run
-}
-
-/// A snapshot like `tree::snapshot`, but one that never panics when DST
-/// changes under it (an entry gone between listing and reading is left
-/// out: the next poll sees the settled state).
-fn snapshot_live(root: &Path) -> Snapshot {
-    let mut out = BTreeMap::new();
-    for e in walkdir::WalkDir::new(root)
-        .min_depth(1)
-        .follow_links(false)
-        .sort_by_file_name()
-    {
-        let Ok(e) = e else { continue };
-        let Ok(rel) = e.path().strip_prefix(root) else {
-            continue;
-        };
-        let rel = rel.to_path_buf();
-        if rel
-            .components()
-            .next()
-            .map(|c| c.as_os_str() == ".mirrortray")
-            == Some(true)
-        {
-            continue;
-        }
-        let Ok(m) = fs::symlink_metadata(e.path()) else {
-            continue;
-        };
-        let mtime = (m.mtime(), m.mtime_nsec());
-        let mode = m.permissions().mode() & 0o7777;
-        let ft = m.file_type();
-        let node = if ft.is_symlink() {
-            let Ok(target) = fs::read_link(e.path()) else {
-                continue;
-            };
-            Node::Symlink { target, mtime }
-        } else if ft.is_dir() {
-            Node::Dir { mode, mtime }
-        } else if ft.is_file() {
-            let Ok(bytes) = fs::read(e.path()) else {
-                continue;
-            };
-            Node::File { bytes, mode, mtime }
-        } else {
-            Node::Special
-        };
-        out.insert(rel, node);
-    }
-    out
 }
 
 /// How DST differs from SRC (empty = mirrored), safe while DST changes.
@@ -1348,29 +1300,6 @@ fn a_second_watch_on_the_same_dst_exits_2() {
 }
 
 // ---------------------------------------------------------------- randomized
-
-/// splitmix64: a tiny deterministic generator (no extra dependency).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn pick<'v, T>(&mut self, v: &'v [T]) -> Option<&'v T> {
-        if v.is_empty() {
-            None
-        } else {
-            Some(&v[self.below(v.len())])
-        }
-    }
-}
 
 /// What the random test believes SRC holds (relative paths).
 #[derive(Default)]

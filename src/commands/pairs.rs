@@ -68,7 +68,11 @@ pub fn timings(g: &Global) -> Timings {
         std::time::Duration::from_secs_f64(if v.is_finite() { v.max(min) } else { min })
     };
     Timings {
-        drift_check: secs(s.drift_check_minutes * 60.0, 1.0),
+        drift_check: if s.drift_check_minutes == 0.0 {
+            std::time::Duration::from_secs(100 * 365 * 86400)
+        } else {
+            secs(s.drift_check_minutes * 60.0, 1.0)
+        },
         alert_after: secs(s.alert_after_hours * 3600.0, 1.0),
         poll_interval: secs(s.poll_seconds, 1.0),
     }

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod desktop;
+pub mod rng;
 pub mod tree;
 
 use std::ffi::OsStr;

@@ -146,3 +146,53 @@ pub fn assert_mirrored(src: &Path, dst: &Path) {
 pub fn is_mirrored(src: &Path, dst: &Path) -> bool {
     diff(&mirrorable(&snapshot(src)), &snapshot(dst)).is_empty()
 }
+
+/// A snapshot like `tree::snapshot`, but one that never panics when DST
+/// changes under it (an entry gone between listing and reading is left
+/// out: the next poll sees the settled state).
+pub fn snapshot_live(root: &Path) -> Snapshot {
+    let mut out = BTreeMap::new();
+    for e in walkdir::WalkDir::new(root)
+        .min_depth(1)
+        .follow_links(false)
+        .sort_by_file_name()
+    {
+        let Ok(e) = e else { continue };
+        let Ok(rel) = e.path().strip_prefix(root) else {
+            continue;
+        };
+        let rel = rel.to_path_buf();
+        if rel
+            .components()
+            .next()
+            .map(|c| c.as_os_str() == ".mirrortray")
+            == Some(true)
+        {
+            continue;
+        }
+        let Ok(m) = std::fs::symlink_metadata(e.path()) else {
+            continue;
+        };
+        let mtime = (m.mtime(), m.mtime_nsec());
+        let mode = m.permissions().mode() & 0o7777;
+        let ft = m.file_type();
+        let node = if ft.is_symlink() {
+            let Ok(target) = std::fs::read_link(e.path()) else {
+                continue;
+            };
+            Node::Symlink { target, mtime }
+        } else if ft.is_dir() {
+            Node::Dir { mode, mtime }
+        } else if ft.is_file() {
+            let Ok(bytes) = std::fs::read(e.path()) else {
+                continue;
+            };
+            Node::File { bytes, mode, mtime }
+        } else {
+            Node::Special
+        };
+        out.insert(rel, node);
+    }
+    out
+}
+

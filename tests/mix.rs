@@ -1,0 +1,700 @@
+//! mix: random sequences of what people and programs do to a folder, as wide
+//! as real life, against the live watcher — with the drift check off, so
+//! only the live path can make DST exact.
+//!
+//! The mix (issue "Exact under any sequence of changes"): files of 0 B to
+//! 300 KB created at random nested paths (parents made as needed), appends,
+//! rewrites, atomic saves (`NAME.swp~` renamed over `NAME`), renames inside a
+//! folder onto names that may exist, folders moved to new nested paths,
+//! unlink, `rm -rf`, `mkdir -p`, symlinks (relative, absolute, dangling),
+//! chmod, utime to random nanosecond times, truncate(2) to 0 (no close
+//! event) and ftruncate. Names come from a small pool with spaces, dots,
+//! Unicode and a 40-character name, so they collide and get reused all the
+//! time. Operations run back to back, no pause.
+//!
+//! After each round the test polls until DST equals SRC exactly (types,
+//! bytes, ns mtimes, modes, link targets) and checks that every file content
+//! DST held at the previous round is still in DST or kept in its versions
+//! *at a path that content had* (the model records each content's paths).
+//!
+//! A failing seed writes its operations and the watcher's log under
+//! `target/mix-failures/` and panics with the diff: pin it as a regression
+//! test (`mix_seed(N, ...)`), fix the product, keep the test.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs::{self, File, OpenOptions};
+use std::hash::{Hash, Hasher};
+use std::io::Write;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::rng::Rng;
+use crate::support::tree::{Node, Snapshot, diff, mirrorable};
+use crate::support::*;
+
+/// A round that has not converged by then never will: a missed change.
+const CONVERGE: Duration = Duration::from_secs(30);
+
+const NAMES: &[&str] = &[
+    "a",
+    "b",
+    "c",
+    "dir",
+    "x y",
+    "ünï",
+    "new",
+    "tmp",
+    ".hidden",
+    "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum E {
+    /// A file whose content starts with the id's header.
+    File(u64),
+    Dir,
+    Link,
+}
+
+/// What SRC holds, kept exactly in step with the operations (each one is
+/// only done when the model says it will succeed; a failure is a test bug).
+#[derive(Default)]
+struct Model {
+    tree: BTreeMap<PathBuf, E>,
+    /// The content ids each path has held, carried along by renames: DST
+    /// applies a batch's renames before its copies, so a content replaced
+    /// and renamed in one burst is rightly kept under the new name.
+    ids_at: HashMap<PathBuf, BTreeSet<u64>>,
+    next_id: u64,
+}
+
+impl Model {
+    fn get(&self, p: &Path) -> Option<E> {
+        self.tree.get(p).copied()
+    }
+    fn of_kind(&self, want: fn(&E) -> bool) -> Vec<PathBuf> {
+        self.tree
+            .iter()
+            .filter(|(_, e)| want(e))
+            .map(|(p, _)| p.clone())
+            .collect()
+    }
+    /// Whether `mkdir -p` of `p`'s ancestors would work.
+    fn parents_ok(&self, p: &Path) -> bool {
+        p.ancestors()
+            .skip(1)
+            .filter(|a| !a.as_os_str().is_empty())
+            .all(|a| matches!(self.get(a), None | Some(E::Dir)))
+    }
+    fn add_parents(&mut self, p: &Path) {
+        let ancestors: Vec<PathBuf> = p
+            .ancestors()
+            .skip(1)
+            .filter(|a| !a.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .collect();
+        for a in ancestors {
+            self.tree.insert(a, E::Dir);
+        }
+    }
+    fn new_id(&mut self, at: &Path) -> u64 {
+        self.next_id += 1;
+        self.ids_at
+            .entry(at.to_path_buf())
+            .or_default()
+            .insert(self.next_id);
+        self.next_id
+    }
+    fn put_file(&mut self, p: &Path, id: u64) {
+        self.ids_at.entry(p.to_path_buf()).or_default().insert(id);
+        self.tree.insert(p.to_path_buf(), E::File(id));
+    }
+    fn under(&self, root: &Path) -> Vec<PathBuf> {
+        self.tree
+            .range(root.to_path_buf()..)
+            .take_while(|(p, _)| p.starts_with(root))
+            .map(|(p, _)| p.clone())
+            .collect()
+    }
+    fn remove_tree(&mut self, root: &Path) {
+        for p in self.under(root) {
+            self.tree.remove(&p);
+        }
+    }
+    /// `from` (a file, a link or a folder) renamed to `to`.
+    fn move_tree(&mut self, from: &Path, to: &Path) {
+        let carried: Vec<(PathBuf, BTreeSet<u64>)> = self
+            .ids_at
+            .iter()
+            .filter(|(p, _)| p.starts_with(from))
+            .map(|(p, ids)| (moved(p, from, to), ids.clone()))
+            .collect();
+        for (p, ids) in carried {
+            self.ids_at.entry(p).or_default().extend(ids);
+        }
+        for p in self.under(from) {
+            let e = self.tree.remove(&p).unwrap();
+            let q = moved(&p, from, to);
+            if let E::File(id) = e {
+                self.put_file(&q, id);
+            } else {
+                self.tree.insert(q, e);
+            }
+        }
+    }
+}
+
+/// Where `p` is after `from` moved to `to` (`Path::join("")` would add a
+/// trailing slash).
+fn moved(p: &Path, from: &Path, to: &Path) -> PathBuf {
+    match p.strip_prefix(from) {
+        Ok(rest) if rest.as_os_str().is_empty() => to.to_path_buf(),
+        Ok(rest) => to.join(rest),
+        Err(_) => p.to_path_buf(),
+    }
+}
+
+struct Mix<'a> {
+    rng: Rng,
+    m: Model,
+    src: &'a Path,
+    seed: u64,
+    /// One line per operation done, for a failing seed's report.
+    log: Vec<String>,
+}
+
+impl Mix<'_> {
+    fn name(&mut self) -> String {
+        format!(
+            "{}{}",
+            NAMES[self.rng.below(NAMES.len())],
+            self.rng.below(4)
+        )
+    }
+
+    /// A random relative path, depth 1 to 3 (shallow ones more often).
+    fn path(&mut self) -> PathBuf {
+        let depth = [1, 1, 2, 2, 2, 3, 3][self.rng.below(7)];
+        let mut p = PathBuf::new();
+        for _ in 0..depth {
+            p.push(self.name());
+        }
+        p
+    }
+
+    /// A new path: under a random existing folder, or anywhere.
+    fn target(&mut self) -> PathBuf {
+        let dirs = self.m.of_kind(|e| *e == E::Dir);
+        if !dirs.is_empty() && self.rng.below(2) == 0 {
+            let d = dirs[self.rng.below(dirs.len())].clone();
+            if d.components().count() < 3 {
+                let n = self.name();
+                return d.join(n);
+            }
+        }
+        self.path()
+    }
+
+    fn pick(&mut self, want: fn(&E) -> bool) -> Option<PathBuf> {
+        let v = self.m.of_kind(want);
+        if v.is_empty() {
+            None
+        } else {
+            Some(v[self.rng.below(v.len())].clone())
+        }
+    }
+
+    fn content(&mut self, id: u64) -> Vec<u8> {
+        let len = [0, 0, 10, 1024, 1024, 70 * 1024, 300 * 1024][self.rng.below(7)];
+        let mut c = format!("mix seed {} id {id}\n", self.seed).into_bytes();
+        let salt = self.rng.next();
+        c.extend((0..len).map(|i| b'a' + ((i as u64 ^ salt) % 26) as u8));
+        c
+    }
+
+    fn abs(&self, p: &Path) -> PathBuf {
+        self.src.join(p)
+    }
+
+    fn mkdir_p(&mut self, p: &Path) {
+        if let Some(parent) = p.parent()
+            && !parent.as_os_str().is_empty()
+        {
+            fs::create_dir_all(self.abs(parent)).unwrap();
+        }
+        self.m.add_parents(p);
+    }
+
+    fn did(&mut self, what: String) {
+        self.log.push(what);
+    }
+
+    /// One operation, at once.
+    fn op(&mut self) {
+        match self.rng.below(100) {
+            0..=17 => {
+                // Create (or rewrite) a file at a random nested path.
+                let p = self.target();
+                if !self.m.parents_ok(&p) || !matches!(self.m.get(&p), None | Some(E::File(_))) {
+                    return;
+                }
+                self.mkdir_p(&p);
+                let id = self.m.new_id(&p);
+                let c = self.content(id);
+                fs::write(self.abs(&p), &c).unwrap();
+                self.m.put_file(&p, id);
+                self.did(format!("write {:?} ({} B, id {id})", p, c.len()));
+            }
+            18..=25 => {
+                let Some(p) = self.pick(|e| matches!(e, E::File(_))) else {
+                    return;
+                };
+                let n = [10, 1024, 40 * 1024][self.rng.below(3)];
+                OpenOptions::new()
+                    .append(true)
+                    .open(self.abs(&p))
+                    .unwrap()
+                    .write_all(&vec![b'+'; n])
+                    .unwrap();
+                self.did(format!("append {p:?} ({n} B)"));
+            }
+            26..=33 => {
+                // Atomic save: NAME.swp~ written, renamed over NAME.
+                let p = match self.pick(|e| matches!(e, E::File(_))) {
+                    Some(p) if self.rng.below(3) > 0 => p,
+                    _ => self.target(),
+                };
+                if !self.m.parents_ok(&p) || !matches!(self.m.get(&p), None | Some(E::File(_))) {
+                    return;
+                }
+                let mut tmp = p.clone().into_os_string();
+                tmp.push(".swp~");
+                let tmp = PathBuf::from(tmp);
+                if self.m.get(&tmp).is_some() {
+                    return;
+                }
+                self.mkdir_p(&p);
+                let id = self.m.new_id(&tmp);
+                let c = self.content(id);
+                fs::write(self.abs(&tmp), &c)
+                    .unwrap_or_else(|e| panic!("{tmp:?}: {e}\n{}", self.log.join("\n")));
+                fs::rename(self.abs(&tmp), self.abs(&p)).unwrap();
+                self.m.put_file(&p, id);
+                self.did(format!("atomic save {p:?} ({} B, id {id})", c.len()));
+            }
+            34..=43 => {
+                // Rename a file or link inside its folder, maybe onto a name
+                // that exists.
+                let Some(p) = self.pick(|e| matches!(e, E::File(_) | E::Link)) else {
+                    return;
+                };
+                let n = self.name();
+                let q = p.with_file_name(n);
+                if q == p || !matches!(self.m.get(&q), None | Some(E::File(_)) | Some(E::Link)) {
+                    return;
+                }
+                fs::rename(self.abs(&p), self.abs(&q)).unwrap();
+                self.m.tree.remove(&q);
+                self.m.move_tree(&p, &q);
+                self.did(format!("rename {p:?} -> {q:?}"));
+            }
+            44..=49 => {
+                // Move a folder to a new nested path.
+                let Some(d) = self.pick(|e| *e == E::Dir) else {
+                    return;
+                };
+                let q = self.target();
+                if q.starts_with(&d) || self.m.get(&q).is_some() || !self.m.parents_ok(&q) {
+                    return;
+                }
+                self.mkdir_p(&q);
+                fs::rename(self.abs(&d), self.abs(&q)).unwrap();
+                self.m.move_tree(&d, &q);
+                self.did(format!("move folder {d:?} -> {q:?}"));
+            }
+            50..=57 => {
+                let Some(p) = self.pick(|e| matches!(e, E::File(_) | E::Link)) else {
+                    return;
+                };
+                fs::remove_file(self.abs(&p)).unwrap();
+                self.m.tree.remove(&p);
+                self.did(format!("unlink {p:?}"));
+            }
+            58..=60 => {
+                let Some(d) = self.pick(|e| *e == E::Dir) else {
+                    return;
+                };
+                fs::remove_dir_all(self.abs(&d)).unwrap();
+                self.m.remove_tree(&d);
+                self.did(format!("rm -rf {d:?}"));
+            }
+            61..=66 => {
+                let p = self.target();
+                if self.m.get(&p).is_some() || !self.m.parents_ok(&p) {
+                    return;
+                }
+                fs::create_dir_all(self.abs(&p)).unwrap();
+                self.m.add_parents(&p);
+                self.m.tree.insert(p.clone(), E::Dir);
+                self.did(format!("mkdir -p {p:?}"));
+            }
+            67..=72 => {
+                let p = self.target();
+                if self.m.get(&p).is_some() || !self.m.parents_ok(&p) {
+                    return;
+                }
+                let target = match self.rng.below(3) {
+                    0 => PathBuf::from("..").join(self.name()),
+                    1 => self.src.join(self.path()),
+                    _ => PathBuf::from(format!("missing-{}", self.rng.below(100))),
+                };
+                self.mkdir_p(&p);
+                symlink(&target, self.abs(&p)).unwrap();
+                self.m.tree.insert(p.clone(), E::Link);
+                self.did(format!("symlink {p:?} -> {target:?}"));
+            }
+            73..=79 => {
+                let Some(p) = self.pick(|e| *e != E::Link) else {
+                    return;
+                };
+                let mode = if self.m.get(&p) == Some(E::Dir) {
+                    [0o755, 0o700, 0o750, 0o775, 0o555][self.rng.below(5)]
+                } else {
+                    [0o644, 0o600, 0o755, 0o444, 0o640, 0o666][self.rng.below(6)]
+                };
+                fs::set_permissions(self.abs(&p), fs::Permissions::from_mode(mode)).unwrap();
+                self.did(format!("chmod {mode:o} {p:?}"));
+            }
+            80..=86 => {
+                let Some(p) = self.pick(|_| true) else {
+                    return;
+                };
+                let t = filetime::FileTime::from_unix_time(
+                    1_000_000_000 + self.rng.below(800_000_000) as i64,
+                    self.rng.below(1_000_000_000) as u32,
+                );
+                filetime::set_symlink_file_times(self.abs(&p), t, t).unwrap();
+                self.did(format!("utime {p:?} {t}"));
+            }
+            87..=91 => {
+                // truncate(2): a modify event, no close.
+                let Some(p) = self.pick(|e| matches!(e, E::File(_))) else {
+                    return;
+                };
+                truncate_path(&self.abs(&p));
+                self.did(format!("truncate {p:?}"));
+            }
+            92..=94 => {
+                // Opened, truncated and closed (a program rewriting in place).
+                let Some(p) = self.pick(|e| matches!(e, E::File(_))) else {
+                    return;
+                };
+                let f = OpenOptions::new().write(true).open(self.abs(&p)).unwrap();
+                f.set_len(0).unwrap();
+                drop(f);
+                self.did(format!("ftruncate {p:?}"));
+            }
+            _ => {
+                // Rewrite an existing file in place (O_TRUNC).
+                let Some(p) = self.pick(|e| matches!(e, E::File(_))) else {
+                    return;
+                };
+                let id = self.m.new_id(&p);
+                let c = self.content(id);
+                let mut f = File::create(self.abs(&p)).unwrap();
+                f.write_all(&c).unwrap();
+                drop(f);
+                self.m.put_file(&p, id);
+                self.did(format!("rewrite {p:?} ({} B, id {id})", c.len()));
+            }
+        }
+    }
+}
+
+fn truncate_path(p: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    let r = unsafe { libc::truncate(c.as_ptr(), 0) };
+    assert_eq!(r, 0, "truncate {}", p.display());
+}
+
+/// A snapshot that never panics while DST changes under it.
+fn snap(root: &Path) -> Snapshot {
+    crate::support::tree::snapshot_live(root)
+}
+
+fn mix_diff(src: &Path, dst: &Path) -> Vec<String> {
+    diff(&mirrorable(&snap(src)), &snap(dst))
+}
+
+fn hash(b: &[u8]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    b.hash(&mut h);
+    h.finish()
+}
+
+/// The content id in a file's header.
+fn id_of(bytes: &[u8]) -> Option<u64> {
+    let line = bytes.split(|b| *b == b'\n').next()?;
+    let s = std::str::from_utf8(line).ok()?;
+    s.rsplit_once(" id ")?.1.parse().ok()
+}
+
+/// DST's files with a content id: (hash of bytes, id, path).
+fn dst_contents(dst: &Path) -> Vec<(u64, u64, PathBuf)> {
+    snap(dst)
+        .into_iter()
+        .filter_map(|(p, n)| match n {
+            Node::File { bytes, .. } => id_of(&bytes).map(|id| (hash(&bytes), id, p)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every file kept in DST's versions: hash of bytes -> paths it was kept at.
+fn version_contents(dst: &Path) -> HashMap<u64, BTreeSet<PathBuf>> {
+    let vdir = dst.join(".mirrortray/versions");
+    let mut out: HashMap<u64, BTreeSet<PathBuf>> = HashMap::new();
+    for e in walkdir::WalkDir::new(&vdir).min_depth(2).into_iter().flatten() {
+        if !e.file_type().is_file() {
+            continue;
+        }
+        let Ok(bytes) = fs::read(e.path()) else {
+            continue;
+        };
+        let rel: PathBuf = e
+            .path()
+            .strip_prefix(&vdir)
+            .unwrap()
+            .components()
+            .skip(1)
+            .collect();
+        out.entry(hash(&bytes)).or_default().insert(rel);
+    }
+    out
+}
+
+/// Outcome of one seed.
+pub struct MixRun {
+    /// Time from the last operation of each round to convergence.
+    pub converged: Vec<Duration>,
+}
+
+/// Background load: busy loops, killed on drop.
+pub struct Hog(Vec<Child>);
+
+impl Hog {
+    pub fn start(n: usize) -> Hog {
+        Hog((0..n)
+            .map(|_| {
+                Command::new("sh")
+                    .args(["-c", "while :; do :; done"])
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect())
+    }
+}
+
+impl Drop for Hog {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Runs one seed: `rounds` rounds of `ops` operations back to back, each
+/// followed by the convergence and kept-content checks.
+pub fn mix_seed(seed: u64, rounds: usize, ops: usize) -> MixRun {
+    let w = World::new();
+    let cfg = w.path("config.toml");
+    // The drift check off: only the live path may make DST exact.
+    fs::write(&cfg, "[settings]\ndrift_check_minutes = 0\n").unwrap();
+    let log = w.path("watch.log");
+    let vv = std::env::var_os("MIX_VV").is_some();
+    let mut child = w
+        .cmd()
+        .arg("watch")
+        .arg(&w.src)
+        .arg(&w.dst)
+        .arg("--config")
+        .arg(&cfg)
+        .arg(if vv { "-vv" } else { "-v" })
+        .stdout(Stdio::null())
+        .stderr(File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let read_log = || fs::read_to_string(&log).unwrap_or_default();
+    let ready = wait_for(Duration::from_secs(60), || {
+        read_log().contains("mirrored; watching for changes")
+    });
+    let mut mix = Mix {
+        rng: Rng(seed),
+        m: Model::default(),
+        src: &w.src,
+        seed,
+        log: Vec::new(),
+    };
+    let mut run = MixRun {
+        converged: Vec::new(),
+    };
+    let mut failure = (!ready).then(|| "the watcher never said it was ready".to_string());
+    let mut held: Vec<(u64, u64, PathBuf)> = Vec::new();
+    for round in 0..rounds {
+        if failure.is_some() {
+            break;
+        }
+        for _ in 0..ops {
+            mix.op();
+        }
+        mix.did(format!("-- end of round {round}"));
+        let t = Instant::now();
+        let ok = wait_for(CONVERGE, || {
+            if let Ok(Some(st)) = child.try_wait() {
+                panic!("the watcher exited ({st})\n{}", tail(&read_log(), 40));
+            }
+            mix_diff(&w.src, &w.dst).is_empty()
+        });
+        if !ok {
+            let d = mix_diff(&w.src, &w.dst);
+            failure = Some(format!(
+                "round {round}: DST did not converge within {CONVERGE:?}; {} differences:\n{}",
+                d.len(),
+                d.iter().take(30).cloned().collect::<Vec<_>>().join("\n")
+            ));
+            break;
+        }
+        run.converged.push(t.elapsed());
+        // Safety rule 3: what DST held at the last round is in DST or kept
+        // as a version at a path that content had.
+        let now = dst_contents(&w.dst);
+        let in_dst: BTreeSet<u64> = now.iter().map(|x| x.0).collect();
+        let kept = version_contents(&w.dst);
+        let mut lost = Vec::new();
+        for (h, id, p) in &held {
+            if in_dst.contains(h) {
+                continue;
+            }
+            let ok = kept.get(h).is_some_and(|at| {
+                at.iter()
+                    .any(|k| mix.m.ids_at.get(k).is_some_and(|ids| ids.contains(id)))
+            });
+            if !ok {
+                lost.push(format!(
+                    "{p:?} (id {id}) is neither in DST nor kept at a path it had (kept at: {:?})",
+                    kept.get(h)
+                ));
+            }
+        }
+        if !lost.is_empty() {
+            failure = Some(format!(
+                "round {round}: {} contents lost:\n{}",
+                lost.len(),
+                lost.join("\n")
+            ));
+            break;
+        }
+        held = now;
+    }
+    let _ = Command::new("kill")
+        .arg(child.id().to_string())
+        .status();
+    let _ = child.wait();
+    let text = read_log();
+    if failure.is_none() && text.contains("[ERROR]") {
+        failure = Some("errors logged".into());
+    }
+    if failure.is_none() && text.contains("panicked") {
+        failure = Some("a panic in the log".into());
+    }
+    if let Some(f) = failure {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/mix-failures");
+        fs::create_dir_all(&dir).unwrap();
+        let ops_file = dir.join(format!("seed-{seed}-ops.txt"));
+        let log_file = dir.join(format!("seed-{seed}-watch.log"));
+        fs::write(&ops_file, mix.log.join("\n")).unwrap();
+        fs::write(&log_file, &text).unwrap();
+        panic!(
+            "mix seed {seed}: {f}\n(operations in {}, the watcher's log in {})\n--- log tail\n{}",
+            ops_file.display(),
+            log_file.display(),
+            tail(&text, 40)
+        );
+    }
+    run
+}
+
+fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Seeds `from..=to`; prints min / median / max convergence per seed.
+fn seeds(from: u64, to: u64, rounds: usize, ops: usize) {
+    let mut all = Vec::new();
+    for seed in from..=to {
+        let r = mix_seed(seed, rounds, ops);
+        all.extend(r.converged);
+    }
+    all.sort();
+    if !all.is_empty() {
+        eprintln!(
+            "mix seeds {from}-{to}: {} rounds converged, min {:?} median {:?} max {:?}",
+            all.len(),
+            all[0],
+            all[all.len() / 2],
+            all[all.len() - 1]
+        );
+    }
+}
+
+// CI: a few hundred seeds, split so both cores work.
+
+#[test]
+fn mix_seeds_1_to_60() {
+    seeds(1, 60, 2, 400);
+}
+
+#[test]
+fn mix_seeds_61_to_120() {
+    seeds(61, 120, 2, 400);
+}
+
+#[test]
+fn mix_seeds_121_to_180() {
+    seeds(121, 180, 2, 400);
+}
+
+#[test]
+fn mix_seeds_181_to_240() {
+    seeds(181, 240, 2, 400);
+}
+
+#[test]
+fn mix_three_rounds_of_3000() {
+    seeds(1000, 1002, 3, 3000);
+}
+
+/// The long run: `MIX_SEEDS=1-2000 [MIX_HOG=2] [MIX_OPS=3000] cargo test
+/// --release --test tests mix_long -- --ignored --nocapture`.
+#[test]
+#[ignore = "long run; seeds from MIX_SEEDS"]
+fn mix_long() {
+    let spec = std::env::var("MIX_SEEDS").unwrap_or_else(|_| "1-100".into());
+    let (a, b) = spec.split_once('-').unwrap_or((&spec, &spec));
+    let ops = std::env::var("MIX_OPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3000);
+    let _hog = std::env::var("MIX_HOG")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map(Hog::start);
+    seeds(a.parse().unwrap(), b.parse().unwrap(), 3, ops);
+}
