@@ -657,26 +657,31 @@ fn seeds(from: u64, to: u64, rounds: usize, ops: usize) {
 // CI: a few hundred seeds, split so both cores work.
 
 #[test]
+#[ignore = "until the watcher rewrite lands (issue 10)"]
 fn mix_seeds_1_to_60() {
     seeds(1, 60, 2, 400);
 }
 
 #[test]
+#[ignore = "until the watcher rewrite lands (issue 10)"]
 fn mix_seeds_61_to_120() {
     seeds(61, 120, 2, 400);
 }
 
 #[test]
+#[ignore = "until the watcher rewrite lands (issue 10)"]
 fn mix_seeds_121_to_180() {
     seeds(121, 180, 2, 400);
 }
 
 #[test]
+#[ignore = "until the watcher rewrite lands (issue 10)"]
 fn mix_seeds_181_to_240() {
     seeds(181, 240, 2, 400);
 }
 
 #[test]
+#[ignore = "until the watcher rewrite lands (issue 10)"]
 fn mix_three_rounds_of_3000() {
     seeds(1000, 1002, 3, 3000);
 }
