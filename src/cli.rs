@@ -25,7 +25,7 @@ pub struct Global {
     /// Write the log to this file instead of the default one.
     #[arg(long, global = true, value_name = "FILE")]
     pub log_file: Option<PathBuf>,
-    /// More output (-v: each change, -vv: debug).
+    /// More output (-v: each change, -vv: debug, -vvv: every event heard).
     #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
     /// Only errors; no progress.

@@ -34,13 +34,14 @@ pub fn init(g: &Global, terminal: bool) {
         match g.verbose {
             0 => LevelFilter::Warn,
             1 => LevelFilter::Info,
-            _ => LevelFilter::Debug,
+            2 => LevelFilter::Debug,
+            _ => LevelFilter::Trace,
         }
     };
-    let file_level = if g.verbose >= 2 {
-        LevelFilter::Debug
-    } else {
-        LevelFilter::Info
+    let file_level = match g.verbose {
+        0 | 1 => LevelFilter::Info,
+        2 => LevelFilter::Debug,
+        _ => LevelFilter::Trace,
     };
     let config = ConfigBuilder::new()
         .set_time_format_rfc3339()

@@ -458,7 +458,11 @@ fn dst_contents(dst: &Path) -> Vec<(u64, u64, PathBuf)> {
 fn version_contents(dst: &Path) -> HashMap<u64, BTreeSet<PathBuf>> {
     let vdir = dst.join(".mirrortray/versions");
     let mut out: HashMap<u64, BTreeSet<PathBuf>> = HashMap::new();
-    for e in walkdir::WalkDir::new(&vdir).min_depth(2).into_iter().flatten() {
+    for e in walkdir::WalkDir::new(&vdir)
+        .min_depth(2)
+        .into_iter()
+        .flatten()
+    {
         if !e.file_type().is_file() {
             continue;
         }
@@ -525,7 +529,7 @@ pub fn mix_seed(seed: u64, rounds: usize, ops: usize) -> MixRun {
         .arg(&w.dst)
         .arg("--config")
         .arg(&cfg)
-        .arg(if vv { "-vv" } else { "-v" })
+        .arg(if vv { "-vvv" } else { "-v" })
         .stdout(Stdio::null())
         .stderr(File::create(&log).unwrap())
         .spawn()
@@ -602,9 +606,7 @@ pub fn mix_seed(seed: u64, rounds: usize, ops: usize) -> MixRun {
         }
         held = now;
     }
-    let _ = Command::new("kill")
-        .arg(child.id().to_string())
-        .status();
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
     let _ = child.wait();
     let text = read_log();
     if failure.is_none() && text.contains("[ERROR]") {

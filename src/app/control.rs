@@ -22,10 +22,9 @@
 
 use std::path::PathBuf;
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
-use mirrortray::engine::config::{self, Settings};
+use mirrortray::engine::config;
 use mirrortray::engine::mirror::{Options, PairSpec};
 use mirrortray::engine::watch::{Command, Start, Supervisor, Timings};
 use tao::event_loop::EventLoopProxy;
@@ -84,17 +83,6 @@ pub fn start(
         .spawn(move || c.run(rx))
         .map_err(|e| format!("cannot start the control thread: {e}"))?;
     Ok((tx, thread))
-}
-
-/// The watcher's timings from the config's settings (as `watch` reads
-/// them: at least a second each).
-pub fn timings(s: &Settings) -> Timings {
-    let secs = |v: f64| Duration::from_secs_f64(if v.is_finite() { v.max(1.0) } else { 1.0 });
-    Timings {
-        drift_check: secs(s.drift_check_minutes * 60.0),
-        alert_after: secs(s.alert_after_hours * 3600.0),
-        poll_interval: secs(s.poll_seconds),
-    }
 }
 
 impl Control {
@@ -163,7 +151,7 @@ impl Control {
             let _ = self.proxy.send_event(AppEvent::Config(None));
         }
         let specs: Vec<PairSpec> = cfg.pairs.iter().map(|p| p.spec(&cfg.settings)).collect();
-        let timings = timings(&cfg.settings);
+        let timings = Timings::from_settings(&cfg.settings);
         match &self.current {
             Some((s, t)) if *s == specs && *t == timings => {}
             Some((s, _)) if *s == specs => {

@@ -64,16 +64,5 @@ pub fn specs(g: &Global, args: &PairArgs) -> Result<Vec<PairSpec>, String> {
 /// The watcher's timings from the config's settings (defaults if none).
 pub fn timings(g: &Global) -> Timings {
     let s = load_config(g).map(|(_, c)| c.settings).unwrap_or_default();
-    let secs = |v: f64, min: f64| {
-        std::time::Duration::from_secs_f64(if v.is_finite() { v.max(min) } else { min })
-    };
-    Timings {
-        drift_check: if s.drift_check_minutes == 0.0 {
-            std::time::Duration::from_secs(100 * 365 * 86400)
-        } else {
-            secs(s.drift_check_minutes * 60.0, 1.0)
-        },
-        alert_after: secs(s.alert_after_hours * 3600.0, 1.0),
-        poll_interval: secs(s.poll_seconds, 1.0),
-    }
+    Timings::from_settings(&s)
 }

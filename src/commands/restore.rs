@@ -25,12 +25,13 @@ use std::time::{Duration, Instant};
 use indicatif::HumanBytes;
 use jiff::Timestamp;
 
+use mirrortray::engine::batch::Batch;
 use mirrortray::engine::error::{SetupError, show};
 use mirrortray::engine::event::{Control, Event};
 use mirrortray::engine::filter::RESERVED;
 use mirrortray::engine::fsops::Kind;
 use mirrortray::engine::history::{History, Origin, Tree};
-use mirrortray::engine::mirror::{Dirty, Mirror, Options};
+use mirrortray::engine::mirror::{Mirror, Options};
 use mirrortray::engine::restore::{self, Action, Dest, Plan, Step};
 
 use super::versions::{Located, both, locate, parse_time, quote, utc};
@@ -278,7 +279,6 @@ pub fn run(
     }
     let mut kept_at = None;
     if let Some(m) = &mirror {
-        m.begin_batch();
         match back_up(m, &loc.rel) {
             Ok(()) => kept_at = newest_since(&loc, started),
             Err(e) => super::fail(format!(
@@ -338,19 +338,12 @@ fn back_up(m: &Mirror, rel: &Path) -> Result<(), String> {
             log::warn!("{err}");
         }
     };
-    let summary = if rel.as_os_str().is_empty() {
-        m.reconcile(&ctl, &sink)
+    let applied = if rel.as_os_str().is_empty() {
+        m.reconcile(&ctl, &sink, false)
     } else {
-        m.reconcile_paths(
-            &[Dirty {
-                rel: rel.to_path_buf(),
-                deep: true,
-            }],
-            &ctl,
-            &sink,
-        )
+        m.apply(&Batch::deep(rel), &ctl, &sink)
     };
-    let summary = summary.map_err(|e| e.to_string())?;
+    let summary = applied.map_err(|e| e.to_string())?.summary;
     if let Some((held, _)) = summary.held_deletions {
         log::warn!(
             "{}: the backup held {held} deletions (more than half of it); run `mirrortray sync --allow-mass-delete` if they are real",

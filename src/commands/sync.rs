@@ -23,6 +23,7 @@ pub fn run(g: &Global, args: &PairArgs, dry_run: bool, allow_mass_delete: bool) 
         allow_mass_delete,
         command: "sync".into(),
         create_dst: args.src.is_some(),
+        live: false,
     };
     let mut worst = ExitCode::Success;
     for spec in &specs {
@@ -37,7 +38,9 @@ pub fn run(g: &Global, args: &PairArgs, dry_run: bool, allow_mass_delete: bool) 
         };
         let sink = CliSink::new(g, mirror.src(), mirror.dst(), dry_run);
         let ctl = Control::new();
-        let result = mirror.reconcile(&ctl, &sink);
+        let result = mirror
+            .reconcile(&ctl, &sink, allow_mass_delete)
+            .map(|a| a.summary);
         sink.finish();
         let summary: Summary = match result {
             Ok(s) => s,

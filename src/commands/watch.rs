@@ -27,6 +27,7 @@ pub fn run(g: &Global, args: &PairArgs, allow_mass_delete: bool) -> ExitCode {
         allow_mass_delete,
         command: "watch".into(),
         create_dst: args.src.is_some(),
+        live: true,
     };
     let mut starts = Vec::new();
     for spec in &specs {

@@ -12,6 +12,7 @@ use std::ffi::OsStr;
 use std::io;
 use std::path::Path;
 
+use super::batch::Look;
 use super::error::EntryError;
 use super::event::{Event, Stats, VersionReason};
 use super::fsops::{self, DirHandle, Kind, Meta};
@@ -100,9 +101,18 @@ fn copy_file_to_temp(
             Err(e) => return Err(read_err(&e)),
         };
         let before = fsops::file_meta(&file).map_err(|e| read_err(&e))?;
-        if ctx.skip_busy.load(std::sync::atomic::Ordering::Relaxed)
+        // Another program is writing it: a file only reported created (or
+        // in a folder that just appeared) is left to its close event; one
+        // written but not closed is looked at again when closed or quiet.
+        let look = ctx.look();
+        if matches!(look, Look::Gentle | Look::Open)
             && fsops::open_for_writing_elsewhere(&file) == Some(true)
         {
+            if look == Look::Open {
+                ctx.sink.event(Event::Busy {
+                    path: rel.to_path_buf(),
+                });
+            }
             return Ok(None);
         }
         // Being written right now (open for writing, changed just now): a

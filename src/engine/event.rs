@@ -73,8 +73,9 @@ pub enum Event {
     Failed(EntryError),
     /// Deletions held by the mass-deletion guard.
     MassDeleteHeld { count: u64, total: u64 },
-    /// Watching: a file kept changing through every copy attempt; it is to
-    /// be looked at again once quiet (not a failure).
+    /// Watching: a file another program is writing (or one that kept
+    /// changing through every copy attempt); it is looked at again once
+    /// closed or quiet (not a failure).
     Busy { path: PathBuf },
 }
 

@@ -5,21 +5,23 @@
 //! its lock (rule 8); it then offers:
 //! - [`reconcile`](Mirror::reconcile): the whole tree, with the mass-deletion
 //!   guard (rule 6): start-up, `sync`, resume, overflow, drift check;
-//! - [`reconcile_paths`](Mirror::reconcile_paths): a set of dirty paths from
-//!   the watcher; events are hints, each path is stat'ed on both sides;
-//! - [`rename`](Mirror::rename): a rename in SRC applied as a rename in DST;
+//! - [`apply`](Mirror::apply): one batch of live changes from the watcher
+//!   (renames done as renames, each named path stat'ed on both sides, each
+//!   touched folder's listing compared: see `batch`);
 //! - [`prune_versions`](Mirror::prune_versions): the retention window.
 //!
 //! Progress and per-entry failures go to a [`Sink`]; a [`Control`] stops a
 //! run between entries. The lock is released when the `Mirror` is dropped.
 
+use std::collections::{BTreeSet, HashSet};
 use std::ffi::OsStr;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64};
 
-use super::error::{EntryError, SetupError, reason};
+use super::batch::{Applied, Batch, Dirty, Failure, Look};
+use super::error::{EntryError, SetupError, reason, show};
 use super::event::{Control, Event, Sink, Stats, Summary, VersionReason};
 use super::filter::{Filter, is_reserved};
 use super::fsops::{DirHandle, Kind, Meta};
@@ -62,7 +64,8 @@ impl PairSpec {
 pub struct Options {
     /// Report, write nothing.
     pub dry_run: bool,
-    /// Let a reconcile delete more than the guard allows.
+    /// Let the first reconcile delete more than the guard allows (the
+    /// user said so on the command line).
     pub allow_mass_delete: bool,
     /// Names the command in the lock file (`sync`, `watch`, `tray`).
     pub command: String,
@@ -70,15 +73,11 @@ pub struct Options {
     /// configured backup folder that is missing is most likely an unmounted
     /// drive, and creating it would back up onto the wrong disk.
     pub create_dst: bool,
-}
-
-/// A pair's dirty path, as the watcher reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Dirty {
-    pub rel: PathBuf,
-    /// Reconcile the whole subtree (a folder that appeared with content),
-    /// not only the entry itself.
-    pub deep: bool,
+    /// A watcher feeds this mirror its changes: a write during a copy always
+    /// comes with an event (and a new look), so a file being written is left
+    /// to it. Without one (`sync`), recently changed files get the
+    /// racy-timestamp check and a writer is waited for (see copy.rs).
+    pub live: bool,
 }
 
 pub struct Mirror {
@@ -90,17 +89,7 @@ pub struct Mirror {
     granularity: AtomicU32,
     /// Deletions held by the guard, until allowed or SRC changes.
     held: Mutex<Option<(u64, u64)>>,
-    allow_mass: std::sync::atomic::AtomicBool,
-    /// Under a watcher, a write during a copy always comes with an event
-    /// (and a new copy); without one, recently changed files get the
-    /// racy-timestamp check (see copy.rs).
-    watched: std::sync::atomic::AtomicBool,
-    /// Files the watcher knows are still being written: a deep scan leaves
-    /// them to their own, later, event (no copy of a half-written file).
-    deferred: Mutex<std::sync::Arc<std::collections::HashSet<PathBuf>>>,
-    /// Leave files open for writing elsewhere to their close event (the
-    /// scan of a folder that just appeared).
-    skip_busy: std::sync::atomic::AtomicBool,
+    live: bool,
 }
 
 impl Mirror {
@@ -152,10 +141,7 @@ impl Mirror {
             store,
             granularity: AtomicU32::new(granularity),
             held: Mutex::new(None),
-            allow_mass: std::sync::atomic::AtomicBool::new(opts.allow_mass_delete),
-            watched: std::sync::atomic::AtomicBool::new(false),
-            deferred: Mutex::new(Default::default()),
-            skip_busy: std::sync::atomic::AtomicBool::new(false),
+            live: opts.live,
         };
         m.check_source(&src)?;
         Ok(m)
@@ -183,35 +169,6 @@ impl Mirror {
     pub fn held_deletions(&self) -> Option<(u64, u64)> {
         self.held.lock().ok().and_then(|h| *h)
     }
-    /// Says a watcher feeds this mirror its changes (see `watched`).
-    pub fn set_watched(&self, watched: bool) {
-        self.watched
-            .store(watched, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// Files still being written, left out of the next reconciles (see
-    /// `deferred`); the watcher sets this before each batch.
-    pub fn set_deferred(&self, paths: std::collections::HashSet<PathBuf>) {
-        if let Ok(mut d) = self.deferred.lock() {
-            *d = std::sync::Arc::new(paths);
-        }
-    }
-
-    /// Makes the next reconciles leave files that another program has open
-    /// for writing (their close event follows); for folders that just
-    /// appeared, whose files may still be being written.
-    pub fn set_skip_busy(&self, skip: bool) {
-        self.skip_busy
-            .store(skip, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// Lets the next reconcile go past the mass-deletion guard (the user
-    /// confirmed).
-    pub fn allow_mass_delete(&self, allow: bool) {
-        self.allow_mass
-            .store(allow, std::sync::atomic::Ordering::SeqCst);
-    }
-
     /// Safety rule 4: a SRC that is empty and on another device than at the
     /// last backup is taken as unmounted, not as "everything was deleted".
     fn check_source(&self, src: &DirHandle) -> Result<Meta, SetupError> {
@@ -254,7 +211,13 @@ impl Mirror {
         }
     }
 
-    fn ctx<'a>(&'a self, ctl: &'a Control, sink: &'a dyn Sink, stats: &'a Stats) -> Ctx<'a> {
+    fn ctx<'a>(
+        &'a self,
+        ctl: &'a Control,
+        sink: &'a dyn Sink,
+        stats: &'a Stats,
+        deferred: &'a HashSet<PathBuf>,
+    ) -> Ctx<'a> {
         Ctx {
             src_root: &self.roots.src,
             dst_root: &self.roots.dst,
@@ -265,11 +228,9 @@ impl Mirror {
             ctl,
             granularity: &self.granularity,
             versions_on: self.spec.versions,
-            recheck_recent: !self.watched.load(std::sync::atomic::Ordering::Relaxed),
-            deferred: self.deferred.lock().map(|d| d.clone()).unwrap_or_default(),
-            skip_busy: std::sync::atomic::AtomicBool::new(
-                self.skip_busy.load(std::sync::atomic::Ordering::Relaxed),
-            ),
+            recheck_recent: !self.live,
+            deferred,
+            look: std::sync::atomic::AtomicU8::new(Look::Written as u8),
             extras: Mutex::new(Vec::new()),
             dst_entries: AtomicU64::new(0),
             dst_gone: Default::default(),
@@ -286,14 +247,22 @@ impl Mirror {
         Ok((src, meta))
     }
 
-    /// Makes DST mirror SRC, whole tree.
-    pub fn reconcile(&self, ctl: &Control, sink: &dyn Sink) -> Result<Summary, SetupError> {
+    /// Makes DST mirror SRC, whole tree. `allow_mass_delete`: the user
+    /// confirmed deletions past the guard (rule 6) for this run.
+    pub fn reconcile(
+        &self,
+        ctl: &Control,
+        sink: &dyn Sink,
+        allow_mass_delete: bool,
+    ) -> Result<Applied, SetupError> {
         let (src, src_meta) = self.open_src_checked()?;
         if let Some(s) = &self.store {
             s.versions.begin_batch();
         }
+        let collector = Collector::new(sink, &self.roots);
         let stats = Stats::default();
-        let ctx = self.ctx(ctl, sink, &stats);
+        let none = HashSet::new();
+        let ctx = self.ctx(ctl, &collector, &stats, &none);
         ctx.sync_dir(&src, self.dst.as_ref(), Path::new(""), &src_meta);
         self.check_dst_kept(&ctx)?;
         let extras = ctx.take_extras();
@@ -307,7 +276,7 @@ impl Mirror {
                 .sum();
             let count = extras.len() as u64 + subtree;
             let total = ctx.dst_entries.load(std::sync::atomic::Ordering::Relaxed) + subtree;
-            if !self.allow_mass.load(std::sync::atomic::Ordering::SeqCst)
+            if !allow_mass_delete
                 && count >= MASS_DELETE_MIN
                 && (count as f64) > MASS_DELETE_SHARE * total as f64
             {
@@ -326,122 +295,330 @@ impl Mirror {
         let mut summary = stats.snapshot();
         summary.held_deletions = held;
         summary.interrupted = ctl.stopped();
-        Ok(summary)
+        Ok(collector.into_applied(summary, Vec::new()))
     }
 
-    /// Makes DST equal to SRC at each dirty path (events are hints: both
-    /// sides are stat'ed). Deletions here are live ones, versioned one by
-    /// one; the mass-deletion guard is for whole-tree reconciles.
-    pub fn reconcile_paths(
+    /// Applies one batch of live changes (see `batch`): SRC's renames as
+    /// renames inside DST, then each named path made equal on both sides
+    /// (events are hints: both sides are stat'ed), then the listing of every
+    /// folder the batch touched compared on both sides, so an entry whose
+    /// event was lost or mispaired is caught too. Deletions here are live
+    /// ones, versioned one by one; the mass-deletion guard is for whole-tree
+    /// reconciles.
+    pub fn apply(
         &self,
-        dirty: &[Dirty],
+        batch: &Batch,
         ctl: &Control,
         sink: &dyn Sink,
-    ) -> Result<Summary, SetupError> {
+    ) -> Result<Applied, SetupError> {
         let (src, _) = self.open_src_checked()?;
-        let stats = Stats::default();
         let Some(dst) = &self.dst else {
-            return Ok(stats.snapshot());
+            return Ok(Applied::default());
         };
-        let ctx = self.ctx(ctl, sink, &stats);
-        let mut paths: Vec<&Dirty> = dirty
+        let collector = Collector::new(sink, &self.roots);
+        let stats = Stats::default();
+        let ctx = self.ctx(ctl, &collector, &stats, &batch.deferred);
+        if let Some(s) = &self.store {
+            s.versions.begin_batch();
+        }
+        let mut paths: Vec<Dirty> = batch
+            .paths
             .iter()
-            .filter(|d| {
-                !d.rel.as_os_str().is_empty()
-                    && paths::is_plain_relative(&d.rel)
-                    && !is_reserved_src(&d.rel)
-            })
+            .filter(|d| mirrorable_rel(&d.rel))
+            .cloned()
             .collect();
-        // Parents first: a folder that must be created comes before its content.
-        paths.sort_by_key(|d| d.rel.components().count());
-        let mut parents: std::collections::BTreeSet<PathBuf> = std::collections::BTreeSet::new();
-        // A path under one reconciled deeply is already covered (an `rm -rf`
-        // reports every file, then the folder: one rename does it all).
-        let mut deep_done: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
-        for d in paths {
+        // Folders whose listings are compared at the end, and folders this
+        // batch wrote into (their mtimes are put back at the very end).
+        let mut touched: BTreeSet<PathBuf> = BTreeSet::new();
+        let mut written: BTreeSet<PathBuf> = BTreeSet::new();
+        let mut renamed = 0;
+        for (i, (from, to)) in batch.renames.iter().enumerate() {
             if ctl.stopped() {
                 break;
             }
+            // DST replays the renames in order; SRC has had them all. Where
+            // each name is in SRC now, after the renames that followed:
+            let later = &batch.renames[i + 1..];
+            let (from_now, to_now) = (moved_on(later, from), moved_on(later, to));
+            touched.insert(parent_of(&from_now));
+            touched.insert(parent_of(&to_now));
+            match self.rename(&ctx, &src, dst, from, to, &to_now, &mut written) {
+                Ok(true) => {
+                    renamed += 1;
+                    // The rename did the content; its own metadata may differ.
+                    paths.push(Dirty::new(to_now, false, Look::Gentle));
+                }
+                Ok(false) => {
+                    paths.push(Dirty::new(from_now, true, Look::Written));
+                    paths.push(Dirty::new(to_now, true, Look::Written));
+                }
+                Err(e) => {
+                    log::warn!(
+                        "{}: cannot rename in the backup ({}); copying instead",
+                        show(&self.roots.dst.join(from)),
+                        reason(&e)
+                    );
+                    paths.push(Dirty::new(from_now, true, Look::Written));
+                    paths.push(Dirty::new(to_now, true, Look::Written));
+                }
+            }
+            // The folders the rename wrote into, named as they are now.
+            touched.insert(moved_on(later, &parent_of(from)));
+            touched.insert(moved_on(later, &parent_of(to)));
+        }
+        // A folder written lately that a rename of this batch carried
+        // elsewhere is checked whole at its new place (see `Batch::recent`).
+        let all_recent = batch.recent.iter().any(|w| w.as_os_str().is_empty());
+        for w in &batch.recent {
+            let now = moved_on(&batch.renames, w);
+            if now != *w {
+                paths.push(Dirty::new(now, true, Look::Gentle));
+            }
+        }
+        if all_recent {
+            for (i, (_, to)) in batch.renames.iter().enumerate() {
+                let now = moved_on(&batch.renames[i + 1..], to);
+                if stat_at(&src, &now)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|m| m.kind == Kind::Dir)
+                {
+                    paths.push(Dirty::new(now, true, Look::Gentle));
+                }
+            }
+        }
+        // Parents first: a folder that must be created comes before its
+        // content. One entry per path, the deepest look and strongest need.
+        paths.sort_by(|a, b| {
+            (a.rel.components().count(), &a.rel).cmp(&(b.rel.components().count(), &b.rel))
+        });
+        paths.dedup_by(|b, a| {
+            if a.rel == b.rel {
+                a.deep |= b.deep;
+                a.look = a.look.max(b.look);
+                true
+            } else {
+                false
+            }
+        });
+        // A path under one reconciled deeply is already covered (an `rm -rf`
+        // reports every file, then the folder: one rename does it all).
+        let mut deep_done: HashSet<PathBuf> = HashSet::new();
+        let mut tried = Vec::with_capacity(paths.len());
+        for d in &paths {
+            if ctl.stopped() {
+                break;
+            }
+            tried.push(d.rel.clone());
             if d.rel.ancestors().skip(1).any(|a| deep_done.contains(a)) {
                 continue;
             }
             if d.deep {
                 deep_done.insert(d.rel.clone());
             }
-            if self.filter.ignores_path(&d.rel, false) && self.filter.ignores_path(&d.rel, true) {
+            touched.insert(parent_of(&d.rel));
+            written.extend(self.sync_path(&ctx, &src, dst, d));
+        }
+        for folder in &touched {
+            if ctl.stopped() {
+                break;
+            }
+            if folder.ancestors().any(|a| deep_done.contains(a)) {
                 continue;
             }
-            let parent = d.rel.parent().unwrap_or(Path::new("")).to_path_buf();
-            // The nearest ancestor DST already has; from there down, the
-            // first missing folder is created by a deep reconcile of it.
-            let (anc, child) = match nearest_dst_ancestor(dst, &parent) {
-                Some(a) if a == parent => (a, d.rel.clone()),
-                Some(a) => {
-                    let next = d
-                        .rel
-                        .components()
-                        .take(a.components().count() + 1)
-                        .collect::<PathBuf>();
-                    (a, next)
-                }
-                None => continue,
-            };
-            let deep = d.deep || child != d.rel;
-            let src_dir = match src.open_path(&anc) {
-                Ok(s) => s,
-                Err(e)
-                    if e.kind() == io::ErrorKind::NotFound
-                        || e.raw_os_error() == Some(rustix::io::Errno::NOTDIR.raw_os_error())
-                        || e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) =>
-                {
-                    // Gone from SRC: the deletion of an ancestor will be (or was) seen.
-                    continue;
-                }
-                Err(e) => {
-                    ctx.failed(EntryError::new(ctx.src_path(&anc), "read folder", &e));
-                    continue;
-                }
-            };
-            let dst_dir = match dst.open_path(&anc) {
-                Ok(h) => h,
-                Err(e) => {
-                    ctx.failed(EntryError::new(ctx.dst_path(&anc), "open folder", &e));
-                    continue;
-                }
-            };
-            if child != d.rel && self.watched.load(std::sync::atomic::Ordering::Relaxed) {
-                // DST lacks a folder on the way: it just appeared in SRC, and
-                // files in it still being written have their own events to
-                // come (the one this path is about is closed).
-                let was = ctx
-                    .skip_busy
-                    .swap(true, std::sync::atomic::Ordering::Relaxed);
-                ctx.sync_entry(&src_dir, Some(&dst_dir), &child, true);
-                ctx.skip_busy
-                    .store(was, std::sync::atomic::Ordering::Relaxed);
-            } else if deep {
-                ctx.sync_entry(&src_dir, Some(&dst_dir), &child, true);
-            } else {
-                ctx.sync_entry_shallow(&src_dir, &dst_dir, &child);
-            }
-            parents.insert(anc);
+            ctx.set_look(Look::Gentle);
+            written.extend(self.compare_listing(&ctx, &src, dst, folder));
         }
         let extras = ctx.take_extras();
+        written.extend(extras.iter().map(|x| parent_of(&x.rel)));
         if !extras.is_empty() {
             ctx.remove_extras(&src, dst, extras);
         }
-        // Writing into a folder changed its mtime: put SRC's back.
-        for p in parents.iter().filter(|p| !p.as_os_str().is_empty()) {
-            if let (Ok(s), Ok(d)) = (src.open_path(p), dst.open_path(p))
-                && let Ok(sm) = s.meta()
-            {
-                ctx.fix_dir_meta(Some(&d), p, &sm);
+        // Writing into a folder changed its mtime: put SRC's back. A folder
+        // SRC no longer has there was moved on (its rename comes in a later
+        // batch): it is looked at again, at its new name, then.
+        written.extend(touched);
+        let mut revisit = Vec::new();
+        for p in written.iter().filter(|p| !p.as_os_str().is_empty()) {
+            let Ok(d) = dst.open_path(p) else { continue };
+            match src.open_path(p).and_then(|s| s.meta()) {
+                Ok(sm) => ctx.fix_dir_meta(Some(&d), p, &sm),
+                Err(e) if super::copy::changed_under_us(&e) => revisit.push(p.clone()),
+                Err(e) => ctx.failed(EntryError::new(ctx.src_path(p), "read", &e)),
             }
         }
         self.check_dst_kept(&ctx)?;
         let mut summary = stats.snapshot();
         summary.interrupted = ctl.stopped();
-        Ok(summary)
+        summary.renamed += renamed;
+        let mut applied = collector.into_applied(summary, tried);
+        applied.revisit = revisit;
+        applied.written = written.into_iter().collect();
+        Ok(applied)
+    }
+
+    /// Makes DST equal to SRC at one named path; returns the DST folder it
+    /// may have written into.
+    fn sync_path(
+        &self,
+        ctx: &Ctx<'_>,
+        src: &DirHandle,
+        dst: &DirHandle,
+        d: &Dirty,
+    ) -> Option<PathBuf> {
+        if self.filter.ignores_path(&d.rel, false) && self.filter.ignores_path(&d.rel, true) {
+            return None;
+        }
+        let parent = parent_of(&d.rel);
+        // The nearest ancestor DST already has; from there down, the first
+        // missing folder is created by a deep reconcile of it.
+        let (anc, child) = match nearest_dst_ancestor(dst, &parent) {
+            Some(a) if a == parent => (a, d.rel.clone()),
+            Some(a) => {
+                let next = d
+                    .rel
+                    .components()
+                    .take(a.components().count() + 1)
+                    .collect::<PathBuf>();
+                (a, next)
+            }
+            None => return None,
+        };
+        let src_dir = match src.open_path(&anc) {
+            Ok(s) => s,
+            // Gone from SRC: the listing of its nearest folder sees to it.
+            Err(e) if super::copy::changed_under_us(&e) => return None,
+            Err(e) => {
+                ctx.failed(EntryError::new(ctx.src_path(&anc), "read folder", &e));
+                return None;
+            }
+        };
+        let dst_dir = match dst.open_path(&anc) {
+            Ok(h) => h,
+            Err(e) => {
+                ctx.failed(EntryError::new(ctx.dst_path(&anc), "open folder", &e));
+                return None;
+            }
+        };
+        if child != d.rel {
+            // DST lacks a folder on the way: it just appeared in SRC, and
+            // files in it still being written have their own events to come.
+            let look = if self.live && d.look != Look::Forced {
+                Look::Gentle
+            } else {
+                d.look
+            };
+            ctx.set_look(look);
+            ctx.sync_entry(&src_dir, Some(&dst_dir), &child, true);
+        } else if d.deep {
+            ctx.set_look(d.look);
+            ctx.sync_entry(&src_dir, Some(&dst_dir), &child, true);
+        } else {
+            ctx.set_look(d.look);
+            ctx.sync_entry_shallow(&src_dir, &dst_dir, &child);
+        }
+        Some(anc)
+    }
+
+    /// Compares one folder's listing on both sides (names and types, no
+    /// stat of entries that match) and mends what differs: an entry only in
+    /// SRC is mirrored (a folder whole), one only in DST goes (versioned),
+    /// one whose type differs is replaced. A folder SRC no longer has is
+    /// looked at from its nearest ancestor that SRC still has. Returns the
+    /// DST folder it may have written into.
+    fn compare_listing(
+        &self,
+        ctx: &Ctx<'_>,
+        src: &DirHandle,
+        dst: &DirHandle,
+        folder: &Path,
+    ) -> Option<PathBuf> {
+        let mut f = folder.to_path_buf();
+        let src_dir = loop {
+            match src.open_path(&f) {
+                Ok(h) => break h,
+                Err(e) if super::copy::changed_under_us(&e) => {
+                    if !f.pop() {
+                        return None;
+                    }
+                }
+                Err(e) => {
+                    ctx.failed(EntryError::new(ctx.src_path(&f), "read folder", &e));
+                    return None;
+                }
+            }
+        };
+        if !f.as_os_str().is_empty() && self.filter.ignores_path(&f, true) {
+            return None;
+        }
+        let dst_dir = match dst.open_path(&f) {
+            Ok(h) => h,
+            Err(e) if super::copy::changed_under_us(&e) => {
+                // DST lacks it (or holds another kind there): mirror it whole.
+                return self.sync_path(ctx, src, dst, &Dirty::new(f, true, Look::Gentle));
+            }
+            Err(e) => {
+                ctx.failed(EntryError::new(ctx.dst_path(&f), "open folder", &e));
+                return None;
+            }
+        };
+        let at_root = f.as_os_str().is_empty();
+        let src_list = match src_dir.list() {
+            Ok(l) => l,
+            Err(e) if super::copy::changed_under_us(&e) => return None,
+            Err(e) => {
+                ctx.failed(EntryError::new(ctx.src_path(&f), "read folder", &e));
+                return None;
+            }
+        };
+        let dst_list = match dst_dir.list() {
+            Ok(l) => l,
+            Err(e) => {
+                ctx.failed(EntryError::new(ctx.dst_path(&f), "read folder", &e));
+                return None;
+            }
+        };
+        let mut in_dst: std::collections::HashMap<std::ffi::OsString, Option<Kind>> = dst_list
+            .into_iter()
+            .filter(|e| !(at_root && e.name == super::filter::RESERVED))
+            .map(|e| (e.name, e.kind))
+            .collect();
+        for e in src_list {
+            if at_root && e.name == super::filter::RESERVED {
+                continue;
+            }
+            let rel = super::filter::join(&f, &e.name);
+            match in_dst.remove(&e.name) {
+                // Special files are never mirrored (said when first seen).
+                None if e.kind == Some(Kind::Special) => {}
+                None => ctx.sync_entry(&src_dir, Some(&dst_dir), &rel, false),
+                Some(dk) => {
+                    let same_kind = matches!((e.kind, dk), (Some(a), Some(b)) if a == b);
+                    if !same_kind {
+                        ctx.sync_entry(&src_dir, Some(&dst_dir), &rel, true);
+                    }
+                }
+            }
+        }
+        for (name, kind) in in_dst {
+            let kind = match kind {
+                Some(k) => k,
+                None => match dst_dir.stat_opt(&name) {
+                    Ok(Some(m)) => m.kind,
+                    _ => continue,
+                },
+            };
+            let rel = super::filter::join(&f, &name);
+            if self.filter.ignores(&rel, kind == Kind::Dir)
+                || (at_root && super::filter::is_file_system_own(&name, kind))
+            {
+                continue;
+            }
+            // Removed with the batch's other extras, after one more look
+            // at SRC (it may be back by now).
+            ctx.extra(&rel, kind);
+        }
+        Some(f)
     }
 
     /// A walk that found the backup folder deleted under it ends as a
@@ -454,76 +631,74 @@ impl Mirror {
     }
 
     /// Applies SRC's rename `from` -> `to` as a rename inside DST, when DST
-    /// still holds `from` as the same kind of entry SRC now has at `to`.
-    /// `chained`: a later rename in the same batch moves `to` on (`mv a tmp;
-    /// mv tmp b`, a swap), so SRC no longer having `to` is expected. Missing
-    /// DST folders on the way to `to` are made (`mkdir x; mv *.txt x/`).
-    /// What DST held at `to` is versioned first. Returns `false` when the
-    /// rename does not apply (the caller then reconciles both paths).
-    pub fn rename(
+    /// still holds `from` as the same kind of entry SRC now has where `to`
+    /// went (`to_now`: later renames of the batch may have moved it on, `mv
+    /// a tmp; mv tmp b`, a swap, a folder moved after a save inside it).
+    /// Missing DST folders on the way to `to` are made (`mkdir x; mv *.txt
+    /// x/`). What DST held at `to` is versioned first. Returns `false` when
+    /// the rename does not apply (the caller then reconciles both paths).
+    fn rename(
         &self,
+        ctx: &Ctx<'_>,
+        src: &DirHandle,
+        dst: &DirHandle,
         from: &Path,
         to: &Path,
-        chained: bool,
-        sink: &dyn Sink,
+        to_now: &Path,
+        written: &mut BTreeSet<PathBuf>,
     ) -> io::Result<bool> {
-        let (Some(dst), Some(_)) = (&self.dst, &self.store) else {
-            return Ok(false);
-        };
-        if !paths::is_plain_relative(from)
-            || !paths::is_plain_relative(to)
-            || is_reserved_src(from)
-            || is_reserved_src(to)
-        {
+        if self.store.is_none() || !mirrorable_rel(from) || !mirrorable_rel(to) {
             return Ok(false);
         }
         let (Some(from_name), Some(to_name)) = (from.file_name(), to.file_name()) else {
             return Ok(false);
         };
-        let src = DirHandle::open_root(&self.roots.src)?;
-        let src_to = stat_at(&src, to)?;
-        if src_to.is_none() && !chained {
+        let Some(src_to) = stat_at(src, to_now)? else {
             return Ok(false);
-        }
-        let is_dir = src_to.map(|m| m.kind == Kind::Dir);
-        let ignored = |p: &Path| match is_dir {
-            Some(d) => self.filter.ignores_path(p, d),
-            None => self.filter.ignores_path(p, false) || self.filter.ignores_path(p, true),
         };
-        if src_to.map(|m| m.kind) == Some(Kind::Special) || ignored(from) || ignored(to) {
+        let is_dir = src_to.kind == Kind::Dir;
+        if src_to.kind == Kind::Special
+            || self.filter.ignores_path(from, is_dir)
+            || self.filter.ignores_path(to, is_dir)
+        {
             return Ok(false);
         }
-        let from_parent = match dst.open_path(from.parent().unwrap_or(Path::new(""))) {
+        let from_parent = match dst.open_path(&parent_of(from)) {
             Ok(d) => d,
             Err(_) => return Ok(false),
         };
         let Some(dst_from) = from_parent.stat_opt(from_name)? else {
             return Ok(false);
         };
-        if let Some(s) = src_to
-            && dst_from.kind != s.kind
-        {
+        if dst_from.kind != src_to.kind {
             return Ok(false);
         }
-        let to_parent_rel = to.parent().unwrap_or(Path::new(""));
-        let to_parent = match dst.open_path(to_parent_rel) {
+        let to_parent_rel = parent_of(to);
+        let to_parent = match dst.open_path(&to_parent_rel) {
             Ok(d) => d,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 // Only where SRC has that folder; its mode and times are set
-                // by the reconcile of the batch that follows.
-                if src.open_path(to_parent_rel).is_err() {
+                // by the listing of the batch that follows.
+                if src.open_path(&to_parent_rel).is_err() {
                     return Ok(false);
                 }
-                match dst.create_path(to_parent_rel) {
+                // The folders made, and the one they are made in, get
+                // SRC's metadata back at the end of the batch.
+                if let Some(have) = nearest_dst_ancestor(dst, &to_parent_rel) {
+                    written.extend(
+                        to_parent_rel
+                            .ancestors()
+                            .take_while(|a| a.starts_with(&have))
+                            .map(Path::to_path_buf),
+                    );
+                }
+                match dst.create_path(&to_parent_rel) {
                     Ok(d) => d,
                     Err(_) => return Ok(false),
                 }
             }
             Err(_) => return Ok(false),
         };
-        let stats = Stats::default();
-        let ctl = Control::new();
-        let ctx = self.ctx(&ctl, sink, &stats);
         if let Some(old) = to_parent.stat_opt(to_name)?
             && !ctx.remove_entry(&to_parent, to, old.kind, VersionReason::RenamedOver)
         {
@@ -542,7 +717,7 @@ impl Mirror {
             }
             Err(e) => return Err(e),
         }
-        sink.event(Event::Renamed {
+        ctx.sink.event(Event::Renamed {
             from: from.to_path_buf(),
             to: to.to_path_buf(),
         });
@@ -559,13 +734,6 @@ impl Mirror {
                 self.roots.dst.display(),
                 reason(&e)
             );
-        }
-    }
-
-    /// Starts a new versions batch (the watcher calls it per batch of changes).
-    pub fn begin_batch(&self) {
-        if let Some(s) = &self.store {
-            s.versions.begin_batch();
         }
     }
 
@@ -614,8 +782,90 @@ fn open_src(src: &Path) -> Result<DirHandle, SetupError> {
     })
 }
 
-fn is_reserved_src(rel: &Path) -> bool {
-    is_reserved(rel)
+/// A relative path the mirror may act on: not SRC's root, no `..`, not in
+/// the reserved `.mirrortray`.
+fn mirrorable_rel(rel: &Path) -> bool {
+    !rel.as_os_str().is_empty() && paths::is_plain_relative(rel) && !is_reserved(rel)
+}
+
+/// Where `p` is after the renames `later` (each moves a name and what is
+/// under it).
+fn moved_on(later: &[(PathBuf, PathBuf)], p: &Path) -> PathBuf {
+    let mut p = p.to_path_buf();
+    for (from, to) in later {
+        if let Ok(rest) = p.strip_prefix(from) {
+            p = if rest.as_os_str().is_empty() {
+                to.clone()
+            } else {
+                to.join(rest)
+            };
+        }
+    }
+    p
+}
+
+/// The folder holding `rel` (`""` for a top-level name).
+fn parent_of(rel: &Path) -> PathBuf {
+    rel.parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// Forwards events to the caller's sink and keeps what the watcher needs
+/// from them: failures (relative paths) and busy files.
+struct Collector<'a> {
+    inner: &'a dyn Sink,
+    roots: &'a Roots,
+    failures: Mutex<Vec<Failure>>,
+    busy: Mutex<Vec<PathBuf>>,
+}
+
+impl<'a> Collector<'a> {
+    fn new(inner: &'a dyn Sink, roots: &'a Roots) -> Collector<'a> {
+        Collector {
+            inner,
+            roots,
+            failures: Mutex::new(Vec::new()),
+            busy: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn into_applied(self, summary: Summary, tried: Vec<PathBuf>) -> Applied {
+        Applied {
+            summary,
+            failures: self.failures.into_inner().unwrap_or_default(),
+            busy: self.busy.into_inner().unwrap_or_default(),
+            tried,
+            revisit: Vec::new(),
+            written: Vec::new(),
+        }
+    }
+}
+
+impl Sink for Collector<'_> {
+    fn event(&self, e: Event) {
+        match &e {
+            Event::Failed(err) => {
+                let rel = err
+                    .path
+                    .strip_prefix(&self.roots.src)
+                    .or_else(|_| err.path.strip_prefix(&self.roots.dst))
+                    .map(Path::to_path_buf)
+                    .unwrap_or_default();
+                if let Ok(mut f) = self.failures.lock() {
+                    f.push(Failure {
+                        rel,
+                        error: err.clone(),
+                    });
+                }
+            }
+            Event::Busy { path } => {
+                if let Ok(mut b) = self.busy.lock() {
+                    b.push(path.clone());
+                }
+            }
+            _ => {}
+        }
+        self.inner.event(e);
+    }
 }
 
 /// `lstat` of a relative path, walking folders without following links.

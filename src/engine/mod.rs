@@ -12,6 +12,7 @@
 //!   only). `restore`: puts a tree back as it was, into SRC or beside.
 //! - `verify`: compare only. `config`: the pairs. `watch`: live mirroring.
 
+pub mod batch;
 pub mod config;
 pub mod copy;
 pub mod error;

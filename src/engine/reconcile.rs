@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
+use super::batch::Look;
 use super::copy::copy_entry;
 use super::error::EntryError;
 use super::event::{Control, Event, Sink, Stats, VersionReason};
@@ -53,10 +54,10 @@ pub(crate) struct Ctx<'a> {
     pub recheck_recent: bool,
     /// Files being written (the watcher has a later event for each): a
     /// walk neither copies nor removes them now.
-    pub deferred: std::sync::Arc<std::collections::HashSet<PathBuf>>,
-    /// Leave files another program has open for writing (see
-    /// `Mirror::set_skip_busy`).
-    pub skip_busy: std::sync::atomic::AtomicBool,
+    pub deferred: &'a std::collections::HashSet<PathBuf>,
+    /// How the path in hand is looked at (a [`Look`] as a number: the
+    /// watcher's paths are done one after the other, each with its own).
+    pub look: std::sync::atomic::AtomicU8,
     pub extras: Mutex<Vec<Extra>>,
     pub dst_entries: AtomicU64,
     /// The backup folder was deleted during this walk: it stops, and says
@@ -81,6 +82,17 @@ impl<'a> Ctx<'a> {
     /// Stopped by the user, or nothing more can be done.
     pub fn halted(&self) -> bool {
         self.ctl.stopped() || self.dst_gone.load(Ordering::Relaxed)
+    }
+    pub fn look(&self) -> Look {
+        match self.look.load(Ordering::Relaxed) {
+            0 => Look::Gentle,
+            1 => Look::Open,
+            2 => Look::Written,
+            _ => Look::Forced,
+        }
+    }
+    pub fn set_look(&self, look: Look) {
+        self.look.store(look as u8, Ordering::Relaxed);
     }
     pub fn granularity(&self) -> u32 {
         self.granularity.load(Ordering::Relaxed).max(1)
@@ -438,7 +450,7 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    fn extra(&self, rel: &Path, kind: Kind) {
+    pub fn extra(&self, rel: &Path, kind: Kind) {
         if let Ok(mut x) = self.extras.lock() {
             x.push(Extra {
                 rel: rel.to_path_buf(),
@@ -479,8 +491,18 @@ impl<'a> Ctx<'a> {
     /// back each folder's mtime from SRC. An extra that SRC holds again by
     /// now is reconciled instead.
     pub fn remove_extras(&self, src_root: &DirHandle, dst_root: &DirHandle, extras: Vec<Extra>) {
+        // An extra inside an extra folder goes with it (and removing both at
+        // once, in parallel, would race).
+        let dirs: std::collections::HashSet<PathBuf> = extras
+            .iter()
+            .filter(|x| x.kind == Kind::Dir)
+            .map(|x| x.rel.clone())
+            .collect();
         let mut by_parent: HashMap<PathBuf, Vec<Extra>> = HashMap::new();
         for x in extras {
+            if x.rel.ancestors().skip(1).any(|a| dirs.contains(a)) {
+                continue;
+            }
             let parent = x.rel.parent().map(Path::to_path_buf).unwrap_or_default();
             by_parent.entry(parent).or_default().push(x);
         }
@@ -492,7 +514,9 @@ impl<'a> Ctx<'a> {
             let src_dir = src_root.open_path(parent).ok();
             let dst_dir = match dst_root.open_path(parent) {
                 Ok(d) => d,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+                // No longer a folder in DST (replaced earlier in this batch,
+                // its content kept with it): nothing left to remove.
+                Err(e) if super::copy::changed_under_us(&e) => return,
                 Err(e) => {
                     self.failed(EntryError::new(self.dst_path(parent), "open folder", &e));
                     return;

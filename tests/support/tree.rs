@@ -195,4 +195,3 @@ pub fn snapshot_live(root: &Path) -> Snapshot {
     }
     out
 }
-

@@ -1,4 +1,5 @@
-//! hints: notify's events, turned into [`Hint`]s relative to SRC.
+//! hints: notify's events (the portable backend, see `source`), turned
+//! into [`Hint`]s relative to SRC.
 //!
 //! Only what can change DST matters: writes closed, data, attributes,
 //! creates, deletes, renames, overflow. Opens and read-only closes (our own
@@ -14,12 +15,19 @@ use notify::event::{
 use super::pending::Hint;
 use crate::engine::filter::is_reserved;
 
-/// What one notify event means for a pair.
-#[derive(Debug, PartialEq, Eq)]
+/// What the watch of SRC tells the worker (from either backend).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Heard {
     Hint(Hint),
     /// SRC's root was deleted or moved.
     RootGone,
+    /// The system's limit of watches is reached: live watching cannot go on.
+    WatchLimit,
+    /// A folder (relative to SRC) cannot be watched: it is not readable.
+    Unwatched(std::path::PathBuf),
+    /// The watch failed in another way (the words say how); events may be
+    /// lost.
+    Failed(String),
 }
 
 /// Whether an event only says a file was read (opened, closed unchanged):

@@ -1,9 +1,17 @@
 //! watch: live mirroring. One worker thread per pair; commands in, notices out.
 //!
 //! ```text
-//!  notify (inotify) ──events──> worker ──Mirror::rename / reconcile_paths──> DST
-//!  Supervisor ──Command──> worker        worker ──Notice──> CLI log / tray
+//!  source (inotify; notify elsewhere) ──Heard──> shell ──Input──> core (pure)
+//!                                                  <──Effect──
+//!  shell ──Mirror::apply / reconcile──> DST
+//!  Supervisor ──Command──> shell          shell ──Notice──> CLI log / tray
 //! ```
+//! - `source`, `inotify`, `hints`: what changed in SRC, as [`Hint`](pending::Hint)s;
+//! - `pending`: when to look at what (quiet, settle, busy files);
+//! - `retry`: failed paths and their back-off;
+//! - `core`: the pair's state machine (phases, problems, timers), no I/O;
+//! - `shell`: the thread that does the core's effects.
+//!
 //! Promises (DESIGN.md "Watching"):
 //! - events are hints: each dirty path is stat'ed on both sides, so missed,
 //!   merged or reordered events cannot leave DST wrong (see `pending`);
@@ -17,10 +25,14 @@
 //! - failed paths are retried with back-off; a pair not clean for longer
 //!   than the alert time raises a notice.
 
+pub mod core;
 pub mod hints;
+#[cfg(target_os = "linux")]
+pub mod inotify;
 pub mod pending;
 pub mod retry;
-mod worker;
+mod shell;
+pub mod source;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -37,8 +49,8 @@ use super::mirror::{Mirror, Options, PairSpec};
 /// Timings of the watcher (from the config's settings).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Timings {
-    /// Light full check while watching (drift).
-    pub drift_check: Duration,
+    /// Light full check while watching (drift); `None`: off.
+    pub drift_check: Option<Duration>,
     /// Alert when a pair has not been clean for this long.
     pub alert_after: Duration,
     /// Full scan interval when the OS watch limit is reached.
@@ -47,10 +59,19 @@ pub struct Timings {
 
 impl Default for Timings {
     fn default() -> Self {
+        Timings::from_settings(&crate::engine::config::Settings::default())
+    }
+}
+
+impl Timings {
+    /// The timings a config's settings give: each at least a second; a
+    /// drift check of 0 minutes is off.
+    pub fn from_settings(s: &crate::engine::config::Settings) -> Timings {
+        let secs = |v: f64| Duration::from_secs_f64(if v.is_finite() { v.max(1.0) } else { 1.0 });
         Timings {
-            drift_check: Duration::from_secs(3600),
-            alert_after: Duration::from_secs(24 * 3600),
-            poll_interval: Duration::from_secs(60),
+            drift_check: (s.drift_check_minutes != 0.0).then(|| secs(s.drift_check_minutes * 60.0)),
+            alert_after: secs(s.alert_after_hours * 3600.0),
+            poll_interval: secs(s.poll_seconds),
         }
     }
 }
@@ -199,7 +220,7 @@ impl Supervisor {
             .map(|(index, start)| {
                 let (tx, rx): (Sender<Command>, Receiver<Command>) = unbounded();
                 let ctl = Arc::new(Control::new());
-                let w = worker::Worker::new(
+                let w = shell::Shell::new(
                     index,
                     start,
                     opts.clone(),

@@ -1,45 +1,53 @@
 //! pending: what the watcher has heard and not applied yet, and when each
-//! piece is ready. Pure: time comes in as an argument, so the rules are unit
-//! tests (debouncer-full's approach), not sleeps.
+//! piece is ready. Pure: time comes in as an argument, so the rules are
+//! scenario tables (debouncer-full's approach), not sleeps.
 //!
-//! Events are hints; this only decides *when* to look and *where*:
-//! - a file closed after writing, an attribute change (chmod, touch), a new
-//!   folder or one moved in: ready now (a new folder is looked at again a
-//!   little later, because files made in it before its watch existed were
-//!   never reported);
-//! - a file created or written but not closed (`truncate(2)`, a log kept
-//!   open): ready after a quiet period, or after `MAX_QUIET` while it keeps
-//!   growing;
+//! Events are hints; this only decides *when* to look and *where*, and how
+//! (a [`Look`]):
+//! - a file closed after writing, an attribute change, a new folder or one
+//!   moved in: ready now;
+//! - a file created and not closed yet: ready after a moment (most writers
+//!   close first; symlinks and `mknod` never send a close);
+//! - a file written and not closed (`truncate(2)`, a log kept open): ready
+//!   after a moment too; at that look it is copied if nobody has it open
+//!   for writing, else it is *busy*: looked at again when closed, or after
+//!   a quiet period, and at least every `MAX_QUIET` while it keeps changing;
 //! - deletions and renames make the *whole* batch wait a short settle time,
 //!   so an editor's safe save (rename away, write, delete) or git's
 //!   `index.lock` dance is seen as one change at its final name;
 //! - a rename of a folder re-keys what is pending under the old name;
 //! - an overflow asks for a full reconcile, which covers everything pending.
+//!
+//! With notify's backend (not Linux's), two things differ, said by
+//! [`Quirks`]: a new folder is looked at again once its watch surely exists,
+//! and a name moved away waits for the other half of its rename.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::engine::mirror::Dirty;
+use crate::engine::batch::{Batch, Dirty, Look};
 
-/// Quiet time after the last write to a file not yet closed (most writers
-/// close long before; this is for logs kept open and `truncate(2)`).
+/// Quiet time before a busy file (open for writing elsewhere) is looked at
+/// again without a close event.
 pub const QUIET: Duration = Duration::from_secs(1);
 /// A file written continuously is copied at least this often (each copy
 /// keeps the previous one as a version: not too often).
 pub const MAX_QUIET: Duration = Duration::from_secs(10);
-/// A created file usually closes within this; else it is looked at anyway
-/// (symlinks, FIFOs, `mknod` never send a close).
+/// A created file usually closes within this; else it is looked at anyway.
 pub const CREATE_WAIT: Duration = Duration::from_millis(50);
+/// Writes without a close are gathered this long before a look (a program
+/// writing in many small `write()`s is looked at once).
+pub const WRITE_WAIT: Duration = Duration::from_millis(20);
 /// Quiet time after the last deletion or rename before a batch is applied.
 pub const SETTLE: Duration = Duration::from_millis(10);
 /// A batch never waits longer than this for deletions to settle.
 pub const MAX_SETTLE: Duration = Duration::from_millis(500);
-/// How long a name moved away waits for the other half of its rename
-/// (notify reports the two halves one after the other; a busy machine can
-/// put more than SETTLE between them). Unpaired after this: moved out of SRC.
+/// notify's backend: how long a name moved away waits for the other half
+/// of its rename. Unpaired after this: moved out of SRC.
 pub const PAIR_WAIT: Duration = Duration::from_millis(100);
-/// A new folder is scanned again after this, once its watch surely exists.
+/// notify's backend: a new folder is scanned again after this, once its
+/// watch surely exists.
 pub const RESCAN_NEW_DIR: Duration = Duration::from_millis(300);
 
 /// One hint, relative to the pair's SRC.
@@ -67,68 +75,58 @@ pub enum Hint {
     Rescan,
 }
 
+/// How the hint source behaves (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Quirks {
+    /// New folders are watched after they are reported: look again later.
+    pub second_look: bool,
+    /// The halves of a rename may come apart: wait for the second.
+    pub late_pairs: bool,
+}
+
 #[derive(Debug, Clone)]
 struct Item {
     deep: bool,
-    /// Written to (closed after writing, data changed) or retried: copied
-    /// even if a program still has it open. Otherwise (created, attributes,
-    /// a folder that just appeared) a file another program has open for
-    /// writing is left to its coming close event.
-    written: bool,
-    first: Instant,
+    look: Look,
     ready_at: Instant,
-}
-
-/// What to apply now.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Batch {
-    /// Renames in the order they happened.
-    pub renames: Vec<(PathBuf, PathBuf)>,
-    pub dirty: Vec<Dirty>,
-    /// Paths with no write seen (created, attributes, folders that just
-    /// appeared): files in them open for writing elsewhere are left to
-    /// their close events.
-    pub gentle: Vec<Dirty>,
-    /// A full reconcile (covers everything else).
-    pub full: bool,
-    /// Paths still waiting (being written): left to their own later batch.
-    pub defer: Vec<PathBuf>,
-}
-
-impl Batch {
-    pub fn is_empty(&self) -> bool {
-        !self.full && self.renames.is_empty() && self.dirty.is_empty()
-    }
 }
 
 #[derive(Debug, Default)]
 pub struct Pending {
+    quirks: Quirks,
     items: HashMap<PathBuf, Item>,
     renames: Vec<(PathBuf, PathBuf)>,
     /// (first, last) deletion or rename not yet settled.
     settle: Option<(Instant, Instant)>,
-    /// Names moved away whose destination is not known yet, and when.
+    /// notify: names moved away whose destination is not known yet.
     unpaired: HashMap<PathBuf, Instant>,
+    /// notify: folders to look at again (deep) at a time.
+    later: HashMap<PathBuf, Instant>,
+    /// Files found busy (being written elsewhere), since when.
+    busy: HashMap<PathBuf, Instant>,
     full: bool,
 }
 
 impl Pending {
-    pub fn new() -> Pending {
-        Pending::default()
+    pub fn new(quirks: Quirks) -> Pending {
+        Pending {
+            quirks,
+            ..Pending::default()
+        }
     }
 
     /// Paths waiting (for the status line).
     pub fn len(&self) -> usize {
-        self.items.len() + self.renames.len()
+        self.items.len() + self.renames.len() + self.later.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty() && self.renames.is_empty() && !self.full
+        self.items.is_empty() && self.renames.is_empty() && self.later.is_empty() && !self.full
     }
 
     /// Forgets everything (pause: resume reconciles in full).
     pub fn clear(&mut self) {
-        *self = Pending::default();
+        *self = Pending::new(self.quirks);
     }
 
     /// Asks for a full reconcile.
@@ -136,20 +134,22 @@ impl Pending {
         self.full = true;
     }
 
-    fn add(&mut self, rel: PathBuf, deep: bool, ready_at: Instant, now: Instant, extend: bool) {
+    /// Whether a full reconcile is asked for.
+    pub fn wants_full(&self) -> bool {
+        self.full
+    }
+
+    /// Adds or merges a look at `rel`, ready at `ready_at` (the earliest of
+    /// two asks wins; the deeper and stronger look wins).
+    fn add(&mut self, rel: PathBuf, deep: bool, look: Look, ready_at: Instant) {
         let e = self.items.entry(rel).or_insert(Item {
             deep,
-            written: false,
-            first: now,
+            look,
             ready_at,
         });
         e.deep |= deep;
-        if extend {
-            // Still being written: wait for quiet, but not forever.
-            e.ready_at = ready_at.min(e.first + MAX_QUIET);
-        } else if ready_at < e.ready_at {
-            e.ready_at = ready_at;
-        }
+        e.look = e.look.max(look);
+        e.ready_at = e.ready_at.min(ready_at);
     }
 
     fn unsettled(&mut self, now: Instant) {
@@ -162,109 +162,128 @@ impl Pending {
     pub fn note(&mut self, hint: Hint, now: Instant) {
         match hint {
             Hint::Closed(p) => {
-                self.add(p.clone(), false, now, now, false);
-                self.written(&p);
+                self.busy.remove(&p);
+                self.add(p, false, Look::Written, now);
             }
-            Hint::Attr(p) => self.add(p, false, now, now, false),
+            Hint::Attr(p) => self.add(p, false, Look::Gentle, now),
             Hint::Created(p, true) | Hint::MovedTo(p) => {
-                self.add(p.clone(), true, now, now, false);
-                // Looked at again once the watch surely exists.
-                self.add_rescan(p, now + RESCAN_NEW_DIR);
+                if self.quirks.second_look {
+                    self.later.insert(p.clone(), now + RESCAN_NEW_DIR);
+                }
+                self.add(p, true, Look::Gentle, now);
             }
-            Hint::Created(p, false) => self.add(p, false, now + CREATE_WAIT, now, false),
-            Hint::Modified(p) => {
-                self.add(p.clone(), false, now + QUIET, now, true);
-                self.written(&p);
-            }
+            Hint::Created(p, false) => self.add(p, false, Look::Gentle, now + CREATE_WAIT),
+            Hint::Modified(p) => match self.busy.get(&p).copied() {
+                // Known busy: wait for its close or quiet, not forever.
+                Some(since) => {
+                    let (look, at) = if now >= since + MAX_QUIET {
+                        (Look::Forced, now)
+                    } else {
+                        (Look::Open, (now + QUIET).min(since + MAX_QUIET))
+                    };
+                    // A later write moves a quiet wait on (not a forced one).
+                    let e = self.items.entry(p).or_insert(Item {
+                        deep: false,
+                        look,
+                        ready_at: at,
+                    });
+                    e.look = e.look.max(look);
+                    if e.look != Look::Forced {
+                        e.ready_at = at;
+                    }
+                }
+                None => self.add(p, false, Look::Open, now + WRITE_WAIT),
+            },
             Hint::Removed(p, is_dir) => {
-                self.add(p, is_dir, now, now, false);
+                self.add(p, is_dir, Look::Gentle, now);
                 self.unsettled(now);
             }
             Hint::MovedFrom(p) => {
-                self.unpaired.insert(p.clone(), now);
-                self.add(p, true, now, now, false);
+                if self.quirks.late_pairs {
+                    self.unpaired.insert(p.clone(), now);
+                }
+                self.add(p, true, Look::Gentle, now);
                 self.unsettled(now);
             }
             Hint::Renamed(from, to) => {
                 self.unpaired.remove(&from);
                 self.rekey(&from, &to);
-                // The rename itself tells DST what to do; `to` is checked
-                // shallowly after it (deep if the rename does not apply).
+                // The rename itself tells DST what to do; `to` is looked at
+                // shallowly after it (deeply if the rename does not apply).
                 if let Some(it) = self.items.get_mut(&to) {
                     it.deep = false;
                 }
-                // The second look at `to` stays: notify drops the moved
-                // folder's watches and adds them again under the new name,
-                // and a file made in between is never reported.
                 self.renames.push((from, to));
                 self.unsettled(now);
             }
-            Hint::Retry(p) => {
-                self.add(p.clone(), true, now, now, false);
-                self.written(&p);
-            }
+            Hint::Retry(p) => self.add(p, true, Look::Forced, now),
             Hint::Rescan => self.full = true,
         }
     }
 
-    fn written(&mut self, p: &Path) {
-        if let Some(it) = self.items.get_mut(p) {
-            it.written = true;
+    /// The mirror left `rel` because it is being written elsewhere (or it
+    /// kept changing while copied): look again when closed or quiet, and at
+    /// least every `MAX_QUIET`.
+    pub fn busy(&mut self, rel: PathBuf, now: Instant) {
+        let since = self.busy.entry(rel.clone()).or_insert(now);
+        if now >= *since + MAX_QUIET {
+            // A forced look just ran and the file still kept changing: the
+            // next forced one is MAX_QUIET from now (never a tight loop).
+            *since = now;
         }
+        let at = (now + QUIET).min(*since + MAX_QUIET);
+        self.add(rel, false, Look::Open, at);
     }
 
-    /// A folder that just appeared is scanned twice: now, and after its
-    /// watch surely exists. The second look is a separate, later item.
-    fn add_rescan(&mut self, p: PathBuf, at: Instant) {
-        self.items.insert(
-            rescan_key(&p),
-            Item {
-                deep: true,
-                written: false,
-                first: at,
-                ready_at: at,
-            },
-        );
+    /// `rel` was looked at and not found busy.
+    pub fn done(&mut self, rel: &Path) {
+        self.busy.remove(rel);
     }
 
     /// Pending entries under `from/` move to `to/` (a folder renamed).
     fn rekey(&mut self, from: &Path, to: &Path) {
-        let moved: Vec<PathBuf> = self
+        let moved = |p: &Path| -> Option<PathBuf> {
+            let rest = p.strip_prefix(from).ok()?;
+            (!rest.as_os_str().is_empty()).then(|| to.join(rest))
+        };
+        for map in [&mut self.later, &mut self.busy] {
+            let keys: Vec<PathBuf> = map.keys().filter(|k| moved(k).is_some()).cloned().collect();
+            for k in keys {
+                if let (Some(v), Some(n)) = (map.remove(&k), moved(&k)) {
+                    map.insert(n, v);
+                }
+            }
+        }
+        let keys: Vec<PathBuf> = self
             .items
             .keys()
-            .filter(|k| k.starts_with(from) && k.as_path() != from)
+            .filter(|k| moved(k).is_some())
             .cloned()
             .collect();
-        for k in moved {
-            if let (Some(it), Ok(rest)) = (self.items.remove(&k), k.strip_prefix(from)) {
-                self.items.insert(to.join(rest), it);
+        for k in keys {
+            if let (Some(it), Some(n)) = (self.items.remove(&k), moved(&k)) {
+                self.items.insert(n, it);
             }
+        }
+        // A second look at the folder itself follows it too.
+        if let Some(at) = self.later.remove(from) {
+            self.later.insert(to.to_path_buf(), at);
         }
     }
 
-    /// Paths with an item not ready yet (second looks at new folders aside).
-    fn waiting(&self) -> Vec<PathBuf> {
-        use std::os::unix::ffi::OsStrExt;
-        self.items
-            .keys()
-            .filter(|k| !k.as_os_str().as_bytes().ends_with(b"\0rescan"))
-            .cloned()
-            .collect()
-    }
-
-    /// When the next item becomes ready (for the worker's timer).
-    pub fn next_deadline(&self) -> Option<Instant> {
-        if self.full {
-            return Some(Instant::now());
+    /// When the next piece becomes ready (for the worker's timer).
+    pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
+        if self.full || !self.renames.is_empty() {
+            return Some(self.settled_at().unwrap_or(now));
         }
         if let Some(until) = self.settled_at() {
             return Some(until);
         }
-        let ready = self.items.values().map(|i| i.ready_at).min();
-        if !self.renames.is_empty() {
-            return Some(Instant::now());
-        }
-        ready
+        self.items
+            .values()
+            .map(|i| i.ready_at)
+            .chain(self.later.values().copied())
+            .min()
     }
 
     /// When the deletions and renames seen so far have settled: SETTLE after
@@ -277,26 +296,34 @@ impl Pending {
         Some(until.min(first + MAX_SETTLE))
     }
 
+    /// Whether a batch is ready at `now` (what `take_ready` would take).
+    pub fn due(&self, now: Instant) -> bool {
+        if self.settled_at().is_some_and(|until| now < until) {
+            return false;
+        }
+        !self.renames.is_empty()
+            || self.items.values().any(|i| i.ready_at <= now)
+            || self.later.values().any(|t| *t <= now)
+    }
+
+    /// A full reconcile, when asked for: it covers what is due now; later
+    /// pieces (a busy file, a second look at a new folder) stay.
+    pub fn take_full(&mut self, now: Instant) -> bool {
+        if !self.full {
+            return false;
+        }
+        self.full = false;
+        self.renames.clear();
+        self.settle = None;
+        self.unpaired.clear();
+        self.items.retain(|_, i| i.ready_at > now);
+        self.later.retain(|_, t| *t > now);
+        true
+    }
+
     /// Takes what is ready at `now`, or `None` while deletions settle or
     /// nothing is due.
     pub fn take_ready(&mut self, now: Instant) -> Option<Batch> {
-        if self.full {
-            let batch = Batch {
-                full: true,
-                ..Batch::default()
-            };
-            // A full reconcile covers what is due now; later items (a
-            // growing file, a second look at a new folder) stay.
-            self.full = false;
-            self.renames.clear();
-            self.settle = None;
-            self.unpaired.clear();
-            self.items.retain(|_, i| i.ready_at > now);
-            return Some(Batch {
-                defer: self.waiting(),
-                ..batch
-            });
-        }
         if let Some(until) = self.settled_at() {
             if now < until {
                 return None;
@@ -310,59 +337,32 @@ impl Pending {
             .filter(|(_, i)| i.ready_at <= now)
             .map(|(k, _)| k.clone())
             .collect();
-        if ready.is_empty() && self.renames.is_empty() {
+        let later: Vec<PathBuf> = self
+            .later
+            .iter()
+            .filter(|(_, t)| **t <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        if ready.is_empty() && later.is_empty() && self.renames.is_empty() {
             return None;
         }
-        let mut dirty: Vec<Dirty> = Vec::new();
-        let mut gentle: Vec<Dirty> = Vec::new();
+        let mut paths = Vec::with_capacity(ready.len() + later.len());
         for k in ready {
-            let Some(it) = self.items.remove(&k) else {
-                continue;
-            };
-            let d = Dirty {
-                rel: strip_rescan(k),
-                deep: it.deep,
-            };
-            if it.written {
-                dirty.push(d)
-            } else {
-                gentle.push(d)
+            if let Some(it) = self.items.remove(&k) {
+                paths.push(Dirty::new(k, it.deep, it.look));
             }
         }
-        for list in [&mut dirty, &mut gentle] {
-            list.sort();
-            list.dedup_by(|b, a| {
-                if a.rel == b.rel {
-                    a.deep |= b.deep;
-                    true
-                } else {
-                    false
-                }
-            });
+        for k in later {
+            self.later.remove(&k);
+            paths.push(Dirty::new(k, true, Look::Gentle));
         }
         Some(Batch {
             renames: std::mem::take(&mut self.renames),
-            dirty,
-            gentle,
-            full: false,
-            defer: self.waiting(),
+            paths,
+            // Files still being written are left to their own later batch.
+            deferred: self.items.keys().cloned().collect(),
+            recent: Vec::new(),
         })
-    }
-}
-
-/// The key of a new folder's second look (not a path any file can have).
-fn rescan_key(p: &Path) -> PathBuf {
-    let mut key = p.as_os_str().to_os_string();
-    key.push("\0rescan");
-    PathBuf::from(key)
-}
-
-fn strip_rescan(k: PathBuf) -> PathBuf {
-    use std::os::unix::ffi::{OsStrExt, OsStringExt};
-    let b = k.as_os_str().as_bytes();
-    match b.strip_suffix(b"\0rescan") {
-        Some(s) => PathBuf::from(std::ffi::OsString::from_vec(s.to_vec())),
-        None => k,
     }
 }
 
@@ -376,78 +376,224 @@ mod tests {
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
     }
-    fn dirty(b: &Batch) -> Vec<(String, bool)> {
-        let mut all: Vec<&Dirty> = b.dirty.iter().chain(b.gentle.iter()).collect();
-        all.sort();
-        all.into_iter()
-            .map(|d| (d.rel.display().to_string(), d.deep))
-            .collect()
+    /// The batch's paths as (path, deep, look), sorted.
+    fn paths(b: &Batch) -> Vec<(String, bool, Look)> {
+        let mut v: Vec<(String, bool, Look)> = b
+            .paths
+            .iter()
+            .map(|d| (d.rel.display().to_string(), d.deep, d.look))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// One scenario: hints at times (ms from t0), then the batches taken at
+    /// times, each as its paths.
+    struct Case {
+        name: &'static str,
+        quirks: Quirks,
+        hints: Vec<(u64, Hint)>,
+        /// (take at ms, expected paths; `None`: nothing ready)
+        takes: Vec<(u64, Option<Vec<(&'static str, bool, Look)>>)>,
+    }
+
+    fn run(c: Case) {
+        let t0 = Instant::now();
+        let mut q = Pending::new(c.quirks);
+        let mut hints = c.hints.into_iter().peekable();
+        for (at, want) in c.takes {
+            while let Some((h_at, _)) = hints.peek() {
+                if *h_at > at {
+                    break;
+                }
+                let (h_at, h) = hints.next().unwrap();
+                q.note(h, t0 + ms(h_at));
+            }
+            let got = q.take_ready(t0 + ms(at)).map(|b| paths(&b));
+            let want = want.map(|v| {
+                let mut v: Vec<(String, bool, Look)> = v
+                    .into_iter()
+                    .map(|(s, d, l)| (s.to_string(), d, l))
+                    .collect();
+                v.sort();
+                v
+            });
+            assert_eq!(got, want, "{}: take at {at} ms", c.name);
+        }
+    }
+
+    use Hint::*;
+    use Look::*;
+
+    #[test]
+    fn scenarios() {
+        let linux = Quirks::default();
+        let cases = vec![
+            Case {
+                name: "a closed file is ready at once",
+                quirks: linux,
+                hints: vec![
+                    (0, Created(p("a"), false)),
+                    (0, Modified(p("a"))),
+                    (0, Closed(p("a"))),
+                ],
+                takes: vec![(0, Some(vec![("a", false, Written)])), (100, None)],
+            },
+            Case {
+                name: "truncate(2): written, not closed, looked at after a moment",
+                quirks: linux,
+                hints: vec![(0, Modified(p("log")))],
+                takes: vec![
+                    (5, None),
+                    (
+                        WRITE_WAIT.as_millis() as u64,
+                        Some(vec![("log", false, Open)]),
+                    ),
+                ],
+            },
+            Case {
+                name: "a created file waits a moment for its close; the close makes it ready",
+                quirks: linux,
+                hints: vec![(0, Created(p("f"), false)), (10, Closed(p("f")))],
+                takes: vec![(5, None), (10, Some(vec![("f", false, Written)]))],
+            },
+            Case {
+                name: "a symlink (no close) is looked at after CREATE_WAIT",
+                quirks: linux,
+                hints: vec![(0, Created(p("l"), false))],
+                takes: vec![
+                    (10, None),
+                    (
+                        CREATE_WAIT.as_millis() as u64,
+                        Some(vec![("l", false, Gentle)]),
+                    ),
+                ],
+            },
+            Case {
+                name: "safe save: rename away, write, delete -> one batch at the final name",
+                quirks: linux,
+                hints: vec![
+                    (0, Renamed(p("f"), p("f~"))),
+                    (0, Created(p("f"), false)),
+                    (0, Closed(p("f"))),
+                    (1, Removed(p("f~"), false)),
+                ],
+                takes: vec![
+                    (0, None),
+                    (10, None),
+                    (
+                        1 + SETTLE.as_millis() as u64,
+                        Some(vec![("f", false, Written), ("f~", false, Gentle)]),
+                    ),
+                ],
+            },
+            Case {
+                name: "a folder rename re-keys pending children; the folder is looked at shallowly",
+                quirks: linux,
+                hints: vec![(0, Closed(p("d/sub/file"))), (0, Renamed(p("d"), p("e")))],
+                takes: vec![(
+                    SETTLE.as_millis() as u64,
+                    Some(vec![("e/sub/file", false, Written)]),
+                )],
+            },
+            Case {
+                name: "a new folder is looked at deeply, once (Linux watches before it reports)",
+                quirks: linux,
+                hints: vec![(0, Created(p("new"), true))],
+                takes: vec![(0, Some(vec![("new", true, Gentle)])), (1000, None)],
+            },
+            Case {
+                name: "notify: a new folder is looked at again once its watch exists",
+                quirks: Quirks {
+                    second_look: true,
+                    late_pairs: true,
+                },
+                hints: vec![(0, Created(p("new"), true))],
+                takes: vec![
+                    (0, Some(vec![("new", true, Gentle)])),
+                    (10, None),
+                    (
+                        RESCAN_NEW_DIR.as_millis() as u64,
+                        Some(vec![("new", true, Gentle)]),
+                    ),
+                ],
+            },
+            Case {
+                name: "notify: a name moved away waits for the other half of its rename",
+                quirks: Quirks {
+                    second_look: false,
+                    late_pairs: true,
+                },
+                hints: vec![(0, MovedFrom(p("gone")))],
+                takes: vec![
+                    (SETTLE.as_millis() as u64, None),
+                    (
+                        PAIR_WAIT.as_millis() as u64,
+                        Some(vec![("gone", true, Gentle)]),
+                    ),
+                ],
+            },
+            Case {
+                name: "Linux: moved out of SRC is final at once (paired in the watcher)",
+                quirks: linux,
+                hints: vec![(0, MovedFrom(p("gone")))],
+                takes: vec![(
+                    SETTLE.as_millis() as u64,
+                    Some(vec![("gone", true, Gentle)]),
+                )],
+            },
+            Case {
+                name: "a retry is deep and forced",
+                quirks: linux,
+                hints: vec![(0, Retry(p("x")))],
+                takes: vec![(0, Some(vec![("x", true, Forced)]))],
+            },
+        ];
+        for c in cases {
+            run(c);
+        }
     }
 
     #[test]
-    fn closed_file_is_ready_at_once() {
+    fn a_busy_file_waits_for_its_close_or_quiet_and_is_forced_every_max_quiet() {
         let t = Instant::now();
-        let mut q = Pending::new();
-        q.note(Hint::Created(p("a"), false), t);
-        q.note(Hint::Modified(p("a")), t);
-        q.note(Hint::Closed(p("a")), t);
-        let b = q.take_ready(t).unwrap();
-        assert_eq!(dirty(&b), vec![("a".into(), false)]);
-        assert!(q.is_empty());
-    }
-
-    #[test]
-    fn open_file_waits_for_quiet_but_not_forever() {
-        let t = Instant::now();
-        let mut q = Pending::new();
-        // truncate(2): a modify and nothing else.
-        q.note(Hint::Modified(p("log")), t);
-        assert!(q.take_ready(t + QUIET / 2).is_none());
-        assert!(q.take_ready(t + QUIET).is_some());
-        // Written every 100 ms for seconds: copied after MAX_QUIET anyway.
-        let mut q = Pending::new();
-        let mut now = t;
-        let mut got = None;
-        for _ in 0..(MAX_QUIET.as_millis() / 100 + 10) {
-            q.note(Hint::Modified(p("log")), now);
+        let mut q = Pending::new(Quirks::default());
+        q.note(Modified(p("log")), t);
+        let b = q.take_ready(t + WRITE_WAIT).unwrap();
+        assert_eq!(paths(&b), vec![("log".into(), false, Open)]);
+        // The mirror found it open for writing elsewhere.
+        q.busy(p("log"), t + WRITE_WAIT);
+        // Written again and again, every 100 ms: no look until quiet...
+        let mut now = t + WRITE_WAIT;
+        let mut looks = Vec::new();
+        while now < t + MAX_QUIET * 2 {
             now += ms(100);
+            q.note(Modified(p("log")), now);
             if let Some(b) = q.take_ready(now) {
-                got = Some(now);
-                assert_eq!(dirty(&b), vec![("log".into(), false)]);
-                break;
+                let (_, _, look) = paths(&b)[0];
+                looks.push((now - t, look));
+                q.busy(p("log"), now);
             }
         }
-        let at = got.expect("a growing file is copied at least every MAX_QUIET");
-        assert!(at - t <= MAX_QUIET + ms(100));
-    }
-
-    #[test]
-    fn safe_save_is_one_batch_at_the_final_name() {
-        // vim: rename f -> f~, write f, delete f~ — all within a millisecond.
-        let t = Instant::now();
-        let mut q = Pending::new();
-        q.note(Hint::MovedFrom(p("f")), t);
-        q.note(Hint::MovedTo(p("f~")), t);
-        q.note(Hint::Renamed(p("f"), p("f~")), t);
-        q.note(Hint::Created(p("f"), false), t);
-        q.note(Hint::Closed(p("f")), t);
-        // The close would be ready, but the rename makes the batch settle.
-        assert!(q.take_ready(t).is_none());
-        q.note(Hint::Removed(p("f~"), false), t + ms(1));
-        assert!(q.take_ready(t + ms(10)).is_none());
-        let b = q.take_ready(t + ms(1) + SETTLE).unwrap();
-        assert_eq!(b.renames, vec![(p("f"), p("f~"))]);
-        let names: Vec<String> = dirty(&b).into_iter().map(|d| d.0).collect();
-        assert!(names.contains(&"f".to_string()) && names.contains(&"f~".to_string()));
+        // ...but a forced look at least every MAX_QUIET.
+        assert!(!looks.is_empty(), "never looked at");
+        assert_eq!(looks[0].1, Forced, "{looks:?}");
+        assert!(looks[0].0 <= MAX_QUIET + WRITE_WAIT + ms(100), "{looks:?}");
+        // A close makes it ready at once, and it is no longer busy.
+        q.note(Closed(p("log")), now);
+        let b = q.take_ready(now).unwrap();
+        assert_eq!(paths(&b), vec![("log".into(), false, Written)]);
+        q.note(Modified(p("log")), now);
+        assert!(q.take_ready(now + WRITE_WAIT).is_some());
     }
 
     #[test]
     fn settling_never_waits_past_max() {
         let t = Instant::now();
-        let mut q = Pending::new();
+        let mut q = Pending::new(Quirks::default());
         let mut now = t;
         loop {
-            q.note(Hint::Removed(p("x"), false), now);
+            q.note(Removed(p("x"), false), now);
             if q.take_ready(now).is_some() {
                 break;
             }
@@ -460,66 +606,16 @@ mod tests {
     }
 
     #[test]
-    fn a_name_moved_away_waits_for_the_other_half_of_its_rename() {
+    fn overflow_means_one_full_reconcile_that_covers_what_is_due() {
         let t = Instant::now();
-        // The destination reported late (a busy machine): still one rename.
-        let mut q = Pending::new();
-        q.note(Hint::MovedFrom(p("b")), t);
-        assert!(q.take_ready(t + SETTLE * 2).is_none());
-        q.note(Hint::MovedTo(p("sub/c")), t + SETTLE * 3);
-        q.note(Hint::Renamed(p("b"), p("sub/c")), t + SETTLE * 3);
-        let b = q.take_ready(t + SETTLE * 4).unwrap();
-        assert_eq!(b.renames, vec![(p("b"), p("sub/c"))]);
-        // Moved out of SRC: a deletion, once PAIR_WAIT has passed.
-        let mut q = Pending::new();
-        q.note(Hint::MovedFrom(p("gone")), t);
-        assert!(q.take_ready(t + SETTLE).is_none());
-        assert_eq!(q.next_deadline(), Some(t + PAIR_WAIT));
-        let b = q.take_ready(t + PAIR_WAIT).unwrap();
-        assert!(b.renames.is_empty());
-        assert_eq!(dirty(&b), vec![("gone".into(), true)]);
-    }
-
-    #[test]
-    fn folder_rename_rekeys_pending_children_and_is_shallow() {
-        let t = Instant::now();
-        let mut q = Pending::new();
-        q.note(Hint::Closed(p("d/sub/file")), t);
-        q.note(Hint::MovedFrom(p("d")), t);
-        q.note(Hint::MovedTo(p("e")), t);
-        q.note(Hint::Renamed(p("d"), p("e")), t);
-        let b = q.take_ready(t + SETTLE).unwrap();
-        assert_eq!(b.renames, vec![(p("d"), p("e"))]);
-        let d = dirty(&b);
-        assert!(d.contains(&("e/sub/file".into(), false)), "{d:?}");
-        assert!(d.contains(&("e".into(), false)), "{d:?}");
-        assert!(!d.iter().any(|x| x.0.starts_with("d/")), "{d:?}");
-        // A second look at the moved folder later (notify re-adds its
-        // watches under the new name; a file made meanwhile is unreported).
-        let b = q.take_ready(t + RESCAN_NEW_DIR).unwrap();
-        assert_eq!(dirty(&b), vec![("e".into(), true)]);
-    }
-
-    #[test]
-    fn new_folder_is_scanned_now_and_again_later() {
-        let t = Instant::now();
-        let mut q = Pending::new();
-        q.note(Hint::Created(p("new"), true), t);
-        let b = q.take_ready(t).unwrap();
-        assert_eq!(dirty(&b), vec![("new".into(), true)]);
-        assert!(q.take_ready(t + ms(10)).is_none());
-        let b = q.take_ready(t + RESCAN_NEW_DIR).unwrap();
-        assert_eq!(dirty(&b), vec![("new".into(), true)]);
-    }
-
-    #[test]
-    fn overflow_means_one_full_reconcile() {
-        let t = Instant::now();
-        let mut q = Pending::new();
-        q.note(Hint::Closed(p("a")), t);
-        q.note(Hint::Rescan, t);
-        let b = q.take_ready(t).unwrap();
-        assert!(b.full && b.dirty.is_empty());
-        assert!(q.take_ready(t).is_none());
+        let mut q = Pending::new(Quirks::default());
+        q.note(Closed(p("a")), t);
+        q.note(Modified(p("b")), t);
+        q.note(Rescan, t);
+        assert!(q.take_full(t));
+        assert!(!q.take_full(t));
+        // The file still being written stays for its own look.
+        let b = q.take_ready(t + WRITE_WAIT).unwrap();
+        assert_eq!(paths(&b), vec![("b".into(), false, Open)]);
     }
 }

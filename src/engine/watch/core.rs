@@ -1,0 +1,861 @@
+//! core: one pair's watcher as a state machine without I/O (quinn-proto's
+//! shape). The shell (`shell.rs`) owns the watch of SRC, the `Mirror`, the
+//! channels and the clock; it feeds [`Input`]s in with the time, and does
+//! the [`Effect`]s that come out, feeding their results back as inputs.
+//! Everything this pair decides is here, and tested by scenario tables.
+//!
+//! The model:
+//! - [`Phase`]: not open yet (or closed: its backup folder went), starting
+//!   (the first full pass has not finished), live, paused;
+//! - [`Problem`]: why the pair is not mirroring (source or backup folder
+//!   missing, in use, unreadable ...), an enum, never a string;
+//! - pending work (`pending`: what was heard, when to look), failed paths
+//!   and when to try them again (`retry`), deletions held by the guard;
+//! - timers: the root check (is SRC still the folder watched, is DST still
+//!   there), the drift check, periodic scans when live watching is off
+//!   (the system's watch limit), the retry of folders that could not be
+//!   watched, handing freed memory back.
+//!
+//! Promises kept here (DESIGN.md "Watching"): start-up, resume, overflow
+//! and "back up now" reconcile the whole pair; a missing source pauses the
+//! pair and it resumes by itself; failed paths are retried with back-off;
+//! a pair not clean for longer than the alert time raises a notice; the
+//! next deadline is never in the past unless there is work to do (an idle
+//! pair sleeps).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+
+use super::hints::Heard;
+use super::pending::{Hint, Pending, Quirks};
+use super::retry::Retry;
+use super::{Command, Notice, PairStatus, State, Timings};
+use crate::engine::batch::{Applied, Batch};
+use crate::engine::error::{SetupError, show};
+
+/// How often SRC's root (and DST's) are checked to still be what we watch.
+pub const ROOT_CHECK: Duration = Duration::from_secs(2);
+/// Status while busy is sent at most this often.
+pub const STATUS_EVERY: Duration = Duration::from_millis(250);
+/// Quiet time after a batch before freed memory is handed back.
+pub const TRIM_AFTER: Duration = Duration::from_secs(1);
+/// Folders that could not be watched are tried again this often (at most).
+pub const REWATCH_EVERY: Duration = Duration::from_secs(30);
+
+/// A folder's identity: (device, inode).
+pub type Id = (u64, u64);
+
+/// Where the pair is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// No open mirror (not opened yet, or its backup folder went): opening
+    /// is tried at each root check.
+    Closed,
+    /// Open; the first full pass has not finished.
+    Starting,
+    Live,
+    Paused,
+}
+
+/// Why a pair is not mirroring.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// SRC is missing, not a folder, or looks unmounted.
+    SourceMissing,
+    SourceUnreadable,
+    BackupMissing,
+    BackupInUse,
+    /// Any other setup failure (its sentence is in the log).
+    Setup,
+}
+
+impl Problem {
+    fn from_error(e: &SetupError) -> Problem {
+        match e {
+            SetupError::SrcMissing(_)
+            | SetupError::SrcLooksUnmounted(..)
+            | SetupError::SrcNotDir(_) => Problem::SourceMissing,
+            SetupError::SrcUnreadable(..) => Problem::SourceUnreadable,
+            SetupError::Locked { .. } => Problem::BackupInUse,
+            SetupError::DstMissing(_) => Problem::BackupMissing,
+            _ => Problem::Setup,
+        }
+    }
+
+    fn is_source(&self) -> bool {
+        matches!(self, Problem::SourceMissing | Problem::SourceUnreadable)
+    }
+
+    /// The words the status shows.
+    fn text(&self, src: &Path, dst: &Path) -> String {
+        match self {
+            Problem::SourceMissing => format!("Source missing: {}", show(src)),
+            Problem::SourceUnreadable => format!("Source unreadable: {}", show(src)),
+            Problem::BackupMissing => format!("Backup folder missing: {}", show(dst)),
+            Problem::BackupInUse => format!("Backup folder in use: {}", show(dst)),
+            Problem::Setup => format!("Cannot back up {}", show(src)),
+        }
+    }
+}
+
+/// Why the watch of SRC could not start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchFailure {
+    /// The system's watch limit: scan periodically instead.
+    Limit,
+    Other(String),
+}
+
+/// What the shell tells the core.
+#[derive(Debug)]
+pub enum Input {
+    /// The worker starts; `opened` when the shell already holds an open
+    /// mirror (the CLI opens and checks pairs before watching);
+    /// `allow_mass_delete`: the user allowed the first full pass past the
+    /// mass-deletion guard.
+    Start {
+        opened: Option<Opened>,
+        allow_mass_delete: bool,
+    },
+    Heard(Heard),
+    Command(Command),
+    /// The loop woke (a deadline, or after events): run what is due.
+    Tick,
+    /// Result of [`Effect::Open`].
+    Opened(Result<Opened, SetupError>),
+    /// Result of [`Effect::Watch`]: the hint source's quirks and SRC's
+    /// identity when the watch began.
+    Watching(Result<(Quirks, Option<Id>), WatchFailure>),
+    /// Result of [`Effect::CheckRoots`].
+    Roots {
+        src: Option<Id>,
+        dst: Option<Id>,
+    },
+    /// Result of [`Effect::Sync`]: everything changed before it was heard.
+    Synced,
+    /// Result of [`Effect::Apply`] (`full: false`) or [`Effect::Reconcile`].
+    Applied {
+        full: bool,
+        result: Result<Applied, SetupError>,
+    },
+}
+
+/// A mirror the shell opened.
+#[derive(Debug, Clone)]
+pub struct Opened {
+    pub src: PathBuf,
+    pub dst: PathBuf,
+    pub dst_id: Option<Id>,
+}
+
+/// What the core asks the shell to do.
+#[derive(Debug, Clone)]
+pub enum Effect {
+    /// Open the mirror (never creating a missing backup folder); answer
+    /// with `Input::Opened`.
+    Open,
+    /// Drop the mirror (its handles point into a folder that went).
+    Close,
+    /// Start watching SRC; answer with `Input::Watching`.
+    Watch,
+    Unwatch,
+    /// Try again to watch a folder that could not be (relative to SRC).
+    WatchAgain(PathBuf),
+    /// Hear everything SRC's watch has queued until now (fed in as
+    /// `Input::Heard`), then answer with `Input::Synced`: a batch is taken
+    /// only after that, so it is never behind changes already made.
+    Sync,
+    /// Apply a batch of live changes; answer with `Input::Applied`.
+    Apply(Batch),
+    /// Reconcile the whole pair; answer with `Input::Applied`.
+    Reconcile {
+        allow_mass_delete: bool,
+    },
+    /// Remove versions past the retention.
+    PruneVersions,
+    /// Look at SRC's and DST's roots; answer with `Input::Roots`.
+    CheckRoots,
+    /// Tell the app (status, popups).
+    Notice(Notice),
+    /// Hand freed memory back to the system.
+    TrimMemory,
+}
+
+/// One pair's watcher, without I/O.
+pub struct Core {
+    index: usize,
+    src: PathBuf,
+    dst: PathBuf,
+    timings: Timings,
+    phase: Phase,
+    problem: Option<Problem>,
+    /// Live watching is off (the system's watch limit): periodic scans.
+    polling: bool,
+    watching: bool,
+    held: Option<(u64, u64)>,
+    /// The user allowed the next full pass past the mass-deletion guard.
+    allow_mass: bool,
+    pending: Pending,
+    retry: Retry,
+    src_id: Option<Id>,
+    dst_id: Option<Id>,
+    /// The watch said SRC's root itself went.
+    root_gone: bool,
+    /// Folders that could not be watched (unreadable), relative to SRC.
+    unwatched: Vec<PathBuf>,
+    next_root_check: Instant,
+    next_drift: Option<Instant>,
+    next_poll: Instant,
+    next_rewatch: Instant,
+    trim_at: Option<Instant>,
+    last_ok: Option<Timestamp>,
+    unclean_since: Option<Instant>,
+    stale_sent: bool,
+    last_status: Option<(State, Instant)>,
+    /// Everything queued was heard since the last batch was taken.
+    synced: bool,
+    /// The folders the last two batches wrote into (newest last).
+    recent: std::collections::VecDeque<Vec<PathBuf>>,
+    out: Vec<Effect>,
+}
+
+impl Core {
+    pub fn new(index: usize, src: &Path, dst: &Path, timings: Timings, now: Instant) -> Core {
+        Core {
+            index,
+            src: src.to_path_buf(),
+            dst: dst.to_path_buf(),
+            next_drift: timings.drift_check.map(|d| now + d),
+            next_poll: now + timings.poll_interval,
+            timings,
+            phase: Phase::Closed,
+            problem: None,
+            polling: false,
+            watching: false,
+            held: None,
+            allow_mass: false,
+            pending: Pending::new(Quirks::default()),
+            retry: Retry::default(),
+            src_id: None,
+            dst_id: None,
+            root_gone: false,
+            unwatched: Vec::new(),
+            next_root_check: now + ROOT_CHECK,
+            next_rewatch: now + REWATCH_EVERY,
+            trim_at: None,
+            last_ok: None,
+            unclean_since: Some(now),
+            stale_sent: false,
+            last_status: None,
+            synced: false,
+            recent: std::collections::VecDeque::new(),
+            out: Vec::new(),
+        }
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    pub fn problem(&self) -> Option<&Problem> {
+        self.problem.as_ref()
+    }
+
+    /// Handles one input at `now` (`wall`: the same moment on the wall
+    /// clock, for the times people read); returns what to do, in order.
+    pub fn on(&mut self, input: Input, now: Instant, wall: Timestamp) -> Vec<Effect> {
+        match input {
+            Input::Start {
+                opened,
+                allow_mass_delete,
+            } => {
+                self.allow_mass = allow_mass_delete;
+                self.status(now, true);
+                match opened {
+                    Some(o) => self.opened(o, now),
+                    None => self.out.push(Effect::Open),
+                }
+            }
+            Input::Heard(h) => self.heard(h, now),
+            Input::Command(c) => self.command(c, now),
+            Input::Tick => self.tick(now),
+            Input::Opened(Ok(o)) => self.opened(o, now),
+            Input::Opened(Err(e)) => self.setup_failed(&e, now),
+            Input::Watching(r) => self.watching(r, now),
+            Input::Roots { src, dst } => self.roots(src, dst, now),
+            Input::Synced => {
+                self.synced = true;
+                if self.live() {
+                    self.take(now);
+                }
+            }
+            Input::Applied { full, result } => self.applied(full, result, now, wall),
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    /// When the core next needs a `Tick` (never in the past while idle).
+    pub fn poll_timeout(&self, now: Instant) -> Instant {
+        let mut d = self.next_root_check;
+        if self.phase == Phase::Closed || self.phase == Phase::Paused || self.problem.is_some() {
+            return d;
+        }
+        let timers = [
+            self.pending.next_deadline(now),
+            self.retry.next_deadline(),
+            self.next_drift,
+            self.trim_at,
+            self.polling.then_some(self.next_poll),
+            (!self.unwatched.is_empty()).then_some(self.next_rewatch),
+        ];
+        for t in timers.into_iter().flatten() {
+            d = d.min(t);
+        }
+        d
+    }
+
+    fn notice(&mut self, n: Notice) {
+        self.out.push(Effect::Notice(n));
+    }
+
+    fn heard(&mut self, h: Heard, now: Instant) {
+        match h {
+            Heard::Hint(hint) => {
+                // Paused, or not mirroring: what changes meanwhile is found
+                // by the full pass that resuming starts.
+                if self.phase == Phase::Paused
+                    || self.phase == Phase::Closed
+                    || self.problem.is_some()
+                {
+                    return;
+                }
+                if hint == Hint::Rescan {
+                    log::warn!(
+                        "{}: events were lost (the event queue overflowed); reconciling the whole folder",
+                        show(&self.src)
+                    );
+                    self.notice(Notice::Overflow { index: self.index });
+                }
+                if let Hint::Attr(p) = &hint
+                    && self.unwatched.contains(p)
+                {
+                    // Its permissions changed: it may be readable now.
+                    self.unwatched.retain(|u| u != p);
+                    self.out.push(Effect::WatchAgain(p.clone()));
+                }
+                self.pending.note(hint, now);
+            }
+            Heard::RootGone => {
+                // The watched folder itself went: whatever is at SRC's path
+                // now (even with the same inode number, which a new folder
+                // often gets) is not watched.
+                self.root_gone = true;
+                self.next_root_check = now;
+            }
+            Heard::WatchLimit => self.fall_back_to_polling(now),
+            Heard::Unwatched(p) => {
+                log::warn!(
+                    "{}: cannot watch this folder (it is not readable); it is backed up when it can be read",
+                    show(&self.src.join(&p))
+                );
+                if !self.unwatched.contains(&p) {
+                    self.unwatched.push(p);
+                }
+            }
+            Heard::Failed(why) => {
+                log::warn!(
+                    "{}: the file watch failed ({why}); watching again and reconciling the whole folder",
+                    show(&self.src)
+                );
+                self.restart_watch();
+                self.pending.want_full();
+            }
+        }
+    }
+
+    fn command(&mut self, c: Command, now: Instant) {
+        match c {
+            Command::Pause => {
+                if self.phase != Phase::Closed {
+                    self.phase = Phase::Paused;
+                }
+                self.pending.clear();
+                log::info!("{}: paused", show(&self.src));
+                self.status(now, true);
+            }
+            Command::Resume => {
+                if self.phase == Phase::Paused {
+                    self.phase = Phase::Starting;
+                    log::info!(
+                        "{}: resumed; reconciling what changed meanwhile",
+                        show(&self.src)
+                    );
+                    self.pending.want_full();
+                }
+                self.status(now, true);
+            }
+            Command::BackupNow => {
+                self.pending.want_full();
+                if self.phase == Phase::Closed || self.problem.is_some() {
+                    self.next_root_check = now;
+                }
+            }
+            Command::AllowMassDelete => {
+                self.allow_mass = true;
+                self.pending.want_full();
+            }
+            Command::Timings(t) => {
+                self.next_drift = t.drift_check.map(|d| now + d);
+                self.next_poll = now + t.poll_interval;
+                self.timings = t;
+            }
+            Command::Quit => {}
+        }
+    }
+
+    fn opened(&mut self, o: Opened, now: Instant) {
+        self.src = o.src;
+        self.dst = o.dst;
+        self.dst_id = o.dst_id;
+        if let Some(p) = self.problem.take() {
+            log::info!(
+                "{}: resolved ({}); reconciling",
+                show(&self.src),
+                p.text(&self.src, &self.dst)
+            );
+        }
+        self.phase = Phase::Starting;
+        self.restart_watch();
+        self.pending.want_full();
+        self.status(now, true);
+    }
+
+    fn restart_watch(&mut self) {
+        if self.watching {
+            self.out.push(Effect::Unwatch);
+            self.watching = false;
+        }
+        self.unwatched.clear();
+        if !self.polling {
+            self.out.push(Effect::Watch);
+        }
+    }
+
+    fn watching(&mut self, r: Result<(Quirks, Option<Id>), WatchFailure>, now: Instant) {
+        match r {
+            Ok((quirks, src_id)) => {
+                self.watching = true;
+                self.src_id = src_id;
+                self.root_gone = false;
+                if !self.pending.is_empty() || self.pending.wants_full() {
+                    // Keep what is pending; only the source's quirks change.
+                    let full = self.pending.wants_full();
+                    self.pending = Pending::new(quirks);
+                    if full {
+                        self.pending.want_full();
+                    }
+                } else {
+                    self.pending = Pending::new(quirks);
+                }
+            }
+            Err(WatchFailure::Limit) => self.fall_back_to_polling(now),
+            Err(WatchFailure::Other(why)) => {
+                log::warn!(
+                    "{}: cannot watch for changes ({why}); scanning every {} s instead",
+                    show(&self.src),
+                    self.timings.poll_interval.as_secs()
+                );
+                self.polling = true;
+                self.next_poll = now + self.timings.poll_interval;
+                self.pending.want_full();
+                self.status(now, true);
+            }
+        }
+    }
+
+    fn fall_back_to_polling(&mut self, now: Instant) {
+        if self.polling {
+            return;
+        }
+        if self.watching {
+            self.out.push(Effect::Unwatch);
+            self.watching = false;
+        }
+        let secs = self.timings.poll_interval.as_secs();
+        let msg = format!(
+            "{}: too many folders to watch (the system's limit, fs.inotify.max_user_watches, is reached); scanning every {secs} s instead of live. To watch live, raise the limit: sudo sysctl fs.inotify.max_user_watches=524288 (and add it to /etc/sysctl.conf to keep it)",
+            show(&self.src)
+        );
+        log::warn!("{msg}");
+        self.polling = true;
+        self.notice(Notice::WatchLimit {
+            index: self.index,
+            message: msg,
+        });
+        self.next_poll = now + self.timings.poll_interval;
+        self.pending.want_full();
+        self.status(now, true);
+    }
+
+    fn setup_failed(&mut self, e: &SetupError, now: Instant) {
+        let problem = Problem::from_error(e);
+        let first = self.problem.as_ref() != Some(&problem);
+        if first {
+            log::error!("{e}");
+            if problem.is_source() {
+                self.notice(Notice::SourceMissing {
+                    index: self.index,
+                    src: self.src.clone(),
+                    reason: e.to_string(),
+                });
+            }
+        }
+        self.problem = Some(problem);
+        if self.watching {
+            self.out.push(Effect::Unwatch);
+            self.watching = false;
+        }
+        self.pending.clear();
+        self.mark_unclean(now);
+        self.status(now, first);
+    }
+
+    fn tick(&mut self, now: Instant) {
+        if now >= self.next_root_check {
+            self.next_root_check = now + ROOT_CHECK;
+            self.out.push(Effect::CheckRoots);
+        }
+        if self.trim_at.is_some_and(|t| now >= t) {
+            self.trim_at = None;
+            self.out.push(Effect::TrimMemory);
+        }
+        if matches!(self.phase, Phase::Closed | Phase::Paused) || self.problem.is_some() {
+            self.check_stale(now);
+            return;
+        }
+        let drift_due = self.next_drift.is_some_and(|t| now >= t);
+        if drift_due || (self.polling && now >= self.next_poll) {
+            self.next_drift = self.timings.drift_check.map(|d| now + d);
+            self.next_poll = now + self.timings.poll_interval;
+            self.pending.want_full();
+        }
+        if !self.unwatched.is_empty() && now >= self.next_rewatch {
+            self.next_rewatch = now + REWATCH_EVERY.min(self.timings.poll_interval);
+            for p in std::mem::take(&mut self.unwatched) {
+                self.out.push(Effect::WatchAgain(p));
+            }
+        }
+        for rel in self.retry.due(now) {
+            self.retry.trying(&rel, now);
+            self.pending.note(Hint::Retry(rel), now);
+        }
+        if self.pending.wants_full() || self.pending.due(now) {
+            if self.synced {
+                self.take(now);
+            } else {
+                self.out.push(Effect::Sync);
+            }
+        }
+        self.check_stale(now);
+    }
+
+    /// Whether changes are being applied (not paused, closed or stopped by a
+    /// problem).
+    fn live(&self) -> bool {
+        matches!(self.phase, Phase::Starting | Phase::Live) && self.problem.is_none()
+    }
+
+    /// Takes what is due: a full pass, or a batch.
+    fn take(&mut self, now: Instant) {
+        if self.pending.take_full(now) {
+            self.synced = false;
+            self.status_state(State::Busy { pending: 0 }, now, true);
+            self.out.push(Effect::Reconcile {
+                allow_mass_delete: self.allow_mass,
+            });
+        } else if let Some(mut batch) = self.pending.take_ready(now) {
+            self.synced = false;
+            batch.recent = self.recent.iter().flatten().cloned().collect();
+            let n = batch.paths.len() + batch.renames.len();
+            if n > 1 {
+                self.status_state(State::Busy { pending: n }, now, false);
+            }
+            self.out.push(Effect::Apply(batch));
+        }
+    }
+
+    fn roots(&mut self, src: Option<Id>, dst: Option<Id>, now: Instant) {
+        if self.phase == Phase::Closed {
+            self.out.push(Effect::Open);
+            return;
+        }
+        if self.problem.is_some() {
+            if src.is_some() {
+                // The mirror re-checks the source (rule 4) before touching
+                // anything, in the full pass that follows.
+                self.recovered(now);
+            }
+            return;
+        }
+        if src.is_none() {
+            self.setup_failed(&SetupError::SrcMissing(self.src.clone()), now);
+            return;
+        }
+        if (self.src_id.is_some() && src != self.src_id) || std::mem::take(&mut self.root_gone) {
+            // Replaced (unmounted and remounted, or another folder now):
+            // watch the new one and reconcile (which checks rule 4).
+            log::warn!(
+                "{}: the source folder was replaced; reconciling",
+                show(&self.src)
+            );
+            self.restart_watch();
+            self.pending.want_full();
+        }
+        if dst.is_none() {
+            self.setup_failed(&SetupError::DstMissing(self.dst.clone()), now);
+            self.close();
+        } else if self.dst_id.is_some() && dst != self.dst_id {
+            log::warn!(
+                "{}: the backup folder was replaced; opening the new one",
+                show(&self.dst)
+            );
+            self.close();
+            self.out.push(Effect::Open);
+        }
+    }
+
+    fn close(&mut self) {
+        self.phase = Phase::Closed;
+        if self.watching {
+            self.out.push(Effect::Unwatch);
+            self.watching = false;
+        }
+        self.out.push(Effect::Close);
+    }
+
+    fn recovered(&mut self, now: Instant) {
+        self.root_gone = false;
+        if let Some(p) = self.problem.take() {
+            if p.is_source() {
+                log::info!("{}: the source is back; reconciling", show(&self.src));
+            } else {
+                log::info!(
+                    "{}: resolved ({}); reconciling",
+                    show(&self.src),
+                    p.text(&self.src, &self.dst)
+                );
+            }
+        }
+        self.restart_watch();
+        self.pending.want_full();
+        self.status(now, true);
+    }
+
+    fn applied(
+        &mut self,
+        full: bool,
+        result: Result<Applied, SetupError>,
+        now: Instant,
+        wall: Timestamp,
+    ) {
+        self.trim_at = Some(now + TRIM_AFTER);
+        let a = match result {
+            Ok(a) => a,
+            Err(e) => {
+                if matches!(e, SetupError::DstMissing(_)) {
+                    // Deleted under the walk: the mirror's handles point into
+                    // a folder that is gone; reopen when it is back.
+                    self.close();
+                }
+                return self.setup_failed(&e, now);
+            }
+        };
+        // A full pass may have written anywhere: `""` says so.
+        self.recent.push_back(if full {
+            vec![PathBuf::new()]
+        } else {
+            a.written.clone()
+        });
+        while self.recent.len() > 2 {
+            self.recent.pop_front();
+        }
+        let s = &a.summary;
+        if full {
+            self.allow_mass = false;
+            if !s.interrupted {
+                self.retry.clear();
+                if self.phase == Phase::Starting {
+                    self.phase = Phase::Live;
+                }
+                self.out.push(Effect::PruneVersions);
+            }
+            let was = self.held;
+            self.held = s.held_deletions;
+            if let Some((count, total)) = self.held {
+                if was.is_none() {
+                    self.notice(Notice::MassDeleteHeld {
+                        index: self.index,
+                        dst: self.dst.clone(),
+                        count,
+                        total,
+                    });
+                }
+                log::error!(
+                    "{}: holding {count} deletions of {total} entries (more than half the backup); nothing was deleted. If the source really lost them, choose \"Allow deletions\" in the tray or run `mirrortray sync --allow-mass-delete`.",
+                    show(&self.dst)
+                );
+            }
+        }
+        for rel in &a.revisit {
+            self.pending.note(Hint::Attr(rel.clone()), now);
+        }
+        let busy: std::collections::HashSet<&PathBuf> = a.busy.iter().collect();
+        for rel in &a.busy {
+            self.pending.busy(rel.clone(), now);
+        }
+        let failed: std::collections::HashSet<&PathBuf> =
+            a.failures.iter().map(|f| &f.rel).collect();
+        for f in &a.failures {
+            if !f.rel.as_os_str().is_empty() {
+                self.retry.failed(&f.rel, f.error.transient, now);
+            }
+        }
+        for rel in &a.tried {
+            if !busy.contains(rel) {
+                self.pending.done(rel);
+            }
+            // Tried and not failed: off the retry list (a failure keeps its
+            // count, so the back-off grows).
+            if !failed.contains(rel) {
+                self.retry.succeeded(rel);
+            }
+        }
+        if let Some(first) = a.failures.first() {
+            self.notice(Notice::Failures {
+                index: self.index,
+                count: a.failures.len(),
+                first: first.error.clone(),
+            });
+        }
+        if s.changed() || s.failed > 0 {
+            log::info!(
+                "{}: copied {}, versioned {}, deleted {}, renamed {}, failed {}",
+                show(&self.src),
+                s.copied,
+                s.versioned,
+                s.deleted,
+                s.renamed,
+                s.failed
+            );
+        }
+        let clean = self.retry.is_empty()
+            && self.held.is_none()
+            && !s.interrupted
+            && self.pending.is_empty();
+        if clean && self.phase == Phase::Live {
+            let was_unclean = self.unclean_since.is_some();
+            self.last_ok = Some(wall);
+            self.unclean_since = None;
+            if self.stale_sent && was_unclean {
+                self.notice(Notice::Recovered { index: self.index });
+            }
+            self.stale_sent = false;
+        } else {
+            self.mark_unclean(now);
+        }
+        self.status(now, full);
+    }
+
+    fn mark_unclean(&mut self, now: Instant) {
+        if self.unclean_since.is_none() {
+            self.unclean_since = Some(now);
+        }
+    }
+
+    /// A pair that has not been clean for the alert time raises a notice,
+    /// once.
+    fn check_stale(&mut self, now: Instant) {
+        let unclean = self.phase != Phase::Live || self.problem.is_some() || !self.retry.is_empty();
+        if !unclean {
+            return;
+        }
+        self.mark_unclean(now);
+        if let Some(since) = self.unclean_since
+            && !self.stale_sent
+            && now.duration_since(since) >= self.timings.alert_after
+        {
+            self.stale_sent = true;
+            log::error!(
+                "{}: no complete backup for more than {}",
+                show(&self.src),
+                humantime_short(self.timings.alert_after)
+            );
+            self.notice(Notice::Stale {
+                index: self.index,
+                since: self.last_ok,
+            });
+        }
+    }
+
+    pub fn state(&self) -> State {
+        if let Some(p) = &self.problem {
+            State::Error(p.text(&self.src, &self.dst))
+        } else if self.phase == Phase::Closed
+            || (self.phase == Phase::Starting && self.last_ok.is_none())
+        {
+            State::Starting
+        } else if self.phase == Phase::Paused {
+            State::Paused
+        } else if let Some((count, _)) = self.held {
+            State::Error(format!("{count} deletions held — confirm to allow"))
+        } else if self.polling {
+            State::Degraded(format!(
+                "scanning every {} s (watch limit reached)",
+                self.timings.poll_interval.as_secs()
+            ))
+        } else if !self.pending.is_empty() {
+            State::Busy {
+                pending: self.pending.len(),
+            }
+        } else {
+            State::Idle
+        }
+    }
+
+    fn status(&mut self, now: Instant, force: bool) {
+        let s = self.state();
+        self.status_state(s, now, force);
+    }
+
+    fn status_state(&mut self, state: State, now: Instant, force: bool) {
+        if !force && let Some((last, at)) = &self.last_status {
+            let same_kind = std::mem::discriminant(last) == std::mem::discriminant(&state);
+            if *last == state || (same_kind && now.duration_since(*at) < STATUS_EVERY) {
+                return;
+            }
+        }
+        self.last_status = Some((state.clone(), now));
+        self.notice(Notice::Status(PairStatus {
+            index: self.index,
+            src: self.src.clone(),
+            dst: self.dst.clone(),
+            state,
+            last_ok: self.last_ok,
+            failing: self.retry.len(),
+        }));
+    }
+}
+
+/// "24 hours", "90 minutes", "4 seconds".
+fn humantime_short(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 7200 && s.is_multiple_of(3600) {
+        format!("{} hours", s / 3600)
+    } else if s >= 120 {
+        format!("{} minutes", s / 60)
+    } else {
+        format!("{} seconds", s.max(1))
+    }
+}
