@@ -3,9 +3,11 @@
 //!
 //! A batch names paths; the mirror decides what to do by looking at both
 //! sides (events are hints). Besides the paths it names, every folder a
-//! batch touched (the parent of each path, both ends of each rename) has
-//! its listing compared on both sides, so a sibling whose event was lost or
-//! mispaired is caught in the same batch.
+//! batch touched (the parent of each path, both ends of each rename) then
+//! has its listing compared on both sides, so a sibling whose event was lost
+//! or mispaired is caught. That comparison comes after the watcher has heard
+//! every event queued meanwhile (a rename made during a long copy is then
+//! applied as a rename, not mistaken for a deletion and a new file).
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -106,4 +108,7 @@ pub struct Applied {
     pub revisit: Vec<PathBuf>,
     /// Folders this batch wrote into (see `Batch::recent`).
     pub written: Vec<PathBuf>,
+    /// Folders whose listings are to be compared once the events of this
+    /// batch's time have been heard (`Mirror::verify_folders`).
+    pub touched: Vec<PathBuf>,
 }

@@ -332,6 +332,10 @@ impl Mirror {
         let mut touched: BTreeSet<PathBuf> = BTreeSet::new();
         let mut written: BTreeSet<PathBuf> = BTreeSet::new();
         let mut renamed = 0;
+        // Names a rename could not be replayed for: DST's entries under them
+        // are not what SRC's later renames of those names moved (a folder
+        // moved away, then a new one made under its old name and moved).
+        let mut unreplayed: Vec<&Path> = Vec::new();
         for (i, (from, to)) in batch.renames.iter().enumerate() {
             if ctl.stopped() {
                 break;
@@ -342,7 +346,16 @@ impl Mirror {
             let (from_now, to_now) = (moved_on(later, from), moved_on(later, to));
             touched.insert(parent_of(&from_now));
             touched.insert(parent_of(&to_now));
-            match self.rename(&ctx, &src, dst, from, to, &to_now, &mut written) {
+            let replay = if unreplayed.iter().any(|u| from.starts_with(u)) {
+                Ok(false)
+            } else {
+                self.rename(&ctx, &src, dst, from, to, &to_now, &mut written)
+            };
+            if !matches!(replay, Ok(true)) {
+                unreplayed.push(from);
+                unreplayed.push(to);
+            }
+            match replay {
                 Ok(true) => {
                     renamed += 1;
                     // The rename did the content; its own metadata may differ.
@@ -419,25 +432,76 @@ impl Mirror {
             touched.insert(parent_of(&d.rel));
             written.extend(self.sync_path(&ctx, &src, dst, d));
         }
-        for folder in &touched {
+        // The touched folders' listings are compared by `verify_folders`,
+        // once the events of this batch's time have been heard.
+        let to_verify: Vec<PathBuf> = touched
+            .iter()
+            .filter(|f| !f.ancestors().any(|a| deep_done.contains(a)))
+            .cloned()
+            .collect();
+        written.extend(touched);
+        let mut applied = self.finish(&ctx, &src, dst, written)?;
+        drop(ctx);
+        applied.summary.renamed += renamed;
+        applied.tried = tried;
+        applied.touched = to_verify;
+        Ok(collector.merge_into(applied))
+    }
+
+    /// Compares the listing of each of `folders` on both sides and mends
+    /// what differs: an entry only in SRC is mirrored (a folder whole), one
+    /// only in DST goes (versioned), one whose type differs is replaced. The
+    /// watcher calls it for the folders each batch touched, once the events
+    /// of that time have been heard: it catches an entry whose event was
+    /// lost or mispaired. `deferred`: paths left alone (files being written,
+    /// paths failing and waiting for their retry).
+    pub fn verify_folders(
+        &self,
+        folders: &[PathBuf],
+        deferred: &HashSet<PathBuf>,
+        ctl: &Control,
+        sink: &dyn Sink,
+    ) -> Result<Applied, SetupError> {
+        let (src, _) = self.open_src_checked()?;
+        let Some(dst) = &self.dst else {
+            return Ok(Applied::default());
+        };
+        let collector = Collector::new(sink, &self.roots);
+        let stats = Stats::default();
+        let ctx = self.ctx(ctl, &collector, &stats, deferred);
+        if let Some(s) = &self.store {
+            s.versions.begin_batch();
+        }
+        let mut written: BTreeSet<PathBuf> = BTreeSet::new();
+        ctx.set_look(Look::Gentle);
+        for f in folders {
             if ctl.stopped() {
                 break;
             }
-            if folder.ancestors().any(|a| deep_done.contains(a)) {
-                continue;
-            }
-            ctx.set_look(Look::Gentle);
-            written.extend(self.compare_listing(&ctx, &src, dst, folder));
+            written.extend(self.compare_listing(&ctx, &src, dst, f));
         }
+        let applied = self.finish(&ctx, &src, dst, written)?;
+        drop(ctx);
+        Ok(collector.merge_into(applied))
+    }
+
+    /// The end of a batch: extras removed, the mtimes of folders written
+    /// into put back, the backup folder checked to still be there.
+    fn finish(
+        &self,
+        ctx: &Ctx<'_>,
+        src: &DirHandle,
+        dst: &DirHandle,
+        mut written: BTreeSet<PathBuf>,
+    ) -> Result<Applied, SetupError> {
         let extras = ctx.take_extras();
         written.extend(extras.iter().map(|x| parent_of(&x.rel)));
         if !extras.is_empty() {
-            ctx.remove_extras(&src, dst, extras);
+            ctx.remove_extras(src, dst, extras);
         }
         // Writing into a folder changed its mtime: put SRC's back. A folder
         // SRC no longer has there was moved on (its rename comes in a later
         // batch): it is looked at again, at its new name, then.
-        written.extend(touched);
         let mut revisit = Vec::new();
         for p in written.iter().filter(|p| !p.as_os_str().is_empty()) {
             let Ok(d) = dst.open_path(p) else { continue };
@@ -447,14 +511,15 @@ impl Mirror {
                 Err(e) => ctx.failed(EntryError::new(ctx.src_path(p), "read", &e)),
             }
         }
-        self.check_dst_kept(&ctx)?;
-        let mut summary = stats.snapshot();
-        summary.interrupted = ctl.stopped();
-        summary.renamed += renamed;
-        let mut applied = collector.into_applied(summary, tried);
-        applied.revisit = revisit;
-        applied.written = written.into_iter().collect();
-        Ok(applied)
+        self.check_dst_kept(ctx)?;
+        let mut summary = ctx.stats.snapshot();
+        summary.interrupted = ctx.ctl.stopped();
+        Ok(Applied {
+            summary,
+            revisit,
+            written: written.into_iter().collect(),
+            ..Applied::default()
+        })
     }
 
     /// Makes DST equal to SRC at one named path; returns the DST folder it
@@ -588,6 +653,11 @@ impl Mirror {
                 continue;
             }
             let rel = super::filter::join(&f, &e.name);
+            if ctx.deferred.contains(&rel) {
+                // Being written, or failing and waiting for its retry.
+                in_dst.remove(&e.name);
+                continue;
+            }
             match in_dst.remove(&e.name) {
                 // Special files are never mirrored (said when first seen).
                 None if e.kind == Some(Kind::Special) => {}
@@ -829,14 +899,18 @@ impl<'a> Collector<'a> {
     }
 
     fn into_applied(self, summary: Summary, tried: Vec<PathBuf>) -> Applied {
-        Applied {
+        self.merge_into(Applied {
             summary,
-            failures: self.failures.into_inner().unwrap_or_default(),
-            busy: self.busy.into_inner().unwrap_or_default(),
             tried,
-            revisit: Vec::new(),
-            written: Vec::new(),
-        }
+            ..Applied::default()
+        })
+    }
+
+    /// `a` with the failures and busy files this collector saw.
+    fn merge_into(self, mut a: Applied) -> Applied {
+        a.failures = self.failures.into_inner().unwrap_or_default();
+        a.busy = self.busy.into_inner().unwrap_or_default();
+        a
     }
 }
 

@@ -135,11 +135,23 @@ pub enum Input {
     },
     /// Result of [`Effect::Sync`]: everything changed before it was heard.
     Synced,
-    /// Result of [`Effect::Apply`] (`full: false`) or [`Effect::Reconcile`].
+    /// Result of [`Effect::Apply`], [`Effect::Verify`] or
+    /// [`Effect::Reconcile`].
     Applied {
-        full: bool,
+        pass: Pass,
         result: Result<Applied, SetupError>,
     },
+}
+
+/// Which kind of pass an `Applied` answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// A batch of live changes.
+    Batch,
+    /// The listings of the folders the batches touched.
+    Verify,
+    /// The whole pair.
+    Full,
 }
 
 /// A mirror the shell opened.
@@ -169,6 +181,13 @@ pub enum Effect {
     Sync,
     /// Apply a batch of live changes; answer with `Input::Applied`.
     Apply(Batch),
+    /// Compare these folders' listings on both sides and mend them (paths
+    /// in `deferred` are being written, or failing and waiting for their
+    /// retry: left alone); answer with `Input::Applied`.
+    Verify {
+        folders: Vec<PathBuf>,
+        deferred: std::collections::HashSet<PathBuf>,
+    },
     /// Reconcile the whole pair; answer with `Input::Applied`.
     Reconcile {
         allow_mass_delete: bool,
@@ -218,6 +237,9 @@ pub struct Core {
     synced: bool,
     /// The folders the last two batches wrote into (newest last).
     recent: std::collections::VecDeque<Vec<PathBuf>>,
+    /// Folders touched by batches, whose listings are compared after the
+    /// next sync.
+    to_verify: std::collections::BTreeSet<PathBuf>,
     out: Vec<Effect>,
 }
 
@@ -251,6 +273,7 @@ impl Core {
             last_status: None,
             synced: false,
             recent: std::collections::VecDeque::new(),
+            to_verify: std::collections::BTreeSet::new(),
             out: Vec::new(),
         }
     }
@@ -287,11 +310,11 @@ impl Core {
             Input::Roots { src, dst } => self.roots(src, dst, now),
             Input::Synced => {
                 self.synced = true;
-                if self.live() {
+                if self.live() && !self.verify() {
                     self.take(now);
                 }
             }
-            Input::Applied { full, result } => self.applied(full, result, now, wall),
+            Input::Applied { pass, result } => self.applied(pass, result, now, wall),
         }
         std::mem::take(&mut self.out)
     }
@@ -551,14 +574,32 @@ impl Core {
             self.retry.trying(&rel, now);
             self.pending.note(Hint::Retry(rel), now);
         }
-        if self.pending.wants_full() || self.pending.due(now) {
-            if self.synced {
-                self.take(now);
-            } else {
+        if self.pending.wants_full() || self.pending.due(now) || !self.to_verify.is_empty() {
+            if !self.synced {
                 self.out.push(Effect::Sync);
+            } else if !self.verify() {
+                self.take(now);
             }
         }
         self.check_stale(now);
+    }
+
+    /// Compares the listings of the folders batches touched (once synced),
+    /// but not of those a pending change is about to touch again. Returns
+    /// whether a pass was asked for.
+    fn verify(&mut self) -> bool {
+        let folders: Vec<PathBuf> = std::mem::take(&mut self.to_verify)
+            .into_iter()
+            .filter(|f| !self.pending.changes_listing_of(f))
+            .collect();
+        if folders.is_empty() || self.pending.wants_full() {
+            return false;
+        }
+        self.synced = false;
+        let mut deferred = self.pending.waiting();
+        deferred.extend(self.retry.paths().cloned());
+        self.out.push(Effect::Verify { folders, deferred });
+        true
     }
 
     /// Whether changes are being applied (not paused, closed or stopped by a
@@ -655,11 +696,12 @@ impl Core {
 
     fn applied(
         &mut self,
-        full: bool,
+        pass: Pass,
         result: Result<Applied, SetupError>,
         now: Instant,
         wall: Timestamp,
     ) {
+        let full = pass == Pass::Full;
         self.trim_at = Some(now + TRIM_AFTER);
         let a = match result {
             Ok(a) => a,
@@ -678,6 +720,11 @@ impl Core {
         } else {
             a.written.clone()
         });
+        if full {
+            self.to_verify.clear();
+        } else {
+            self.to_verify.extend(a.touched.iter().cloned());
+        }
         while self.recent.len() > 2 {
             self.recent.pop_front();
         }
@@ -753,7 +800,8 @@ impl Core {
         let clean = self.retry.is_empty()
             && self.held.is_none()
             && !s.interrupted
-            && self.pending.is_empty();
+            && self.pending.is_empty()
+            && self.to_verify.is_empty();
         if clean && self.phase == Phase::Live {
             let was_unclean = self.unclean_since.is_some();
             self.last_ok = Some(wall);
@@ -815,9 +863,9 @@ impl Core {
                 "scanning every {} s (watch limit reached)",
                 self.timings.poll_interval.as_secs()
             ))
-        } else if !self.pending.is_empty() {
+        } else if !self.pending.is_empty() || !self.to_verify.is_empty() {
             State::Busy {
-                pending: self.pending.len(),
+                pending: self.pending.len() + self.to_verify.len(),
             }
         } else {
             State::Idle

@@ -10,8 +10,9 @@
 //!   close first; symlinks and `mknod` never send a close);
 //! - a file written and not closed (`truncate(2)`, a log kept open): ready
 //!   after a moment too; at that look it is copied if nobody has it open
-//!   for writing, else it is *busy*: looked at again when closed, or after
-//!   a quiet period, and at least every `MAX_QUIET` while it keeps changing;
+//!   for writing, else it is *busy*: copied when closed, or once quiet for
+//!   `QUIET` (even while open), and at least every `MAX_QUIET` while it
+//!   keeps changing;
 //! - deletions and renames make the *whole* batch wait a short settle time,
 //!   so an editor's safe save (rename away, write, delete) or git's
 //!   `index.lock` dance is seen as one change at its final name;
@@ -89,6 +90,8 @@ struct Item {
     deep: bool,
     look: Look,
     ready_at: Instant,
+    /// Created, deleted or moved: its folder's listing changes.
+    structural: bool,
 }
 
 #[derive(Debug, Default)]
@@ -146,6 +149,7 @@ impl Pending {
             deep,
             look,
             ready_at,
+            structural: false,
         });
         e.deep |= deep;
         e.look = e.look.max(look);
@@ -170,39 +174,40 @@ impl Pending {
                 if self.quirks.second_look {
                     self.later.insert(p.clone(), now + RESCAN_NEW_DIR);
                 }
-                self.add(p, true, Look::Gentle, now);
+                self.add(p.clone(), true, Look::Gentle, now);
+                self.structural(&p);
             }
-            Hint::Created(p, false) => self.add(p, false, Look::Gentle, now + CREATE_WAIT),
+            Hint::Created(p, false) => {
+                self.add(p.clone(), false, Look::Gentle, now + CREATE_WAIT);
+                self.structural(&p);
+            }
             Hint::Modified(p) => match self.busy.get(&p).copied() {
-                // Known busy: wait for its close or quiet, not forever.
+                // Known busy: copied once quiet (even while open), and at
+                // least every MAX_QUIET while it keeps changing.
                 Some(since) => {
-                    let (look, at) = if now >= since + MAX_QUIET {
-                        (Look::Forced, now)
-                    } else {
-                        (Look::Open, (now + QUIET).min(since + MAX_QUIET))
-                    };
-                    // A later write moves a quiet wait on (not a forced one).
+                    let at = (now + QUIET).min(since + MAX_QUIET).max(now);
                     let e = self.items.entry(p).or_insert(Item {
                         deep: false,
-                        look,
+                        look: Look::Forced,
                         ready_at: at,
+                        structural: false,
                     });
-                    e.look = e.look.max(look);
-                    if e.look != Look::Forced {
-                        e.ready_at = at;
-                    }
+                    e.look = Look::Forced;
+                    e.ready_at = at;
                 }
                 None => self.add(p, false, Look::Open, now + WRITE_WAIT),
             },
             Hint::Removed(p, is_dir) => {
-                self.add(p, is_dir, Look::Gentle, now);
+                self.add(p.clone(), is_dir, Look::Gentle, now);
+                self.structural(&p);
                 self.unsettled(now);
             }
             Hint::MovedFrom(p) => {
                 if self.quirks.late_pairs {
                     self.unpaired.insert(p.clone(), now);
                 }
-                self.add(p, true, Look::Gentle, now);
+                self.add(p.clone(), true, Look::Gentle, now);
+                self.structural(&p);
                 self.unsettled(now);
             }
             Hint::Renamed(from, to) => {
@@ -221,18 +226,40 @@ impl Pending {
         }
     }
 
+    fn structural(&mut self, p: &Path) {
+        if let Some(it) = self.items.get_mut(p) {
+            it.structural = true;
+        }
+    }
+
+    /// Whether something pending will change the listing of `folder` (an
+    /// entry in it created, deleted or moved): its comparison then waits
+    /// for the batch that brings that change.
+    pub fn changes_listing_of(&self, folder: &Path) -> bool {
+        let parent = |p: &Path| p.parent().unwrap_or(Path::new("")) == folder;
+        self.items.iter().any(|(p, i)| i.structural && parent(p))
+            || self.renames.iter().any(|(f, t)| parent(f) || parent(t))
+            || self.later.keys().any(|p| parent(p))
+    }
+
+    /// Paths pending that are files being written (a scan leaves them).
+    pub fn waiting(&self) -> std::collections::HashSet<PathBuf> {
+        self.items.keys().cloned().collect()
+    }
+
     /// The mirror left `rel` because it is being written elsewhere (or it
-    /// kept changing while copied): look again when closed or quiet, and at
-    /// least every `MAX_QUIET`.
+    /// kept changing while copied): it is copied when closed, or once quiet
+    /// for `QUIET` (even while open), and at least every `MAX_QUIET` while
+    /// it keeps changing.
     pub fn busy(&mut self, rel: PathBuf, now: Instant) {
         let since = self.busy.entry(rel.clone()).or_insert(now);
         if now >= *since + MAX_QUIET {
             // A forced look just ran and the file still kept changing: the
-            // next forced one is MAX_QUIET from now (never a tight loop).
+            // next one is MAX_QUIET from now (never a tight loop).
             *since = now;
         }
         let at = (now + QUIET).min(*since + MAX_QUIET);
-        self.add(rel, false, Look::Open, at);
+        self.add(rel, false, Look::Forced, at);
     }
 
     /// `rel` was looked at and not found busy.
@@ -360,7 +387,7 @@ impl Pending {
             renames: std::mem::take(&mut self.renames),
             paths,
             // Files still being written are left to their own later batch.
-            deferred: self.items.keys().cloned().collect(),
+            deferred: self.waiting(),
             recent: Vec::new(),
         })
     }
@@ -579,10 +606,11 @@ mod tests {
         assert!(!looks.is_empty(), "never looked at");
         assert_eq!(looks[0].1, Forced, "{looks:?}");
         assert!(looks[0].0 <= MAX_QUIET + WRITE_WAIT + ms(100), "{looks:?}");
-        // A close makes it ready at once, and it is no longer busy.
+        // A close makes it ready at once (copied), and it is no longer busy.
         q.note(Closed(p("log")), now);
         let b = q.take_ready(now).unwrap();
-        assert_eq!(paths(&b), vec![("log".into(), false, Written)]);
+        let (name, _, look) = paths(&b)[0].clone();
+        assert!(name == "log" && look >= Written, "{b:?}");
         q.note(Modified(p("log")), now);
         assert!(q.take_ready(now + WRITE_WAIT).is_some());
     }

@@ -42,6 +42,11 @@ impl Retry {
         self.paths.is_empty()
     }
 
+    /// Every path failing now.
+    pub fn paths(&self) -> impl Iterator<Item = &PathBuf> {
+        self.paths.keys()
+    }
+
     pub fn contains(&self, rel: &Path) -> bool {
         self.paths.contains_key(rel)
     }

@@ -12,7 +12,7 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use jiff::Timestamp;
 
-use super::core::{Core, Effect, Id, Input, Opened, WatchFailure};
+use super::core::{Core, Effect, Id, Input, Opened, Pass, WatchFailure};
 use super::hints::Heard;
 use super::pending::Quirks;
 use super::source::{Source, StartError};
@@ -188,8 +188,19 @@ impl Shell {
                 log::trace!("batch {:?} {:?}", batch.renames, batch.paths);
                 let sink = LogSink::new(m.src(), m.dst());
                 vec![Input::Applied {
-                    full: false,
+                    pass: Pass::Batch,
                     result: m.apply(&batch, &self.ctl, &sink),
+                }]
+            }
+            Effect::Verify { folders, deferred } => {
+                let Some(m) = self.mirror.as_ref() else {
+                    return Vec::new();
+                };
+                log::trace!("verify {folders:?}");
+                let sink = LogSink::new(m.src(), m.dst());
+                vec![Input::Applied {
+                    pass: Pass::Verify,
+                    result: m.verify_folders(&folders, &deferred, &self.ctl, &sink),
                 }]
             }
             Effect::Reconcile { allow_mass_delete } => {
@@ -198,7 +209,7 @@ impl Shell {
                 };
                 let sink = LogSink::new(m.src(), m.dst());
                 vec![Input::Applied {
-                    full: true,
+                    pass: Pass::Full,
                     result: m.reconcile(&self.ctl, &sink, allow_mass_delete),
                 }]
             }
