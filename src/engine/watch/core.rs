@@ -232,9 +232,7 @@ pub struct Core {
     last_ok: Option<Timestamp>,
     unclean_since: Option<Instant>,
     stale_sent: bool,
-    last_status: Option<(State, Instant)>,
-    /// Everything queued was heard since the last batch was taken.
-    synced: bool,
+    last_status: Option<(State, usize, Instant)>,
     /// The folders the last two batches wrote into (newest last).
     recent: std::collections::VecDeque<Vec<PathBuf>>,
     /// Folders touched by batches, whose listings are compared after the
@@ -271,7 +269,6 @@ impl Core {
             unclean_since: Some(now),
             stale_sent: false,
             last_status: None,
-            synced: false,
             recent: std::collections::VecDeque::new(),
             to_verify: std::collections::BTreeSet::new(),
             out: Vec::new(),
@@ -295,10 +292,12 @@ impl Core {
                 allow_mass_delete,
             } => {
                 self.allow_mass = allow_mass_delete;
-                self.status(now, true);
                 match opened {
                     Some(o) => self.opened(o, now),
-                    None => self.out.push(Effect::Open),
+                    None => {
+                        self.status(now, true);
+                        self.out.push(Effect::Open);
+                    }
                 }
             }
             Input::Heard(h) => self.heard(h, now),
@@ -309,7 +308,8 @@ impl Core {
             Input::Watching(r) => self.watching(r, now),
             Input::Roots { src, dst } => self.roots(src, dst, now),
             Input::Synced => {
-                self.synced = true;
+                // Good for this moment only: what is taken now is taken
+                // after every event queued until now was heard.
                 if self.live() && !self.verify() {
                     self.take(now);
                 }
@@ -575,11 +575,7 @@ impl Core {
             self.pending.note(Hint::Retry(rel), now);
         }
         if self.pending.wants_full() || self.pending.due(now) || !self.to_verify.is_empty() {
-            if !self.synced {
-                self.out.push(Effect::Sync);
-            } else if !self.verify() {
-                self.take(now);
-            }
+            self.out.push(Effect::Sync);
         }
         self.check_stale(now);
     }
@@ -595,7 +591,6 @@ impl Core {
         if folders.is_empty() || self.pending.wants_full() {
             return false;
         }
-        self.synced = false;
         let mut deferred = self.pending.waiting();
         deferred.extend(self.retry.paths().cloned());
         self.out.push(Effect::Verify { folders, deferred });
@@ -611,13 +606,11 @@ impl Core {
     /// Takes what is due: a full pass, or a batch.
     fn take(&mut self, now: Instant) {
         if self.pending.take_full(now) {
-            self.synced = false;
             self.status_state(State::Busy { pending: 0 }, now, true);
             self.out.push(Effect::Reconcile {
                 allow_mass_delete: self.allow_mass,
             });
         } else if let Some(mut batch) = self.pending.take_ready(now) {
-            self.synced = false;
             batch.recent = self.recent.iter().flatten().cloned().collect();
             let n = batch.paths.len() + batch.renames.len();
             if n > 1 {
@@ -878,13 +871,18 @@ impl Core {
     }
 
     fn status_state(&mut self, state: State, now: Instant, force: bool) {
-        if !force && let Some((last, at)) = &self.last_status {
-            let same_kind = std::mem::discriminant(last) == std::mem::discriminant(&state);
-            if *last == state || (same_kind && now.duration_since(*at) < STATUS_EVERY) {
+        let failing = self.retry.len();
+        if !force && let Some((last, last_failing, at)) = &self.last_status {
+            let same = *last == state && *last_failing == failing;
+            // A changing count of pending paths is said at most so often.
+            let throttled = matches!((last, &state), (State::Busy { .. }, State::Busy { .. }))
+                && *last_failing == failing
+                && now.duration_since(*at) < STATUS_EVERY;
+            if same || throttled {
                 return;
             }
         }
-        self.last_status = Some((state.clone(), now));
+        self.last_status = Some((state.clone(), failing, now));
         self.notice(Notice::Status(PairStatus {
             index: self.index,
             src: self.src.clone(),
@@ -905,5 +903,598 @@ fn humantime_short(d: Duration) -> String {
         format!("{} minutes", s / 60)
     } else {
         format!("{} seconds", s.max(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Scenario tables: inputs at times (ms from the start), and the
+    //! effects each must give, as short labels.
+    use super::*;
+    use crate::engine::batch::{Dirty, Failure, Look};
+    use crate::engine::error::EntryError;
+    use crate::engine::event::Summary;
+
+    fn label(e: &Effect) -> String {
+        match e {
+            Effect::Open => "Open".into(),
+            Effect::Close => "Close".into(),
+            Effect::Watch => "Watch".into(),
+            Effect::Unwatch => "Unwatch".into(),
+            Effect::WatchAgain(p) => format!("WatchAgain({})", p.display()),
+            Effect::Sync => "Sync".into(),
+            Effect::Apply(b) => {
+                let mut v: Vec<String> = b
+                    .paths
+                    .iter()
+                    .map(|d| {
+                        format!(
+                            "{}{}{}",
+                            d.rel.display(),
+                            if d.deep { "/**" } else { "" },
+                            match d.look {
+                                Look::Forced => "!",
+                                _ => "",
+                            }
+                        )
+                    })
+                    .collect();
+                v.extend(
+                    b.renames
+                        .iter()
+                        .map(|(f, t)| format!("{}->{}", f.display(), t.display())),
+                );
+                v.sort();
+                format!("Apply({})", v.join(" "))
+            }
+            Effect::Verify { folders, .. } => format!(
+                "Verify({})",
+                folders
+                    .iter()
+                    .map(|f| format!("'{}'", f.display()))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+            Effect::Reconcile { allow_mass_delete } => {
+                if *allow_mass_delete {
+                    "Reconcile(allow)".into()
+                } else {
+                    "Reconcile".into()
+                }
+            }
+            Effect::PruneVersions => "Prune".into(),
+            Effect::CheckRoots => "CheckRoots".into(),
+            Effect::TrimMemory => "Trim".into(),
+            Effect::Notice(n) => match n {
+                Notice::Status(s) => format!("Status({})", state_label(&s.state)),
+                Notice::Failures { count, .. } => format!("Failures({count})"),
+                Notice::SourceMissing { .. } => "SourceMissing".into(),
+                Notice::MassDeleteHeld { count, .. } => format!("Held({count})"),
+                Notice::Stale { .. } => "Stale".into(),
+                Notice::Recovered { .. } => "Recovered".into(),
+                Notice::Overflow { .. } => "Overflow".into(),
+                Notice::WatchLimit { .. } => "WatchLimit".into(),
+                Notice::Stopped { .. } => "Stopped".into(),
+            },
+        }
+    }
+
+    fn state_label(s: &State) -> &'static str {
+        match s {
+            State::Starting => "starting",
+            State::Idle => "idle",
+            State::Busy { .. } => "busy",
+            State::Paused => "paused",
+            State::Degraded(_) => "degraded",
+            State::Error(_) => "error",
+        }
+    }
+
+    fn ok(touched: &[&str]) -> Input {
+        Input::Applied {
+            pass: Pass::Batch,
+            result: Ok(Applied {
+                touched: touched.iter().map(PathBuf::from).collect(),
+                ..Applied::default()
+            }),
+        }
+    }
+
+    fn verified() -> Input {
+        Input::Applied {
+            pass: Pass::Verify,
+            result: Ok(Applied::default()),
+        }
+    }
+
+    fn full(held: Option<(u64, u64)>) -> Input {
+        Input::Applied {
+            pass: Pass::Full,
+            result: Ok(Applied {
+                summary: Summary {
+                    held_deletions: held,
+                    ..Summary::default()
+                },
+                ..Applied::default()
+            }),
+        }
+    }
+
+    fn failed(rel: &str) -> Input {
+        Input::Applied {
+            pass: Pass::Batch,
+            result: Ok(Applied {
+                failures: vec![Failure {
+                    rel: rel.into(),
+                    error: EntryError::msg(format!("/s/{rel}"), "read", "permission denied"),
+                }],
+                tried: vec![rel.into()],
+                ..Applied::default()
+            }),
+        }
+    }
+
+    fn hint(h: Hint) -> Input {
+        Input::Heard(Heard::Hint(h))
+    }
+
+    fn opened() -> Input {
+        Input::Start {
+            opened: Some(Opened {
+                src: "/s".into(),
+                dst: "/d".into(),
+                dst_id: Some((1, 2)),
+            }),
+            allow_mass_delete: false,
+        }
+    }
+
+    fn watching() -> Input {
+        Input::Watching(Ok((Quirks::default(), Some((1, 1)))))
+    }
+
+    /// Runs `steps` (at ms, input, expected labels) on a fresh core.
+    fn run(name: &str, timings: Timings, steps: Vec<(u64, Input, &[&str])>) -> Core {
+        let t0 = Instant::now();
+        let w0 = Timestamp::now();
+        let mut core = Core::new(0, Path::new("/s"), Path::new("/d"), timings, t0);
+        for (i, (at, input, want)) in steps.into_iter().enumerate() {
+            let now = t0 + Duration::from_millis(at);
+            let wall = w0 + jiff::SignedDuration::from_millis(at as i64);
+            let got: Vec<String> = core.on(input, now, wall).iter().map(label).collect();
+            let want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+            assert_eq!(got, want, "{name}: step {i} at {at} ms");
+        }
+        core
+    }
+
+    fn no_drift() -> Timings {
+        Timings {
+            drift_check: None,
+            ..Timings::default()
+        }
+    }
+
+    /// The steps that bring a pair to up to date.
+    fn started() -> Vec<(u64, Input, &'static [&'static str])> {
+        vec![
+            (0, opened(), &["Watch", "Status(starting)"]),
+            (0, watching(), &[]),
+            (0, Input::Tick, &["Sync"]),
+            (0, Input::Synced, &["Status(busy)", "Reconcile"]),
+            (1, full(None), &["Prune", "Status(idle)"]),
+        ]
+    }
+
+    fn with(
+        mut a: Vec<(u64, Input, &'static [&'static str])>,
+        b: Vec<(u64, Input, &'static [&'static str])>,
+    ) -> Vec<(u64, Input, &'static [&'static str])> {
+        a.extend(b);
+        a
+    }
+
+    #[test]
+    fn start_watches_first_then_reconciles_the_whole_pair() {
+        run("start", no_drift(), started());
+        run(
+            "start unopened: open is tried, then the same",
+            no_drift(),
+            vec![
+                (
+                    0,
+                    Input::Start {
+                        opened: None,
+                        allow_mass_delete: false,
+                    },
+                    &["Status(starting)", "Open"],
+                ),
+                (
+                    0,
+                    Input::Opened(Err(SetupError::DstMissing("/d".into()))),
+                    &["Status(error)"],
+                ),
+                // The root check retries the opening.
+                (2000, Input::Tick, &["CheckRoots"]),
+                (
+                    2000,
+                    Input::Roots {
+                        src: None,
+                        dst: None,
+                    },
+                    &["Open"],
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn a_closed_file_is_applied_then_its_folder_verified() {
+        run(
+            "closed",
+            no_drift(),
+            with(
+                started(),
+                vec![
+                    (10, hint(Hint::Closed("d/a".into())), &[]),
+                    (10, Input::Tick, &["Sync"]),
+                    (10, Input::Synced, &["Apply(d/a)"]),
+                    (11, ok(&["d"]), &["Status(busy)"]),
+                    (11, Input::Tick, &["Sync"]),
+                    (11, Input::Synced, &["Verify('d')"]),
+                    (12, verified(), &["Status(idle)"]),
+                    // Nothing pending: the tick does nothing.
+                    (13, Input::Tick, &[]),
+                ],
+            ),
+        );
+    }
+
+    #[test]
+    fn a_folder_with_more_changes_coming_is_verified_with_them() {
+        run(
+            "verify waits",
+            no_drift(),
+            with(
+                started(),
+                vec![
+                    (10, hint(Hint::Closed("d/a".into())), &[]),
+                    (10, Input::Tick, &["Sync"]),
+                    (10, Input::Synced, &["Apply(d/a)"]),
+                    // During the batch, a file was created in d: its
+                    // listing is compared after that change is applied.
+                    (11, hint(Hint::Created("d/b".into(), false)), &[]),
+                    (11, ok(&["d"]), &["Status(busy)"]),
+                    (11, Input::Tick, &["Sync"]),
+                    (11, Input::Synced, &[]),
+                    (61, Input::Tick, &["Sync"]),
+                    (61, Input::Synced, &["Apply(d/b)"]),
+                    (62, ok(&["d"]), &[]),
+                    (62, Input::Tick, &["Sync"]),
+                    (62, Input::Synced, &["Verify('d')"]),
+                    (63, verified(), &["Status(idle)"]),
+                ],
+            ),
+        );
+    }
+
+    #[test]
+    fn paused_hears_nothing_and_resuming_reconciles() {
+        run(
+            "pause",
+            no_drift(),
+            with(
+                started(),
+                vec![
+                    (10, Input::Command(Command::Pause), &["Status(paused)"]),
+                    (11, hint(Hint::Closed("a".into())), &[]),
+                    (12, Input::Tick, &[]),
+                    (20, Input::Command(Command::Resume), &["Status(busy)"]),
+                    (20, Input::Tick, &["Sync"]),
+                    (20, Input::Synced, &["Status(busy)", "Reconcile"]),
+                    (21, full(None), &["Prune", "Status(idle)"]),
+                ],
+            ),
+        );
+    }
+
+    #[test]
+    fn an_overflow_is_said_and_reconciles_the_whole_pair() {
+        run(
+            "overflow",
+            no_drift(),
+            with(
+                started(),
+                vec![
+                    (10, hint(Hint::Rescan), &["Overflow"]),
+                    (10, Input::Tick, &["Sync"]),
+                    (10, Input::Synced, &["Status(busy)", "Reconcile"]),
+                ],
+            ),
+        );
+    }
+
+    #[test]
+    fn the_watch_limit_turns_the_pair_to_periodic_scans() {
+        let t = Timings {
+            drift_check: None,
+            poll_interval: Duration::from_secs(60),
+            ..Timings::default()
+        };
+        let core = run(
+            "limit",
+            t,
+            with(
+                started(),
+                vec![
+                    (
+                        10,
+                        Input::Heard(Heard::WatchLimit),
+                        &["Unwatch", "WatchLimit", "Status(degraded)"],
+                    ),
+                    (10, Input::Tick, &["Sync"]),
+                    (10, Input::Synced, &["Status(busy)", "Reconcile"]),
+                    (11, full(None), &["Prune", "Status(degraded)"]),
+                    (30_000, Input::Tick, &["CheckRoots", "Trim"]),
+                    (
+                        30_000,
+                        Input::Roots {
+                            src: Some((1, 1)),
+                            dst: Some((1, 2)),
+                        },
+                        &[],
+                    ),
+                    (60_011, Input::Tick, &["CheckRoots", "Sync"]),
+                ],
+            ),
+        );
+        assert_eq!(core.phase(), Phase::Live);
+    }
+
+    #[test]
+    fn a_failed_path_is_retried_forced_and_deep_after_its_back_off() {
+        run(
+            "retry",
+            no_drift(),
+            with(
+                started(),
+                vec![
+                    (10, hint(Hint::Closed("x".into())), &[]),
+                    (10, Input::Tick, &["Sync"]),
+                    (10, Input::Synced, &["Apply(x)"]),
+                    (11, failed("x"), &["Failures(1)", "Status(idle)"]),
+                    (500, Input::Tick, &[]),
+                    (1011, Input::Tick, &["Trim", "Sync"]),
+                    (1011, Input::Synced, &["Apply(x/**!)"]),
+                ],
+            ),
+        );
+    }
+
+    #[test]
+    fn a_missing_source_pauses_the_pair_until_it_is_back() {
+        run(
+            "source",
+            no_drift(),
+            with(
+                started(),
+                vec![
+                    (2000, Input::Tick, &["CheckRoots", "Trim"]),
+                    (
+                        2000,
+                        Input::Roots {
+                            src: None,
+                            dst: Some((1, 2)),
+                        },
+                        &["SourceMissing", "Unwatch", "Status(error)"],
+                    ),
+                    (2001, hint(Hint::Closed("a".into())), &[]),
+                    (4000, Input::Tick, &["CheckRoots"]),
+                    (
+                        4000,
+                        Input::Roots {
+                            src: Some((1, 1)),
+                            dst: Some((1, 2)),
+                        },
+                        &["Watch", "Status(busy)"],
+                    ),
+                    (4000, watching(), &[]),
+                    (4000, Input::Tick, &["Sync"]),
+                    (4000, Input::Synced, &["Status(busy)", "Reconcile"]),
+                ],
+            ),
+        );
+    }
+
+    #[test]
+    fn a_backup_folder_that_went_is_closed_and_opened_again() {
+        run(
+            "dst",
+            no_drift(),
+            with(
+                started(),
+                vec![
+                    (2000, Input::Tick, &["CheckRoots", "Trim"]),
+                    (
+                        2000,
+                        Input::Roots {
+                            src: Some((1, 1)),
+                            dst: None,
+                        },
+                        &["Unwatch", "Status(error)", "Close"],
+                    ),
+                    (4000, Input::Tick, &["CheckRoots"]),
+                    (
+                        4000,
+                        Input::Roots {
+                            src: Some((1, 1)),
+                            dst: None,
+                        },
+                        &["Open"],
+                    ),
+                ],
+            ),
+        );
+    }
+
+    #[test]
+    fn held_deletions_are_said_once_and_go_through_when_allowed() {
+        run(
+            "held",
+            no_drift(),
+            vec![
+                (0, opened(), &["Watch", "Status(starting)"]),
+                (0, watching(), &[]),
+                (0, Input::Tick, &["Sync"]),
+                (0, Input::Synced, &["Status(busy)", "Reconcile"]),
+                (
+                    1,
+                    full(Some((150, 200))),
+                    &["Prune", "Held(150)", "Status(error)"],
+                ),
+                (5, Input::Command(Command::AllowMassDelete), &[]),
+                (5, Input::Tick, &["Sync"]),
+                (5, Input::Synced, &["Status(busy)", "Reconcile(allow)"]),
+                (6, full(None), &["Prune", "Status(idle)"]),
+            ],
+        );
+    }
+
+    /// Answers effects the way the shell would, with canned results (a
+    /// file found busy once), until none is left.
+    fn drive(core: &mut Core, input: Input, now: Instant, busy: &mut bool) {
+        let w = Timestamp::now();
+        let mut queue: std::collections::VecDeque<Effect> = core.on(input, now, w).into();
+        while let Some(e) = queue.pop_front() {
+            let next = match e {
+                Effect::Sync => Some(Input::Synced),
+                Effect::Apply(b) => Some(Input::Applied {
+                    pass: Pass::Batch,
+                    result: Ok(Applied {
+                        busy: if std::mem::take(busy) {
+                            b.paths.iter().map(|d| d.rel.clone()).collect()
+                        } else {
+                            Vec::new()
+                        },
+                        tried: b.paths.iter().map(|d| d.rel.clone()).collect(),
+                        touched: vec![PathBuf::new()],
+                        ..Applied::default()
+                    }),
+                }),
+                Effect::Verify { .. } => Some(verified()),
+                Effect::Reconcile { .. } => Some(full(None)),
+                Effect::CheckRoots => Some(Input::Roots {
+                    src: Some((1, 1)),
+                    dst: Some((1, 2)),
+                }),
+                _ => None,
+            };
+            if let Some(i) = next {
+                queue.extend(core.on(i, now, w));
+            }
+        }
+    }
+
+    #[test]
+    fn an_idle_pair_sleeps_until_its_next_timer() {
+        let t0 = Instant::now();
+        let mut core = Core::new(0, Path::new("/s"), Path::new("/d"), no_drift(), t0);
+        let mut busy = false;
+        drive(&mut core, opened(), t0, &mut busy);
+        drive(&mut core, watching(), t0, &mut busy);
+        drive(&mut core, Input::Tick, t0, &mut busy);
+        // A file written and still open elsewhere: found busy once.
+        busy = true;
+        let mut now = t0 + Duration::from_millis(10);
+        drive(
+            &mut core,
+            hint(Hint::Modified("log".into())),
+            now,
+            &mut busy,
+        );
+        // Whatever happens next, the loop sleeps: a deadline that is due
+        // at once (work left after a pass) is followed by a real wait.
+        let mut wakes = 0;
+        let mut at_once = 0;
+        while now < t0 + Duration::from_secs(30) {
+            drive(&mut core, Input::Tick, now, &mut busy);
+            let next = core.poll_timeout(now);
+            at_once = if next <= now { at_once + 1 } else { 0 };
+            assert!(at_once < 2, "spins at {:?}", now - t0);
+            now = next.max(now);
+            wakes += 1;
+        }
+        // Root checks every 2 s, a look at the busy file, a trim or two.
+        assert!(wakes < 30, "{wakes} wake-ups in 30 s");
+        assert_eq!(core.state(), State::Idle);
+    }
+
+    #[test]
+    fn with_the_drift_check_off_nothing_reconciles_on_its_own() {
+        let t0 = Instant::now();
+        let mut core = Core::new(0, Path::new("/s"), Path::new("/d"), no_drift(), t0);
+        let w = Timestamp::now();
+        for (at, input, _) in started() {
+            core.on(input, t0 + Duration::from_millis(at), w);
+        }
+        for s in (2..7200).step_by(2) {
+            let now = t0 + Duration::from_secs(s);
+            for e in core.on(Input::Tick, now, w) {
+                if let Effect::CheckRoots = e {
+                    core.on(
+                        Input::Roots {
+                            src: Some((1, 1)),
+                            dst: Some((1, 2)),
+                        },
+                        now,
+                        w,
+                    );
+                }
+                assert!(
+                    !matches!(e, Effect::Sync | Effect::Reconcile { .. }),
+                    "{s} s"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_pair_unclean_for_the_alert_time_raises_one_alert() {
+        let t = Timings {
+            drift_check: None,
+            alert_after: Duration::from_secs(10),
+            ..Timings::default()
+        };
+        let core = run(
+            "stale",
+            t,
+            vec![
+                (
+                    0,
+                    Input::Start {
+                        opened: None,
+                        allow_mass_delete: false,
+                    },
+                    &["Status(starting)", "Open"],
+                ),
+                (
+                    0,
+                    Input::Opened(Err(SetupError::DstMissing("/d".into()))),
+                    &["Status(error)"],
+                ),
+                (11_000, Input::Tick, &["CheckRoots", "Stale"]),
+                (
+                    11_000,
+                    Input::Roots {
+                        src: None,
+                        dst: None,
+                    },
+                    &["Open"],
+                ),
+                (13_000, Input::Tick, &["CheckRoots"]),
+            ],
+        );
+        assert_eq!(core.phase(), Phase::Closed);
+        let _ = Dirty::new("x", false, Look::Gentle);
     }
 }
