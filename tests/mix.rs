@@ -430,6 +430,57 @@ fn mix_diff(src: &Path, dst: &Path) -> Vec<String> {
     diff(&mirrorable(&snap(src)), &snap(dst))
 }
 
+/// Type, size, mode, ns mtime and link target of every entry: cheap enough
+/// to poll (no file is read), so the time measured is the watcher's.
+type Stamp = (u32, u64, u32, i64, i64, Option<PathBuf>);
+
+fn stamps(root: &Path) -> BTreeMap<PathBuf, Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = BTreeMap::new();
+    for e in walkdir::WalkDir::new(root)
+        .min_depth(1)
+        .into_iter()
+        .flatten()
+    {
+        let Ok(rel) = e.path().strip_prefix(root) else {
+            continue;
+        };
+        if rel.starts_with(".mirrortray") {
+            continue;
+        }
+        let Ok(m) = fs::symlink_metadata(e.path()) else {
+            continue;
+        };
+        let ft = m.file_type();
+        if !(ft.is_dir() || ft.is_file() || ft.is_symlink()) {
+            continue;
+        }
+        let link = ft
+            .is_symlink()
+            .then(|| fs::read_link(e.path()).ok())
+            .flatten();
+        let size = if ft.is_dir() { 0 } else { m.size() };
+        let mode = if ft.is_symlink() { 0 } else { m.mode() };
+        out.insert(
+            rel.to_path_buf(),
+            (
+                m.mode() & 0o170000,
+                size,
+                mode,
+                m.mtime(),
+                m.mtime_nsec(),
+                link,
+            ),
+        );
+    }
+    out
+}
+
+/// Equal trees: stamps first (polled), then every byte.
+fn converged_now(src: &Path, dst: &Path) -> bool {
+    stamps(src) == stamps(dst) && mix_diff(src, dst).is_empty()
+}
+
 fn hash(b: &[u8]) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     b.hash(&mut h);
@@ -530,6 +581,8 @@ pub fn mix_seed(seed: u64, rounds: usize, ops: usize) -> MixRun {
         .arg("--config")
         .arg(&cfg)
         .arg(if vv { "-vvv" } else { "-v" })
+        .arg("--log-file")
+        .arg(w.path("watch-timed.log"))
         .stdout(Stdio::null())
         .stderr(File::create(&log).unwrap())
         .spawn()
@@ -557,13 +610,16 @@ pub fn mix_seed(seed: u64, rounds: usize, ops: usize) -> MixRun {
         for _ in 0..ops {
             mix.op();
         }
-        mix.did(format!("-- end of round {round}"));
+        mix.did(format!(
+            "-- end of round {round} at {}",
+            jiff::Timestamp::now()
+        ));
         let t = Instant::now();
         let ok = wait_for(CONVERGE, || {
             if let Ok(Some(st)) = child.try_wait() {
                 panic!("the watcher exited ({st})\n{}", tail(&read_log(), 40));
             }
-            mix_diff(&w.src, &w.dst).is_empty()
+            converged_now(&w.src, &w.dst)
         });
         if !ok {
             let d = mix_diff(&w.src, &w.dst);
@@ -615,6 +671,15 @@ pub fn mix_seed(seed: u64, rounds: usize, ops: usize) -> MixRun {
     if failure.is_none() && text.contains("panicked") {
         failure = Some("a panic in the log".into());
     }
+    if failure.is_none() && std::env::var_os("MIX_KEEP").is_some() {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/mix-kept");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(format!("seed-{seed}-ops.txt")), mix.log.join("\n")).unwrap();
+        let _ = fs::copy(
+            w.path("watch-timed.log"),
+            dir.join(format!("seed-{seed}-watch-timed.log")),
+        );
+    }
     if let Some(f) = failure {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/mix-failures");
         fs::create_dir_all(&dir).unwrap();
@@ -622,6 +687,10 @@ pub fn mix_seed(seed: u64, rounds: usize, ops: usize) -> MixRun {
         let log_file = dir.join(format!("seed-{seed}-watch.log"));
         fs::write(&ops_file, mix.log.join("\n")).unwrap();
         fs::write(&log_file, &text).unwrap();
+        let _ = fs::copy(
+            w.path("watch-timed.log"),
+            dir.join(format!("seed-{seed}-watch-timed.log")),
+        );
         panic!(
             "mix seed {seed}: {f}\n(operations in {}, the watcher's log in {})\n--- log tail\n{}",
             ops_file.display(),

@@ -190,6 +190,7 @@ mod tests {
                 dst: PathBuf::new(),
                 state: State::Idle,
                 last_ok: Some("2024-06-03T14:02:00Z".parse().unwrap()),
+                verified_at: None,
                 failing: 0,
             },
         );

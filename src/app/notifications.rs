@@ -435,6 +435,7 @@ mod tests {
             dst: "/d".into(),
             state,
             last_ok: None,
+            verified_at: None,
             failing,
         })
     }
@@ -606,6 +607,7 @@ mod tests {
             dst: "/d".into(),
             state: State::Idle,
             last_ok: None,
+            verified_at: None,
             failing: 0,
         });
         assert_eq!(a.notice(t, 1, "Photos", &clean), None);

@@ -352,6 +352,7 @@ mod tests {
             dst: PathBuf::new(),
             state,
             last_ok,
+            verified_at: None,
             failing,
         }
     }

@@ -85,6 +85,17 @@ impl Batch {
     }
 }
 
+/// What a comparison of listings leaves alone (`Mirror::verify_folders`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Leave {
+    /// Paths being written, or failing and waiting for their retry.
+    pub paths: HashSet<PathBuf>,
+    /// Folders whose listings pending changes are about to change: a
+    /// folder gone from SRC is looked at from its parent, unless that
+    /// parent is one of these.
+    pub folders: HashSet<PathBuf>,
+}
+
 /// One entry that failed, relative to the pair's roots.
 #[derive(Debug, Clone)]
 pub struct Failure {

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64};
 
-use super::batch::{Applied, Batch, Dirty, Failure, Look};
+use super::batch::{Applied, Batch, Dirty, Failure, Leave, Look};
 use super::error::{EntryError, SetupError, reason, show};
 use super::event::{Control, Event, Sink, Stats, Summary, VersionReason};
 use super::filter::{Filter, is_reserved};
@@ -453,12 +453,13 @@ impl Mirror {
     /// only in DST goes (versioned), one whose type differs is replaced. The
     /// watcher calls it for the folders each batch touched, once the events
     /// of that time have been heard: it catches an entry whose event was
-    /// lost or mispaired. `deferred`: paths left alone (files being written,
-    /// paths failing and waiting for their retry).
+    /// lost or mispaired. What to `leave` alone: files being written, paths
+    /// failing and waiting for their retry, and folders whose listings
+    /// pending changes are about to change.
     pub fn verify_folders(
         &self,
         folders: &[PathBuf],
-        deferred: &HashSet<PathBuf>,
+        leave: &Leave,
         ctl: &Control,
         sink: &dyn Sink,
     ) -> Result<Applied, SetupError> {
@@ -468,7 +469,7 @@ impl Mirror {
         };
         let collector = Collector::new(sink, &self.roots);
         let stats = Stats::default();
-        let ctx = self.ctx(ctl, &collector, &stats, deferred);
+        let ctx = self.ctx(ctl, &collector, &stats, &leave.paths);
         if let Some(s) = &self.store {
             s.versions.begin_batch();
         }
@@ -478,7 +479,7 @@ impl Mirror {
             if ctl.stopped() {
                 break;
             }
-            written.extend(self.compare_listing(&ctx, &src, dst, f));
+            written.extend(self.compare_listing(&ctx, &src, dst, f, &leave.folders));
         }
         let applied = self.finish(&ctx, &src, dst, written)?;
         drop(ctx);
@@ -597,9 +598,13 @@ impl Mirror {
         src: &DirHandle,
         dst: &DirHandle,
         folder: &Path,
+        unsettled: &HashSet<PathBuf>,
     ) -> Option<PathBuf> {
         let mut f = folder.to_path_buf();
         let src_dir = loop {
+            if unsettled.contains(&f) {
+                return None;
+            }
             match src.open_path(&f) {
                 Ok(h) => break h,
                 Err(e) if super::copy::changed_under_us(&e) => {

@@ -32,7 +32,7 @@ use super::hints::Heard;
 use super::pending::{Hint, Pending, Quirks};
 use super::retry::Retry;
 use super::{Command, Notice, PairStatus, State, Timings};
-use crate::engine::batch::{Applied, Batch};
+use crate::engine::batch::{Applied, Batch, Leave};
 use crate::engine::error::{SetupError, show};
 
 /// How often SRC's root (and DST's) are checked to still be what we watch.
@@ -41,6 +41,9 @@ pub const ROOT_CHECK: Duration = Duration::from_secs(2);
 pub const STATUS_EVERY: Duration = Duration::from_millis(250);
 /// Quiet time after a batch before freed memory is handed back.
 pub const TRIM_AFTER: Duration = Duration::from_secs(1);
+/// A full pass that took T is repeated for drift at most every T times this
+/// (0.1 % of a core).
+pub const DRIFT_BUDGET: u32 = 1000;
 /// Folders that could not be watched are tried again this often (at most).
 pub const REWATCH_EVERY: Duration = Duration::from_secs(30);
 
@@ -98,6 +101,22 @@ impl Problem {
             Problem::Setup => format!("Cannot back up {}", show(src)),
         }
     }
+}
+
+/// Why the whole pair is reconciled (a full pass).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    /// Opened (start-up, or back after a problem).
+    Start,
+    Resume,
+    /// Events were lost, or the watch failed or was restarted.
+    Lost,
+    BackupNow,
+    /// The periodic check that catches what the live watch missed.
+    Drift,
+    /// Live watching is off (watch limit): the periodic scan.
+    Poll,
+    AllowMassDelete,
 }
 
 /// Why the watch of SRC could not start.
@@ -181,12 +200,11 @@ pub enum Effect {
     Sync,
     /// Apply a batch of live changes; answer with `Input::Applied`.
     Apply(Batch),
-    /// Compare these folders' listings on both sides and mend them (paths
-    /// in `deferred` are being written, or failing and waiting for their
-    /// retry: left alone); answer with `Input::Applied`.
+    /// Compare these folders' listings on both sides and mend them, but
+    /// not what to `leave`; answer with `Input::Applied`.
     Verify {
         folders: Vec<PathBuf>,
-        deferred: std::collections::HashSet<PathBuf>,
+        leave: Leave,
     },
     /// Reconcile the whole pair; answer with `Input::Applied`.
     Reconcile {
@@ -238,6 +256,11 @@ pub struct Core {
     /// Folders touched by batches, whose listings are compared after the
     /// next sync.
     to_verify: std::collections::BTreeSet<PathBuf>,
+    /// Why the next full pass is wanted, and the one running (since when).
+    full_why: Option<Why>,
+    full_running: Option<(Why, Instant)>,
+    /// The last time a full pass ended with DST verified equal to SRC.
+    verified_at: Option<Timestamp>,
     out: Vec<Effect>,
 }
 
@@ -271,6 +294,9 @@ impl Core {
             last_status: None,
             recent: std::collections::VecDeque::new(),
             to_verify: std::collections::BTreeSet::new(),
+            full_why: None,
+            full_running: None,
+            verified_at: None,
             out: Vec::new(),
         }
     }
@@ -339,6 +365,14 @@ impl Core {
         d
     }
 
+    /// Asks for a full pass (a drift check gives way to any other reason).
+    fn want_full(&mut self, why: Why) {
+        if self.full_why.is_none() || self.full_why == Some(Why::Drift) {
+            self.full_why = Some(why);
+        }
+        self.pending.want_full();
+    }
+
     fn notice(&mut self, n: Notice) {
         self.out.push(Effect::Notice(n));
     }
@@ -360,6 +394,7 @@ impl Core {
                         show(&self.src)
                     );
                     self.notice(Notice::Overflow { index: self.index });
+                    return self.want_full(Why::Lost);
                 }
                 if let Hint::Attr(p) = &hint
                     && self.unwatched.contains(p)
@@ -393,7 +428,7 @@ impl Core {
                     show(&self.src)
                 );
                 self.restart_watch();
-                self.pending.want_full();
+                self.want_full(Why::Lost);
             }
         }
     }
@@ -415,19 +450,19 @@ impl Core {
                         "{}: resumed; reconciling what changed meanwhile",
                         show(&self.src)
                     );
-                    self.pending.want_full();
+                    self.want_full(Why::Resume);
                 }
                 self.status(now, true);
             }
             Command::BackupNow => {
-                self.pending.want_full();
+                self.want_full(Why::BackupNow);
                 if self.phase == Phase::Closed || self.problem.is_some() {
                     self.next_root_check = now;
                 }
             }
             Command::AllowMassDelete => {
                 self.allow_mass = true;
-                self.pending.want_full();
+                self.want_full(Why::AllowMassDelete);
             }
             Command::Timings(t) => {
                 self.next_drift = t.drift_check.map(|d| now + d);
@@ -451,7 +486,7 @@ impl Core {
         }
         self.phase = Phase::Starting;
         self.restart_watch();
-        self.pending.want_full();
+        self.want_full(Why::Start);
         self.status(now, true);
     }
 
@@ -492,7 +527,7 @@ impl Core {
                 );
                 self.polling = true;
                 self.next_poll = now + self.timings.poll_interval;
-                self.pending.want_full();
+                self.want_full(Why::Poll);
                 self.status(now, true);
             }
         }
@@ -518,7 +553,7 @@ impl Core {
             message: msg,
         });
         self.next_poll = now + self.timings.poll_interval;
-        self.pending.want_full();
+        self.want_full(Why::Poll);
         self.status(now, true);
     }
 
@@ -558,11 +593,13 @@ impl Core {
             self.check_stale(now);
             return;
         }
-        let drift_due = self.next_drift.is_some_and(|t| now >= t);
-        if drift_due || (self.polling && now >= self.next_poll) {
-            self.next_drift = self.timings.drift_check.map(|d| now + d);
+        if self.next_drift.is_some_and(|t| now >= t) {
+            self.next_drift = None;
+            self.want_full(Why::Drift);
+        }
+        if self.polling && now >= self.next_poll {
             self.next_poll = now + self.timings.poll_interval;
-            self.pending.want_full();
+            self.want_full(Why::Poll);
         }
         if !self.unwatched.is_empty() && now >= self.next_rewatch {
             self.next_rewatch = now + REWATCH_EVERY.min(self.timings.poll_interval);
@@ -584,16 +621,23 @@ impl Core {
     /// but not of those a pending change is about to touch again. Returns
     /// whether a pass was asked for.
     fn verify(&mut self) -> bool {
+        let unsettled = self.pending.unsettled_folders();
         let folders: Vec<PathBuf> = std::mem::take(&mut self.to_verify)
             .into_iter()
-            .filter(|f| !self.pending.changes_listing_of(f))
+            .filter(|f| !unsettled.contains(f))
             .collect();
         if folders.is_empty() || self.pending.wants_full() {
             return false;
         }
         let mut deferred = self.pending.waiting();
         deferred.extend(self.retry.paths().cloned());
-        self.out.push(Effect::Verify { folders, deferred });
+        self.out.push(Effect::Verify {
+            folders,
+            leave: Leave {
+                paths: deferred,
+                folders: unsettled,
+            },
+        });
         true
     }
 
@@ -606,6 +650,8 @@ impl Core {
     /// Takes what is due: a full pass, or a batch.
     fn take(&mut self, now: Instant) {
         if self.pending.take_full(now) {
+            let why = self.full_why.take().unwrap_or(Why::Start);
+            self.full_running = Some((why, now));
             self.status_state(State::Busy { pending: 0 }, now, true);
             self.out.push(Effect::Reconcile {
                 allow_mass_delete: self.allow_mass,
@@ -645,7 +691,7 @@ impl Core {
                 show(&self.src)
             );
             self.restart_watch();
-            self.pending.want_full();
+            self.want_full(Why::Lost);
         }
         if dst.is_none() {
             self.setup_failed(&SetupError::DstMissing(self.dst.clone()), now);
@@ -683,7 +729,7 @@ impl Core {
             }
         }
         self.restart_watch();
-        self.pending.want_full();
+        self.want_full(Why::Start);
         self.status(now, true);
     }
 
@@ -724,6 +770,9 @@ impl Core {
         let s = &a.summary;
         if full {
             self.allow_mass = false;
+            if let Some((why, since)) = self.full_running.take() {
+                self.full_pass_done(why, now.duration_since(since), &a, now, wall);
+            }
             if !s.interrupted {
                 self.retry.clear();
                 if self.phase == Phase::Starting {
@@ -809,6 +858,37 @@ impl Core {
         self.status(now, full);
     }
 
+    /// After a full pass: when the next drift check is due (its interval
+    /// grows with the pass's cost, so the check stays under 0.1 % of a
+    /// core), what it repaired that the live watch had missed (said: it
+    /// should be nothing), and since when DST is verified equal to SRC.
+    fn full_pass_done(
+        &mut self,
+        why: Why,
+        took: Duration,
+        a: &Applied,
+        now: Instant,
+        wall: Timestamp,
+    ) {
+        let s = &a.summary;
+        self.next_drift = self
+            .timings
+            .drift_check
+            .map(|d| now + d.max(took.saturating_mul(DRIFT_BUDGET)));
+        if why == Why::Drift && s.changed() {
+            log::warn!(
+                "{}: the drift check found what the live watch had missed and repaired it: copied {}, versioned {}, deleted {}",
+                show(&self.src),
+                s.copied,
+                s.versioned,
+                s.deleted
+            );
+        }
+        if !s.interrupted && a.failures.is_empty() && s.held_deletions.is_none() {
+            self.verified_at = Some(wall);
+        }
+    }
+
     fn mark_unclean(&mut self, now: Instant) {
         if self.unclean_since.is_none() {
             self.unclean_since = Some(now);
@@ -889,6 +969,7 @@ impl Core {
             dst: self.dst.clone(),
             state,
             last_ok: self.last_ok,
+            verified_at: self.verified_at,
             failing: self.retry.len(),
         }));
     }

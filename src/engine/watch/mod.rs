@@ -119,6 +119,8 @@ pub struct PairStatus {
     pub state: State,
     /// Last time the pair was known to be a complete mirror.
     pub last_ok: Option<Timestamp>,
+    /// Last time a full pass found DST equal to SRC (or made it so).
+    pub verified_at: Option<Timestamp>,
     /// Paths failing now (being retried).
     pub failing: usize,
 }

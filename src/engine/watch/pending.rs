@@ -36,14 +36,14 @@ pub const QUIET: Duration = Duration::from_secs(1);
 /// keeps the previous one as a version: not too often).
 pub const MAX_QUIET: Duration = Duration::from_secs(10);
 /// A created file usually closes within this; else it is looked at anyway.
-pub const CREATE_WAIT: Duration = Duration::from_millis(50);
+pub const CREATE_WAIT: Duration = Duration::from_millis(10);
 /// Writes without a close are gathered this long before a look (a program
 /// writing in many small `write()`s is looked at once).
 pub const WRITE_WAIT: Duration = Duration::from_millis(20);
 /// Quiet time after the last deletion or rename before a batch is applied.
 pub const SETTLE: Duration = Duration::from_millis(10);
 /// A batch never waits longer than this for deletions to settle.
-pub const MAX_SETTLE: Duration = Duration::from_millis(500);
+pub const MAX_SETTLE: Duration = Duration::from_millis(100);
 /// notify's backend: how long a name moved away waits for the other half
 /// of its rename. Unpaired after this: moved out of SRC.
 pub const PAIR_WAIT: Duration = Duration::from_millis(100);
@@ -232,14 +232,22 @@ impl Pending {
         }
     }
 
-    /// Whether something pending will change the listing of `folder` (an
-    /// entry in it created, deleted or moved): its comparison then waits
-    /// for the batch that brings that change.
-    pub fn changes_listing_of(&self, folder: &Path) -> bool {
-        let parent = |p: &Path| p.parent().unwrap_or(Path::new("")) == folder;
-        self.items.iter().any(|(p, i)| i.structural && parent(p))
-            || self.renames.iter().any(|(f, t)| parent(f) || parent(t))
-            || self.later.keys().any(|p| parent(p))
+    /// The folders whose listings something pending will change (an entry
+    /// in it created, deleted or moved): their comparison waits for the
+    /// batch that brings that change.
+    pub fn unsettled_folders(&self) -> std::collections::HashSet<PathBuf> {
+        let parent = |p: &Path| p.parent().unwrap_or(Path::new("")).to_path_buf();
+        self.items
+            .iter()
+            .filter(|(_, i)| i.structural)
+            .map(|(p, _)| parent(p))
+            .chain(
+                self.renames
+                    .iter()
+                    .flat_map(|(f, t)| [parent(f), parent(t)]),
+            )
+            .chain(self.later.keys().map(|p| parent(p)))
+            .collect()
     }
 
     /// Paths pending that are files being written (a scan leaves them).
@@ -481,15 +489,15 @@ mod tests {
             Case {
                 name: "a created file waits a moment for its close; the close makes it ready",
                 quirks: linux,
-                hints: vec![(0, Created(p("f"), false)), (10, Closed(p("f")))],
-                takes: vec![(5, None), (10, Some(vec![("f", false, Written)]))],
+                hints: vec![(0, Created(p("f"), false)), (8, Closed(p("f")))],
+                takes: vec![(5, None), (8, Some(vec![("f", false, Written)]))],
             },
             Case {
                 name: "a symlink (no close) is looked at after CREATE_WAIT",
                 quirks: linux,
                 hints: vec![(0, Created(p("l"), false))],
                 takes: vec![
-                    (10, None),
+                    (5, None),
                     (
                         CREATE_WAIT.as_millis() as u64,
                         Some(vec![("l", false, Gentle)]),

@@ -192,7 +192,7 @@ impl Shell {
                     result: m.apply(&batch, &self.ctl, &sink),
                 }]
             }
-            Effect::Verify { folders, deferred } => {
+            Effect::Verify { folders, leave } => {
                 let Some(m) = self.mirror.as_ref() else {
                     return Vec::new();
                 };
@@ -200,7 +200,7 @@ impl Shell {
                 let sink = LogSink::new(m.src(), m.dst());
                 vec![Input::Applied {
                     pass: Pass::Verify,
-                    result: m.verify_folders(&folders, &deferred, &self.ctl, &sink),
+                    result: m.verify_folders(&folders, &leave, &self.ctl, &sink),
                 }]
             }
             Effect::Reconcile { allow_mass_delete } => {
