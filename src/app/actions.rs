@@ -224,8 +224,9 @@ pub fn template(home: Option<&Path>) -> String {
 [settings]
 # Days to keep old versions (DST/.mirrortray/versions).
 retention_days = 30
-# Minutes between light checks for changes missed while watching.
-drift_check_minutes = 60
+# Minutes between light checks for changes missed while watching (0: off;
+# large trees are checked less often, at most 0.1 % of a core).
+drift_check_minutes = 5
 # Hours without a complete backup before a notification says so.
 alert_after_hours = 24
 "#
