@@ -349,7 +349,7 @@ impl Mirror {
             let replay = if unreplayed.iter().any(|u| from.starts_with(u)) {
                 Ok(false)
             } else {
-                self.rename(&ctx, &src, dst, from, to, &to_now, &mut written)
+                self.rename(&ctx, (&src, dst), (from, to, &to_now), &mut written)
             };
             if !matches!(replay, Ok(true)) {
                 unreplayed.push(from);
@@ -715,11 +715,8 @@ impl Mirror {
     fn rename(
         &self,
         ctx: &Ctx<'_>,
-        src: &DirHandle,
-        dst: &DirHandle,
-        from: &Path,
-        to: &Path,
-        to_now: &Path,
+        (src, dst): (&DirHandle, &DirHandle),
+        (from, to, to_now): (&Path, &Path, &Path),
         written: &mut BTreeSet<PathBuf>,
     ) -> io::Result<bool> {
         if self.store.is_none() || !mirrorable_rel(from) || !mirrorable_rel(to) {

@@ -336,12 +336,9 @@ impl Tree {
             self.hear(Heard::RootGone);
             return None;
         }
-        let path = self.path_of(wd, name)?;
-        if name.is_none() {
-            // A folder's own events: its parent reports the same (with the
-            // name) for all but ATTRIB on SRC's root, which is not mirrored.
-            return None;
-        }
+        // A folder's own events (no name): its parent reports the same, with
+        // the name, for all but ATTRIB on SRC's root, which is not mirrored.
+        let path = self.path_of(wd, Some(name?))?;
         let is_dir = flags.contains(ReadFlags::ISDIR);
         if flags.contains(ReadFlags::MOVED_FROM) {
             return Some(MovedAway {

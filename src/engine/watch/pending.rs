@@ -422,6 +422,9 @@ mod tests {
         v
     }
 
+    /// A path expected in a batch: (path, deep, look).
+    type Expect = (&'static str, bool, Look);
+
     /// One scenario: hints at times (ms from t0), then the batches taken at
     /// times, each as its paths.
     struct Case {
@@ -429,7 +432,7 @@ mod tests {
         quirks: Quirks,
         hints: Vec<(u64, Hint)>,
         /// (take at ms, expected paths; `None`: nothing ready)
-        takes: Vec<(u64, Option<Vec<(&'static str, bool, Look)>>)>,
+        takes: Vec<(u64, Option<Vec<Expect>>)>,
     }
 
     fn run(c: Case) {
