@@ -82,11 +82,11 @@ pub(crate) fn mount(args: &[&str], dir: &Path) -> Option<Mount> {
         return Some(Mount(dir.to_path_buf()));
     }
     if !is_root() {
-        eprintln!(
-            "note: skipped: `mount {}` needs root ({})",
+        skip(&format!(
+            "`mount {}` needs root ({})",
             args.join(" "),
             String::from_utf8_lossy(&out.stderr).trim()
-        );
+        ));
         return None;
     }
     panic!(

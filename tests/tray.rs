@@ -401,26 +401,53 @@ fn exec_argv(entry: &str) -> Vec<OsString> {
 
 /// Makes a folder immutable (`chattr +i`): not even root can write in it.
 /// Undone on drop, so the temp dir can be removed.
-struct Immutable(PathBuf);
+/// A folder root cannot write into: immutable (`chattr +i`) where the file
+/// system has the flag, else a read-only bind mount of itself (tmpfs, as
+/// /tmp is on Debian 13).
+enum Immutable {
+    Flag(PathBuf),
+    ReadOnly(PathBuf),
+}
 
 impl Immutable {
     fn set(p: &Path) -> Result<Immutable, String> {
-        let out = Command::new("chattr")
-            .arg("+i")
-            .arg(p)
-            .output()
-            .map_err(|e| e.to_string())?;
-        if out.status.success() {
-            Ok(Immutable(p.to_path_buf()))
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+        let run = |args: &[&str]| -> Result<(), String> {
+            let out = Command::new(args[0])
+                .args(&args[1..])
+                .arg(p)
+                .output()
+                .map_err(|e| e.to_string())?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+            }
+        };
+        if run(&["chattr", "+i"]).is_ok() {
+            return Ok(Immutable::Flag(p.to_path_buf()));
+        }
+        let dir = p.to_string_lossy().to_string();
+        run(&["mount", "--bind", &dir])?;
+        match run(&["mount", "-o", "remount,bind,ro"]) {
+            Ok(()) => Ok(Immutable::ReadOnly(p.to_path_buf())),
+            Err(e) => {
+                let _ = Command::new("umount").arg(p).status();
+                Err(e)
+            }
         }
     }
 }
 
 impl Drop for Immutable {
     fn drop(&mut self) {
-        let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
+        match self {
+            Immutable::Flag(p) => {
+                let _ = Command::new("chattr").arg("-i").arg(p).status();
+            }
+            Immutable::ReadOnly(p) => {
+                let _ = Command::new("umount").arg(p).status();
+            }
+        }
     }
 }
 
@@ -560,8 +587,9 @@ fn unwritable_backup_folder_raises_a_notification_with_the_path() {
     let guard = match Immutable::set(&t.w.dst.join("locked")) {
         Ok(g) => g,
         Err(e) => {
-            eprintln!("SKIPPED: this file system cannot make a folder immutable (chattr +i: {e})");
-            return;
+            return skip(&format!(
+                "cannot make a folder unwritable for root here: {e}"
+            ));
         }
     };
     t.w.write("locked/new.txt", "cannot land");

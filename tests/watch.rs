@@ -1190,7 +1190,12 @@ fn backup_folder_deleted_during_a_copy_is_one_error_and_resumes_when_made_again(
         fs::write(&p, format!("file {i}")).unwrap();
     }
     fs::rename(&outside, w.src.join("big")).unwrap();
-    wait_for(Duration::from_secs(30), || w.dst.join("big").exists());
+    let started = wait_for(Duration::from_secs(30), || w.dst.join("big").exists());
+    assert!(
+        started,
+        "the copy of big/ never started\n{}",
+        watch.log_tail()
+    );
     // rm -rf races with the copy going on ("Directory not empty").
     let gone = wait_for(Duration::from_secs(30), || {
         let _ = fs::remove_dir_all(&w.dst);
@@ -1199,14 +1204,20 @@ fn backup_folder_deleted_during_a_copy_is_one_error_and_resumes_when_made_again(
     assert!(gone, "could not delete DST");
     watch.expect_log("does not exist", Duration::from_secs(30));
     let log = watch.log();
-    let errors = log.matches("[ERROR]").count();
-    // The walk stops when it sees its backup folder deleted: not one error
-    // per file left to copy (entries rm -rf took from under a copy may
-    // each still say so).
+    // One error, about the backup folder: not one per file left to copy,
+    // nor for each entry rm -rf took from under a copy.
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains("[ERROR]")).collect();
+    let dst = w.dst.display().to_string();
     assert!(
-        errors < 20,
-        "{errors} errors for one deleted backup folder:\n{}",
-        tail(&log, 30)
+        errors.len() == 1 && errors[0].contains(&format!("backup folder {dst} does not exist")),
+        "{} errors for one deleted backup folder:\n{}",
+        errors.len(),
+        errors
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     assert!(!w.dst.exists(), "DST made again by mirrortray");
 
@@ -2337,30 +2348,43 @@ fn a_killed_watch_leaves_nothing_behind_after_the_next_start() {
 /// limit is lowered only inside a user namespace of the test's own (Linux
 /// counts inotify watches per user namespace), so nothing else running on
 /// the machine is affected.
+///
+/// Where a user namespace cannot be made (some container set-ups), the
+/// same limit is put on the watcher by its test hook
+/// `MIRRORTRAY_TEST_MAX_WATCHES` (the (N+1)th watch fails as the kernel's
+/// limit does): everything after the failed watch is the same code.
 #[test]
 fn watch_limit_falls_back_to_periodic_scans_and_says_how_to_raise_it() {
     let probe = Command::new("unshare")
         .args(["--user", "--map-root-user", "sh", "-c"])
         .arg("echo 4 > /proc/sys/user/max_inotify_watches")
         .status();
-    if !matches!(probe, Ok(s) if s.success()) {
-        eprintln!("SKIPPED: this machine cannot make a user namespace with its own inotify limit");
-        return;
-    }
+    let own_namespace = matches!(probe, Ok(s) if s.success());
     let w = World::new();
     make_tree(&w.src, 60, "limit");
     let cfg = w.path("limit.toml");
     fs::write(&cfg, "[settings]\npoll_seconds = 1\n").unwrap();
-    let mut c = Command::new("unshare");
-    c.args(["--user", "--map-root-user", "sh", "-c"])
-        .arg("echo 4 > /proc/sys/user/max_inotify_watches && exec \"$0\" \"$@\"")
-        .arg(bin())
-        .arg("watch")
-        .arg(&w.src)
-        .arg(&w.dst)
-        .arg("-v")
-        .arg("--config")
-        .arg(&cfg);
+    let args = [
+        bin().into_os_string(),
+        "watch".into(),
+        w.src.clone().into_os_string(),
+        w.dst.clone().into_os_string(),
+        "-v".into(),
+        "--config".into(),
+        cfg.into_os_string(),
+    ];
+    let mut c = if own_namespace {
+        let mut c = Command::new("unshare");
+        c.args(["--user", "--map-root-user", "sh", "-c"])
+            .arg("echo 4 > /proc/sys/user/max_inotify_watches && exec \"$0\" \"$@\"")
+            .args(&args);
+        c
+    } else {
+        eprintln!("note: no user namespace here; the watch limit is the test hook's");
+        let mut c = Command::new(&args[0]);
+        c.args(&args[1..]).env("MIRRORTRAY_TEST_MAX_WATCHES", "4");
+        c
+    };
     w.isolate(&mut c);
     let mut watch = Watch::spawn_cmd(&w, c);
     watch.expect_log("mirrored; scanning every 1 s", START_DEADLINE);

@@ -142,7 +142,7 @@ impl Sink for CliSink {
                 });
             }
             // Only a watcher is told this (a one-shot run reports a failure).
-            Event::Busy { .. } => {}
+            Event::Busy { .. } | Event::Again { .. } => {}
         }
         self.redraw();
     }

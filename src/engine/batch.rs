@@ -111,6 +111,9 @@ pub struct Applied {
     /// Files left because another program is writing them (or they kept
     /// changing through every copy attempt): to be looked at again.
     pub busy: Vec<PathBuf>,
+    /// Entries DST lost from under a write (see `Ctx::dst_failed`): looked
+    /// at again after a back-off, not failures.
+    pub again: Vec<PathBuf>,
     /// Every path the batch tried (a failed path that is not in `failures`
     /// now succeeded).
     pub tried: Vec<PathBuf>,

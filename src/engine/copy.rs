@@ -72,7 +72,7 @@ pub(crate) fn copy_entry(
         Ok(()) => ctx.copied(rel, bytes),
         Err(e) => {
             store.discard(&tmp_name);
-            ctx.failed(EntryError::new(ctx.dst_path(rel), "write", &e));
+            ctx.dst_failed(rel, "write", &e);
         }
     }
 }

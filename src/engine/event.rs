@@ -77,6 +77,9 @@ pub enum Event {
     /// changing through every copy attempt); it is looked at again once
     /// closed or quiet (not a failure).
     Busy { path: PathBuf },
+    /// Watching: DST lost what the entry was being written into (a folder
+    /// deleted or replaced meanwhile); it is looked at again (not a failure).
+    Again { path: PathBuf },
 }
 
 /// Receives events from worker threads.

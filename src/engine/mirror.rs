@@ -562,7 +562,7 @@ impl Mirror {
         let dst_dir = match dst.open_path(&anc) {
             Ok(h) => h,
             Err(e) => {
-                ctx.failed(EntryError::new(ctx.dst_path(&anc), "open folder", &e));
+                ctx.dst_failed(&anc, "open folder", &e);
                 return None;
             }
         };
@@ -628,7 +628,7 @@ impl Mirror {
                 return self.sync_path(ctx, src, dst, &Dirty::new(f, true, Look::Gentle));
             }
             Err(e) => {
-                ctx.failed(EntryError::new(ctx.dst_path(&f), "open folder", &e));
+                ctx.dst_failed(&f, "open folder", &e);
                 return None;
             }
         };
@@ -644,7 +644,7 @@ impl Mirror {
         let dst_list = match dst_dir.list() {
             Ok(l) => l,
             Err(e) => {
-                ctx.failed(EntryError::new(ctx.dst_path(&f), "read folder", &e));
+                ctx.dst_failed(&f, "read folder", &e);
                 return None;
             }
         };
@@ -888,6 +888,7 @@ struct Collector<'a> {
     roots: &'a Roots,
     failures: Mutex<Vec<Failure>>,
     busy: Mutex<Vec<PathBuf>>,
+    again: Mutex<Vec<PathBuf>>,
 }
 
 impl<'a> Collector<'a> {
@@ -897,6 +898,7 @@ impl<'a> Collector<'a> {
             roots,
             failures: Mutex::new(Vec::new()),
             busy: Mutex::new(Vec::new()),
+            again: Mutex::new(Vec::new()),
         }
     }
 
@@ -912,6 +914,7 @@ impl<'a> Collector<'a> {
     fn merge_into(self, mut a: Applied) -> Applied {
         a.failures = self.failures.into_inner().unwrap_or_default();
         a.busy = self.busy.into_inner().unwrap_or_default();
+        a.again = self.again.into_inner().unwrap_or_default();
         a
     }
 }
@@ -936,6 +939,11 @@ impl Sink for Collector<'_> {
             Event::Busy { path } => {
                 if let Ok(mut b) = self.busy.lock() {
                     b.push(path.clone());
+                }
+            }
+            Event::Again { path } => {
+                if let Ok(mut a) = self.again.lock() {
+                    a.push(path.clone());
                 }
             }
             _ => {}

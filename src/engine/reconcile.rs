@@ -108,6 +108,21 @@ impl<'a> Ctx<'a> {
         Stats::add(&self.stats.failed, 1);
         self.sink.event(Event::Failed(e));
     }
+    /// A failure on DST's side of `rel`. Watching, an entry DST lost from
+    /// under the write (its folder deleted or replaced meanwhile: by hand,
+    /// or an `rm -rf` of the whole backup) is looked at again rather than
+    /// reported: that look mends it, or finds the backup folder missing
+    /// (one error, not one per file).
+    pub fn dst_failed(&self, rel: &Path, action: &'static str, e: &io::Error) {
+        if !self.recheck_recent && super::copy::changed_under_us(e) {
+            self.sink.event(Event::Again {
+                path: rel.to_path_buf(),
+            });
+            return;
+        }
+        self.failed(EntryError::new(self.dst_path(rel), action, e));
+    }
+
     pub fn versioned(&self, rel: &Path, reason: VersionReason) {
         Stats::add(&self.stats.versioned, 1);
         self.sink.event(Event::Versioned {
@@ -194,7 +209,7 @@ impl<'a> Ctx<'a> {
             (Some(d), true) => match d.stat_opt(name) {
                 Ok(m) => m,
                 Err(e) => {
-                    self.failed(EntryError::new(self.dst_path(rel), "read", &e));
+                    self.dst_failed(rel, "read", &e);
                     return;
                 }
             },
@@ -299,7 +314,7 @@ impl<'a> Ctx<'a> {
                     Ok(()) => {}
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                     Err(e) => {
-                        self.failed(EntryError::new(self.dst_path(rel), "create folder", &e));
+                        self.dst_failed(rel, "create folder", &e);
                         return;
                     }
                 }
@@ -311,7 +326,7 @@ impl<'a> Ctx<'a> {
             match d.open_dir(name) {
                 Ok(h) => dst_sub = Some(h),
                 Err(e) => {
-                    self.failed(EntryError::new(self.dst_path(rel), "open folder", &e));
+                    self.dst_failed(rel, "open folder", &e);
                     return;
                 }
             }
@@ -362,7 +377,7 @@ impl<'a> Ctx<'a> {
                     }
                 }
                 Err(e) => {
-                    self.failed(EntryError::new(self.dst_path(rel), "read folder", &e));
+                    self.dst_failed(rel, "read folder", &e);
                     return;
                 }
             }
@@ -431,7 +446,7 @@ impl<'a> Ctx<'a> {
         let dm = match d.meta() {
             Ok(m) => m,
             Err(e) => {
-                self.failed(EntryError::new(self.dst_path(rel), "read", &e));
+                self.dst_failed(rel, "read", &e);
                 return;
             }
         };
@@ -518,7 +533,7 @@ impl<'a> Ctx<'a> {
                 // its content kept with it): nothing left to remove.
                 Err(e) if super::copy::changed_under_us(&e) => return,
                 Err(e) => {
-                    self.failed(EntryError::new(self.dst_path(parent), "open folder", &e));
+                    self.dst_failed(parent, "open folder", &e);
                     return;
                 }
             };

@@ -811,13 +811,16 @@ impl Core {
                 self.retry.failed(&f.rel, f.error.transient, now);
             }
         }
+        for rel in &a.again {
+            self.retry.failed(rel, true, now);
+        }
         for rel in &a.tried {
             if !busy.contains(rel) {
                 self.pending.done(rel);
             }
             // Tried and not failed: off the retry list (a failure keeps its
             // count, so the back-off grows).
-            if !failed.contains(rel) {
+            if !failed.contains(rel) && !a.again.contains(rel) {
                 self.retry.succeeded(rel);
             }
         }

@@ -491,6 +491,9 @@ impl Tree {
     /// Adds one folder's watch through its open handle.
     fn add_one(&mut self, rel: &Path, dir: &DirHandle) -> Result<(), Errno> {
         use std::os::fd::AsRawFd;
+        if test_limit().is_some_and(|max| self.by_wd.len() >= max) {
+            return Err(Errno::NOSPC);
+        }
         let proc_path = format!("/proc/self/fd/{}", dir.as_fd().as_raw_fd());
         // Through the handle: the folder opened, not whatever the path
         // names by now, and no PATH_MAX limit on deep trees.
@@ -533,6 +536,18 @@ fn read_all(fd: &OwnedFd, buf: &mut [std::mem::MaybeUninit<u8>]) -> Result<Vec<R
             Err(e) => return Err(e),
         }
     }
+}
+
+/// For tests on machines where a user namespace (and so a watch limit of
+/// the test's own) cannot be made: `MIRRORTRAY_TEST_MAX_WATCHES=N` makes
+/// the (N+1)th watch fail as the kernel's limit does (ENOSPC).
+fn test_limit() -> Option<usize> {
+    static LIMIT: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        std::env::var("MIRRORTRAY_TEST_MAX_WATCHES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    })
 }
 
 fn gone(e: &std::io::Error) -> bool {

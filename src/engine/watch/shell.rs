@@ -342,6 +342,10 @@ impl Sink for LogSink<'_> {
                 "{}: being written; copied when it is closed or quiet",
                 show(&self.src.join(&path))
             ),
+            Event::Again { path } => log::debug!(
+                "{}: the backup lost its folder during the copy; looked at again",
+                show(&self.dst.join(&path))
+            ),
         }
     }
 }
