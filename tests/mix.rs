@@ -8,7 +8,9 @@
 //! folder onto names that may exist, folders moved to new nested paths,
 //! unlink, `rm -rf`, `mkdir -p`, symlinks (relative, absolute, dangling),
 //! chmod, utime to random nanosecond times, truncate(2) to 0 (no close
-//! event) and ftruncate. Names come from a small pool with spaces, dots,
+//! event) and ftruncate, trees moved in from outside SRC and entries moved
+//! out, a file replaced by a folder of the same name, a folder made and
+//! files moved into it at once. Names come from a small pool with spaces, dots,
 //! Unicode and a 40-character name, so they collide and get reused all the
 //! time. Operations run back to back, no pause.
 //!
@@ -160,6 +162,9 @@ struct Mix<'a> {
     rng: Rng,
     m: Model,
     src: &'a Path,
+    /// A folder beside SRC, for moves in and out.
+    outside: PathBuf,
+    n_outside: usize,
     seed: u64,
     /// One line per operation done, for a failing seed's report.
     log: Vec<String>,
@@ -233,7 +238,7 @@ impl Mix<'_> {
 
     /// One operation, at once.
     fn op(&mut self) {
-        match self.rng.below(100) {
+        match self.rng.below(110) {
             0..=17 => {
                 // Create (or rewrite) a file at a random nested path.
                 let p = self.target();
@@ -396,7 +401,7 @@ impl Mix<'_> {
                 drop(f);
                 self.did(format!("ftruncate {p:?}"));
             }
-            _ => {
+            95..=99 => {
                 // Rewrite an existing file in place (O_TRUNC).
                 let Some(p) = self.pick(|e| matches!(e, E::File(_))) else {
                     return;
@@ -408,6 +413,80 @@ impl Mix<'_> {
                 drop(f);
                 self.m.put_file(&p, id);
                 self.did(format!("rewrite {p:?} ({} B, id {id})", c.len()));
+            }
+            100..=102 => {
+                // Moved in from outside SRC: a small tree made elsewhere.
+                let q = self.target();
+                if self.m.get(&q).is_some() || !self.m.parents_ok(&q) {
+                    return;
+                }
+                self.n_outside += 1;
+                let out = self.outside.join(format!("in{}", self.n_outside));
+                fs::create_dir_all(out.join("inner")).unwrap();
+                let (x, y) = (q.join("x"), q.join("inner").join("y"));
+                let (ix, iy) = (self.m.new_id(&x), self.m.new_id(&y));
+                let (cx, cy) = (self.content(ix), self.content(iy));
+                fs::write(out.join("x"), &cx).unwrap();
+                fs::write(out.join("inner/y"), &cy).unwrap();
+                self.mkdir_p(&q);
+                fs::rename(&out, self.abs(&q)).unwrap();
+                self.m.tree.insert(q.clone(), E::Dir);
+                self.m.tree.insert(q.join("inner"), E::Dir);
+                self.m.put_file(&x, ix);
+                self.m.put_file(&y, iy);
+                self.did(format!("move in {q:?} (ids {ix} {iy})"));
+            }
+            103..=104 => {
+                // Moved out of SRC: a file or a folder.
+                let Some(p) = self.pick(|_| true) else {
+                    return;
+                };
+                self.n_outside += 1;
+                let out = self.outside.join(format!("out{}", self.n_outside));
+                fs::create_dir_all(&self.outside).unwrap();
+                fs::rename(self.abs(&p), &out).unwrap();
+                self.m.remove_tree(&p);
+                self.did(format!("move out {p:?}"));
+            }
+            105..=106 => {
+                // A file replaced by a folder of the same name.
+                let Some(p) = self.pick(|e| matches!(e, E::File(_))) else {
+                    return;
+                };
+                fs::remove_file(self.abs(&p)).unwrap();
+                fs::create_dir(self.abs(&p)).unwrap();
+                let f = p.join("was-a-file");
+                let id = self.m.new_id(&f);
+                let c = self.content(id);
+                fs::write(self.abs(&f), &c).unwrap();
+                self.m.tree.insert(p.clone(), E::Dir);
+                self.m.put_file(&f, id);
+                self.did(format!("file {p:?} replaced by a folder (id {id})"));
+            }
+            _ => {
+                // mkdir, then files moved into it at once.
+                let d = self.target();
+                if self.m.get(&d).is_some() || !self.m.parents_ok(&d) {
+                    return;
+                }
+                fs::create_dir_all(self.abs(&d)).unwrap();
+                self.m.add_parents(&d);
+                self.m.tree.insert(d.clone(), E::Dir);
+                let mut moved = Vec::new();
+                for _ in 0..3 {
+                    let Some(p) = self.pick(|e| matches!(e, E::File(_))) else {
+                        break;
+                    };
+                    let Some(name) = p.file_name() else { break };
+                    let q = d.join(name);
+                    if self.m.get(&q).is_some() || d.starts_with(&p) {
+                        continue;
+                    }
+                    fs::rename(self.abs(&p), self.abs(&q)).unwrap();
+                    self.m.move_tree(&p, &q);
+                    moved.push(q);
+                }
+                self.did(format!("mkdir {d:?} and move in {moved:?}"));
             }
         }
     }
@@ -595,6 +674,8 @@ pub fn mix_seed(seed: u64, rounds: usize, ops: usize) -> MixRun {
         rng: Rng(seed),
         m: Model::default(),
         src: &w.src,
+        outside: w.path("outside"),
+        n_outside: 0,
         seed,
         log: Vec::new(),
     };

@@ -25,53 +25,10 @@ pub enum Node {
 
 pub type Snapshot = BTreeMap<PathBuf, Node>;
 
-/// Everything under `root` (not following links), minus `.mirrortray` at the top.
+/// Everything under `root` (not following links), minus `.mirrortray` at
+/// the top. Safe while the tree changes (see `snapshot_live`).
 pub fn snapshot(root: &Path) -> Snapshot {
-    let mut out = BTreeMap::new();
-    for e in walkdir::WalkDir::new(root)
-        .min_depth(1)
-        .follow_links(false)
-        .sort_by_file_name()
-    {
-        let e = match e {
-            Ok(e) => e,
-            Err(_) => continue,
-        };
-        let rel = e.path().strip_prefix(root).unwrap().to_path_buf();
-        if rel
-            .components()
-            .next()
-            .map(|c| c.as_os_str() == ".mirrortray")
-            == Some(true)
-        {
-            continue;
-        }
-        let m = match std::fs::symlink_metadata(e.path()) {
-            Ok(m) => m,
-            Err(_) => continue,
-        };
-        let mtime = (m.mtime(), m.mtime_nsec());
-        let mode = m.permissions().mode() & 0o7777;
-        let ft = m.file_type();
-        let node = if ft.is_symlink() {
-            Node::Symlink {
-                target: std::fs::read_link(e.path()).unwrap(),
-                mtime,
-            }
-        } else if ft.is_dir() {
-            Node::Dir { mode, mtime }
-        } else if ft.is_file() {
-            Node::File {
-                bytes: std::fs::read(e.path()).unwrap_or_default(),
-                mode,
-                mtime,
-            }
-        } else {
-            Node::Special
-        };
-        out.insert(rel, node);
-    }
-    out
+    snapshot_live(root)
 }
 
 /// SRC's snapshot as DST should hold it: special files are not mirrored.

@@ -128,6 +128,9 @@ pub enum WatchFailure {
 }
 
 /// What the shell tells the core.
+// Each input is made, handed over and dropped once: the large `Applied`
+// is not worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Input {
     /// The worker starts; `opened` when the shell already holds an open
