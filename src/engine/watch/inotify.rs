@@ -322,10 +322,11 @@ impl Tree {
         if flags.contains(ReadFlags::IGNORED) {
             // The watch is gone (folder deleted or moved out): forget it,
             // unless its path already belongs to a newer folder.
-            if let Some(p) = self.by_wd.remove(&wd)
-                && self.by_path.get(&p) == Some(&wd)
-            {
-                self.by_path.remove(&p);
+            if let Some(p) = self.by_wd.remove(&wd) {
+                log::trace!("inotify: wd {wd} ({}) ignored", p.display());
+                if self.by_path.get(&p) == Some(&wd) {
+                    self.by_path.remove(&p);
+                }
             }
             return None;
         }
@@ -393,6 +394,7 @@ impl Tree {
     fn moved_out(&mut self, f: MovedAway) {
         if f.is_dir {
             let gone: Vec<(PathBuf, i32)> = self.subtree(&f.path);
+            log::trace!("inotify: {} moved out, {} watches off", f.path.display(), gone.len());
             for (p, wd) in gone {
                 let _ = inotify::remove_watch(&self.fd, wd);
                 self.by_path.remove(&p);
@@ -413,7 +415,14 @@ impl Tree {
 
     /// The table's paths at `from` and under it now start with `to`.
     fn move_subtree(&mut self, from: &Path, to: &Path) {
-        for (p, wd) in self.subtree(from) {
+        let moved = self.subtree(from);
+        log::trace!(
+            "inotify: {} -> {} ({} watches)",
+            from.display(),
+            to.display(),
+            moved.len()
+        );
+        for (p, wd) in moved {
             let q = match p.strip_prefix(from) {
                 Ok(rest) if rest.as_os_str().is_empty() => to.to_path_buf(),
                 Ok(rest) => to.join(rest),
@@ -504,10 +513,12 @@ impl Tree {
                 // Already watched under another path: it moved there (a walk
                 // of its new parent found it before its MOVED_FROM was read).
                 let old = old.clone();
+                log::trace!("inotify: wd {wd} found at {}: moved", rel.display());
                 self.move_subtree(&old, rel);
                 self.hint(Hint::Renamed(old, rel.to_path_buf()));
             }
             None => {
+                log::trace!("inotify: wd {wd} = {}", rel.display());
                 self.by_wd.insert(wd, rel.to_path_buf());
                 self.by_path.insert(rel.to_path_buf(), wd);
             }
