@@ -39,6 +39,10 @@ TEST_PKGS=(
 	trayer                     # XEmbed tray host (fallback mode)
 	util-linux                 # setpriv: run a test as an unprivileged user
 	mount                      # mount/umount: the unmounted-source safety tests
+	fuse3                      # FUSE mounts for the file-system tests
+	exfatprogs                 # mkfs.exfat: a source (or backup) on exFAT
+	exfat-fuse
+	ntfs-3g                    # NTFS backup drives
 	git
 	python3
 )

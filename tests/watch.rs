@@ -2173,3 +2173,255 @@ fn watch_limit_falls_back_to_periodic_scans_and_says_how_to_raise_it() {
     watch.converged();
     watch.stop();
 }
+
+// ---------------------------------------------------------------- contract gaps
+
+/// Seconds since the epoch of a wall-clock moment (for log timestamps).
+fn epoch_secs(t: std::time::SystemTime) -> f64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// The time of each log-file line containing `needle`, as seconds since
+/// the epoch (the log's RFC 3339 UTC stamps).
+fn log_stamps(w: &World, needle: &str) -> Vec<f64> {
+    let text = fs::read_to_string(w.log_file()).unwrap_or_default();
+    text.lines()
+        .filter(|l| l.contains(needle))
+        .filter_map(|l| l.split_whitespace().next()?.parse::<jiff::Timestamp>().ok())
+        .map(|t| t.as_nanosecond() as f64 / 1e9)
+        .collect()
+}
+
+/// A change reaches DST in well under a second: the median delay between
+/// a file's write and the log line of its copy (the program's own clock).
+/// Loose on purpose (it never flakes), but it exists.
+#[test]
+fn median_change_to_copy_delay_is_under_a_second() {
+    let w = World::new();
+    let watch = Watch::start(&w, &["-v"]);
+    let mut delays = Vec::new();
+    for i in 0..30 {
+        let name = format!("f{i}.txt");
+        let written = epoch_secs(std::time::SystemTime::now());
+        w.write(&name, format!("change {i}"));
+        let copied = wait_for(CONVERGE_DEADLINE, || w.dst.join(&name).exists());
+        assert!(copied, "{name} never copied\n{}", watch.log_tail());
+        let at = log_stamps(&w, &format!("copied {}", w.dst.join(&name).display()));
+        assert_eq!(at.len(), 1, "one copy of {name}: {at:?}");
+        delays.push(at[0] - written);
+    }
+    delays.sort_by(|a, b| a.total_cmp(b));
+    let median = delays[delays.len() / 2];
+    assert!(
+        median < 1.0,
+        "median change-to-copy delay {median:.3} s (all: {delays:.3?})"
+    );
+    watch.stop();
+}
+
+/// Watching never changes SRC: contents, modes, times (ctime too: no
+/// chmod, utime or write ever touched it), and nothing added or removed.
+#[test]
+fn watching_leaves_the_source_untouched() {
+    let w = World::new();
+    make_tree(&w.src, 200, "untouched");
+    let stamp = |root: &Path| -> BTreeMap<PathBuf, (u32, i64, i64, i64, i64, u64)> {
+        walkdir::WalkDir::new(root)
+            .into_iter()
+            .flatten()
+            .map(|e| {
+                let m = fs::symlink_metadata(e.path()).unwrap();
+                (
+                    e.path().to_path_buf(),
+                    (
+                        m.mode(),
+                        m.mtime(),
+                        m.mtime_nsec(),
+                        m.ctime(),
+                        m.ctime_nsec(),
+                        m.size(),
+                    ),
+                )
+            })
+            .collect()
+    };
+    let before = (stamp(&w.src), snapshot_live(&w.src));
+    let mut watch = Watch::start(&w, &[]);
+    watch.converged();
+    // A full pass and live passes over the same tree.
+    fs::write(w.dst.join("d0/e0/f0.txt"), "edited in DST").unwrap();
+    watch.stop();
+    let mut watch = Watch::start(&w, &[]);
+    watch.converged();
+    watch.stop();
+    assert_eq!(stamp(&w.src), before.0, "SRC's metadata changed");
+    assert_eq!(snapshot_live(&w.src), before.1, "SRC's content changed");
+}
+
+/// A source on its own file system, unmounted while watching: an empty
+/// folder on another device now, which is "unmounted", never "everything
+/// was deleted"; DST is left alone, and the pair resumes when it is back.
+#[test]
+fn a_source_unmounted_while_watching_is_missing_not_deleted() {
+    let w = World::new();
+    let Some(m) = crate::safety::mount(&["-t", "tmpfs", "-o", "size=8m", "tmpfs"], &w.src) else {
+        return;
+    };
+    make_tree(&w.src, 40, "mounted");
+    let mut watch = Watch::start(&w, &[]);
+    let dst_before = snapshot_live(&w.dst);
+    let hidden = w.path("src-content");
+    let cp = Command::new("cp")
+        .arg("-a")
+        .arg(&w.src)
+        .arg(&hidden)
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    drop(m);
+    watch.expect_log("looks unmounted", Duration::from_secs(30));
+    let d = diff(&dst_before, &snapshot_live(&w.dst));
+    assert!(
+        d.is_empty(),
+        "DST changed while SRC was unmounted:\n{}",
+        d.join("\n")
+    );
+    // Mounted again (here: the same content on a new tmpfs).
+    let Some(_m) = crate::safety::mount(&["-t", "tmpfs", "-o", "size=8m", "tmpfs"], &w.src) else {
+        return;
+    };
+    let cp = Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", hidden.display()))
+        .arg(&w.src)
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    w.write("after.txt", "written once mounted again");
+    watch.converged();
+    watch.stop();
+}
+
+/// A source that becomes unreadable while watching (run as nobody, so
+/// permissions count): "Source unreadable", DST left alone, and the pair
+/// resumes when it can be read again.
+#[test]
+fn a_source_unreadable_while_watching_pauses_and_resumes() {
+    let w = World::new();
+    make_tree(&w.src, 30, "readable");
+    chown_nobody(w.dir.path());
+    let mut c = as_nobody(&w);
+    c.arg("watch").arg(&w.src).arg(&w.dst).arg("-v");
+    let mut watch = Watch::spawn_cmd(&w, c);
+    watch.expect_log(READY, START_DEADLINE);
+    let dst_before = snapshot_live(&w.dst);
+    chmod(&w.src, 0o000);
+    watch.expect_log("cannot read source folder", Duration::from_secs(30));
+    let d = diff(&dst_before, &snapshot_live(&w.dst));
+    assert!(
+        d.is_empty(),
+        "DST changed while SRC was unreadable:\n{}",
+        d.join("\n")
+    );
+    chmod(&w.src, 0o755);
+    w.write("after.txt", "readable again");
+    chown_nobody(&w.src.join("after.txt"));
+    watch.converged();
+    watch.stop();
+}
+
+/// Files that vanish between their event and their copy are not errors.
+#[test]
+fn paths_vanishing_before_their_copy_are_not_errors() {
+    let w = World::new();
+    let mut watch = Watch::start(&w, &[]);
+    for i in 0..300 {
+        let p = w.write(&format!("d{}/short-lived-{i}", i % 5), vec![b'x'; 4096]);
+        if i % 3 == 0 {
+            fs::remove_dir_all(p.parent().unwrap()).unwrap();
+        } else {
+            fs::remove_file(&p).unwrap();
+        }
+    }
+    w.write("last.txt", "done");
+    watch.converged();
+    let log = watch.stop();
+    assert!(
+        !log.contains("[ERROR]"),
+        "errors for vanished paths:\n{}",
+        tail(&log, 30)
+    );
+}
+
+/// The backup disk full while watching: the file is named with the reason,
+/// retried, and the error goes away once it fits (here: the big file is
+/// removed from SRC).
+#[test]
+fn a_full_backup_disk_while_watching_names_the_file_and_recovers() {
+    let w = World::new();
+    let Some(_m) = crate::safety::mount(&["-t", "tmpfs", "-o", "size=2m", "tmpfs"], &w.dst) else {
+        return;
+    };
+    w.write("small.txt", "fits");
+    let mut watch = Watch::start(&w, &[]);
+    w.write("big.bin", vec![9u8; 4 << 20]);
+    watch.expect_log("no space left on the device", Duration::from_secs(30));
+    let log = watch.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("no space left"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("big.bin"),
+        "the error does not name the file: {line}"
+    );
+    fs::remove_file(w.src.join("big.bin")).unwrap();
+    w.write("after.txt", "fits again");
+    watch.converged();
+    watch.stop();
+}
+
+/// A name the backup's file system refuses (longer than 255 bytes; a
+/// source on exFAT can hold it) fails with the path and the reason, is not
+/// retried as if it could pass, and does not stop the other files.
+#[test]
+fn a_name_too_long_for_the_backup_fails_with_the_path() {
+    let w = World::new();
+    let img = w.path("exfat.img");
+    File::create(&img).unwrap().set_len(32 << 20).unwrap();
+    let mk = Command::new("mkfs.exfat").arg(&img).output().unwrap();
+    assert!(
+        mk.status.success(),
+        "mkfs.exfat: {}",
+        String::from_utf8_lossy(&mk.stderr)
+    );
+    fs::create_dir_all(&w.src).unwrap();
+    let Some(_m) = crate::safety::mount(
+        &["-t", "exfat-fuse", "-o", "loop", &img.to_string_lossy()],
+        &w.src,
+    ) else {
+        return;
+    };
+    let mut watch = Watch::start(&w, &[]);
+    let long = "é".repeat(200); // 400 bytes: fine on exFAT, too long on ext4
+    w.write(&long, "long name");
+    w.write("ok.txt", "fine");
+    watch.expect_log(
+        "the name is too long for this file system",
+        Duration::from_secs(30),
+    );
+    let log = watch.log();
+    assert!(
+        log.contains(&long),
+        "the error does not name the file:\n{}",
+        tail(&log, 10)
+    );
+    let ok = wait_for(CONVERGE_DEADLINE, || w.dst.join("ok.txt").exists());
+    assert!(ok, "the other file was not copied\n{}", tail(&log, 10));
+    // The long name stays failing (a sync would exit 1): stopped by hand.
+    watch.signal("TERM");
+    assert_eq!(watch.wait_exit().code(), Some(0));
+    assert!(w.temp_leftovers().is_empty(), "{:?}", w.temp_leftovers());
+}

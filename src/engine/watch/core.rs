@@ -150,9 +150,11 @@ pub enum Input {
     /// Result of [`Effect::Watch`]: the hint source's quirks and SRC's
     /// identity when the watch began.
     Watching(Result<(Quirks, Option<Id>), WatchFailure>),
-    /// Result of [`Effect::CheckRoots`].
+    /// Result of [`Effect::CheckRoots`]: SRC's and DST's identities (none:
+    /// missing), and whether SRC can be read.
     Roots {
         src: Option<Id>,
+        src_readable: bool,
         dst: Option<Id>,
     },
     /// Result of [`Effect::Sync`]: everything changed before it was heard.
@@ -335,7 +337,11 @@ impl Core {
             Input::Opened(Ok(o)) => self.opened(o, now),
             Input::Opened(Err(e)) => self.setup_failed(&e, now),
             Input::Watching(r) => self.watching(r, now),
-            Input::Roots { src, dst } => self.roots(src, dst, now),
+            Input::Roots {
+                src,
+                src_readable,
+                dst,
+            } => self.roots(src, src_readable, dst, now),
             Input::Synced => {
                 // Good for this moment only: what is taken now is taken
                 // after every event queued until now was heard.
@@ -669,10 +675,14 @@ impl Core {
         }
     }
 
-    fn roots(&mut self, src: Option<Id>, dst: Option<Id>, now: Instant) {
+    fn roots(&mut self, src: Option<Id>, src_readable: bool, dst: Option<Id>, now: Instant) {
         if self.phase == Phase::Closed {
             self.out.push(Effect::Open);
             return;
+        }
+        if src.is_some() && !src_readable {
+            let e = SetupError::SrcUnreadable(self.src.clone(), "permission denied".into());
+            return self.setup_failed(&e, now);
         }
         if self.problem.is_some() {
             if src.is_some() {
@@ -1207,6 +1217,7 @@ mod tests {
                     2000,
                     Input::Roots {
                         src: None,
+                        src_readable: true,
                         dst: None,
                     },
                     &["Open"],
@@ -1327,6 +1338,7 @@ mod tests {
                         30_000,
                         Input::Roots {
                             src: Some((1, 1)),
+                            src_readable: true,
                             dst: Some((1, 2)),
                         },
                         &[],
@@ -1371,6 +1383,7 @@ mod tests {
                         2000,
                         Input::Roots {
                             src: None,
+                            src_readable: true,
                             dst: Some((1, 2)),
                         },
                         &["SourceMissing", "Unwatch", "Status(error)"],
@@ -1381,6 +1394,7 @@ mod tests {
                         4000,
                         Input::Roots {
                             src: Some((1, 1)),
+                            src_readable: true,
                             dst: Some((1, 2)),
                         },
                         &["Watch", "Status(busy)"],
@@ -1406,6 +1420,7 @@ mod tests {
                         2000,
                         Input::Roots {
                             src: Some((1, 1)),
+                            src_readable: true,
                             dst: None,
                         },
                         &["Unwatch", "Status(error)", "Close"],
@@ -1415,6 +1430,7 @@ mod tests {
                         4000,
                         Input::Roots {
                             src: Some((1, 1)),
+                            src_readable: true,
                             dst: None,
                         },
                         &["Open"],
@@ -1472,6 +1488,7 @@ mod tests {
                 Effect::Reconcile { .. } => Some(full(None)),
                 Effect::CheckRoots => Some(Input::Roots {
                     src: Some((1, 1)),
+                    src_readable: true,
                     dst: Some((1, 2)),
                 }),
                 _ => None,
@@ -1531,6 +1548,7 @@ mod tests {
                     core.on(
                         Input::Roots {
                             src: Some((1, 1)),
+                            src_readable: true,
                             dst: Some((1, 2)),
                         },
                         now,
@@ -1574,6 +1592,7 @@ mod tests {
                     11_000,
                     Input::Roots {
                         src: None,
+                        src_readable: true,
                         dst: None,
                     },
                     &["Open"],

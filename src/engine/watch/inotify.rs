@@ -394,7 +394,11 @@ impl Tree {
     fn moved_out(&mut self, f: MovedAway) {
         if f.is_dir {
             let gone: Vec<(PathBuf, i32)> = self.subtree(&f.path);
-            log::trace!("inotify: {} moved out, {} watches off", f.path.display(), gone.len());
+            log::trace!(
+                "inotify: {} moved out, {} watches off",
+                f.path.display(),
+                gone.len()
+            );
             for (p, wd) in gone {
                 let _ = inotify::remove_watch(&self.fd, wd);
                 self.by_path.remove(&p);

@@ -237,6 +237,7 @@ impl Shell {
                 };
                 vec![Input::Roots {
                     src: root_id(&src),
+                    src_readable: std::fs::read_dir(&src).is_ok(),
                     dst: root_id(&dst),
                 }]
             }
