@@ -756,6 +756,35 @@ fn deletions_under_the_guard_threshold_go_through() {
     assert_eq!((c.versioned, c.held), (99, 0), "{c:?}");
 }
 
+/// The guard's boundary: deletions of at least 100 entries go through at
+/// exactly half of DST, and are held just above half.
+#[test]
+fn deletions_at_half_go_through_and_just_above_are_held() {
+    let w = World::new();
+    for i in 0..200 {
+        w.write(&format!("f{i:03}"), format!("{i}"));
+    }
+    sync_ok(&w, &[]);
+    for i in 0..100 {
+        std::fs::remove_file(w.src.join(format!("f{i:03}"))).unwrap();
+    }
+    let c = sync_ok(&w, &[]);
+    assert_eq!((c.versioned, c.held), (100, 0), "100 of 200: {c:?}");
+
+    let w = World::new();
+    for i in 0..200 {
+        w.write(&format!("f{i:03}"), format!("{i}"));
+    }
+    sync_ok(&w, &[]);
+    for i in 0..101 {
+        std::fs::remove_file(w.src.join(format!("f{i:03}"))).unwrap();
+    }
+    let r = w.sync(&[]);
+    r.code(1);
+    let c = counts(&r);
+    assert_eq!((c.versioned, c.held), (0, 101), "101 of 200: {}", r.stdout);
+}
+
 // ---------------------------------------------------------------- missing / unmounted SRC (rule 4)
 
 #[test]

@@ -989,6 +989,34 @@ fn held_mass_deletion_is_allowed_from_the_menu() {
     assert_eq!(t.w.all_version_contents().len(), 110);
 }
 
+/// Deletions made while paused are seen by the pass that resuming starts,
+/// and that pass is held by the guard like any other.
+#[test]
+fn a_mass_deletion_while_paused_is_held_when_resumed() {
+    let w = World::new();
+    for i in 0..120 {
+        w.write(&format!("f{i:03}.txt"), format!("{i}"));
+    }
+    let t = Tray::with_pair(w);
+    t.up_to_date();
+    t.click("Pause watching");
+    t.menu_until("paused", |m| status(m) == "Paused");
+    for i in 0..110 {
+        std::fs::remove_file(t.w.src.join(format!("f{i:03}.txt"))).unwrap();
+    }
+    t.click("Pause watching");
+    t.notification("about held deletions", |n| {
+        n.summary == "Deletions held: src"
+    });
+    let allow = format!("Allow deletions in {}", t.w.dst.display());
+    t.menu_until("the allow entry", |m| m.find(&allow).is_some());
+    assert_eq!(
+        snapshot(&t.w.dst).len(),
+        120,
+        "nothing is deleted while held"
+    );
+}
+
 #[test]
 fn without_a_display_it_says_so_and_mirrors_headless() {
     let w = World::new();
