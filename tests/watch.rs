@@ -2425,3 +2425,60 @@ fn a_name_too_long_for_the_backup_fails_with_the_path() {
     assert_eq!(watch.wait_exit().code(), Some(0));
     assert!(w.temp_leftovers().is_empty(), "{:?}", w.temp_leftovers());
 }
+
+/// A backup drive pulled while watching (`umount -l`, as a desktop does):
+/// its mount point is now an empty folder on the system disk, and nothing
+/// is written there; the pair waits and resumes when the drive is back.
+#[test]
+fn a_backup_drive_unmounted_while_watching_is_missing_never_refilled() {
+    let w = World::new();
+    make_tree(&w.src, 30, "drive");
+    let img = w.path("drive.img");
+    File::create(&img).unwrap().set_len(64 << 20).unwrap();
+    let mk = Command::new("mkfs.ext4")
+        .args(["-q", "-F"])
+        .arg(&img)
+        .output()
+        .unwrap();
+    assert!(
+        mk.status.success(),
+        "mkfs.ext4: {}",
+        String::from_utf8_lossy(&mk.stderr)
+    );
+    let loop_opts = ["-o", "loop", &img.to_string_lossy()];
+    let Some(m) = crate::safety::mount(&loop_opts, &w.dst) else {
+        return;
+    };
+    // The drive's own lost+found is the file system's, not the mirror's.
+    let fs_own = |p: &Path| p.starts_with("lost+found");
+    let mut watch = Watch::start(&w, &[]);
+    watch.converged_except(CONVERGE_DEADLINE, &fs_own);
+    let lazy = Command::new("umount")
+        .arg("-l")
+        .arg(&w.dst)
+        .status()
+        .unwrap();
+    assert!(lazy.success());
+    std::mem::forget(m);
+    w.write("while-away.txt", "made while the drive was away");
+    watch.expect_log(
+        "its drive looks unplugged or unmounted",
+        Duration::from_secs(30),
+    );
+    let on_system_disk: Vec<_> = fs::read_dir(&w.dst).unwrap().flatten().collect();
+    assert!(
+        on_system_disk.is_empty(),
+        "written into the empty mount point: {:?}\n{}",
+        on_system_disk
+            .iter()
+            .map(|e| e.file_name())
+            .collect::<Vec<_>>(),
+        watch.log_tail()
+    );
+    // The drive is back: the pair resumes by itself.
+    let Some(_m) = crate::safety::mount(&loop_opts, &w.dst) else {
+        return;
+    };
+    watch.converged_except(CONVERGE_DEADLINE, &fs_own);
+    watch.stop();
+}

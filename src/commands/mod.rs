@@ -14,6 +14,7 @@ use crate::exit_code::ExitCode;
 use crate::logging;
 
 pub fn run(cli: Cli) -> ExitCode {
+    raise_open_file_limit();
     let g = cli.global.clone();
     match cli.command {
         Some(Command::Sync {
@@ -85,4 +86,21 @@ pub fn run(cli: Cli) -> ExitCode {
 /// Prints an error for people: `mirrortray: <sentence>`.
 pub fn fail(msg: impl std::fmt::Display) {
     log::error!("{msg}");
+}
+
+/// A walk keeps two folder handles open per level of the folder it is in
+/// (and a watch one per folder it adds): the usual soft limit of 1024 open
+/// files is raised to the hard limit (at most a million), as file managers
+/// and build tools do, so deep trees do not run out.
+fn raise_open_file_limit() {
+    #[cfg(unix)]
+    {
+        use rustix::process::{Resource, getrlimit, setrlimit};
+        let mut l = getrlimit(Resource::Nofile);
+        let want = l.maximum.map_or(1 << 20, |m| m.min(1 << 20));
+        if l.current.is_some_and(|c| c < want) {
+            l.current = Some(want);
+            let _ = setrlimit(Resource::Nofile, l);
+        }
+    }
 }

@@ -135,6 +135,8 @@ pub enum SetupError {
     DstNotDir(PathBuf),
     #[error("backup folder {} does not exist (is its drive mounted?). Nothing was changed; backups start when it is there.", show(.0))]
     DstMissing(PathBuf),
+    #[error("backup folder {} is empty and on another device than the backup it held: its drive looks unplugged or unmounted. Nothing was written; plug the drive in and backups resume by themselves. (If this really is a new, empty backup folder, remove its line from {}.)", show(.0), show(.1))]
+    BackupDriveMissing(PathBuf, PathBuf),
     #[error("cannot use backup folder {}: {}. Choose a folder you can write to.", show(.0), .1)]
     DstUnwritable(PathBuf, String),
     #[error("backup folder {} is in use by another mirrortray ({}). Wait for it to finish, or stop it first.", show(.dst), .holder)]

@@ -106,6 +106,11 @@ impl Mirror {
         if !exists && !opts.dry_run && !opts.create_dst {
             return Err(SetupError::DstMissing(roots.dst));
         }
+        let dst_dev = if exists {
+            check_backup_drive(&roots.dst)?
+        } else {
+            None
+        };
         if !exists && !opts.dry_run {
             std::fs::create_dir_all(&roots.dst)
                 .map_err(|e| SetupError::DstUnwritable(roots.dst.clone(), reason(&e)))?;
@@ -122,6 +127,17 @@ impl Mirror {
             (Some(d), false) => Some(Store::open(d, &roots.dst, spec.versions, &opts.command)?),
             _ => None,
         };
+        if store.is_some()
+            && let Some(dev) =
+                dst_dev.or_else(|| dst.as_ref().and_then(|d| d.meta().ok()).map(|m| m.dev))
+            && let Err(e) = super::drives::record(&roots.dst, dev)
+        {
+            log::warn!(
+                "{}: cannot record the backup folder's device (a drive unplugged later may not be told from an empty folder): {}",
+                show(&roots.dst),
+                reason(&e)
+            );
+        }
         let granularity = match &store {
             Some(s) => s.probe_granularity().unwrap_or(1),
             None => 1,
@@ -263,7 +279,7 @@ impl Mirror {
         let stats = Stats::default();
         let none = HashSet::new();
         let ctx = self.ctx(ctl, &collector, &stats, &none);
-        ctx.sync_dir(&src, self.dst.as_ref(), Path::new(""), &src_meta);
+        ctx.sync_tree(&src, self.dst.as_ref(), &src_meta);
         self.check_dst_kept(&ctx)?;
         let extras = ctx.take_extras();
         let mut held = None;
@@ -843,6 +859,27 @@ impl Mirror {
             n += removed;
         }
         Ok(n)
+    }
+}
+
+/// A backup folder without mirrortray's own folder, on another device than
+/// the backup it held was: its drive is not there (see `drives`). Returns
+/// the folder's device otherwise.
+fn check_backup_drive(dst: &Path) -> Result<Option<u64>, SetupError> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(dst) else {
+        return Ok(None);
+    };
+    let dev = meta.dev();
+    if dst.join(super::filter::RESERVED).exists() {
+        return Ok(Some(dev));
+    }
+    match super::drives::recorded(dst) {
+        Some(was) if was != dev => Err(SetupError::BackupDriveMissing(
+            dst.to_path_buf(),
+            super::drives::records_path().unwrap_or_default(),
+        )),
+        _ => Ok(Some(dev)),
     }
 }
 

@@ -15,6 +15,7 @@
 pub mod batch;
 pub mod config;
 pub mod copy;
+pub mod drives;
 pub mod error;
 pub mod event;
 pub mod filter;

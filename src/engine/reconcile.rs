@@ -19,8 +19,9 @@ use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 
@@ -63,6 +64,28 @@ pub(crate) struct Ctx<'a> {
     /// The backup folder was deleted during this walk: it stops, and says
     /// so once instead of once per file.
     pub dst_gone: std::sync::atomic::AtomicBool,
+}
+
+/// A folder to go into (see `Ctx::enter`).
+pub(crate) struct Into {
+    rel: PathBuf,
+    sm: Meta,
+    dm: Option<Meta>,
+    /// DST lacks the folder.
+    create: bool,
+    /// DST holds something else there, kept as a version first.
+    replace: Option<VersionReason>,
+}
+
+/// A folder being reconciled: its handles, and how many pieces of its work
+/// (its own listing, each sub-folder) are not done yet.
+struct Node {
+    src: DirHandle,
+    dst: Option<DirHandle>,
+    rel: PathBuf,
+    meta: Meta,
+    pending: AtomicUsize,
+    parent: Option<Arc<Node>>,
 }
 
 /// An entry DST holds that SRC does not.
@@ -194,15 +217,30 @@ impl<'a> Ctx<'a> {
         rel: &Path,
         dst_listed: bool,
     ) {
-        if self.halted() {
-            return;
+        if let Some(into) = self.look_at(src, dst, rel, dst_listed) {
+            // The whole subtree, in tasks; done when this returns.
+            rayon::scope(|scope| self.enter(scope, src, dst, into, None));
         }
-        let Some(name) = rel.file_name() else { return };
+    }
+
+    /// Reconciles one name, except a folder to go into: that is returned
+    /// (the caller goes into it, as a task of its own).
+    fn look_at(
+        &self,
+        src: &DirHandle,
+        dst: Option<&DirHandle>,
+        rel: &Path,
+        dst_listed: bool,
+    ) -> Option<Into> {
+        if self.halted() {
+            return None;
+        }
+        let name = rel.file_name()?;
         let sm = match src.stat_opt(name) {
             Ok(m) => m,
             Err(e) => {
                 self.failed(EntryError::new(self.src_path(rel), "read", &e));
-                return;
+                return None;
             }
         };
         let dm = match (dst, dst_listed) {
@@ -210,7 +248,7 @@ impl<'a> Ctx<'a> {
                 Ok(m) => m,
                 Err(e) => {
                     self.dst_failed(rel, "read", &e);
-                    return;
+                    return None;
                 }
             },
             _ => None,
@@ -219,7 +257,7 @@ impl<'a> Ctx<'a> {
             && (self.filter.ignores(rel, s.kind == Kind::Dir)
                 || (s.kind == Kind::File && self.deferred.contains(rel)))
         {
-            return;
+            return None;
         }
         self.scanned(1);
         let links_equal = match (&sm, &dm, dst) {
@@ -236,7 +274,7 @@ impl<'a> Ctx<'a> {
             Step::Keep => {}
             Step::FixMeta => {
                 let (Some(s), Some(d)) = (&sm, dst) else {
-                    return;
+                    return None;
                 };
                 if self.store.is_some() {
                     let r = if s.kind == Kind::Symlink {
@@ -250,7 +288,7 @@ impl<'a> Ctx<'a> {
                             "set permissions of",
                             &e,
                         ));
-                        return;
+                        return None;
                     }
                 }
                 Stats::add(&self.stats.meta, 1);
@@ -259,13 +297,18 @@ impl<'a> Ctx<'a> {
                 });
             }
             Step::Copy { replace } => {
-                let Some(s) = &sm else { return };
+                let Some(s) = &sm else { return None };
                 let existing = replace.and_then(|r| dm.map(|d| (d.kind, r)));
                 copy_entry(self, src, dst, rel, s, existing);
             }
             Step::Descend { create, replace } => {
-                let Some(s) = &sm else { return };
-                self.descend(src, dst, rel, s, dm.as_ref(), create, replace);
+                return sm.map(|s| Into {
+                    rel: rel.to_path_buf(),
+                    sm: s,
+                    dm,
+                    create,
+                    replace,
+                });
             }
             Step::Remove => {
                 if let Some(d) = dm {
@@ -280,93 +323,141 @@ impl<'a> Ctx<'a> {
                 }
             }
         }
+        None
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn descend(
-        &self,
+    /// Reconciles the whole tree under the roots `src` and `dst` (the root's
+    /// own mode and times are not mirrored).
+    pub fn sync_tree(&self, src: &DirHandle, dst: Option<&DirHandle>, src_meta: &Meta) {
+        let (Ok(s), d) = (src.try_clone(), dst.map(DirHandle::try_clone)) else {
+            return self.failed(EntryError::msg(
+                self.src_root,
+                "read folder",
+                "cannot open it again",
+            ));
+        };
+        let d = match d {
+            Some(Ok(d)) => Some(d),
+            Some(Err(e)) => return self.dst_failed(Path::new(""), "open folder", &e),
+            None => None,
+        };
+        let root = Arc::new(Node {
+            src: s,
+            dst: d,
+            rel: PathBuf::new(),
+            meta: *src_meta,
+            pending: AtomicUsize::new(1),
+            parent: None,
+        });
+        rayon::scope(|scope| self.process(scope, root));
+    }
+
+    /// Goes into the folder `into` names (`src` and `dst` hold it): versions
+    /// what DST held there if it was not a folder, makes DST's folder, then
+    /// reconciles its content as a task of `scope`, each sub-folder a task
+    /// of its own: the depth of a tree is never the depth of the stack, and
+    /// the cores share the work.
+    fn enter<'s>(
+        &'s self,
+        scope: &rayon::Scope<'s>,
         src: &DirHandle,
         dst: Option<&DirHandle>,
-        rel: &Path,
-        sm: &Meta,
-        dm: Option<&Meta>,
-        create: bool,
-        replace: Option<VersionReason>,
+        into: Into,
+        parent: Option<Arc<Node>>,
     ) {
-        let Some(name) = rel.file_name() else { return };
+        let Into {
+            rel,
+            sm,
+            dm,
+            create,
+            replace,
+        } = into;
+        let Some(name) = rel.file_name() else {
+            return self.done(parent);
+        };
+        if self.halted() {
+            return self.done(parent);
+        }
         let src_sub = match src.open_dir(name) {
             Ok(d) => d,
-            Err(e) if super::copy::changed_under_us(&e) => return,
+            Err(e) if super::copy::changed_under_us(&e) => return self.done(parent),
             Err(e) => {
-                self.failed(EntryError::new(self.src_path(rel), "read folder", &e));
-                return;
+                self.failed(EntryError::new(self.src_path(&rel), "read folder", &e));
+                return self.done(parent);
             }
         };
         let mut dst_sub = None;
         if let (Some(d), Some(_)) = (dst, self.store) {
             if let (Some(reason), Some(old)) = (replace, dm)
-                && !self.remove_entry(d, rel, old.kind, reason)
+                && !self.remove_entry(d, &rel, old.kind, reason)
             {
-                return;
+                return self.done(parent);
             }
             if create {
                 match d.writable(|| d.mkdir(name, 0o700)) {
                     Ok(()) => {}
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                     Err(e) => {
-                        self.dst_failed(rel, "create folder", &e);
-                        return;
+                        self.dst_failed(&rel, "create folder", &e);
+                        return self.done(parent);
                     }
                 }
                 Stats::add(&self.stats.dirs, 1);
-                self.sink.event(Event::DirCreated {
-                    path: rel.to_path_buf(),
-                });
+                self.sink.event(Event::DirCreated { path: rel.clone() });
             }
             match d.open_dir(name) {
                 Ok(h) => dst_sub = Some(h),
                 Err(e) => {
-                    self.dst_failed(rel, "open folder", &e);
-                    return;
+                    self.dst_failed(&rel, "open folder", &e);
+                    return self.done(parent);
                 }
             }
         } else {
             if let (Some(reason), Some(_)) = (replace, dm) {
-                self.removed(rel, reason);
+                self.removed(&rel, reason);
             }
             if create {
                 Stats::add(&self.stats.dirs, 1);
-                self.sink.event(Event::DirCreated {
-                    path: rel.to_path_buf(),
-                });
+                self.sink.event(Event::DirCreated { path: rel.clone() });
             } else if let Some(d) = dst {
                 dst_sub = d.open_dir(name).ok();
             }
         }
-        self.sync_dir(&src_sub, dst_sub.as_ref(), rel, sm);
+        let node = Arc::new(Node {
+            src: src_sub,
+            dst: dst_sub,
+            rel,
+            meta: sm,
+            pending: AtomicUsize::new(1),
+            parent,
+        });
+        self.process(scope, node);
     }
 
-    /// Reconciles the content of a folder both sides hold, then its own
-    /// metadata. `dst` is `None` when DST lacks it (dry run).
-    pub fn sync_dir(&self, src: &DirHandle, dst: Option<&DirHandle>, rel: &Path, src_meta: &Meta) {
+    /// Reconciles the content of a folder both sides hold: names only in
+    /// DST become extras, files and links are done here (in parallel),
+    /// sub-folders are spawned as tasks. The folder's own metadata is set
+    /// when the last of them is done (see `done`).
+    fn process<'s>(&'s self, scope: &rayon::Scope<'s>, node: Arc<Node>) {
         if self.halted() {
-            return;
+            return self.done(Some(node));
         }
+        let rel = &node.rel;
         let at_root = rel.as_os_str().is_empty();
-        // Below the root, the handles were just opened by `descend` and are
+        // Below the root, the handles were just opened by `enter` and are
         // read once; the roots are long-lived (and read every reconcile).
         let list = |h: &DirHandle| if at_root { h.list() } else { h.list_fresh() };
-        let src_list = match list(src) {
+        let src_list = match list(&node.src) {
             Ok(l) => l,
             // Deleted while being looked at: its parent's next look sees it gone.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return self.done(Some(node)),
             Err(e) => {
                 self.failed(EntryError::new(self.src_path(rel), "read folder", &e));
-                return;
+                return self.done(Some(node));
             }
         };
         let mut dst_names: HashMap<OsString, Option<Kind>> = HashMap::new();
-        if let Some(d) = dst {
+        if let Some(d) = &node.dst {
             match list(d) {
                 Ok(l) => {
                     for e in l {
@@ -378,7 +469,7 @@ impl<'a> Ctx<'a> {
                 }
                 Err(e) => {
                     self.dst_failed(rel, "read folder", &e);
-                    return;
+                    return self.done(Some(node));
                 }
             }
         }
@@ -395,6 +486,7 @@ impl<'a> Ctx<'a> {
             }
             names.push(e.name);
         }
+        let mut dirs: Vec<Into> = Vec::new();
         // Extras: in DST only.
         let src_names: std::collections::HashSet<&OsStr> =
             names.iter().map(OsString::as_os_str).collect();
@@ -403,7 +495,7 @@ impl<'a> Ctx<'a> {
                 continue;
             }
             let child = join(rel, name);
-            let Some(d) = dst else { continue };
+            let Some(d) = &node.dst else { continue };
             let kind = match kind {
                 Some(k) => *k,
                 None => match d.stat_opt(name) {
@@ -417,23 +509,51 @@ impl<'a> Ctx<'a> {
                 continue;
             }
             // It may have appeared in SRC since the listing.
-            if src.stat_opt(name).ok().flatten().is_some() {
-                self.sync_entry(src, Some(d), &child, true);
+            if node.src.stat_opt(name).ok().flatten().is_some() {
+                dirs.extend(self.look_at(&node.src, Some(d), &child, true));
                 continue;
             }
             self.extra(&child, kind);
         }
         let work = |name: &OsString| {
             let child = join(rel, name);
-            self.sync_entry(src, dst, &child, dst_names.contains_key(name.as_os_str()));
+            self.look_at(
+                &node.src,
+                node.dst.as_ref(),
+                &child,
+                dst_names.contains_key(name.as_os_str()),
+            )
         };
         if names.len() > 1 {
-            names.par_iter().for_each(work);
+            dirs.extend(names.par_iter().filter_map(work).collect::<Vec<_>>());
         } else {
-            names.iter().for_each(work);
+            dirs.extend(names.iter().filter_map(work));
         }
-        if !at_root && !self.halted() {
-            self.fix_dir_meta(dst, rel, src_meta);
+        for into in dirs {
+            node.pending.fetch_add(1, Ordering::AcqRel);
+            let n = node.clone();
+            scope.spawn(move |s| {
+                let parent = n.clone();
+                self.enter(s, &n.src, n.dst.as_ref(), into, Some(parent));
+            });
+        }
+        self.done(Some(node));
+    }
+
+    /// One piece of a folder's work is finished; when it was the last, the
+    /// folder's own mode and times are set (after its content, since adding
+    /// entries changes them) and its parent is told, up the tree (a loop,
+    /// not a recursion).
+    fn done(&self, node: Option<Arc<Node>>) {
+        let mut cur = node;
+        while let Some(n) = cur {
+            if n.pending.fetch_sub(1, Ordering::AcqRel) != 1 {
+                return;
+            }
+            if !n.rel.as_os_str().is_empty() && !self.halted() {
+                self.fix_dir_meta(n.dst.as_ref(), &n.rel, &n.meta);
+            }
+            cur = n.parent.clone();
         }
     }
 
@@ -484,22 +604,23 @@ impl<'a> Ctx<'a> {
     /// Entries under an extra folder, counted for the mass-deletion guard
     /// (names only, no stat).
     pub fn count_tree(&self, dst_root: &DirHandle, rel: &Path) -> u64 {
-        fn walk(d: &DirHandle) -> u64 {
-            let Ok(list) = d.list() else { return 0 };
-            let mut n = list.len() as u64;
+        let Ok(top) = dst_root.open_path(rel) else {
+            return 0;
+        };
+        let mut n = 0;
+        let mut stack = vec![top];
+        while let Some(d) = stack.pop() {
+            let Ok(list) = d.list() else { continue };
+            n += list.len() as u64;
             for e in &list {
                 if e.kind == Some(Kind::Dir)
                     && let Ok(sub) = d.open_dir(&e.name)
                 {
-                    n += walk(&sub);
+                    stack.push(sub);
                 }
             }
-            n
         }
-        match dst_root.open_path(rel) {
-            Ok(d) => walk(&d),
-            Err(_) => 0,
-        }
+        n
     }
 
     /// Moves the extras out of DST (versions), grouped by folder, then puts

@@ -69,6 +69,8 @@ pub enum Problem {
     SourceMissing,
     SourceUnreadable,
     BackupMissing,
+    /// The backup folder is the empty mount point of a drive not there.
+    BackupDriveMissing,
     BackupInUse,
     /// Any other setup failure (its sentence is in the log).
     Setup,
@@ -83,6 +85,7 @@ impl Problem {
             SetupError::SrcUnreadable(..) => Problem::SourceUnreadable,
             SetupError::Locked { .. } => Problem::BackupInUse,
             SetupError::DstMissing(_) => Problem::BackupMissing,
+            SetupError::BackupDriveMissing(..) => Problem::BackupDriveMissing,
             _ => Problem::Setup,
         }
     }
@@ -97,6 +100,7 @@ impl Problem {
             Problem::SourceMissing => format!("Source missing: {}", show(src)),
             Problem::SourceUnreadable => format!("Source unreadable: {}", show(src)),
             Problem::BackupMissing => format!("Backup folder missing: {}", show(dst)),
+            Problem::BackupDriveMissing => format!("Backup drive missing: {}", show(dst)),
             Problem::BackupInUse => format!("Backup folder in use: {}", show(dst)),
             Problem::Setup => format!("Cannot back up {}", show(src)),
         }
