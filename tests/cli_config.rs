@@ -237,7 +237,17 @@ fn add_refuses_a_backup_inside_another_pairs_folders() {
     add(&w, &other, &w.dst.join("sub"), &[])
         .code(2)
         .stderr_has("inside the backup folder");
+    // Its source would be deleted or versioned by the first pair's mirroring.
+    std::fs::create_dir_all(w.dst.join("inner")).unwrap();
+    add(&w, &w.dst.join("inner"), &w.path("inner-backup"), &[])
+        .code(2)
+        .stderr_has("would delete or version this source")
+        .stderr_has("was not changed");
     assert_eq!(std::fs::read(w.config_file()).unwrap(), before);
+    assert!(
+        !w.path("inner-backup").exists(),
+        "a refused add made its backup folder"
+    );
     // A backup next to the others is fine.
     add(&w, &other, &w.path("other-dst"), &[]).ok();
 }
@@ -439,6 +449,15 @@ fn config_with_overlapping_pairs_is_refused_naming_the_pair() {
         ),
         // A pair's own backup inside its source.
         (pair(&w.src, &w.src.join("bk")), "would back itself up"),
+        // A source inside another pair's backup.
+        (
+            format!(
+                "{}\n{}",
+                pair(&w.src, &w.dst),
+                pair(&w.dst.join("in"), &w.path("bk2"))
+            ),
+            "would delete or version this source",
+        ),
     ];
     for (text, why) in cases {
         write_config(&w, &text);
@@ -447,7 +466,7 @@ fn config_with_overlapping_pairs_is_refused_naming_the_pair() {
             .no_debug_dump()
             .stderr_has(why)
             .stderr_has("of pair")
-            .stderr_has("field \"dst\"");
+            .stderr_has("field \"");
         assert!(
             !w.dst.exists() && !w.src.join("bk").exists(),
             "nothing may be mirrored: {text}"

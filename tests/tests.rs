@@ -7,6 +7,7 @@ mod support;
 mod cli_config;
 mod cli_sync;
 mod cli_verify;
+mod deep;
 mod mix;
 mod prop;
 mod restore;

@@ -8,10 +8,9 @@
 use std::path::{Path, PathBuf};
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
-use mirrortray::engine::config::{self, Config, ConfigError, PairConfig};
+use mirrortray::engine::config::{self, PairConfig};
 use mirrortray::engine::error::{reason, show};
 use mirrortray::engine::filter::RESERVED;
-use mirrortray::engine::paths;
 use tao::event_loop::EventLoopProxy;
 
 use super::AppEvent;
@@ -260,53 +259,9 @@ fn write_template(config: &Path) -> Result<(), String> {
 /// absolute, resolved paths; no overlap; not already configured; the
 /// backup folder created now, while the user is here.
 pub fn add_pair(config_file: &Path, src: &Path, dst: &Path) -> Result<PairConfig, String> {
-    let roots = paths::resolve_pair(src, dst).map_err(|e| e.to_string())?;
-    for (role, p) in [("source", &roots.src), ("backup", &roots.dst)] {
-        if p.to_str().is_none() {
-            return Err(format!(
-                "the {role} folder {} has a name that is not UTF-8, which the config file cannot hold",
-                show(p)
-            ));
-        }
-    }
-    let pair = PairConfig {
-        src: roots.src,
-        dst: roots.dst,
-        ignore: Vec::new(),
-        versions: true,
-        retention_days: None,
-    };
-    let refused = |what: String| ConfigError::Refused {
-        path: config_file.to_path_buf(),
-        what,
-    };
-    config::update(config_file, |cfg: &mut Config| {
-        if let Some(&i) = cfg.find_src(&pair.src).first() {
-            return Err(refused(format!(
-                "{} is already backed up, to {}",
-                show(&pair.src),
-                show(&cfg.pairs[i].dst)
-            )));
-        }
-        if let Some(old) = cfg.pairs.iter().find(|p| p.dst == pair.dst) {
-            return Err(refused(format!(
-                "{} is already the backup folder of {}",
-                show(&pair.dst),
-                old.label()
-            )));
-        }
-        std::fs::create_dir_all(&pair.dst).map_err(|e| {
-            refused(format!(
-                "cannot create the backup folder {}: {}",
-                show(&pair.dst),
-                reason(&e)
-            ))
-        })?;
-        cfg.pairs.push(pair.clone());
-        Ok(())
-    })
-    .map_err(|e: ConfigError| e.to_string())?;
-    Ok(pair)
+    config::add_pair(config_file, src, dst, &[], true, None)
+        .map(|(pair, _)| pair)
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -32,71 +32,9 @@ pub fn add(
         Ok(p) => p,
         Err(e) => return error(e),
     };
-    let roots = match paths::resolve_pair(src, dst) {
-        Ok(r) => r,
-        Err(e) => return error(e),
-    };
-    // TOML text holds UTF-8 only.
-    for (role, p) in [("source", &roots.src), ("backup", &roots.dst)] {
-        if p.to_str().is_none() {
-            return error(format!(
-                "the {role} folder {} has a name that is not UTF-8, which the config file cannot hold. Rename it, or run `mirrortray sync SRC DST` with the paths instead of a configured pair",
-                shown(p)
-            ));
-        }
-    }
-    let pair = PairConfig {
-        src: roots.src.clone(),
-        dst: roots.dst.clone(),
-        ignore: ignore.to_vec(),
-        versions: !no_versions,
-        retention_days,
-    };
-    let result = config::update(&path, |cfg: &mut Config| {
-        if let Some(&i) = cfg.find_src(&pair.src).first() {
-            let old = &cfg.pairs[i];
-            return Err(refused(
-                &path,
-                format!(
-                    "{} is already backed up, to {}. To change that pair, remove it first with `mirrortray remove {}`",
-                    shown(&pair.src),
-                    shown(&old.dst),
-                    shown(&old.src)
-                ),
-            ));
-        }
-        if let Some(old) = cfg
-            .pairs
-            .iter()
-            .find(|p| p.dst == pair.dst || same_place(&p.dst, &pair.dst))
-        {
-            return Err(refused(
-                &path,
-                format!(
-                    "{} is already the backup folder of pair {}. Give each pair its own backup folder",
-                    shown(&pair.dst),
-                    old.label()
-                ),
-            ));
-        }
-        // The backup folder is made now, while the user is here to see it:
-        // the background watcher never creates a missing one (an unmounted
-        // drive would get a backup on the wrong disk).
-        if let Err(e) = std::fs::create_dir_all(&pair.dst) {
-            return Err(refused(
-                &path,
-                format!(
-                    "cannot create the backup folder {}: {}. Choose a folder you can write to",
-                    shown(&pair.dst),
-                    reason(&e)
-                ),
-            ));
-        }
-        cfg.pairs.push(pair.clone());
-        Ok(cfg.settings.retention_days)
-    });
+    let result = config::add_pair(&path, src, dst, ignore, !no_versions, retention_days);
     match result {
-        Ok(default_retention) => {
+        Ok((pair, default_retention)) => {
             if !g.quiet {
                 println!("Added {}", pair.label());
                 println!("  ignore: {}", ignore_list(&pair));
@@ -228,11 +166,6 @@ fn ignore_list(p: &PairConfig) -> String {
 }
 
 /// Whether two paths name the same place once resolved.
-fn same_place(a: &Path, b: &Path) -> bool {
-    let resolve = |p: &Path| paths::resolve_dst(p).unwrap_or_else(|_| PathBuf::from(p));
-    resolve(a) == resolve(b)
-}
-
 fn refused(path: &Path, what: String) -> ConfigError {
     ConfigError::Refused {
         path: path.to_path_buf(),

@@ -78,12 +78,30 @@ fn resolved(abs: &Path) -> Option<PathBuf> {
     let mut existing = abs.parent()?.to_path_buf();
     let mut rest: Vec<std::ffi::OsString> = vec![name.to_os_string()];
     loop {
-        if let Ok(real) = std::fs::canonicalize(&existing) {
-            let mut out = real;
-            for c in rest.iter().rev() {
-                out.push(c);
+        match std::fs::canonicalize(&existing) {
+            Ok(real) => {
+                let mut out = real;
+                for c in rest.iter().rev() {
+                    out.push(c);
+                }
+                return Some(out);
             }
-            return Some(out);
+            // Longer than the system resolves in one go (a tree thousands of
+            // levels deep): the part past that is kept as written. Trying
+            // each shorter prefix in turn would cost depth² lookups.
+            Err(e)
+                if e.raw_os_error() == Some(libc::ENAMETOOLONG)
+                    && existing.as_os_str().len() >= libc::PATH_MAX as usize =>
+            {
+                while existing.as_os_str().len() >= libc::PATH_MAX as usize {
+                    rest.push(existing.file_name()?.to_os_string());
+                    if !existing.pop() {
+                        return None;
+                    }
+                }
+                continue;
+            }
+            Err(_) => {}
         }
         rest.push(existing.file_name()?.to_os_string());
         if !existing.pop() {

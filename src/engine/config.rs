@@ -561,9 +561,100 @@ pub fn validate(cfg: &Config) -> Result<(), Problem> {
                     ),
                 );
             }
+            if src.starts_with(other_dst) {
+                return problem(
+                    i,
+                    "src",
+                    format!(
+                        "the source folder {} is inside the backup folder {} of pair {}: that pair would delete or version this source. Choose a source folder outside every backup folder",
+                        show(&p.src),
+                        show(&q.dst),
+                        q.label()
+                    ),
+                );
+            }
         }
     }
     Ok(())
+}
+
+/// Adds SRC -> DST to the config file: the one rule for `mirrortray add`,
+/// the tray's "Add a folder…" and the page. Paths are made absolute and
+/// resolved; a pair overlapping another (see [`validate`]), a source backed
+/// up already, or a backup folder already used is refused with words; the
+/// backup folder is made now, while the user is there to see it (the
+/// background watcher never creates a missing one: an unmounted drive
+/// would get a backup on the wrong disk). Returns the pair added and the
+/// config's default retention.
+pub fn add_pair(
+    config_file: &Path,
+    src: &Path,
+    dst: &Path,
+    ignore: &[String],
+    versions: bool,
+    retention_days: Option<u32>,
+) -> Result<(PairConfig, u32), ConfigError> {
+    let refused = |what: String| ConfigError::Refused {
+        path: config_file.to_path_buf(),
+        what,
+    };
+    let roots = paths::resolve_pair(src, dst).map_err(|e| refused(e.to_string()))?;
+    // TOML text holds UTF-8 only.
+    for (role, p) in [("source", &roots.src), ("backup", &roots.dst)] {
+        if p.to_str().is_none() {
+            return Err(refused(format!(
+                "the {role} folder {} has a name that is not UTF-8, which the config file cannot hold. Rename it, or run `mirrortray sync SRC DST` with the paths instead of a configured pair",
+                show(p)
+            )));
+        }
+    }
+    let pair = PairConfig {
+        src: roots.src,
+        dst: roots.dst,
+        ignore: ignore.to_vec(),
+        versions,
+        retention_days,
+    };
+    update(config_file, |cfg: &mut Config| {
+        if let Some(&i) = cfg.find_src(&pair.src).first() {
+            let old = &cfg.pairs[i];
+            return Err(refused(format!(
+                "{} is already backed up, to {}. To change that pair, remove it first with `mirrortray remove {}`",
+                show(&pair.src),
+                show(&old.dst),
+                show(&old.src)
+            )));
+        }
+        let real = comparable(&pair.dst);
+        if let Some(old) = cfg
+            .pairs
+            .iter()
+            .find(|p| p.dst == pair.dst || comparable(&p.dst) == real)
+        {
+            return Err(refused(format!(
+                "{} is already the backup folder of pair {}. Give each pair its own backup folder",
+                show(&pair.dst),
+                old.label()
+            )));
+        }
+        // The overlap rules, before anything is made on disk (a file broken
+        // already is refused by `update`, with its own line and field).
+        let mut next = cfg.clone();
+        next.pairs.push(pair.clone());
+        if let (Ok(()), Err(p)) = (validate(cfg), validate(&next)) {
+            return Err(refused(p.what));
+        }
+        std::fs::create_dir_all(&pair.dst).map_err(|e| {
+            refused(format!(
+                "cannot create the backup folder {}: {}. Choose a folder you can write to",
+                show(&pair.dst),
+                reason(&e)
+            ))
+        })?;
+        cfg.pairs.push(pair.clone());
+        Ok(cfg.settings.retention_days)
+    })
+    .map(|days| (pair, days))
 }
 
 /// `p` as it can be compared with other paths: symlinks resolved where the

@@ -134,9 +134,22 @@ fn copy_file_to_temp(
             std::thread::sleep(WRITER_WAIT);
             continue;
         }
-        let (tmp_name, tmp) = store
-            .temp_file()
-            .map_err(|e| EntryError::new(ctx.dst_path(rel), "create a temp file for", &e))?;
+        let (tmp_name, tmp) = match store.temp_file() {
+            Ok(t) => t,
+            // `.mirrortray/tmp` taken away with the rest of the backup by
+            // an `rm -rf` still under way: the look again finds DST gone.
+            Err(e) if !ctx.recheck_recent && changed_under_us(&e) => {
+                ctx.dst_failed(rel, "create a temp file to copy into", &e);
+                return Ok(None);
+            }
+            Err(e) => {
+                return Err(EntryError::new(
+                    ctx.dst_path(rel),
+                    "create a temp file to copy into",
+                    &e,
+                ));
+            }
+        };
         let write = (|| -> io::Result<u64> {
             let n = fsops::copy_data(&file, &tmp, before.size)?;
             fsops::set_file_mode(&tmp, before.mode)?;

@@ -37,7 +37,7 @@ use jiff::Timestamp;
 use super::error::EntryError;
 use super::event::VersionReason;
 use super::filter::RESERVED;
-use super::fsops::{DirHandle, Kind, Meta, Time};
+use super::fsops::{DirHandle, Entry, Kind, Meta, Time};
 use super::stamp;
 use super::versions;
 
@@ -537,6 +537,9 @@ impl History {
         Ok(out)
     }
 
+    /// Everything under `dir`, which is `rel` in the time folder `s` and
+    /// part of the versioned folder `folder` (if any): pre-order, each
+    /// folder's names sorted.
     fn walk_children(
         &self,
         s: &Stamp,
@@ -545,29 +548,61 @@ impl History {
         folder: Option<PathBuf>,
         out: &mut Vec<Found>,
     ) -> io::Result<()> {
-        let mut list = dir.list()?;
-        list.sort_by(|a, b| a.name.cmp(&b.name));
-        for e in list {
-            let Some(meta) = dir.stat_opt(&e.name)? else {
+        /// A folder being walked, one per level of the path the walk is in
+        /// (a `Vec` of them, not the call stack, so any depth fits).
+        struct Frame {
+            /// `None`: `dir`, which the caller holds.
+            dir: Option<DirHandle>,
+            rel: PathBuf,
+            folder: Option<PathBuf>,
+            /// The names not looked at yet.
+            names: std::vec::IntoIter<Entry>,
+        }
+        fn sorted(dir: &DirHandle) -> io::Result<std::vec::IntoIter<Entry>> {
+            let mut list = dir.list()?;
+            list.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(list.into_iter())
+        }
+        let mut stack = vec![Frame {
+            dir: None,
+            rel: rel.to_path_buf(),
+            folder,
+            names: sorted(dir)?,
+        }];
+        while let Some(top) = stack.last_mut() {
+            let Some(e) = top.names.next() else {
+                stack.pop();
                 continue;
             };
-            let q = rel.join(&e.name);
+            let here = top.dir.as_ref().unwrap_or(dir);
+            let Some(meta) = here.stat_opt(&e.name)? else {
+                continue;
+            };
+            let q = top.rel.join(&e.name);
             let line = self.line(s, &q);
-            let real = meta.kind != Kind::Dir || line.is_some() || folder.is_some();
+            let real = meta.kind != Kind::Dir || line.is_some() || top.folder.is_some();
             let inner = match line {
                 Some((_, Kind::Dir)) => Some(q.clone()),
-                _ => folder.clone(),
+                _ => top.folder.clone(),
             };
             out.push(Found {
                 rel: q.clone(),
                 meta,
                 line,
-                folder: folder.clone(),
+                folder: top.folder.clone(),
                 real,
             });
             if meta.kind == Kind::Dir {
-                match dir.open_dir(&e.name) {
-                    Ok(sub) => self.walk_children(s, &sub, &q, inner, out)?,
+                match here.open_dir(&e.name) {
+                    Ok(sub) => {
+                        let names = sorted(&sub)?;
+                        stack.push(Frame {
+                            dir: Some(sub),
+                            rel: q,
+                            folder: inner,
+                            names,
+                        });
+                    }
                     Err(err) if gone(&err) => {}
                     Err(err) => return Err(err),
                 }
@@ -578,24 +613,38 @@ impl History {
 
     /// DST's current entries under `rel` (and `rel` itself).
     fn walk_current(&self, rel: &Path, out: &mut Vec<(PathBuf, Meta)>) -> io::Result<()> {
+        /// Everything under `dir` (which is `rel`), pre-order, in the order
+        /// the folders list their names; one frame per level of the path the
+        /// walk is in, each holding its folder (`None`: `dir` itself) and
+        /// the names not looked at yet.
         fn walk(
             dir: &DirHandle,
             rel: &Path,
             at_root: bool,
             out: &mut Vec<(PathBuf, Meta)>,
         ) -> io::Result<()> {
-            for e in dir.list()? {
-                if at_root && e.name == RESERVED {
+            let mut stack: Vec<(Option<DirHandle>, PathBuf, std::vec::IntoIter<Entry>)> =
+                vec![(None, rel.to_path_buf(), dir.list()?.into_iter())];
+            while let Some((sub, rel, names)) = stack.last_mut() {
+                let Some(e) = names.next() else {
+                    stack.pop();
+                    continue;
+                };
+                let here = sub.as_ref().unwrap_or(dir);
+                if at_root && sub.is_none() && e.name == RESERVED {
                     continue;
                 }
-                let Some(meta) = dir.stat_opt(&e.name)? else {
+                let Some(meta) = here.stat_opt(&e.name)? else {
                     continue;
                 };
                 let q = rel.join(&e.name);
                 out.push((q.clone(), meta));
                 if meta.kind == Kind::Dir {
-                    match dir.open_dir(&e.name) {
-                        Ok(sub) => walk(&sub, &q, false, out)?,
+                    match here.open_dir(&e.name) {
+                        Ok(d) => {
+                            let names = d.list()?.into_iter();
+                            stack.push((Some(d), q, names));
+                        }
                         Err(err) if gone(&err) => {}
                         Err(err) => return Err(err),
                     }

@@ -320,6 +320,11 @@ fn left_alone(tree: &Tree, dest: &Dest, steps: &[Step]) -> Vec<PathBuf> {
     }
     let restored: HashSet<&Path> = steps.iter().map(|s| s.to.as_path()).collect();
     let mut out = Vec::new();
+    /// Files and symlinks under `dir` (which is `rel`) not in `restored`,
+    /// depth first, each folder's names sorted; a folder that cannot be
+    /// read is passed over. One frame per level of the path the walk is in,
+    /// each holding its folder (`None`: `dir` itself) and the names not
+    /// looked at yet.
     fn walk(
         dir: &DirHandle,
         rel: &Path,
@@ -327,19 +332,31 @@ fn left_alone(tree: &Tree, dest: &Dest, steps: &[Step]) -> Vec<PathBuf> {
         restored: &HashSet<&Path>,
         out: &mut Vec<PathBuf>,
     ) {
-        let Ok(mut list) = dir.list() else { return };
-        list.sort_by(|a, b| a.name.cmp(&b.name));
-        for e in list {
-            if at_root && e.name == super::filter::RESERVED {
+        fn sorted(dir: &DirHandle) -> Option<std::vec::IntoIter<fsops::Entry>> {
+            let mut list = dir.list().ok()?;
+            list.sort_by(|a, b| a.name.cmp(&b.name));
+            Some(list.into_iter())
+        }
+        let Some(names) = sorted(dir) else { return };
+        let mut stack = vec![(None::<DirHandle>, rel.to_path_buf(), names)];
+        while let Some((sub, rel, names)) = stack.last_mut() {
+            let Some(e) = names.next() else {
+                stack.pop();
+                continue;
+            };
+            if at_root && sub.is_none() && e.name == super::filter::RESERVED {
                 continue;
             }
+            let here = sub.as_ref().unwrap_or(dir);
             let q = rel.join(&e.name);
-            let Ok(Some(m)) = dir.stat_opt(&e.name) else {
+            let Ok(Some(m)) = here.stat_opt(&e.name) else {
                 continue;
             };
             if m.kind == Kind::Dir {
-                if let Ok(sub) = dir.open_dir(&e.name) {
-                    walk(&sub, &q, false, restored, out);
+                if let Ok(d) = here.open_dir(&e.name)
+                    && let Some(names) = sorted(&d)
+                {
+                    stack.push((Some(d), q, names));
                 }
             } else if !restored.contains(q.as_path()) {
                 out.push(q);

@@ -38,7 +38,7 @@
 //! settled after the walk, once the precision is known
 //! ([`plan::same_time`]).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, btree_map};
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -181,7 +181,7 @@ pub fn verify(spec: &PairSpec, checksum: bool) -> Result<Report, SetupError> {
             Err(e) => walk.error(roots.dst.clone(), "read", &e),
         }
     }
-    walk.dir(&src, dst.as_ref(), Path::new(""));
+    walk.tree(&src, dst.as_ref());
     let g = walk.precision();
     walk.settle_times(&src, dst.as_ref(), g);
     let mut report = walk.report;
@@ -255,6 +255,21 @@ struct Sides {
     dst: bool,
 }
 
+/// A folder being compared, one per level of the path the walk is in (the
+/// walk keeps them in a `Vec`, not on the call stack, so a tree of any
+/// depth fits): its two handles, open only while the walk is inside it.
+struct Frame {
+    /// SRC's and DST's folder (DST's `None` where DST lacks it); `None` for
+    /// the roots, which the caller holds.
+    handles: Option<(DirHandle, Option<DirHandle>)>,
+    rel: PathBuf,
+    /// The names not looked at yet, sorted by bytes.
+    names: btree_map::IntoIter<OsString, Sides>,
+}
+
+/// A folder to go into next: SRC's, and DST's if DST holds it.
+type Descend = (DirHandle, Option<DirHandle>);
+
 impl Walk<'_> {
     fn error(&mut self, path: PathBuf, action: &'static str, e: &io::Error) {
         self.report.errors.push(EntryError::new(path, action, e));
@@ -282,46 +297,29 @@ impl Walk<'_> {
         infer_precision(self.finest, self.distinct.len(), &self.pending)
     }
 
-    /// Compares the content of a folder both sides hold (`dst` is `None`
-    /// when DST lacks it: then everything in it is missing).
-    fn dir(&mut self, src: &DirHandle, dst: Option<&DirHandle>, rel: &Path) {
-        let at_root = rel.as_os_str().is_empty();
-        let src_list = match src.list() {
-            Ok(l) => l,
-            Err(e) => {
-                // Unreadable is not empty: DST's side is left unjudged.
-                self.error(self.src_root.join(rel), "read folder", &e);
-                return;
-            }
-        };
-        let dst_list = match dst.map(DirHandle::list) {
-            None => Vec::new(),
-            Some(Ok(l)) => l,
-            Some(Err(e)) => {
-                self.error(self.dst_root.join(rel), "read folder", &e);
-                return;
-            }
-        };
-        // Sorted by bytes, so runs are repeatable.
-        let mut names: BTreeMap<OsString, Sides> = BTreeMap::new();
-        for e in src_list {
-            if at_root && e.name == RESERVED {
-                self.report.skipped.push(Skipped {
-                    rel: PathBuf::from(RESERVED),
-                    why: "the name .mirrortray at the top of the source is reserved for the backup's own folder".into(),
-                });
-                continue;
-            }
-            names.entry(e.name).or_default().src = true;
+    /// Compares the trees under the roots `src` and `dst` (`None`: DST does
+    /// not exist), depth first: a folder's content comes before its next
+    /// sibling, and the names in each folder in byte order, so runs are
+    /// repeatable.
+    fn tree(&mut self, src: &DirHandle, dst: Option<&DirHandle>) {
+        let mut stack: Vec<Frame> = Vec::new();
+        if let Some(names) = self.list(src, dst, Path::new("")) {
+            stack.push(Frame {
+                handles: None,
+                rel: PathBuf::new(),
+                names,
+            });
         }
-        for e in dst_list {
-            if at_root && e.name == RESERVED {
+        while let Some(top) = stack.last_mut() {
+            let Some((name, sides)) = top.names.next() else {
+                stack.pop();
                 continue;
-            }
-            names.entry(e.name).or_default().dst = true;
-        }
-        for (name, sides) in names {
-            let child = join(rel, &name);
+            };
+            let (src, dst) = match &top.handles {
+                Some((s, d)) => (s, d.as_ref()),
+                None => (src, dst),
+            };
+            let child = join(&top.rel, &name);
             let sm = if sides.src {
                 match src.stat_opt(&name) {
                     Ok(m) => m,
@@ -343,11 +341,67 @@ impl Walk<'_> {
                 },
                 _ => None,
             };
-            self.entry(src, dst, &name, &child, sm, dm);
+            let Some((sub_src, sub_dst)) = self.entry(src, dst, &name, &child, sm, dm) else {
+                continue;
+            };
+            if let Some(names) = self.list(&sub_src, sub_dst.as_ref(), &child) {
+                stack.push(Frame {
+                    handles: Some((sub_src, sub_dst)),
+                    rel: child,
+                    names,
+                });
+            }
         }
     }
 
+    /// The names in a folder both sides hold (`dst` is `None` when DST lacks
+    /// it: then everything in it is missing), sorted by bytes. `None` when a
+    /// side cannot be listed.
+    fn list(
+        &mut self,
+        src: &DirHandle,
+        dst: Option<&DirHandle>,
+        rel: &Path,
+    ) -> Option<btree_map::IntoIter<OsString, Sides>> {
+        let at_root = rel.as_os_str().is_empty();
+        let src_list = match src.list() {
+            Ok(l) => l,
+            Err(e) => {
+                // Unreadable is not empty: DST's side is left unjudged.
+                self.error(self.src_root.join(rel), "read folder", &e);
+                return None;
+            }
+        };
+        let dst_list = match dst.map(DirHandle::list) {
+            None => Vec::new(),
+            Some(Ok(l)) => l,
+            Some(Err(e)) => {
+                self.error(self.dst_root.join(rel), "read folder", &e);
+                return None;
+            }
+        };
+        let mut names: BTreeMap<OsString, Sides> = BTreeMap::new();
+        for e in src_list {
+            if at_root && e.name == RESERVED {
+                self.report.skipped.push(Skipped {
+                    rel: PathBuf::from(RESERVED),
+                    why: "the name .mirrortray at the top of the source is reserved for the backup's own folder".into(),
+                });
+                continue;
+            }
+            names.entry(e.name).or_default().src = true;
+        }
+        for e in dst_list {
+            if at_root && e.name == RESERVED {
+                continue;
+            }
+            names.entry(e.name).or_default().dst = true;
+        }
+        Some(names.into_iter())
+    }
+
     /// Compares one name; `src` and `dst` are the folders holding it.
+    /// Returns the folder to go into next, if it is one.
     fn entry(
         &mut self,
         src: &DirHandle,
@@ -356,12 +410,10 @@ impl Walk<'_> {
         rel: &Path,
         sm: Option<Meta>,
         dm: Option<Meta>,
-    ) {
-        let Some(kind) = sm.or(dm).map(|m| m.kind) else {
-            return;
-        };
+    ) -> Option<Descend> {
+        let kind = sm.or(dm)?.kind;
         if self.filter.ignores(rel, kind == Kind::Dir) {
-            return;
+            return None;
         }
         if let Some(d) = &dm {
             self.saw_dst_time(d.mtime);
@@ -384,7 +436,7 @@ impl Walk<'_> {
                 self.diff(rel, DiffKind::Missing, Some(s.kind.noun().into()), None);
                 if s.kind == Kind::Dir {
                     match src.open_dir(name) {
-                        Ok(sub) => self.dir(&sub, None, rel),
+                        Ok(sub) => return Some((sub, None)),
                         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                         Err(e) => self.error(self.src_root.join(rel), "read folder", &e),
                     }
@@ -393,19 +445,21 @@ impl Walk<'_> {
             (None, Some(d)) => {
                 // DST at a drive's root: its lost+found is the file system's.
                 if rel.parent() == Some(Path::new("")) && is_file_system_own(name, d.kind) {
-                    return;
+                    return None;
                 }
                 self.report.compared += 1;
                 self.diff(rel, DiffKind::Extra, None, Some(d.kind.noun().into()));
             }
             (Some(s), Some(d)) => {
                 self.report.compared += 1;
-                self.both(src, dst, name, rel, &s, &d);
+                return self.both(src, dst, name, rel, &s, &d);
             }
         }
+        None
     }
 
-    /// Compares a name both sides hold.
+    /// Compares a name both sides hold. Returns the folder to go into next,
+    /// if it is one.
     fn both(
         &mut self,
         src: &DirHandle,
@@ -414,8 +468,8 @@ impl Walk<'_> {
         rel: &Path,
         s: &Meta,
         d: &Meta,
-    ) {
-        let Some(dst) = dst else { return };
+    ) -> Option<Descend> {
+        let dst = dst?;
         if s.kind != d.kind {
             self.diff(
                 rel,
@@ -423,7 +477,7 @@ impl Walk<'_> {
                 Some(s.kind.noun().into()),
                 Some(d.kind.noun().into()),
             );
-            return;
+            return None;
         }
         match s.kind {
             Kind::File => {
@@ -466,16 +520,23 @@ impl Walk<'_> {
                 self.mtime_later(rel, s, d);
                 let sub_src = match src.open_dir(name) {
                     Ok(h) => h,
-                    Err(e) => return self.error(self.src_root.join(rel), "read folder", &e),
+                    Err(e) => {
+                        self.error(self.src_root.join(rel), "read folder", &e);
+                        return None;
+                    }
                 };
                 let sub_dst = match dst.open_dir(name) {
                     Ok(h) => h,
-                    Err(e) => return self.error(self.dst_root.join(rel), "read folder", &e),
+                    Err(e) => {
+                        self.error(self.dst_root.join(rel), "read folder", &e);
+                        return None;
+                    }
                 };
-                self.dir(&sub_src, Some(&sub_dst), rel);
+                return Some((sub_src, Some(sub_dst)));
             }
             Kind::Special => {}
         }
+        None
     }
 
     fn mode(&mut self, rel: &Path, s: &Meta, d: &Meta) {

@@ -14,7 +14,7 @@
 //! version named `T` is what DST held *until* `T`, so a folder older than the
 //! window is never what a restore to a time inside the window needs.
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use jiff::Timestamp;
 
 use super::event::VersionReason;
-use super::fsops::{DirHandle, Kind};
+use super::fsops::{DirHandle, Entry, Kind};
 use super::stamp;
 
 pub struct Versions {
@@ -298,17 +298,26 @@ impl Versions {
 pub fn tree_usage(dir: &DirHandle) -> io::Result<(u64, u64)> {
     let mut bytes: u64 = 0;
     let mut files: u64 = 0;
-    for e in dir.list()? {
-        let meta = match dir.stat_opt(&e.name)? {
+    // One frame per level of the path the walk is in (a `Vec`, not the call
+    // stack, so any depth fits): the folder (`None`: `dir` itself) and the
+    // names not looked at yet.
+    let mut stack: Vec<(Option<DirHandle>, std::vec::IntoIter<Entry>)> =
+        vec![(None, dir.list()?.into_iter())];
+    while let Some((sub, names)) = stack.last_mut() {
+        let Some(e) = names.next() else {
+            stack.pop();
+            continue;
+        };
+        let here = sub.as_ref().unwrap_or(dir);
+        let meta = match here.stat_opt(&e.name)? {
             Some(m) => m,
             None => continue,
         };
         if meta.kind == Kind::Dir {
-            match dir.open_dir(&e.name) {
-                Ok(sub) => {
-                    let (b, f) = tree_usage(&sub)?;
-                    bytes += b;
-                    files += f;
+            match here.open_dir(&e.name) {
+                Ok(d) => {
+                    let names = d.list()?.into_iter();
+                    stack.push((Some(d), names));
                 }
                 Err(err) if err.kind() == io::ErrorKind::NotFound => {}
                 Err(err) => return Err(err),
@@ -353,8 +362,53 @@ pub fn kind_code(kind: Kind) -> &'static str {
 }
 
 /// Removes `name` in `parent` and everything under it, through handles
-/// (never following a symlink out of the tree).
+/// (never following a symlink out of the tree). A folder's content goes
+/// before the folder; the folders being emptied are a `Vec` (one per level
+/// of the path the removal is in), not the call stack, so any depth fits.
 pub fn remove_tree(parent: &DirHandle, name: &OsStr) -> io::Result<()> {
+    let mut stack: Vec<Emptying> = Vec::new();
+    stack.extend(start_removal(parent, name)?);
+    while let Some(top) = stack.last_mut() {
+        let Some(e) = top.names.next() else {
+            let Some(done) = stack.pop() else { break };
+            let holder = stack.last().map_or(parent, |f| &f.dir);
+            match holder.rmdir(&done.name) {
+                Ok(()) => {}
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                Err(err) => return Err(err),
+            }
+            continue;
+        };
+        let is_dir = match e.kind {
+            Some(k) => k == Kind::Dir,
+            None => top.dir.stat(&e.name)?.kind == Kind::Dir,
+        };
+        if is_dir {
+            let sub = start_removal(&top.dir, &e.name)?;
+            stack.extend(sub);
+        } else {
+            match top.dir.unlink(&e.name) {
+                Ok(()) => {}
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                Err(err) => return Err(err),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A folder [`remove_tree`] is emptying: `name` in the folder below it on
+/// the stack (or in `remove_tree`'s `parent`), and the names in it not
+/// removed yet.
+struct Emptying {
+    dir: DirHandle,
+    name: OsString,
+    names: std::vec::IntoIter<Entry>,
+}
+
+/// Starts removing `name` in `parent`: a folder is opened and listed (to be
+/// emptied, then removed); anything else is unlinked at once (`None`).
+fn start_removal(parent: &DirHandle, name: &OsStr) -> io::Result<Option<Emptying>> {
     match parent.open_dir(name) {
         Ok(dir) => {
             // A kept read-only folder: its owner may still remove it.
@@ -362,30 +416,16 @@ pub fn remove_tree(parent: &DirHandle, name: &OsStr) -> io::Result<()> {
             if meta.mode & 0o700 != 0o700 {
                 let _ = dir.set_own_mode(meta.mode | 0o700);
             }
-            for e in dir.list()? {
-                let is_dir = match e.kind {
-                    Some(k) => k == Kind::Dir,
-                    None => dir.stat(&e.name)?.kind == Kind::Dir,
-                };
-                if is_dir {
-                    remove_tree(&dir, &e.name)?;
-                } else {
-                    match dir.unlink(&e.name) {
-                        Ok(()) => {}
-                        Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-                        Err(err) => return Err(err),
-                    }
-                }
-            }
-            match parent.rmdir(name) {
-                Ok(()) => Ok(()),
-                Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
-                Err(err) => Err(err),
-            }
+            let names = dir.list()?.into_iter();
+            Ok(Some(Emptying {
+                dir,
+                name: name.to_os_string(),
+                names,
+            }))
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         // Not a folder (ENOTDIR, or ELOOP for a symlink): a plain unlink.
-        Err(_) => parent.unlink(name),
+        Err(_) => parent.unlink(name).map(|()| None),
     }
 }
 
