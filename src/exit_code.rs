@@ -9,6 +9,10 @@ pub enum ExitCode {
     Partial = 1,
     /// Bad setup: nothing was done.
     Error = 2,
+    /// Stopped by SIGINT (Ctrl-C), cleanly: what was copied is complete.
+    Interrupted = 130,
+    /// Stopped by SIGTERM, cleanly.
+    Terminated = 143,
 }
 
 impl From<ExitCode> for std::process::ExitCode {

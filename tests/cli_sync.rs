@@ -1419,3 +1419,159 @@ fn backup_into_the_root_of_a_fresh_drive_as_a_user() {
     );
     r.ok().stdout_has("copied 0 files");
 }
+
+// ------------------------------------------------ signals, loops, odd roots
+
+/// SIGINT or SIGTERM while a copy is in flight: a clean stop, as `watch`
+/// stops: no temp file left, every file in DST whole, the lock released (a
+/// second `sync` runs and finishes the job), a line saying what was done,
+/// and the shell's exit code for the signal.
+#[test]
+fn sync_stops_cleanly_on_sigint_and_sigterm() {
+    for (sig, code, name) in [("INT", 130, "SIGINT"), ("TERM", 143, "SIGTERM")] {
+        let w = World::new();
+        let big = vec![7u8; 64 << 20];
+        for i in 0..6 {
+            w.write(&format!("big{i}.bin"), &big);
+        }
+        let child = w
+            .cmd()
+            .arg("sync")
+            .arg(&w.src)
+            .arg(&w.dst)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The signal comes while a copy is in flight (a temp file exists).
+        let busy = wait_for(std::time::Duration::from_secs(60), || {
+            !w.temp_leftovers().is_empty()
+        });
+        assert!(busy, "no copy was seen in flight");
+        let st = std::process::Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{name}: {stderr}");
+        assert!(
+            stderr.contains(&format!("stopped by {name}")) && stderr.contains("run again"),
+            "{name}: no line says what was done:\n{stderr}"
+        );
+        assert!(
+            w.temp_leftovers().is_empty(),
+            "{name}: temp files left: {:?}",
+            w.temp_leftovers()
+        );
+        // Whatever DST holds is whole.
+        for i in 0..6 {
+            let p = w.dst.join(format!("big{i}.bin"));
+            if let Ok(got) = std::fs::read(&p) {
+                assert!(got == big, "{name}: {} is torn", p.display());
+            }
+        }
+        // The lock was released: the next run finishes.
+        w.sync(&[]).ok().no_debug_dump();
+        assert_mirrored(&w.src, &w.dst);
+    }
+}
+
+/// A backup folder that is a symlink to a folder that is not there (a
+/// drive's mount point linked from home, drive unplugged): said so, nothing
+/// made.
+#[test]
+fn backup_folder_symlink_to_a_missing_folder_says_so() {
+    let w = World::new();
+    w.write("a.txt", "a");
+    let link = w.path("backup-link");
+    let target = w.path("unplugged/Backups");
+    symlink(&target, &link).unwrap();
+    let r = w.run([OsStr::new("sync"), w.src.as_os_str(), link.as_os_str()]);
+    r.code(2)
+        .stderr_has("is a symlink to")
+        .stderr_has("which does not exist");
+    assert!(!target.exists(), "the link's target was created");
+}
+
+/// A source whose top level holds a `.mirrortray` (a backup of a backup
+/// drive): skipped, and the reason said at the default level.
+#[test]
+fn top_level_mirrortray_in_src_is_said_at_the_default_level() {
+    let w = World::new();
+    w.write(".mirrortray/versions/x.txt", "x");
+    w.write("a.txt", "a");
+    w.sync(&[]).ok().stderr_has(
+        ".mirrortray: skipped: the name .mirrortray at the top of the source is reserved",
+    );
+}
+
+/// Bind-mounts `from` on `to` (made if missing); unmounted on drop.
+pub(crate) struct Bind(PathBuf);
+
+impl Bind {
+    pub(crate) fn new(from: &Path, to: &Path) -> Option<Bind> {
+        std::fs::create_dir_all(to).unwrap();
+        let st = std::process::Command::new("mount")
+            .arg("--bind")
+            .arg(from)
+            .arg(to)
+            .status()
+            .ok()?;
+        st.success().then(|| Bind(to.to_path_buf()))
+    }
+}
+
+impl Drop for Bind {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// The backup folder bind-mounted inside its own source: refused before
+/// anything is written (it would back itself up, deeper on every pass).
+#[test]
+fn backup_folder_mounted_inside_its_source_is_refused() {
+    let w = World::new();
+    w.write("a.txt", "a");
+    std::fs::create_dir_all(&w.dst).unwrap();
+    let Some(_bind) = Bind::new(&w.dst, &w.src.join("sub/loop")) else {
+        return skip("mount --bind is not permitted here");
+    };
+    w.sync(&[])
+        .code(2)
+        .stderr_has("is mounted again inside the source folder, at")
+        .stderr_has("sub/loop");
+    assert!(
+        std::fs::read_dir(&w.dst).unwrap().next().is_none(),
+        "something was written in the backup folder"
+    );
+}
+
+/// A folder of the source bind-mounted inside itself: the loop is skipped
+/// with one message, everything else mirrored, no crash.
+#[test]
+fn a_folder_mounted_inside_itself_is_skipped_with_one_message() {
+    let w = World::new();
+    w.write("a/f.txt", "f");
+    w.write("b.txt", "b");
+    let Some(_bind) = Bind::new(&w.src.join("a"), &w.src.join("a/again")) else {
+        return skip("mount --bind is not permitted here");
+    };
+    let r = w.sync(&[]);
+    r.ok().stderr_has("a/again: skipped: this is");
+    assert_eq!(
+        r.stderr.matches("skipped: this is").count(),
+        1,
+        "{}",
+        r.stderr
+    );
+    assert_eq!(std::fs::read(w.dst.join("a/f.txt")).unwrap(), b"f");
+    assert_eq!(std::fs::read(w.dst.join("b.txt")).unwrap(), b"b");
+    assert!(!w.dst.join("a/again/f.txt").exists());
+}

@@ -848,7 +848,28 @@ fn mix_long() {
         .ok()
         .and_then(|s| s.parse().ok())
         .map(Hog::start);
-    seeds(a.parse().unwrap(), b.parse().unwrap(), 3, ops);
+    // Every seed runs, failed or not: a long run reports all its failures.
+    let (from, to): (u64, u64) = (a.parse().unwrap(), b.parse().unwrap());
+    let mut all = Vec::new();
+    let mut failed = Vec::new();
+    for seed in from..=to {
+        match std::panic::catch_unwind(|| mix_seed(seed, 3, ops)) {
+            Ok(r) => all.extend(r.converged),
+            Err(_) => failed.push(seed),
+        }
+        if seed % 10 == 0 {
+            eprintln!("mix_long: seeds {from}-{seed} done, failed: {failed:?}");
+        }
+    }
+    all.sort();
+    if let (Some(min), Some(max)) = (all.first(), all.last()) {
+        eprintln!(
+            "mix seeds {from}-{to}: {} rounds converged, min {min:?} median {:?} max {max:?}; failed: {failed:?}",
+            all.len(),
+            all[all.len() / 2],
+        );
+    }
+    assert!(failed.is_empty(), "seeds failed: {failed:?}");
 }
 
 /// One seed, for hunting: `MIX_SEED=81 MIX_OPS=400 MIX_ROUNDS=2`.

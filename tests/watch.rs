@@ -2482,3 +2482,39 @@ fn a_backup_drive_unmounted_while_watching_is_missing_never_refilled() {
     watch.converged_except(CONVERGE_DEADLINE, &fs_own);
     watch.stop();
 }
+
+/// A folder of the source bind-mounted inside itself while watching: the
+/// loop is neither watched nor copied, it is said once, and changes around
+/// it are mirrored.
+#[test]
+fn a_folder_mounted_inside_itself_is_not_followed_while_watching() {
+    let w = World::new();
+    w.write("a/f.txt", "f");
+    let Some(_bind) = crate::cli_sync::Bind::new(&w.src.join("a"), &w.src.join("a/again")) else {
+        return skip("mount --bind is not permitted here");
+    };
+    let mut watch = Watch::spawn(&w, &[]);
+    watch.expect_log(READY, START_DEADLINE);
+    w.write("a/g.txt", "g");
+    fs::create_dir(w.src.join("a/h")).unwrap();
+    w.write("a/h/z.txt", "z");
+    let copied = wait_for(Duration::from_secs(30), || {
+        fs::read(w.dst.join("a/h/z.txt")).is_ok_and(|b| b == b"z")
+            && fs::read(w.dst.join("a/g.txt")).is_ok_and(|b| b == b"g")
+    });
+    assert!(
+        copied,
+        "changes beside the loop not mirrored\n{}",
+        watch.log()
+    );
+    let log = watch.stop();
+    assert!(
+        !w.dst.join("a/again").exists(),
+        "the loop was copied into the backup\n{log}"
+    );
+    assert_eq!(
+        log.matches("mounted inside itself").count(),
+        1,
+        "the loop is not said exactly once:\n{log}"
+    );
+}

@@ -192,6 +192,7 @@ mod tests {
                 last_ok: Some("2024-06-03T14:02:00Z".parse().unwrap()),
                 verified_at: None,
                 failing: 0,
+                failures: Vec::new(),
             },
         );
         assert_eq!(

@@ -437,6 +437,7 @@ mod tests {
             last_ok: None,
             verified_at: None,
             failing,
+            failures: Vec::new(),
         })
     }
 
@@ -609,6 +610,7 @@ mod tests {
             last_ok: None,
             verified_at: None,
             failing: 0,
+            failures: Vec::new(),
         });
         assert_eq!(a.notice(t, 1, "Photos", &clean), None);
     }

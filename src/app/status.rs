@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 use jiff::ZonedDateTime;
 use mirrortray::engine::error::show;
-use mirrortray::engine::watch::{PairStatus, State};
+use mirrortray::engine::watch::status::failing_text;
+use mirrortray::engine::watch::{Failing, PairStatus, State};
 
 /// The four tray icons.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +40,8 @@ pub struct PairView {
     pub last_ok: Option<Timestamp>,
     /// Entries failing now (being retried).
     pub failing: usize,
+    /// The oldest of them, with their reasons.
+    pub failures: Vec<Failing>,
     /// Deletions the mass-deletion guard holds: (held, entries in DST).
     pub held: Option<(u64, u64)>,
 }
@@ -76,6 +79,7 @@ impl Model {
                 state: State::Starting,
                 last_ok: None,
                 failing: 0,
+                failures: Vec::new(),
                 held: None,
             })
             .collect();
@@ -88,6 +92,7 @@ impl Model {
             p.state = s.state.clone();
             p.last_ok = s.last_ok.or(p.last_ok);
             p.failing = s.failing;
+            p.failures = s.failures.clone();
             // Held deletions show as an error state; any other state means
             // they were allowed or are no longer needed.
             if !matches!(s.state, State::Error(_) | State::Paused) {
@@ -163,7 +168,13 @@ pub fn status_line(m: &Model, now: &ZonedDateTime) -> String {
     }
     let failing: usize = m.pairs.iter().map(|p| p.failing).sum();
     if failing > 0 {
-        return errors(failing);
+        let all: Vec<Failing> = m.pairs.iter().flat_map(|p| p.failures.clone()).collect();
+        return match m.pairs.iter().filter(|p| p.failing > 0).collect::<Vec<_>>()[..] {
+            [one] if m.pairs.len() > 1 => {
+                format!("{}: {}", one.name, failing_text(failing, &all))
+            }
+            _ => failing_text(failing, &all),
+        };
     }
     if m.config_error.is_some() {
         return "Settings not applied — see log".into();
@@ -203,7 +214,7 @@ pub fn pair_line(m: &Model, p: &PairView, now: &ZonedDateTime) -> String {
             .map(str::to_string)
             .unwrap_or(text)
     } else if p.failing > 0 {
-        errors(p.failing)
+        failing_text(p.failing, &p.failures)
     } else {
         match &p.state {
             State::Paused => "Paused".into(),
@@ -270,13 +281,6 @@ fn problem(m: &Model, p: &PairView) -> Option<String> {
         text = format!("{}: {text}", p.name);
     }
     Some(text)
-}
-
-fn errors(n: usize) -> String {
-    match n {
-        1 => "1 error — see log".into(),
-        n => format!("{n} errors — see log"),
-    }
 }
 
 fn copying(pending: usize) -> String {
@@ -354,6 +358,13 @@ mod tests {
             last_ok,
             verified_at: None,
             failing,
+            failures: (0..failing)
+                .map(|i| Failing {
+                    path: PathBuf::from(format!("/s/f{i}")),
+                    reason: "cannot copy: no space left on the device".into(),
+                    since: Timestamp::UNIX_EPOCH,
+                })
+                .collect(),
         }
     }
 
@@ -412,10 +423,17 @@ mod tests {
                 None,
                 2,
                 false,
-                "2 errors — see log",
+                "2 files can't be backed up: no space left on the device",
                 Look::Error,
             ),
-            (State::Idle, None, 1, true, "1 error — see log", Look::Error),
+            (
+                State::Idle,
+                None,
+                1,
+                true,
+                "1 file can't be backed up: no space left on the device",
+                Look::Error,
+            ),
             (
                 State::Error("Source missing: /home/me/Docs".into()),
                 None,

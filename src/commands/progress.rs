@@ -123,9 +123,14 @@ impl Sink for CliSink {
             ),
             Event::Deleted { path } => self.line("delete", &path, String::new()),
             Event::Renamed { from, to } => self.line("rename", &from, format!(" -> {}", show(&to))),
-            Event::Skipped { path, why } => {
+            Event::Skipped { path, why, notable } => {
                 let p = self.src.join(&path);
-                self.say(|| log::info!("{}: skipped: {why}", show(&p)));
+                let level = if notable {
+                    log::Level::Warn
+                } else {
+                    log::Level::Info
+                };
+                self.say(|| log::log!(level, "{}: skipped: {why}", show(&p)));
             }
             Event::Failed(err) => {
                 self.say(|| log::error!("{err}"));

@@ -13,10 +13,10 @@ use std::io;
 use std::path::Path;
 
 use super::batch::Look;
+use super::ctx::Ctx;
 use super::error::EntryError;
-use super::event::{Event, Stats, VersionReason};
-use super::fsops::{self, DirHandle, Kind, Meta};
-use super::reconcile::Ctx;
+use super::event::{Event, VersionReason};
+use super::fsops::{self, DirHandle, Kind, Meta, changed_under_us};
 
 /// Attempts before a file that keeps changing is reported.
 const ATTEMPTS: usize = 4;
@@ -222,16 +222,6 @@ fn racy_for(m: &Meta) -> Option<std::time::Duration> {
     (safe > now).then(|| safe - now)
 }
 
-/// Whether an error only says the entry went away or changed kind since it
-/// was stat'ed (a race with the user, not a failure).
-pub(crate) fn changed_under_us(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::NotFound | io::ErrorKind::InvalidData
-    ) || e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error())
-        || e.raw_os_error() == Some(rustix::io::Errno::NOTDIR.raw_os_error())
-}
-
 /// Whether a file changed less than `window` ago.
 fn changed_within(m: &Meta, window: std::time::Duration) -> bool {
     let Ok(now) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) else {
@@ -328,15 +318,4 @@ fn place(
     Err(io::Error::other(
         "the name kept changing in the backup folder",
     ))
-}
-
-impl Ctx<'_> {
-    pub(crate) fn copied(&self, rel: &Path, bytes: u64) {
-        Stats::add(&self.stats.copied, 1);
-        Stats::add(&self.stats.bytes, bytes);
-        self.sink.event(Event::Copied {
-            path: rel.to_path_buf(),
-            bytes,
-        });
-    }
 }

@@ -129,6 +129,10 @@ pub enum SetupError {
     DstInsideSrc { src: PathBuf, dst: PathBuf },
     #[error("the source folder {} is inside the backup folder {}: mirroring would delete or version the source itself. Choose a backup folder outside the source.", show(.src), show(.dst))]
     SrcInsideDst { src: PathBuf, dst: PathBuf },
+    #[error("the backup folder {} is mounted again inside the source folder, at {} (a bind mount): it would back itself up, deeper on every pass. Unmount it there, or choose another backup folder.", show(.dst), show(.at))]
+    DstMountedInSrc { dst: PathBuf, at: PathBuf },
+    #[error("backup path {} is a symlink to {}, which does not exist (is its drive mounted?). Nothing was changed; backups start when it is there.", show(.0), show(.1))]
+    DstDanglingLink(PathBuf, PathBuf),
     #[error("source and backup are the same folder ({}{}). Choose a different backup folder.", show(.src), if .src == .dst { String::new() } else { format!(", reached as {}", show(.dst)) })]
     SameFolder { src: PathBuf, dst: PathBuf },
     #[error("backup path {} exists and is not a folder. Give a folder (it is created if missing).", show(.0))]

@@ -67,8 +67,14 @@ pub enum Event {
     Deleted { path: PathBuf },
     /// An entry was renamed inside DST, following a rename in SRC.
     Renamed { from: PathBuf, to: PathBuf },
-    /// Not mirrored on purpose (FIFO, socket, device, reserved name).
-    Skipped { path: PathBuf, why: String },
+    /// Not mirrored on purpose (FIFO, socket, device, reserved name, a
+    /// folder reached again through a mount). `notable`: the user would not
+    /// expect it (said at the default level), unlike a FIFO or a socket.
+    Skipped {
+        path: PathBuf,
+        why: String,
+        notable: bool,
+    },
     /// One entry failed; the others went on.
     Failed(EntryError),
     /// Deletions held by the mass-deletion guard.

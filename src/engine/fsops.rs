@@ -648,3 +648,13 @@ pub fn name_bytes(name: &OsStr) -> &[u8] {
 pub fn is_empty_dir(dir: &DirHandle) -> io::Result<bool> {
     Ok(dir.list()?.is_empty())
 }
+
+/// Whether an error only says the entry went away or changed kind since it
+/// was stat'ed (a race with the user, not a failure).
+pub(crate) fn changed_under_us(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::InvalidData
+    ) || e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error())
+        || e.raw_os_error() == Some(rustix::io::Errno::NOTDIR.raw_os_error())
+}

@@ -21,12 +21,12 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64};
 
 use super::batch::{Applied, Batch, Dirty, Failure, Leave, Look};
+use super::ctx::Ctx;
 use super::error::{EntryError, SetupError, reason, show};
 use super::event::{Control, Event, Sink, Stats, Summary, VersionReason};
 use super::filter::{Filter, is_reserved};
 use super::fsops::{DirHandle, Kind, Meta};
 use super::paths::{self, Roots};
-use super::reconcile::Ctx;
 use super::store::{SourceRecord, Store};
 
 /// The mass-deletion guard holds deletions above this share of DST...
@@ -237,6 +237,12 @@ impl Mirror {
         Ctx {
             src_root: &self.roots.src,
             dst_root: &self.roots.dst,
+            dst_id: self
+                .dst
+                .as_ref()
+                .and_then(|d| d.meta().ok())
+                .map(|m| (m.dev, m.ino)),
+            outer: Mutex::new(Vec::new()),
             filter: &self.filter,
             store: self.store.as_ref(),
             sink,
@@ -524,7 +530,7 @@ impl Mirror {
             let Ok(d) = dst.open_path(p) else { continue };
             match src.open_path(p).and_then(|s| s.meta()) {
                 Ok(sm) => ctx.fix_dir_meta(Some(&d), p, &sm),
-                Err(e) if super::copy::changed_under_us(&e) => revisit.push(p.clone()),
+                Err(e) if super::fsops::changed_under_us(&e) => revisit.push(p.clone()),
                 Err(e) => ctx.failed(EntryError::new(ctx.src_path(p), "read", &e)),
             }
         }
@@ -569,7 +575,7 @@ impl Mirror {
         let src_dir = match src.open_path(&anc) {
             Ok(s) => s,
             // Gone from SRC: the listing of its nearest folder sees to it.
-            Err(e) if super::copy::changed_under_us(&e) => return None,
+            Err(e) if super::fsops::changed_under_us(&e) => return None,
             Err(e) => {
                 ctx.failed(EntryError::new(ctx.src_path(&anc), "read folder", &e));
                 return None;
@@ -623,7 +629,7 @@ impl Mirror {
             }
             match src.open_path(&f) {
                 Ok(h) => break h,
-                Err(e) if super::copy::changed_under_us(&e) => {
+                Err(e) if super::fsops::changed_under_us(&e) => {
                     if !f.pop() {
                         return None;
                     }
@@ -639,7 +645,7 @@ impl Mirror {
         }
         let dst_dir = match dst.open_path(&f) {
             Ok(h) => h,
-            Err(e) if super::copy::changed_under_us(&e) => {
+            Err(e) if super::fsops::changed_under_us(&e) => {
                 // DST lacks it (or holds another kind there): mirror it whole.
                 return self.sync_path(ctx, src, dst, &Dirty::new(f, true, Look::Gentle));
             }
@@ -651,7 +657,7 @@ impl Mirror {
         let at_root = f.as_os_str().is_empty();
         let src_list = match src_dir.list() {
             Ok(l) => l,
-            Err(e) if super::copy::changed_under_us(&e) => return None,
+            Err(e) if super::fsops::changed_under_us(&e) => return None,
             Err(e) => {
                 ctx.failed(EntryError::new(ctx.src_path(&f), "read folder", &e));
                 return None;

@@ -6,6 +6,7 @@
 //! - `paths`: user paths made absolute once; overlapping pairs refused.
 //! - `fsops`: directory-handle operations that never follow a symlink.
 //! - `plan`: pure per-name decisions. `reconcile`: the parallel tree walk.
+//! - `ctx`: what one pass shares and how each outcome is reported.
 //! - `copy`: one file, complete or not at all. `versions`, `store`: what DST
 //!   loses is kept; DST's `.mirrortray/` folder and its lock.
 //! - `history`: what DST held at any time, read from the versions (read
@@ -15,6 +16,7 @@
 pub mod batch;
 pub mod config;
 pub mod copy;
+pub mod ctx;
 pub mod drives;
 pub mod error;
 pub mod event;

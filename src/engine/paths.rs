@@ -62,6 +62,9 @@ pub fn resolve_dst(dst: &Path) -> Result<PathBuf, SetupError> {
                 return Ok(out);
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if let Ok(target) = std::fs::read_link(&existing) {
+                    return Err(SetupError::DstDanglingLink(existing, target));
+                }
                 match existing.components().next_back() {
                     Some(Component::Normal(name)) => rest.push(name.to_os_string()),
                     _ => {
@@ -106,6 +109,7 @@ pub fn check_overlap(src: &Path, dst: &Path) -> Result<(), SetupError> {
         let (src, dst) = pair();
         return Err(SetupError::SrcInsideDst { src, dst });
     }
+    check_mounts_inside(src, dst)?;
     // Same check by identity: bind mounts and other aliases.
     #[cfg(unix)]
     {
@@ -147,4 +151,69 @@ fn ancestors_ids(p: &Path) -> Vec<(u64, u64)> {
 /// Whether `rel` is a plain relative path (no root, no `..`).
 pub fn is_plain_relative(rel: &Path) -> bool {
     rel.components().all(|c| matches!(c, Component::Normal(_)))
+}
+
+/// Refuses a DST mounted again somewhere inside SRC (a bind mount): the walk
+/// would find the backup inside what it backs up. Folders on Linux loop only
+/// through mounts, so the mount table names every place to look.
+pub fn check_mounts_inside(src: &Path, dst: &Path) -> Result<(), SetupError> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(dst_meta) = std::fs::metadata(dst) else {
+            return Ok(());
+        };
+        let dst_id = (dst_meta.dev(), dst_meta.ino());
+        let Ok(table) = std::fs::read_to_string("/proc/self/mountinfo") else {
+            return Ok(());
+        };
+        for point in mount_points(&table) {
+            if point == src || !point.starts_with(src) {
+                continue;
+            }
+            if let Ok(m) = std::fs::symlink_metadata(&point)
+                && (m.dev(), m.ino()) == dst_id
+            {
+                return Err(SetupError::DstMountedInSrc {
+                    dst: dst.to_path_buf(),
+                    at: point,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The mount points in `/proc/self/mountinfo` (field 5, octal escapes
+/// such as `\040` for a space undone).
+#[cfg(target_os = "linux")]
+fn mount_points(table: &str) -> Vec<PathBuf> {
+    use std::os::unix::ffi::OsStringExt;
+    table
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(|field| {
+            let b = field.as_bytes();
+            let mut out = Vec::with_capacity(b.len());
+            let mut i = 0;
+            while i < b.len() {
+                let octal = b.get(i + 1..i + 4).and_then(|d| {
+                    std::str::from_utf8(d)
+                        .ok()
+                        .and_then(|d| u8::from_str_radix(d, 8).ok())
+                });
+                match (b[i], octal) {
+                    (b'\\', Some(c)) => {
+                        out.push(c);
+                        i += 4;
+                    }
+                    (c, _) => {
+                        out.push(c);
+                        i += 1;
+                    }
+                }
+            }
+            PathBuf::from(std::ffi::OsString::from_vec(out))
+        })
+        .collect()
 }

@@ -20,51 +20,17 @@ use std::ffi::{OsStr, OsString};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 
-use super::batch::Look;
 use super::copy::copy_entry;
+use super::ctx::{Ctx, Extra};
 use super::error::EntryError;
-use super::event::{Control, Event, Sink, Stats, VersionReason};
-use super::filter::{Filter, RESERVED, is_file_system_own, join};
+use super::event::{Event, Stats, VersionReason};
+use super::filter::{RESERVED, is_file_system_own, join};
 use super::fsops::{DirHandle, Kind, Meta};
 use super::plan::{self, Step};
-use super::store::Store;
-
-/// Everything one reconcile shares between its threads.
-pub(crate) struct Ctx<'a> {
-    pub src_root: &'a Path,
-    pub dst_root: &'a Path,
-    pub filter: &'a Filter,
-    /// `None` in a dry run: nothing is written.
-    pub store: Option<&'a Store>,
-    pub sink: &'a dyn Sink,
-    pub stats: &'a Stats,
-    pub ctl: &'a Control,
-    /// mtime precision of DST's file system in ns (probed at open).
-    pub granularity: &'a AtomicU32,
-    /// Versions on for this pair (off: DST's lost entries are removed).
-    pub versions_on: bool,
-    /// A one-shot run: copy again a file changed within a clock tick of its
-    /// copy, wait for an active writer, and report a file that kept
-    /// changing as failed. A watcher gets an event for each such write
-    /// instead, and leaves the file to it.
-    pub recheck_recent: bool,
-    /// Files being written (the watcher has a later event for each): a
-    /// walk neither copies nor removes them now.
-    pub deferred: &'a std::collections::HashSet<PathBuf>,
-    /// How the path in hand is looked at (a [`Look`] as a number: the
-    /// watcher's paths are done one after the other, each with its own).
-    pub look: std::sync::atomic::AtomicU8,
-    pub extras: Mutex<Vec<Extra>>,
-    pub dst_entries: AtomicU64,
-    /// The backup folder was deleted during this walk: it stops, and says
-    /// so once instead of once per file.
-    pub dst_gone: std::sync::atomic::AtomicBool,
-}
 
 /// A folder to go into (see `Ctx::enter`).
 pub(crate) struct Into {
@@ -88,125 +54,7 @@ struct Node {
     parent: Option<Arc<Node>>,
 }
 
-/// An entry DST holds that SRC does not.
-#[derive(Debug, Clone)]
-pub(crate) struct Extra {
-    pub rel: PathBuf,
-    pub kind: Kind,
-}
-
 impl<'a> Ctx<'a> {
-    pub fn src_path(&self, rel: &Path) -> PathBuf {
-        self.src_root.join(rel)
-    }
-    pub fn dst_path(&self, rel: &Path) -> PathBuf {
-        self.dst_root.join(rel)
-    }
-    /// Stopped by the user, or nothing more can be done.
-    pub fn halted(&self) -> bool {
-        self.ctl.stopped() || self.dst_gone.load(Ordering::Relaxed)
-    }
-    pub fn look(&self) -> Look {
-        match self.look.load(Ordering::Relaxed) {
-            0 => Look::Gentle,
-            1 => Look::Open,
-            2 => Look::Written,
-            _ => Look::Forced,
-        }
-    }
-    pub fn set_look(&self, look: Look) {
-        self.look.store(look as u8, Ordering::Relaxed);
-    }
-    pub fn granularity(&self) -> u32 {
-        self.granularity.load(Ordering::Relaxed).max(1)
-    }
-    pub fn failed(&self, e: EntryError) {
-        if self.dst_gone.load(Ordering::Relaxed) {
-            return;
-        }
-        if self.store.is_some_and(|s| s.deleted()) {
-            self.dst_gone.store(true, Ordering::Relaxed);
-            return;
-        }
-        Stats::add(&self.stats.failed, 1);
-        self.sink.event(Event::Failed(e));
-    }
-    /// A failure on DST's side of `rel`. Watching, an entry DST lost from
-    /// under the write (its folder deleted or replaced meanwhile: by hand,
-    /// or an `rm -rf` of the whole backup) is looked at again rather than
-    /// reported: that look mends it, or finds the backup folder missing
-    /// (one error, not one per file).
-    pub fn dst_failed(&self, rel: &Path, action: &'static str, e: &io::Error) {
-        if !self.recheck_recent && super::copy::changed_under_us(e) {
-            self.sink.event(Event::Again {
-                path: rel.to_path_buf(),
-            });
-            return;
-        }
-        self.failed(EntryError::new(self.dst_path(rel), action, e));
-    }
-
-    pub fn versioned(&self, rel: &Path, reason: VersionReason) {
-        Stats::add(&self.stats.versioned, 1);
-        self.sink.event(Event::Versioned {
-            path: rel.to_path_buf(),
-            reason,
-        });
-    }
-    fn removed(&self, rel: &Path, reason: VersionReason) {
-        if !self.versions_on {
-            Stats::add(&self.stats.deleted, 1);
-            self.sink.event(Event::Deleted {
-                path: rel.to_path_buf(),
-            });
-        } else {
-            self.versioned(rel, reason);
-        }
-    }
-    fn skipped(&self, rel: &Path, why: String) {
-        Stats::add(&self.stats.skipped, 1);
-        self.sink.event(Event::Skipped {
-            path: rel.to_path_buf(),
-            why,
-        });
-    }
-    fn scanned(&self, n: u64) {
-        Stats::add(&self.stats.scanned, n);
-        self.sink.event(Event::Scanned(n));
-    }
-
-    /// Moves DST's entry at `rel` out of the mirror (versioned, or removed
-    /// with versions off). In a dry run, only reports.
-    pub fn remove_entry(
-        &self,
-        dst: &DirHandle,
-        rel: &Path,
-        kind: Kind,
-        reason: VersionReason,
-    ) -> bool {
-        match self.store {
-            None => {
-                self.removed(rel, reason);
-                true
-            }
-            Some(store) => match store.versions.keep(dst, rel, kind, reason) {
-                Ok(()) => {
-                    self.removed(rel, reason);
-                    true
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => true,
-                Err(e) => {
-                    self.failed(EntryError::new(
-                        self.dst_path(rel),
-                        "move into versions",
-                        &e,
-                    ));
-                    false
-                }
-            },
-        }
-    }
-
     /// Reconciles one name: `src` and `dst` are the folders holding it.
     /// `dst_listed` is whether DST's listing holds the name (if not, DST's
     /// stat is skipped).
@@ -218,8 +66,17 @@ impl<'a> Ctx<'a> {
         dst_listed: bool,
     ) {
         if let Some(into) = self.look_at(src, dst, rel, dst_listed) {
+            // The folders above `rel` are not in the walk's chain of nodes:
+            // the loop check gets them from the handle, one `..` at a time.
+            let outer = outer_ids(src, rel);
+            if let Ok(mut o) = self.outer.lock() {
+                *o = outer;
+            }
             // The whole subtree, in tasks; done when this returns.
             rayon::scope(|scope| self.enter(scope, src, dst, into, None));
+            if let Ok(mut o) = self.outer.lock() {
+                o.clear();
+            }
         }
     }
 
@@ -317,7 +174,7 @@ impl<'a> Ctx<'a> {
             }
             Step::Skip => {
                 let noun = sm.map(|m| m.special_noun()).unwrap_or("special file");
-                self.skipped(rel, format!("{noun}: not mirrored"));
+                self.skipped(rel, format!("{noun}: not mirrored"), false);
                 if let Some(d) = dm {
                     self.extra(rel, d.kind);
                 }
@@ -357,6 +214,40 @@ impl<'a> Ctx<'a> {
     /// reconciles its content as a task of `scope`, each sub-folder a task
     /// of its own: the depth of a tree is never the depth of the stack, and
     /// the cores share the work.
+    /// Why the SRC folder `sm` must not be entered: it is the backup
+    /// folder, or a folder the walk is already inside of, reached again
+    /// through a (bind) mount. Going in would never end.
+    fn loop_at(&self, sm: &Meta, parent: Option<&Node>) -> Option<String> {
+        let id = (sm.dev, sm.ino);
+        if self.dst_id == Some(id) {
+            return Some(
+                "this is the backup folder itself, mounted again inside the source: not backed up (it would hold itself)".into(),
+            );
+        }
+        let outer = self
+            .outer
+            .lock()
+            .ok()
+            .and_then(|o| o.iter().find(|(_, i)| *i == id).map(|(rel, _)| rel.clone()));
+        if let Some(rel) = outer {
+            return Some(format!(
+                "this is {} again, mounted inside itself: not entered (it would never end)",
+                super::error::show(&self.src_path(&rel))
+            ));
+        }
+        let mut up = parent;
+        while let Some(n) = up {
+            if (n.meta.dev, n.meta.ino) == id {
+                return Some(format!(
+                    "this is {} again, mounted inside itself: not entered (it would never end)",
+                    super::error::show(&self.src_path(&n.rel))
+                ));
+            }
+            up = n.parent.as_deref();
+        }
+        None
+    }
+
     fn enter<'s>(
         &'s self,
         scope: &rayon::Scope<'s>,
@@ -378,9 +269,13 @@ impl<'a> Ctx<'a> {
         if self.halted() {
             return self.done(parent);
         }
+        if let Some(why) = self.loop_at(&sm, parent.as_deref()) {
+            self.skipped(&rel, why, true);
+            return self.done(parent);
+        }
         let src_sub = match src.open_dir(name) {
             Ok(d) => d,
-            Err(e) if super::copy::changed_under_us(&e) => return self.done(parent),
+            Err(e) if super::fsops::changed_under_us(&e) => return self.done(parent),
             Err(e) => {
                 self.failed(EntryError::new(self.src_path(&rel), "read folder", &e));
                 return self.done(parent);
@@ -480,7 +375,8 @@ impl<'a> Ctx<'a> {
             if at_root && e.name == RESERVED {
                 self.skipped(
                     Path::new(RESERVED),
-                    "the name .mirrortray at the top of the source is reserved for the backup's own folder".into(),
+                    "the name .mirrortray at the top of the source is reserved for the backup's own folder (is the source itself a backup folder? back up its parent, or rename it)".into(),
+                    true,
                 );
                 continue;
             }
@@ -652,7 +548,7 @@ impl<'a> Ctx<'a> {
                 Ok(d) => d,
                 // No longer a folder in DST (replaced earlier in this batch,
                 // its content kept with it): nothing left to remove.
-                Err(e) if super::copy::changed_under_us(&e) => return,
+                Err(e) if super::fsops::changed_under_us(&e) => return,
                 Err(e) => {
                     self.dst_failed(parent, "open folder", &e);
                     return;
@@ -679,4 +575,29 @@ impl<'a> Ctx<'a> {
             }
         });
     }
+}
+
+/// The (device, inode) of each SRC folder above `rel`, from `parent` (the
+/// folder holding `rel`) up to SRC's root, each with its relative path.
+/// Through `..`: a mount's root leads back to where it is mounted, as paths
+/// do.
+fn outer_ids(parent: &DirHandle, rel: &Path) -> Vec<(PathBuf, (u64, u64))> {
+    let mut out = Vec::new();
+    let Ok(mut here) = parent.try_clone() else {
+        return out;
+    };
+    let mut at = rel.parent().map(Path::to_path_buf);
+    while let Some(p) = at {
+        let Ok(m) = here.meta() else { break };
+        out.push((p.clone(), (m.dev, m.ino)));
+        if p.as_os_str().is_empty() {
+            break;
+        }
+        match here.open_dir(OsStr::new("..")) {
+            Ok(h) => here = h,
+            Err(_) => break,
+        }
+        at = p.parent().map(Path::to_path_buf);
+    }
+    out
 }

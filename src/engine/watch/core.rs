@@ -84,7 +84,7 @@ impl Problem {
             | SetupError::SrcNotDir(_) => Problem::SourceMissing,
             SetupError::SrcUnreadable(..) => Problem::SourceUnreadable,
             SetupError::Locked { .. } => Problem::BackupInUse,
-            SetupError::DstMissing(_) => Problem::BackupMissing,
+            SetupError::DstMissing(_) | SetupError::DstDanglingLink(..) => Problem::BackupMissing,
             SetupError::BackupDriveMissing(..) => Problem::BackupDriveMissing,
             _ => Problem::Setup,
         }
@@ -825,11 +825,12 @@ impl Core {
             a.failures.iter().map(|f| &f.rel).collect();
         for f in &a.failures {
             if !f.rel.as_os_str().is_empty() {
-                self.retry.failed(&f.rel, f.error.transient, now);
+                let why = format!("cannot {}: {}", f.error.action, f.error.reason);
+                self.retry.failed(&f.rel, f.error.transient, now, why, wall);
             }
         }
         for rel in &a.again {
-            self.retry.failed(rel, true, now);
+            self.retry.again(rel, now);
         }
         for rel in &a.tried {
             if !busy.contains(rel) {
@@ -971,7 +972,7 @@ impl Core {
     }
 
     fn status_state(&mut self, state: State, now: Instant, force: bool) {
-        let failing = self.retry.len();
+        let failing = self.retry.failing();
         if !force && let Some((last, last_failing, at)) = &self.last_status {
             let same = *last == state && *last_failing == failing;
             // A changing count of pending paths is said at most so often.
@@ -990,7 +991,17 @@ impl Core {
             state,
             last_ok: self.last_ok,
             verified_at: self.verified_at,
-            failing: self.retry.len(),
+            failing,
+            failures: self
+                .retry
+                .failures(super::status::FAILURES_SHOWN)
+                .into_iter()
+                .map(|(rel, reason, since)| super::Failing {
+                    path: self.src.join(rel),
+                    reason: reason.to_string(),
+                    since,
+                })
+                .collect(),
         }));
     }
 }

@@ -464,7 +464,10 @@ impl Tree {
                 },
             };
             match self.add_one(&d, &dir) {
-                Ok(()) => {}
+                Ok(true) => {}
+                // A folder mounted inside itself: not entered (the walk
+                // would never end); reconcile says so once.
+                Ok(false) => continue,
                 Err(Errno::NOSPC) => return Err(StartError::Limit),
                 Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => continue,
                 Err(_) => {
@@ -501,8 +504,9 @@ impl Tree {
         Ok(())
     }
 
-    /// Adds one folder's watch through its open handle.
-    fn add_one(&mut self, rel: &Path, dir: &DirHandle) -> Result<(), Errno> {
+    /// Adds one folder's watch through its open handle. `false`: the folder
+    /// is one of its own ancestors (a bind mount loop), left alone.
+    fn add_one(&mut self, rel: &Path, dir: &DirHandle) -> Result<bool, Errno> {
         use std::os::fd::AsRawFd;
         if test_limit().is_some_and(|max| self.by_wd.len() >= max) {
             return Err(Errno::NOSPC);
@@ -513,6 +517,12 @@ impl Tree {
         let wd = inotify::add_watch(&self.fd, proc_path.as_str(), mask())?;
         match self.by_wd.get(&wd) {
             Some(old) if old.as_path() == rel => {}
+            // Found inside itself: no folder can move there, so this is
+            // the same folder mounted again below itself.
+            Some(old) if rel.starts_with(old) => {
+                log::trace!("inotify: wd {wd} found again at {}: a loop", rel.display());
+                return Ok(false);
+            }
             Some(old) => {
                 // Already watched under another path: it moved there (a walk
                 // of its new parent found it before its MOVED_FROM was read).
@@ -527,7 +537,7 @@ impl Tree {
                 self.by_path.insert(rel.to_path_buf(), wd);
             }
         }
-        Ok(())
+        Ok(true)
     }
 }
 

@@ -33,6 +33,9 @@ pub mod pending;
 pub mod retry;
 mod shell;
 pub mod source;
+pub mod status;
+
+pub use status::{Failing, PairStatus, State};
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -91,38 +94,6 @@ pub enum Command {
     Timings(Timings),
     /// Stop cleanly: no temp files, lock released.
     Quit,
-}
-
-/// What a pair is doing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum State {
-    Starting,
-    /// Up to date.
-    Idle,
-    /// Applying changes; `pending` waiting.
-    Busy {
-        pending: usize,
-    },
-    Paused,
-    /// Working, but not as well as it should (watch limit: polling).
-    Degraded(String),
-    /// Not mirroring (source missing, backup folder unusable, held deletions).
-    Error(String),
-}
-
-/// One pair's status, sent whenever it changes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PairStatus {
-    pub index: usize,
-    pub src: PathBuf,
-    pub dst: PathBuf,
-    pub state: State,
-    /// Last time the pair was known to be a complete mirror.
-    pub last_ok: Option<Timestamp>,
-    /// Last time a full pass found DST equal to SRC (or made it so).
-    pub verified_at: Option<Timestamp>,
-    /// Paths failing now (being retried).
-    pub failing: usize,
 }
 
 /// What the workers tell the app.

@@ -5,25 +5,61 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use jiff::Timestamp;
+
 const FIRST: Duration = Duration::from_secs(1);
 const MAX: Duration = Duration::from_secs(300);
 
+/// One path to try again.
+#[derive(Debug)]
+struct Entry {
+    tries: u32,
+    next: Instant,
+    /// Why it failed and since when; `None`: not a failure, only a look
+    /// again (DST lost a folder under a write).
+    failure: Option<(String, Timestamp)>,
+}
+
 #[derive(Debug, Default)]
 pub struct Retry {
-    paths: HashMap<PathBuf, (u32, Instant)>,
+    paths: HashMap<PathBuf, Entry>,
 }
 
 impl Retry {
-    /// Records a failure of `rel`; `transient` false waits the longest.
-    pub fn failed(&mut self, rel: &Path, transient: bool, now: Instant) {
-        let e = self.paths.entry(rel.to_path_buf()).or_insert((0, now));
+    /// Records a failure of `rel` (`reason` in words, first seen at `wall`);
+    /// `transient` false waits the longest.
+    pub fn failed(
+        &mut self,
+        rel: &Path,
+        transient: bool,
+        now: Instant,
+        reason: String,
+        wall: Timestamp,
+    ) {
+        let e = self.entry(rel, transient, now);
+        let since = e.failure.as_ref().map_or(wall, |f| f.1);
+        e.failure = Some((reason, since));
+    }
+
+    /// Schedules `rel` for another look, without counting it as failing.
+    pub fn again(&mut self, rel: &Path, now: Instant) {
+        self.entry(rel, true, now);
+    }
+
+    fn entry(&mut self, rel: &Path, transient: bool, now: Instant) -> &mut Entry {
+        let e = self.paths.entry(rel.to_path_buf()).or_insert(Entry {
+            tries: 0,
+            next: now,
+            failure: None,
+        });
         let wait = if transient {
-            FIRST.saturating_mul(1 << e.0.min(16)).min(MAX)
+            FIRST.saturating_mul(1 << e.tries.min(16)).min(MAX)
         } else {
             MAX
         };
-        e.0 += 1;
-        e.1 = now + wait;
+        e.tries += 1;
+        e.next = now + wait;
+        e
     }
 
     pub fn succeeded(&mut self, rel: &Path) {
@@ -34,15 +70,34 @@ impl Retry {
         self.paths.clear();
     }
 
-    pub fn len(&self) -> usize {
-        self.paths.len()
-    }
-
+    /// Nothing to try again.
     pub fn is_empty(&self) -> bool {
         self.paths.is_empty()
     }
 
-    /// Every path failing now.
+    /// How many paths are failing (looks again not counted).
+    pub fn failing(&self) -> usize {
+        self.paths.values().filter(|e| e.failure.is_some()).count()
+    }
+
+    /// The failing paths, oldest first (then by path), at most `max`: the
+    /// path, the reason, since when.
+    pub fn failures(&self, max: usize) -> Vec<(&Path, &str, Timestamp)> {
+        let mut v: Vec<(&Path, &str, Timestamp)> = self
+            .paths
+            .iter()
+            .filter_map(|(p, e)| {
+                e.failure
+                    .as_ref()
+                    .map(|(r, t)| (p.as_path(), r.as_str(), *t))
+            })
+            .collect();
+        v.sort_by(|a, b| (a.2, a.0).cmp(&(b.2, b.0)));
+        v.truncate(max);
+        v
+    }
+
+    /// Every path to try again.
     pub fn paths(&self) -> impl Iterator<Item = &PathBuf> {
         self.paths.keys()
     }
@@ -52,14 +107,14 @@ impl Retry {
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.paths.values().map(|v| v.1).min()
+        self.paths.values().map(|v| v.next).min()
     }
 
     /// The paths due at `now` (they stay recorded until they succeed).
     pub fn due(&self, now: Instant) -> Vec<PathBuf> {
         self.paths
             .iter()
-            .filter(|(_, v)| v.1 <= now)
+            .filter(|(_, v)| v.next <= now)
             .map(|(k, _)| k.clone())
             .collect()
     }
@@ -68,7 +123,7 @@ impl Retry {
     /// tried now).
     pub fn trying(&mut self, rel: &Path, now: Instant) {
         if let Some(e) = self.paths.get_mut(rel) {
-            e.1 = now + FIRST.saturating_mul(1 << e.0.min(16)).min(MAX);
+            e.next = now + FIRST.saturating_mul(1 << e.tries.min(16)).min(MAX);
         }
     }
 }
@@ -82,16 +137,36 @@ mod tests {
         let t = Instant::now();
         let mut r = Retry::default();
         let p = Path::new("a");
-        r.failed(p, true, t);
+        let first = Timestamp::UNIX_EPOCH;
+        r.failed(p, true, t, "full".into(), first);
         assert_eq!(r.next_deadline(), Some(t + Duration::from_secs(1)));
-        r.failed(p, true, t);
+        r.failed(p, true, t, "full".into(), Timestamp::now());
         assert_eq!(r.next_deadline(), Some(t + Duration::from_secs(2)));
         for _ in 0..20 {
-            r.failed(p, true, t);
+            r.failed(p, true, t, "full".into(), Timestamp::now());
         }
+        // Since when: the first failure.
+        assert_eq!(r.failures(10), vec![(p, "full", first)]);
         assert_eq!(r.next_deadline(), Some(t + MAX));
         assert!(r.due(t + MAX).contains(&p.to_path_buf()));
         r.succeeded(p);
         assert!(r.is_empty());
+    }
+
+    #[test]
+    fn looks_again_are_not_failures() {
+        let t = Instant::now();
+        let mut r = Retry::default();
+        r.again(Path::new("a"), t);
+        assert_eq!(r.failing(), 0);
+        assert!(!r.is_empty());
+        r.failed(
+            Path::new("b"),
+            true,
+            t,
+            "denied".into(),
+            Timestamp::UNIX_EPOCH,
+        );
+        assert_eq!(r.failing(), 1);
     }
 }

@@ -4,9 +4,9 @@
 //! deadline, feeds that to the core, and does the effects that come out
 //! (feeding their results back). It decides nothing itself.
 
-use std::collections::VecDeque;
-use std::path::Path;
-use std::sync::Arc;
+use std::collections::{HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
@@ -33,6 +33,9 @@ pub(super) struct Shell {
     cmds: Receiver<Command>,
     ctl: Arc<Control>,
     notices: Sender<Notice>,
+    /// Notable skips already said (a loop is found again by every look at
+    /// its folder; the log says it once).
+    said: Mutex<HashSet<PathBuf>>,
 }
 
 impl Shell {
@@ -72,6 +75,7 @@ impl Shell {
             cmds,
             ctl,
             notices,
+            said: Mutex::new(HashSet::new()),
         }
     }
 
@@ -186,7 +190,7 @@ impl Shell {
                     return Vec::new();
                 };
                 log::trace!("batch {:?} {:?}", batch.renames, batch.paths);
-                let sink = LogSink::new(m.src(), m.dst());
+                let sink = LogSink::new(m.src(), m.dst(), &self.said);
                 vec![Input::Applied {
                     pass: Pass::Batch,
                     result: m.apply(&batch, &self.ctl, &sink),
@@ -197,7 +201,7 @@ impl Shell {
                     return Vec::new();
                 };
                 log::trace!("verify {folders:?}");
-                let sink = LogSink::new(m.src(), m.dst());
+                let sink = LogSink::new(m.src(), m.dst(), &self.said);
                 vec![Input::Applied {
                     pass: Pass::Verify,
                     result: m.verify_folders(&folders, &leave, &self.ctl, &sink),
@@ -207,7 +211,7 @@ impl Shell {
                 let Some(m) = self.mirror.as_ref() else {
                     return Vec::new();
                 };
-                let sink = LogSink::new(m.src(), m.dst());
+                let sink = LogSink::new(m.src(), m.dst(), &self.said);
                 vec![Input::Applied {
                     pass: Pass::Full,
                     result: m.reconcile(&self.ctl, &sink, allow_mass_delete),
@@ -309,11 +313,12 @@ fn release_free_memory() {
 struct LogSink<'a> {
     src: &'a Path,
     dst: &'a Path,
+    said: &'a Mutex<HashSet<PathBuf>>,
 }
 
 impl<'a> LogSink<'a> {
-    fn new(src: &'a Path, dst: &'a Path) -> LogSink<'a> {
-        LogSink { src, dst }
+    fn new(src: &'a Path, dst: &'a Path, said: &'a Mutex<HashSet<PathBuf>>) -> LogSink<'a> {
+        LogSink { src, dst, said }
     }
 }
 
@@ -335,8 +340,14 @@ impl Sink for LogSink<'_> {
             Event::Renamed { from, to } => {
                 log::debug!("renamed {} -> {}", show(&self.dst.join(from)), show(&to))
             }
-            Event::Skipped { path, why } => {
-                log::info!("{}: skipped: {why}", show(&self.src.join(path)))
+            Event::Skipped { path, why, notable } => {
+                let first = notable && self.said.lock().is_ok_and(|mut s| s.insert(path.clone()));
+                let level = match (notable, first) {
+                    (true, true) => log::Level::Warn,
+                    (true, false) => log::Level::Debug,
+                    (false, _) => log::Level::Info,
+                };
+                log::log!(level, "{}: skipped: {why}", show(&self.src.join(path)))
             }
             Event::Failed(err) => log::error!("{err}"),
             Event::Busy { path } => log::debug!(

@@ -1,0 +1,188 @@
+//! ctx: what one reconcile shares between its threads, and how it reports.
+//!
+//! A [`Ctx`] is made per pass (by `Mirror`) and borrowed by the walk
+//! ([`super::reconcile`]) and the copies ([`super::copy`]). Every outcome of
+//! an entry goes through it: counted in [`Stats`], sent to the [`Sink`] as an
+//! [`Event`], and a failure on DST's side that only says DST changed under
+//! the write is turned into a look again ([`Event::Again`]) while watching.
+//! One place decides what is a failure, so the walk and the copy agree.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use super::batch::Look;
+use super::error::EntryError;
+use super::event::{Control, Event, Sink, Stats, VersionReason};
+use super::filter::Filter;
+use super::fsops::{DirHandle, Kind, changed_under_us};
+use super::store::Store;
+
+/// Everything one reconcile shares between its threads.
+pub(crate) struct Ctx<'a> {
+    pub src_root: &'a Path,
+    pub dst_root: &'a Path,
+    /// DST's (device, inode): found again inside SRC, it is not entered.
+    pub dst_id: Option<(u64, u64)>,
+    /// The SRC folders above the subtree being walked (path, (device,
+    /// inode)): one found again inside it is a loop.
+    pub outer: Mutex<Vec<(PathBuf, (u64, u64))>>,
+    pub filter: &'a Filter,
+    /// `None` in a dry run: nothing is written.
+    pub store: Option<&'a Store>,
+    pub sink: &'a dyn Sink,
+    pub stats: &'a Stats,
+    pub ctl: &'a Control,
+    /// mtime precision of DST's file system in ns (probed at open).
+    pub granularity: &'a AtomicU32,
+    /// Versions on for this pair (off: DST's lost entries are removed).
+    pub versions_on: bool,
+    /// A one-shot run: copy again a file changed within a clock tick of its
+    /// copy, wait for an active writer, and report a file that kept
+    /// changing as failed. A watcher gets an event for each such write
+    /// instead, and leaves the file to it.
+    pub recheck_recent: bool,
+    /// Files being written (the watcher has a later event for each): a
+    /// walk neither copies nor removes them now.
+    pub deferred: &'a std::collections::HashSet<PathBuf>,
+    /// How the path in hand is looked at (a [`Look`] as a number: the
+    /// watcher's paths are done one after the other, each with its own).
+    pub look: std::sync::atomic::AtomicU8,
+    pub extras: Mutex<Vec<Extra>>,
+    pub dst_entries: AtomicU64,
+    /// The backup folder was deleted during this walk: it stops, and says
+    /// so once instead of once per file.
+    pub dst_gone: std::sync::atomic::AtomicBool,
+}
+
+/// An entry DST holds that SRC does not.
+#[derive(Debug, Clone)]
+pub(crate) struct Extra {
+    pub rel: PathBuf,
+    pub kind: Kind,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn src_path(&self, rel: &Path) -> PathBuf {
+        self.src_root.join(rel)
+    }
+    pub fn dst_path(&self, rel: &Path) -> PathBuf {
+        self.dst_root.join(rel)
+    }
+    /// Stopped by the user, or nothing more can be done.
+    pub fn halted(&self) -> bool {
+        self.ctl.stopped() || self.dst_gone.load(Ordering::Relaxed)
+    }
+    pub fn look(&self) -> Look {
+        match self.look.load(Ordering::Relaxed) {
+            0 => Look::Gentle,
+            1 => Look::Open,
+            2 => Look::Written,
+            _ => Look::Forced,
+        }
+    }
+    pub fn set_look(&self, look: Look) {
+        self.look.store(look as u8, Ordering::Relaxed);
+    }
+    pub fn granularity(&self) -> u32 {
+        self.granularity.load(Ordering::Relaxed).max(1)
+    }
+    pub fn failed(&self, e: EntryError) {
+        if self.dst_gone.load(Ordering::Relaxed) {
+            return;
+        }
+        if self.store.is_some_and(|s| s.deleted()) {
+            self.dst_gone.store(true, Ordering::Relaxed);
+            return;
+        }
+        Stats::add(&self.stats.failed, 1);
+        self.sink.event(Event::Failed(e));
+    }
+    /// A failure on DST's side of `rel`. Watching, an entry DST lost from
+    /// under the write (its folder deleted or replaced meanwhile: by hand,
+    /// or an `rm -rf` of the whole backup) is looked at again rather than
+    /// reported: that look mends it, or finds the backup folder missing
+    /// (one error, not one per file).
+    pub fn dst_failed(&self, rel: &Path, action: &'static str, e: &io::Error) {
+        if !self.recheck_recent && changed_under_us(e) {
+            self.sink.event(Event::Again {
+                path: rel.to_path_buf(),
+            });
+            return;
+        }
+        self.failed(EntryError::new(self.dst_path(rel), action, e));
+    }
+
+    pub fn versioned(&self, rel: &Path, reason: VersionReason) {
+        Stats::add(&self.stats.versioned, 1);
+        self.sink.event(Event::Versioned {
+            path: rel.to_path_buf(),
+            reason,
+        });
+    }
+    pub(crate) fn removed(&self, rel: &Path, reason: VersionReason) {
+        if !self.versions_on {
+            Stats::add(&self.stats.deleted, 1);
+            self.sink.event(Event::Deleted {
+                path: rel.to_path_buf(),
+            });
+        } else {
+            self.versioned(rel, reason);
+        }
+    }
+    /// `notable`: see [`Event::Skipped`].
+    pub(crate) fn skipped(&self, rel: &Path, why: String, notable: bool) {
+        Stats::add(&self.stats.skipped, 1);
+        self.sink.event(Event::Skipped {
+            path: rel.to_path_buf(),
+            why,
+            notable,
+        });
+    }
+    pub(crate) fn scanned(&self, n: u64) {
+        Stats::add(&self.stats.scanned, n);
+        self.sink.event(Event::Scanned(n));
+    }
+
+    /// Moves DST's entry at `rel` out of the mirror (versioned, or removed
+    /// with versions off). In a dry run, only reports.
+    pub fn remove_entry(
+        &self,
+        dst: &DirHandle,
+        rel: &Path,
+        kind: Kind,
+        reason: VersionReason,
+    ) -> bool {
+        match self.store {
+            None => {
+                self.removed(rel, reason);
+                true
+            }
+            Some(store) => match store.versions.keep(dst, rel, kind, reason) {
+                Ok(()) => {
+                    self.removed(rel, reason);
+                    true
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => true,
+                Err(e) => {
+                    self.failed(EntryError::new(
+                        self.dst_path(rel),
+                        "move into versions",
+                        &e,
+                    ));
+                    false
+                }
+            },
+        }
+    }
+
+    pub(crate) fn copied(&self, rel: &Path, bytes: u64) {
+        Stats::add(&self.stats.copied, 1);
+        Stats::add(&self.stats.bytes, bytes);
+        self.sink.event(Event::Copied {
+            path: rel.to_path_buf(),
+            bytes,
+        });
+    }
+}
