@@ -917,3 +917,14 @@ fn mix_seed_6_write_into_a_folder_moved_meanwhile() {
 fn mix_seed_4_changes_in_a_folder_moved_into_a_new_parent() {
     mix_seed(4, 3, 3000);
 }
+
+/// A folder moved away while a folder moved in from outside took its name,
+/// before the watcher read the queue: the newcomer's watch was carried to
+/// the old folder's new name and the old folder's back, so the changes in
+/// one were heard under the other's path and never mirrored (failed 2 runs
+/// of 3 beside other tests; deterministic twin in `inotify.rs`). A path now
+/// belongs to one watch at a time.
+#[test]
+fn mix_seed_45_a_name_taken_over_before_the_queue_is_read() {
+    mix_seed(45, 2, 400);
+}

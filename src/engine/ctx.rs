@@ -25,9 +25,6 @@ pub(crate) struct Ctx<'a> {
     pub dst_root: &'a Path,
     /// DST's (device, inode): found again inside SRC, it is not entered.
     pub dst_id: Option<(u64, u64)>,
-    /// The SRC folders above the subtree being walked (path, (device,
-    /// inode)): one found again inside it is a loop.
-    pub outer: Mutex<Vec<(PathBuf, (u64, u64))>>,
     pub filter: &'a Filter,
     /// `None` in a dry run: nothing is written.
     pub store: Option<&'a Store>,

@@ -242,7 +242,6 @@ impl Mirror {
                 .as_ref()
                 .and_then(|d| d.meta().ok())
                 .map(|m| (m.dev, m.ino)),
-            outer: Mutex::new(Vec::new()),
             filter: &self.filter,
             store: self.store.as_ref(),
             sink,

@@ -45,6 +45,9 @@ pub(crate) struct Into {
 
 /// A folder being reconciled: its handles, and how many pieces of its work
 /// (its own listing, each sub-folder) are not done yet.
+/// The SRC folders above a subtree's top: path and (device, inode).
+type Outer = Vec<(PathBuf, (u64, u64))>;
+
 struct Node {
     src: DirHandle,
     dst: Option<DirHandle>,
@@ -52,6 +55,8 @@ struct Node {
     meta: Meta,
     pending: AtomicUsize,
     parent: Option<Arc<Node>>,
+    /// Only at the top of a subtree walk: the folders above it.
+    outer: Outer,
 }
 
 impl<'a> Ctx<'a> {
@@ -69,14 +74,8 @@ impl<'a> Ctx<'a> {
             // The folders above `rel` are not in the walk's chain of nodes:
             // the loop check gets them from the handle, one `..` at a time.
             let outer = outer_ids(src, rel);
-            if let Ok(mut o) = self.outer.lock() {
-                *o = outer;
-            }
             // The whole subtree, in tasks; done when this returns.
-            rayon::scope(|scope| self.enter(scope, src, dst, into, None));
-            if let Ok(mut o) = self.outer.lock() {
-                o.clear();
-            }
+            rayon::scope(|scope| self.enter(scope, src, dst, into, Err(outer)));
         }
     }
 
@@ -205,6 +204,7 @@ impl<'a> Ctx<'a> {
             meta: *src_meta,
             pending: AtomicUsize::new(1),
             parent: None,
+            outer: Vec::new(),
         });
         rayon::scope(|scope| self.process(scope, root));
     }
@@ -217,35 +217,32 @@ impl<'a> Ctx<'a> {
     /// Why the SRC folder `sm` must not be entered: it is the backup
     /// folder, or a folder the walk is already inside of, reached again
     /// through a (bind) mount. Going in would never end.
-    fn loop_at(&self, sm: &Meta, parent: Option<&Node>) -> Option<String> {
+    fn loop_at(&self, sm: &Meta, parent: Option<&Node>, outer: &Outer) -> Option<String> {
         let id = (sm.dev, sm.ino);
         if self.dst_id == Some(id) {
             return Some(
                 "this is the backup folder itself, mounted again inside the source: not backed up (it would hold itself)".into(),
             );
         }
-        let outer = self
-            .outer
-            .lock()
-            .ok()
-            .and_then(|o| o.iter().find(|(_, i)| *i == id).map(|(rel, _)| rel.clone()));
-        if let Some(rel) = outer {
-            return Some(format!(
+        let again = |rel: &Path| {
+            format!(
                 "this is {} again, mounted inside itself: not entered (it would never end)",
-                super::error::show(&self.src_path(&rel))
-            ));
-        }
+                super::error::show(&self.src_path(rel))
+            )
+        };
         let mut up = parent;
+        let mut top_outer = outer;
         while let Some(n) = up {
             if (n.meta.dev, n.meta.ino) == id {
-                return Some(format!(
-                    "this is {} again, mounted inside itself: not entered (it would never end)",
-                    super::error::show(&self.src_path(&n.rel))
-                ));
+                return Some(again(&n.rel));
             }
+            top_outer = &n.outer;
             up = n.parent.as_deref();
         }
-        None
+        top_outer
+            .iter()
+            .find(|(_, i)| *i == id)
+            .map(|(rel, _)| again(rel))
     }
 
     fn enter<'s>(
@@ -254,8 +251,14 @@ impl<'a> Ctx<'a> {
         src: &DirHandle,
         dst: Option<&DirHandle>,
         into: Into,
-        parent: Option<Arc<Node>>,
+        above: Result<Arc<Node>, Outer>,
     ) {
+        // The top of a subtree has no node above it: the folders above it
+        // come as ids, and stay with its node for the loop check below.
+        let (parent, outer) = match above {
+            Ok(p) => (Some(p), Vec::new()),
+            Err(o) => (None, o),
+        };
         let Into {
             rel,
             sm,
@@ -269,7 +272,7 @@ impl<'a> Ctx<'a> {
         if self.halted() {
             return self.done(parent);
         }
-        if let Some(why) = self.loop_at(&sm, parent.as_deref()) {
+        if let Some(why) = self.loop_at(&sm, parent.as_deref(), &outer) {
             self.skipped(&rel, why, true);
             return self.done(parent);
         }
@@ -325,6 +328,7 @@ impl<'a> Ctx<'a> {
             meta: sm,
             pending: AtomicUsize::new(1),
             parent,
+            outer,
         });
         self.process(scope, node);
     }
@@ -430,7 +434,7 @@ impl<'a> Ctx<'a> {
             let n = node.clone();
             scope.spawn(move |s| {
                 let parent = n.clone();
-                self.enter(s, &n.src, n.dst.as_ref(), into, Some(parent));
+                self.enter(s, &n.src, n.dst.as_ref(), into, Ok(parent));
             });
         }
         self.done(Some(node));
@@ -581,7 +585,7 @@ impl<'a> Ctx<'a> {
 /// folder holding `rel`) up to SRC's root, each with its relative path.
 /// Through `..`: a mount's root leads back to where it is mounted, as paths
 /// do.
-fn outer_ids(parent: &DirHandle, rel: &Path) -> Vec<(PathBuf, (u64, u64))> {
+fn outer_ids(parent: &DirHandle, rel: &Path) -> Outer {
     let mut out = Vec::new();
     let Ok(mut here) = parent.try_clone() else {
         return out;

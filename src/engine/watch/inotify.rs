@@ -38,6 +38,7 @@ use std::ffi::OsStr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -435,9 +436,27 @@ impl Tree {
             if self.by_path.get(&p) == Some(&wd) {
                 self.by_path.remove(&p);
             }
-            self.by_path.insert(q.clone(), wd);
-            self.by_wd.insert(wd, q);
+            self.claim(q, wd);
         }
+    }
+
+    /// Records that `wd` is the folder at `path`, keeping the two maps one
+    /// to one. Another wd said to be at `path` is not there any more (this
+    /// one is, by identity: just opened there, or just renamed there): its
+    /// stale path is forgotten rather than kept beside this one, or a later
+    /// move of `path`'s subtree would carry the wrong folder along (found
+    /// by the random-sequence tests: a folder moved away while a folder
+    /// moved in took its name, before the queue was read). The forgotten
+    /// folder is mapped again when a walk finds it where it is.
+    fn claim(&mut self, path: PathBuf, wd: i32) {
+        if let Some(other) = self.by_path.insert(path.clone(), wd)
+            && other != wd
+            && self.by_wd.get(&other) == Some(&path)
+        {
+            log::trace!("inotify: wd {other} is not at {} any more", path.display());
+            self.by_wd.remove(&other);
+        }
+        self.by_wd.insert(wd, path);
     }
 
     fn add_tree_or_limit(&mut self, rel: &Path) {
@@ -450,8 +469,9 @@ impl Tree {
     /// (a folder is watched before it is listed: what appears after the
     /// listing is reported, what was there before is in it).
     fn add_tree(&mut self, rel: &Path) -> Result<(), StartError> {
-        let mut stack: Vec<(PathBuf, Option<DirHandle>)> = vec![(rel.to_path_buf(), None)];
-        while let Some((d, handle)) = stack.pop() {
+        let mut stack: Vec<(PathBuf, Option<DirHandle>, Option<Rc<Chain>>)> =
+            vec![(rel.to_path_buf(), None, None)];
+        while let Some((d, handle, up)) = stack.pop() {
             let dir = match handle {
                 Some(h) => h,
                 None => match self.root.open_path(&d) {
@@ -463,11 +483,21 @@ impl Tree {
                     }
                 },
             };
+            // A folder mounted inside itself: not entered (the walk would
+            // never end); reconcile says so once. By identity along the
+            // walk, not by the table's paths: those may be stale while a
+            // rename waits in the queue.
+            let id = dir.meta().ok().map(|m| (m.dev, m.ino));
+            if id.is_some() && Chain::holds(&up, id) {
+                log::trace!(
+                    "inotify: {} is a folder above it again: a loop",
+                    d.display()
+                );
+                continue;
+            }
+            let chain = Some(Rc::new(Chain { id, up }));
             match self.add_one(&d, &dir) {
-                Ok(true) => {}
-                // A folder mounted inside itself: not entered (the walk
-                // would never end); reconcile says so once.
-                Ok(false) => continue,
+                Ok(()) => {}
                 Err(Errno::NOSPC) => return Err(StartError::Limit),
                 Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => continue,
                 Err(_) => {
@@ -495,7 +525,7 @@ impl Tree {
                     continue;
                 }
                 match dir.open_dir(&e.name) {
-                    Ok(h) => stack.push((d.join(&e.name), Some(h))),
+                    Ok(h) => stack.push((d.join(&e.name), Some(h), chain.clone())),
                     Err(err) if gone(&err) => {}
                     Err(_) => self.hear(Heard::Unwatched(d.join(&e.name))),
                 }
@@ -504,9 +534,8 @@ impl Tree {
         Ok(())
     }
 
-    /// Adds one folder's watch through its open handle. `false`: the folder
-    /// is one of its own ancestors (a bind mount loop), left alone.
-    fn add_one(&mut self, rel: &Path, dir: &DirHandle) -> Result<bool, Errno> {
+    /// Adds one folder's watch through its open handle.
+    fn add_one(&mut self, rel: &Path, dir: &DirHandle) -> Result<(), Errno> {
         use std::os::fd::AsRawFd;
         if test_limit().is_some_and(|max| self.by_wd.len() >= max) {
             return Err(Errno::NOSPC);
@@ -517,12 +546,6 @@ impl Tree {
         let wd = inotify::add_watch(&self.fd, proc_path.as_str(), mask())?;
         match self.by_wd.get(&wd) {
             Some(old) if old.as_path() == rel => {}
-            // Found inside itself: no folder can move there, so this is
-            // the same folder mounted again below itself.
-            Some(old) if rel.starts_with(old) => {
-                log::trace!("inotify: wd {wd} found again at {}: a loop", rel.display());
-                return Ok(false);
-            }
             Some(old) => {
                 // Already watched under another path: it moved there (a walk
                 // of its new parent found it before its MOVED_FROM was read).
@@ -533,11 +556,41 @@ impl Tree {
             }
             None => {
                 log::trace!("inotify: wd {wd} = {}", rel.display());
-                self.by_wd.insert(wd, rel.to_path_buf());
-                self.by_path.insert(rel.to_path_buf(), wd);
+                self.claim(rel.to_path_buf(), wd);
             }
         }
-        Ok(true)
+        Ok(())
+    }
+}
+
+/// The folders a walk is inside of, innermost first: (device, inode).
+struct Chain {
+    id: Option<(u64, u64)>,
+    up: Option<Rc<Chain>>,
+}
+
+/// Dropped link by link: a chain is as long as the tree is deep.
+impl Drop for Chain {
+    fn drop(&mut self) {
+        let mut up = self.up.take();
+        while let Some(rc) = up {
+            match Rc::try_unwrap(rc) {
+                Ok(mut c) => up = c.up.take(),
+                Err(_) => break,
+            }
+        }
+    }
+}
+
+impl Chain {
+    fn holds(mut c: &Option<Rc<Chain>>, id: Option<(u64, u64)>) -> bool {
+        while let Some(link) = c {
+            if link.id == id {
+                return true;
+            }
+            c = &link.up;
+        }
+        false
     }
 }
 
@@ -654,5 +707,45 @@ mod tests {
             fs::write(src.join("x/y/z/f"), "x").unwrap();
         }));
         assert!(got.contains(&Hint::Closed("x/y/z/f".into())), "{got:?}");
+    }
+
+    /// Mix seed 45 (kept in `tests/mix.rs`): a folder moved away while a
+    /// folder moved in from outside took its name, all before the watcher
+    /// read the queue. The walk for the first folder's creation found the
+    /// newcomer; the rename then carried the newcomer's watch to the old
+    /// folder's new name, and the move-in's walk carried the old folder's
+    /// watch back: its later changes were heard under the newcomer's path,
+    /// never mirrored.
+    #[test]
+    fn a_name_taken_over_before_the_queue_is_read_keeps_each_folder_at_its_path() {
+        for _ in 0..20 {
+            let t = tempfile::tempdir().unwrap();
+            let src = t.path().join("src");
+            fs::create_dir(&src).unwrap();
+            let out = t.path().join("out");
+            fs::create_dir_all(out.join("m/inner")).unwrap();
+            let (tx, rx) = unbounded();
+            let _w = Watcher::start(&src, tx).unwrap();
+            heard_after(&rx, || {
+                fs::create_dir_all(src.join("tmp1/inner")).unwrap();
+                fs::rename(src.join("tmp1"), src.join("zzz3")).unwrap();
+                fs::rename(out.join("m"), src.join("tmp1")).unwrap();
+            });
+            let got = hints(&heard_after(&rx, || {
+                fs::write(src.join("zzz3/inner/x"), "x").unwrap();
+                fs::write(src.join("tmp1/inner/y"), "y").unwrap();
+                fs::write(src.join("zzz3/a"), "a").unwrap();
+                fs::write(src.join("tmp1/b"), "b").unwrap();
+            }));
+            for want in ["zzz3/inner/x", "tmp1/inner/y", "zzz3/a", "tmp1/b"] {
+                assert!(got.contains(&Hint::Closed(want.into())), "{want}: {got:?}");
+            }
+            for wrong in ["tmp1/inner/x", "zzz3/inner/y", "tmp1/a", "zzz3/b"] {
+                assert!(
+                    !got.contains(&Hint::Closed(wrong.into())),
+                    "{wrong}: {got:?}"
+                );
+            }
+        }
     }
 }
