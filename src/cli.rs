@@ -113,6 +113,13 @@ pub enum Command {
         #[arg(long)]
         stats: bool,
     },
+    /// Show what the running tray or watcher is doing (0 all up to date, 1
+    /// something outstanding, 2 none running).
+    Status {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Bring back a file or folder as it was.
     Restore {
         /// A path in a source or backup folder.

@@ -12,5 +12,6 @@ mod mix;
 mod prop;
 mod restore;
 mod safety;
+mod status;
 mod tray;
 mod watch;

@@ -404,13 +404,13 @@ fn exec_argv(entry: &str) -> Vec<OsString> {
 /// A folder root cannot write into: immutable (`chattr +i`) where the file
 /// system has the flag, else a read-only bind mount of itself (tmpfs, as
 /// /tmp is on Debian 13).
-enum Immutable {
+pub(crate) enum Immutable {
     Flag(PathBuf),
     ReadOnly(PathBuf),
 }
 
 impl Immutable {
-    fn set(p: &Path) -> Result<Immutable, String> {
+    pub(crate) fn set(p: &Path) -> Result<Immutable, String> {
         let run = |args: &[&str]| -> Result<(), String> {
             let out = Command::new(args[0])
                 .args(&args[1..])

@@ -24,13 +24,7 @@ pub enum Claim {
 
 /// The lock file for this user.
 pub fn lock_path() -> PathBuf {
-    let dirs = directories::BaseDirs::new();
-    let base = dirs
-        .as_ref()
-        .and_then(|d| d.runtime_dir().map(PathBuf::from))
-        .or_else(|| dirs.as_ref().map(|d| d.data_local_dir().to_path_buf()))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("mirrortray").join("tray.lock")
+    mirrortray::engine::status_file::runtime_dir().join("tray.lock")
 }
 
 /// Claims the tray for this process. A lock that cannot be made at all

@@ -11,6 +11,7 @@
 //! backend there are no tooltips and no icon clicks, so the first menu line
 //! carries the status.
 
+use mirrortray::engine::status_file::StatusFile;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -69,6 +70,8 @@ pub struct Tray {
     icon: Option<TrayIcon>,
     look: Option<Look>,
     alerts: Alerts,
+    /// For `mirrortray status`; removed when the tray stops.
+    status_file: StatusFile,
     notifier: Notifier,
     actions: Actions,
     ctl: Sender<Ctl>,
@@ -105,6 +108,7 @@ impl Tray {
             icon: None,
             look: None,
             alerts: Alerts::default(),
+            status_file: StatusFile::new("tray"),
             notifier,
             actions,
             ctl,
@@ -199,6 +203,7 @@ impl Tray {
             }
             AppEvent::Pairs { generation, pairs } => {
                 self.generation = generation;
+                self.status_file.reset(pairs.len());
                 self.model.set_pairs(&pairs);
                 self.alerts.reset();
             }
@@ -211,7 +216,10 @@ impl Tray {
                     return;
                 }
                 match &notice {
-                    Notice::Status(s) => self.model.set_status(index, s),
+                    Notice::Status(s) => {
+                        self.model.set_status(index, s);
+                        self.status_file.set(s);
+                    }
                     Notice::MassDeleteHeld { count, total, .. } => {
                         self.model.set_held(index, *count, *total)
                     }

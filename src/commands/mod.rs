@@ -4,6 +4,7 @@ mod config_cmd;
 mod pairs;
 mod progress;
 mod restore;
+mod status;
 mod sync;
 mod verify;
 mod versions;
@@ -70,6 +71,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Some(Command::Versions { path, json, stats }) => {
             logging::init(&g, true);
             versions::run(&g, path.as_deref(), json, stats)
+        }
+        Some(Command::Status { json }) => {
+            logging::init(&g, true);
+            status::run(json)
         }
         Some(Command::Restore {
             path,

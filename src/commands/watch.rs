@@ -8,6 +8,7 @@
 use crossbeam_channel::unbounded;
 use mirrortray::engine::error::show;
 use mirrortray::engine::mirror::{Mirror, Options};
+use mirrortray::engine::status_file::StatusFile;
 use mirrortray::engine::watch::{Command, Notice, Start, State, Supervisor};
 
 use crate::cli::{Global, PairArgs};
@@ -63,7 +64,13 @@ pub fn run(g: &Global, args: &PairArgs, allow_mass_delete: bool) -> ExitCode {
     });
     let mut running = sup.len();
     let mut announced = vec![false; sup.len()];
+    // For `mirrortray status`; removed when this returns.
+    let mut status = StatusFile::new("watch");
+    status.reset(sup.len());
     for n in rx.iter() {
+        if let Notice::Status(s) = &n {
+            status.set(s);
+        }
         match n {
             Notice::Stopped { .. } => {
                 running -= 1;

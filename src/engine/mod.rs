@@ -29,6 +29,7 @@ pub mod plan;
 pub mod reconcile;
 pub mod restore;
 pub mod stamp;
+pub mod status_file;
 pub mod store;
 pub mod verify;
 pub mod versions;

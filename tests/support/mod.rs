@@ -75,6 +75,9 @@ impl World {
             .env("XDG_STATE_HOME", self.home.join(".local/state"))
             .env("XDG_DATA_HOME", self.home.join(".local/share"))
             .env("XDG_CACHE_HOME", self.home.join(".cache"))
+            // The status files of running instances (`mirrortray status`)
+            // are this world's own.
+            .env("XDG_RUNTIME_DIR", self.home.join(".run"))
             .env_remove("DISPLAY")
             .env_remove("WAYLAND_DISPLAY")
             .env("NO_COLOR", "1")

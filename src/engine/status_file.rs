@@ -1,0 +1,210 @@
+//! status_file: what a running tray or `watch` tells `mirrortray status`.
+//!
+//! Each running instance keeps one JSON file, `status-<pid>.json`, in the
+//! user's runtime folder (`$XDG_RUNTIME_DIR/mirrortray/`, else the local
+//! data folder), rewritten atomically (temp file, rename) whenever a pair's
+//! status changes, and removed when the instance stops. `mirrortray status`
+//! reads every such file whose process is alive; a file left by a process
+//! that died is removed by the reader. A file, not a socket: the reader
+//! needs no cooperation from a busy instance, and a hung instance shows as
+//! a stale time rather than as no answer.
+//!
+//! The file holds what [`PairStatus`] holds, with the words already made
+//! ([`PairStatus::headline`]), so scripts and people read the same thing.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::watch::PairStatus;
+
+/// The user's folder for files that live as long as a session: the lock of
+/// the tray, the status files.
+pub fn runtime_dir() -> PathBuf {
+    let dirs = directories::BaseDirs::new();
+    dirs.as_ref()
+        .and_then(|d| d.runtime_dir().map(PathBuf::from))
+        .or_else(|| dirs.as_ref().map(|d| d.data_local_dir().to_path_buf()))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("mirrortray")
+}
+
+/// One instance, as written to its file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Instance {
+    pub pid: u32,
+    /// "tray" or "watch".
+    pub kind: String,
+    /// When the file was last written (RFC 3339, UTC).
+    pub updated: String,
+    pub pairs: Vec<Pair>,
+}
+
+/// One pair, as written to the file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pair {
+    pub src: String,
+    pub dst: String,
+    /// starting, idle, busy, paused, degraded, error.
+    pub state: String,
+    /// The state in words, the reason first when something is wrong.
+    pub headline: String,
+    /// Nothing outstanding: the backup is an exact copy as far as the
+    /// instance knows.
+    pub up_to_date: bool,
+    pub pending: usize,
+    pub failing: usize,
+    pub failures: Vec<Failure>,
+    pub last_ok: Option<String>,
+    pub verified_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Failure {
+    pub path: String,
+    pub reason: String,
+    pub since: String,
+}
+
+impl Pair {
+    pub fn from_status(s: &PairStatus) -> Pair {
+        let lossy = |p: &Path| p.to_string_lossy().into_owned();
+        Pair {
+            src: lossy(&s.src),
+            dst: lossy(&s.dst),
+            state: s.state.key().into(),
+            headline: s.headline(),
+            up_to_date: s.up_to_date(),
+            pending: match s.state {
+                super::watch::State::Busy { pending } => pending,
+                _ => 0,
+            },
+            failing: s.failing,
+            failures: s
+                .failures
+                .iter()
+                .map(|f| Failure {
+                    path: lossy(&f.path),
+                    reason: f.reason.clone(),
+                    since: f.since.to_string(),
+                })
+                .collect(),
+            last_ok: s.last_ok.map(|t| t.to_string()),
+            verified_at: s.verified_at.map(|t| t.to_string()),
+        }
+    }
+}
+
+/// This process's status file: written on every change, removed on drop.
+pub struct StatusFile {
+    path: PathBuf,
+    kind: &'static str,
+    pairs: Vec<Option<PairStatus>>,
+    /// A failure to write is said once, not on every change.
+    warned: bool,
+}
+
+impl StatusFile {
+    /// The file for this process; `kind` is "tray" or "watch". Nothing is
+    /// written until the first status.
+    pub fn new(kind: &'static str) -> StatusFile {
+        StatusFile {
+            path: runtime_dir().join(format!("status-{}.json", std::process::id())),
+            kind,
+            pairs: Vec::new(),
+            warned: false,
+        }
+    }
+
+    /// Forgets every pair (the config was reloaded: new pairs follow).
+    pub fn reset(&mut self, count: usize) {
+        self.pairs = vec![None; count];
+        self.write();
+    }
+
+    /// A pair's new status.
+    pub fn set(&mut self, s: &PairStatus) {
+        if self.pairs.len() <= s.index {
+            self.pairs.resize(s.index + 1, None);
+        }
+        self.pairs[s.index] = Some(s.clone());
+        self.write();
+    }
+
+    fn write(&mut self) {
+        let instance = Instance {
+            pid: std::process::id(),
+            kind: self.kind.into(),
+            updated: Timestamp::now().to_string(),
+            pairs: self.pairs.iter().flatten().map(Pair::from_status).collect(),
+        };
+        if let Err(e) = write_atomic(&self.path, &instance)
+            && !self.warned
+        {
+            self.warned = true;
+            log::warn!(
+                "{}: cannot write the status for `mirrortray status`: {}",
+                super::error::show(&self.path),
+                super::error::reason(&e)
+            );
+        }
+    }
+}
+
+impl Drop for StatusFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn write_atomic(path: &Path, instance: &Instance) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = path.with_extension("json.tmp");
+    let text = serde_json::to_vec_pretty(instance).map_err(io::Error::other)?;
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Every running instance's status, oldest process first. Files of
+/// processes that are gone are removed.
+pub fn running() -> Vec<Instance> {
+    let dir = runtime_dir();
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("status-"))
+            .and_then(|n| n.strip_suffix(".json"))
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !alive(pid) {
+            let _ = std::fs::remove_file(e.path());
+            continue;
+        }
+        // Read while it may be replaced: a rename is atomic, so the text
+        // is one whole version or the other.
+        if let Ok(text) = std::fs::read(e.path())
+            && let Ok(i) = serde_json::from_slice::<Instance>(&text)
+        {
+            out.push(i);
+        }
+    }
+    out.sort_by_key(|i| i.pid);
+    out
+}
+
+/// Whether process `pid` is a running mirrortray (a dead one's number may
+/// have been given to another program since).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("comm"))
+        .is_ok_and(|c| c.trim_end() == "mirrortray")
+}
