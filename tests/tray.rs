@@ -593,14 +593,18 @@ fn unwritable_backup_folder_raises_a_notification_with_the_path() {
         }
     };
     t.w.write("locked/new.txt", "cannot land");
+    // 50 more failing files in the same episode: still one popup.
+    for i in 0..50 {
+        t.w.write(&format!("locked/more{i}.txt"), "cannot land either");
+    }
     let n = t.notification("about the failed file", |n| {
-        n.summary == "Backup errors: src" && n.body.contains("locked/new.txt")
+        n.summary == "Backup errors: src" && n.body.contains("locked/")
     });
     assert!(n.body.contains("could not be backed up"), "{n:?}");
+    // Named by the user's file, not by the backup's copy.
     assert!(
         n.body
-            .contains(&t.w.dst.join("locked").display().to_string())
-            || n.body.contains(&t.w.src.display().to_string()),
+            .contains(&t.w.src.join("locked").display().to_string()),
         "{n:?}"
     );
     // The first line says how many and why, not "see log".
@@ -615,6 +619,21 @@ fn unwritable_backup_folder_raises_a_notification_with_the_path() {
     t.screenshot("backup_error");
     // The log names the path and the reason.
     assert!(t.log_text().contains("locked/new.txt"), "{}", t.log_text());
+    let errors = |t: &Tray| {
+        t.d.notifications()
+            .iter()
+            .filter(|n| n.summary == "Backup errors: src")
+            .count()
+    };
+    t.menu_until("all 51 files failing", |m| {
+        status(m)
+            .split(' ')
+            .next()
+            .and_then(|n| n.parse::<usize>().ok())
+            .is_some_and(|n| n >= 51)
+    });
+    assert_eq!(errors(&t), 1, "{:#?}", t.d.notifications());
+    let closes_before = t.d.close_calls();
     // Writable again: the retry alone completes the backup.
     drop(guard);
     assert!(
@@ -623,6 +642,20 @@ fn unwritable_backup_folder_raises_a_notification_with_the_path() {
         t.log_text()
     );
     t.up_to_date();
+    // The error popup is closed, one short "resumed" popup follows.
+    t.notification("saying the backup is complete again", |n| {
+        n.summary == "Backups resumed: src"
+    });
+    assert!(
+        wait_for(LONG, || t.d.close_calls() > closes_before),
+        "the error popup was never closed"
+    );
+    assert!(
+        wait_for(LONG, || t.d.popups_displayed().is_some_and(|n| n <= 1)),
+        "popups still on screen: {:?}",
+        t.d.popups_displayed()
+    );
+    assert_eq!(errors(&t), 1, "{:#?}", t.d.notifications());
 }
 
 #[test]

@@ -79,6 +79,8 @@ struct PairAlerts {
     /// state afterwards says "Backups resumed".
     troubled: bool,
     held_shown: bool,
+    /// Keys of this pair's problem popups shown and not yet resolved.
+    open: HashSet<String>,
 }
 
 /// Decides which notices become popups.
@@ -87,6 +89,8 @@ pub struct Alerts {
     pairs: HashMap<usize, PairAlerts>,
     /// When each subject last popped up (for [`REPEAT`]).
     shown: HashMap<String, Instant>,
+    /// Popups whose problem is resolved, to be closed.
+    closes: Vec<String>,
 }
 
 /// The same subject (a source missing, resumed...) pops up at most this
@@ -101,9 +105,19 @@ impl Alerts {
         self.shown.clear();
     }
 
+    /// Keys of popups to close now: their problem is resolved.
+    pub fn take_closes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.closes)
+    }
+
     /// The popup for a notice from pair `index`, named `name`, if any.
     pub fn notice(&mut self, now: Instant, index: usize, name: &str, n: &Notice) -> Option<Popup> {
         let p = self.decide(now, index, name, n)?;
+        if p.level != Level::Info
+            && let Some(a) = self.pairs.get_mut(&index)
+        {
+            a.open.insert(p.key.clone());
+        }
         if p.key.starts_with("errors-") {
             // Error episodes have their own pacing.
             return Some(p);
@@ -189,6 +203,7 @@ impl Alerts {
             Notice::Recovered { .. } => {
                 // The clean status that follows must not say it again.
                 a.troubled = false;
+                self.closes.extend(a.open.drain());
                 Some(resumed(index, name))
             }
             Notice::WatchLimit { message, .. } => Some(Popup::new(
@@ -216,12 +231,14 @@ impl Alerts {
                 }
                 let clean = s.failing == 0 && s.state == State::Idle;
                 if clean {
-                    a.episode = false;
+                    let episode = std::mem::take(&mut a.episode);
                     a.pending = 0;
                     a.pending_first = None;
                     a.announced.clear();
                     a.held_shown = false;
-                    if std::mem::take(&mut a.troubled) {
+                    let had_open = !a.open.is_empty();
+                    self.closes.extend(a.open.drain());
+                    if std::mem::take(&mut a.troubled) || episode || had_open {
                         return Some(resumed(index, name));
                     }
                 }
@@ -285,10 +302,22 @@ fn resumed(index: usize, name: &str) -> Popup {
     )
 }
 
-/// Shows popups on its own thread.
+/// What the notification thread is asked to do.
+enum Msg {
+    Show(Popup),
+    /// Close the popup of this key (its problem is resolved).
+    Close(String),
+    /// Close every popup still on screen (the app quits: they spoke of
+    /// this run's state).
+    CloseAll,
+}
+
+/// Shows popups on its own thread. A popup replaces the one of the same
+/// key still on screen (the daemon's `replaces_id`), and is closed when its
+/// problem is resolved (`CloseNotification`).
 #[derive(Clone)]
 pub struct Notifier {
-    tx: Sender<Popup>,
+    tx: Sender<Msg>,
 }
 
 impl Notifier {
@@ -307,12 +336,25 @@ impl Notifier {
     /// Queues `p` (never blocks).
     pub fn show(&self, p: Popup) {
         log::debug!("notification: {}: {}", p.summary, p.body);
-        let _ = self.tx.send(p);
+        let _ = self.tx.send(Msg::Show(p));
+    }
+
+    /// Closes the popup of `key`, or drops it if still queued.
+    pub fn close(&self, key: &str) {
+        let _ = self.tx.send(Msg::Close(key.to_string()));
+    }
+
+    /// Closes every popup of this run (at quit).
+    pub fn close_all(&self) {
+        let _ = self.tx.send(Msg::CloseAll);
     }
 }
 
-fn run(rx: Receiver<Popup>) {
+fn run(rx: Receiver<Msg>) {
     let mut warned = false;
+    // The popups on screen (or that were: a daemon may have expired them),
+    // by key: replaced by the next of their key, closed when resolved.
+    let mut on_screen: HashMap<String, Handle> = HashMap::new();
     // Markup in bodies is escaped only for servers that interpret it.
     let markup = capabilities().iter().any(|c| c == "body-markup");
     let mut queue: Vec<Popup> = Vec::new();
@@ -329,7 +371,22 @@ fn run(rx: Receiver<Popup>) {
             Some(d) => rx.recv_timeout(d),
         };
         match got {
-            Ok(p) => {
+            Ok(Msg::Close(key)) => {
+                queue.retain(|q| q.key != key);
+                if let Some(h) = on_screen.remove(&key) {
+                    log::debug!("notification closed: {key}");
+                    close(h);
+                }
+                continue;
+            }
+            Ok(Msg::CloseAll) => {
+                queue.clear();
+                for (_, h) in on_screen.drain() {
+                    close(h);
+                }
+                continue;
+            }
+            Ok(Msg::Show(p)) => {
                 queue.retain(|q| q.key != p.key);
                 queue.push(p);
                 if queue.len() > QUEUE_MAX {
@@ -351,7 +408,10 @@ fn run(rx: Receiver<Popup>) {
         }
         let p = queue.remove(0);
         last = Some(Instant::now());
-        match display(&p, markup) {
+        match display(&p, markup, on_screen.remove(&p.key)) {
+            Ok(h) => {
+                on_screen.insert(p.key.clone(), h);
+            }
             Err(e) if !warned => {
                 warned = true;
                 log::warn!(
@@ -373,8 +433,27 @@ fn capabilities() -> Vec<String> {
     Vec::new()
 }
 
-fn display(p: &Popup, markup: bool) -> Result<(), String> {
+#[cfg(all(unix, not(target_os = "macos")))]
+type Handle = notify_rust::NotificationHandle;
+#[cfg(not(all(unix, not(target_os = "macos"))))]
+type Handle = ();
+
+#[cfg(all(unix, not(target_os = "macos")))]
+fn close(h: Handle) {
+    h.close();
+}
+#[cfg(not(all(unix, not(target_os = "macos"))))]
+fn close(_: Handle) {}
+
+/// Shows `p`, in place of `old` (the popup of its key still on screen).
+fn display(p: &Popup, markup: bool, old: Option<Handle>) -> Result<Handle, String> {
     let mut n = notify_rust::Notification::new();
+    #[cfg(all(unix, not(target_os = "macos")))]
+    if let Some(old) = &old {
+        n.id(old.id());
+    }
+    #[cfg(not(all(unix, not(target_os = "macos"))))]
+    let _ = old;
     let body = if markup {
         escape(&p.body)
     } else {
@@ -398,6 +477,9 @@ fn display(p: &Popup, markup: bool) -> Result<(), String> {
             n.timeout(notify_rust::Timeout::Milliseconds(10_000));
         }
     }
+    #[cfg(all(unix, not(target_os = "macos")))]
+    return n.show().map_err(|e| e.to_string());
+    #[cfg(not(all(unix, not(target_os = "macos"))))]
     n.show().map(drop).map_err(|e| e.to_string())
 }
 
@@ -474,8 +556,14 @@ mod tests {
             later[0].body
         );
         assert!(a.tick(t0 + FOLLOW_UP * 2, &|_| "Docs".into()).is_empty());
-        // Clean again: the next failure is news.
+        // Clean again: the error popup is closed, one short "resumed"
+        // popup says so, and the next failure is news.
+        let resumed = a.notice(t0, 0, "Docs", &status(State::Idle, 0)).unwrap();
+        assert_eq!(resumed.summary, "Backups resumed: Docs");
+        assert_eq!(resumed.level, Level::Info);
+        assert_eq!(a.take_closes(), vec!["errors-0".to_string()]);
         assert_eq!(a.notice(t0, 0, "Docs", &status(State::Idle, 0)), None);
+        assert!(a.take_closes().is_empty());
         assert!(a.notice(t0, 0, "Docs", &fail("/d/x")).is_some());
     }
 
@@ -509,6 +597,8 @@ mod tests {
         );
         let p = a.notice(t, 0, "Docs", &status(State::Idle, 0)).unwrap();
         assert_eq!(p.summary, "Backups resumed: Docs");
+        // The "missing" popup is closed, not left on screen.
+        assert_eq!(a.take_closes(), vec!["missing-0".to_string()]);
         // Only once.
         assert_eq!(a.notice(t, 0, "Docs", &status(State::Idle, 0)), None);
         // A flapping source: not one popup per flap.

@@ -226,7 +226,11 @@ impl Tray {
                     _ => {}
                 }
                 let name = self.name(index);
-                if let Some(p) = self.alerts.notice(Instant::now(), index, &name, &notice) {
+                let popup = self.alerts.notice(Instant::now(), index, &name, &notice);
+                for key in self.alerts.take_closes() {
+                    self.notifier.close(&key);
+                }
+                if let Some(p) = popup {
                     self.notifier.show(p);
                 }
             }
@@ -238,6 +242,9 @@ impl Tray {
                         "Settings not applied",
                         format!("{msg}\nChoose Settings in the mirrortray menu to fix it; it applies when saved."),
                     ));
+                }
+                if problem.is_none() && self.model.config_error.is_some() {
+                    self.notifier.close("config");
                 }
                 self.model.config_error = problem;
             }
@@ -321,6 +328,8 @@ impl Tray {
             return;
         }
         log::info!("quitting: stopping the workers");
+        // Popups speak of this run's state: none is left on screen.
+        self.notifier.close_all();
         self.model.quitting = true;
         self.quit_by = Some(Instant::now() + QUIT_TIMEOUT);
         if self.ctl.send(Ctl::Quit).is_err() {

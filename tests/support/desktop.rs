@@ -789,6 +789,14 @@ impl Desktop {
         }
     }
 
+    /// How many `CloseNotification` calls were seen on the bus.
+    pub fn close_calls(&self) -> usize {
+        std::fs::read_to_string(&self.monitor_log)
+            .unwrap_or_default()
+            .matches("member=CloseNotification")
+            .count()
+    }
+
     /// How many popups dunst shows right now.
     pub fn popups_displayed(&self) -> Option<u32> {
         let mut cmd = Command::new("dunstctl");

@@ -843,10 +843,15 @@ impl Core {
             }
         }
         if let Some(first) = a.failures.first() {
+            // Named by the user's file, not by the backup's copy.
+            let mut error = first.error.clone();
+            if !first.rel.as_os_str().is_empty() {
+                error.path = self.src.join(&first.rel);
+            }
             self.notice(Notice::Failures {
                 index: self.index,
                 count: a.failures.len(),
-                first: first.error.clone(),
+                first: error,
             });
         }
         if s.changed() || s.failed > 0 {
