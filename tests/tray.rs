@@ -237,7 +237,9 @@ fn spawn(
         .arg("--config")
         .arg(config)
         .arg("--log-file")
-        .arg(log);
+        .arg(log)
+        // Debug lines in the log file: some tests wait for them as barriers.
+        .arg("-vv");
     d.launch(cmd)
 }
 
@@ -525,8 +527,16 @@ fn pause_holds_changes_until_resumed() {
         t.log_text()
     );
     t.w.write("made-while-paused.txt", "wait for me");
-    // The one fixed wait: a fair chance to (wrongly) copy while paused.
-    std::thread::sleep(Duration::from_millis(1500));
+    // The barrier: the worker heard the change and left it for the resume
+    // (it is then in no list of work, so no later timer can copy it).
+    assert!(
+        wait_for(LONG, || {
+            let log = t.log_text();
+            log.contains("paused; left for the resume") && log.contains("made-while-paused.txt")
+        }),
+        "the change made while paused was never heard\n{}",
+        t.log_text()
+    );
     assert!(
         !t.w.dst.join("made-while-paused.txt").exists(),
         "a paused tray copied a new file\n--- log\n{}",

@@ -399,6 +399,11 @@ impl Core {
                     || self.phase == Phase::Closed
                     || self.problem.is_some()
                 {
+                    // Said at debug level: tests wait for it as proof that
+                    // a change was heard and left alone.
+                    if self.phase == Phase::Paused {
+                        log::debug!("{}: paused; left for the resume: {hint:?}", show(&self.src));
+                    }
                     return;
                 }
                 if hint == Hint::Rescan {
