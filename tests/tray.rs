@@ -165,6 +165,18 @@ impl Tray {
         }
     }
 
+    /// `mirrortray status` in this tray's session: exit code and stdout.
+    fn status_command(&self) -> (i32, String) {
+        let mut c = Command::new(bin());
+        self.w.isolate(&mut c);
+        self.d.apply_session(&mut c);
+        let out = c.arg("status").output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
     fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -542,6 +554,13 @@ fn pause_holds_changes_until_resumed() {
         "a paused tray copied a new file\n--- log\n{}",
         t.log_text()
     );
+    // `mirrortray status` says so too, and that something is outstanding.
+    let (code, out) = t.status_command();
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("mirrortray tray (pid ") && out.contains(": Paused"),
+        "{out}"
+    );
     t.screenshot("paused");
     t.click("Pause watching");
     let m = t.menu_until("Pause watching unchecked", |m| {
@@ -555,6 +574,11 @@ fn pause_holds_changes_until_resumed() {
         t.log_text()
     );
     t.up_to_date();
+    assert!(
+        wait_for(LONG, || t.status_command().0 == 0),
+        "status never said up to date after the resume: {:?}",
+        t.status_command()
+    );
     // And live mirroring is back.
     t.w.write("after.txt", "live again");
     assert!(wait_for(LONG, || t.w.dst.join("after.txt").exists()));
