@@ -141,7 +141,7 @@ impl<'a> Ctx<'a> {
                     if let Err(e) = r {
                         self.failed(EntryError::new(
                             self.dst_path(rel),
-                            "set permissions of",
+                            "set permissions",
                             &e,
                         ));
                         return None;
@@ -479,7 +479,7 @@ impl<'a> Ctx<'a> {
         if let Err(e) = r {
             self.failed(EntryError::new(
                 self.dst_path(rel),
-                "set permissions and times of",
+                "set permissions and times",
                 &e,
             ));
         }

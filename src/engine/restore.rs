@@ -422,7 +422,7 @@ pub fn apply(
             Action::Create | Action::Replace => {
                 let parent_rel = step.to.parent().unwrap_or(Path::new(""));
                 match ensure_dirs(dest, parent_rel, &mut made) {
-                    Err(e) => Err(fail("make the folder for", &e)),
+                    Err(e) => Err(fail("make the folder to restore into", &e)),
                     Ok(parent) => write_one(history, step, &parent, &mut made)
                         .map_err(|e| fail("restore", &e)),
                 }
