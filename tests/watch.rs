@@ -1058,6 +1058,46 @@ fn editor_safe_saves_end_as_one_new_version() {
     watch.stop();
 }
 
+/// A log held open and appended every 5 ms never goes quiet for a second:
+/// it is still refreshed in DST while it grows ("at least every 10 s" in
+/// the README), each copy a state the file had.
+#[test]
+fn a_file_growing_without_pause_is_refreshed_while_it_grows() {
+    let w = World::new();
+    let mut watch = Watch::start(&w, &[]);
+    let p = w.src.join("busy.log");
+    let mut f = File::create(&p).unwrap();
+    let mut written: Vec<u8> = Vec::new();
+    // Sizes DST held while the writing went on, in order.
+    let mut seen: Vec<usize> = Vec::new();
+    let started = Instant::now();
+    let mut i = 0u64;
+    while started.elapsed() < Duration::from_secs(25) {
+        let line = format!("line {i:08}\n");
+        f.write_all(line.as_bytes()).unwrap();
+        written.extend_from_slice(line.as_bytes());
+        i += 1;
+        if let Ok(got) = fs::read(w.dst.join("busy.log")) {
+            assert!(written.starts_with(&got), "DST holds a torn copy");
+            if !got.is_empty() && seen.last() != Some(&got.len()) {
+                seen.push(got.len());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // 25 s of writing: refreshed at least twice while growing (the first
+    // copy and one later one), never only at the end.
+    assert!(
+        seen.len() >= 2,
+        "DST was refreshed {} times in 25 s of writing (sizes {seen:?})\n{}",
+        seen.len(),
+        watch.log_tail()
+    );
+    drop(f);
+    watch.converged();
+    watch.stop();
+}
+
 #[test]
 fn a_file_written_slowly_is_never_torn_and_ends_mirrored() {
     let w = World::new();
