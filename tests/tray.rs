@@ -692,6 +692,32 @@ fn unwritable_backup_folder_raises_a_notification_with_the_path() {
     assert_eq!(errors(&t), 1, "{:#?}", t.d.notifications());
 }
 
+/// The backup disk full while the tray watches: the first line turns to
+/// the error with its reason, naming no log; the error popup names
+/// the user's file; removing the file from SRC alone clears it.
+#[test]
+fn a_full_backup_disk_shows_the_reason_and_clears_by_itself() {
+    let w = World::new();
+    let Some(_m) = crate::safety::mount(&["-t", "tmpfs", "-o", "size=2m", "tmpfs"], &w.dst) else {
+        return;
+    };
+    w.write("small.txt", "fits");
+    let t = Tray::with_pair(w);
+    t.up_to_date();
+    t.w.write("big.bin", vec![9u8; 4 << 20]);
+    let m = t.menu_until("the disk-full reason", |m| {
+        status(m) == "1 file can't be backed up: no space left on the device"
+    });
+    assert!(!m.items.is_empty());
+    let big = t.w.src.join("big.bin").display().to_string();
+    t.notification("naming the file", |n| {
+        n.summary == "Backup errors: src" && n.body.contains(&big)
+    });
+    t.screenshot("disk_full");
+    std::fs::remove_file(t.w.src.join("big.bin")).unwrap();
+    t.up_to_date();
+}
+
 #[test]
 fn missing_source_notifies_and_leaves_the_backup_alone() {
     let w = World::new();
