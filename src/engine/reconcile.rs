@@ -139,11 +139,7 @@ impl<'a> Ctx<'a> {
                         d.set_mode(name, s.mode)
                     };
                     if let Err(e) = r {
-                        self.failed(EntryError::new(
-                            self.dst_path(rel),
-                            "set permissions",
-                            &e,
-                        ));
+                        self.failed(EntryError::new(self.dst_path(rel), "set permissions", &e));
                         return None;
                     }
                 }
