@@ -2,8 +2,8 @@
 //! from the status files they keep (see `engine::status_file`).
 //!
 //! Exit codes: 0 every pair up to date, 1 something outstanding (a problem,
-//! failing files, changes being copied, paused, starting), 2 no instance
-//! running.
+//! failing files, changes being copied, paused, starting, no pairs at all),
+//! 2 no instance running.
 
 use std::path::Path;
 
@@ -34,7 +34,7 @@ pub fn run(json: bool) -> ExitCode {
             print_instance(i, &tz);
         }
     }
-    let all_ok = running.iter().all(|i| i.pairs.iter().all(|p| p.up_to_date));
+    let all_ok = running.iter().all(Instance::up_to_date);
     if all_ok {
         ExitCode::Success
     } else {
@@ -49,8 +49,11 @@ fn print_instance(i: &Instance, tz: &TimeZone) {
         i.pid,
         local(&i.updated, tz)
     );
-    if i.pairs.is_empty() {
-        println!("  no folder pairs yet");
+    match (i.pairs.is_empty(), i.starting) {
+        (true, 0) => println!("  no folder pairs yet"),
+        (_, 0) => {}
+        (_, 1) => println!("  1 pair starting"),
+        (_, n) => println!("  {n} pairs starting"),
     }
     for p in &i.pairs {
         let mut line = format!(

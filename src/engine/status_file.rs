@@ -40,6 +40,16 @@ pub struct Instance {
     /// When the file was last written (RFC 3339, UTC).
     pub updated: String,
     pub pairs: Vec<Pair>,
+    /// Pairs that have not said anything yet (just started, or reloaded).
+    #[serde(default)]
+    pub starting: usize,
+}
+
+impl Instance {
+    /// Every pair up to date, and there is at least one.
+    pub fn up_to_date(&self) -> bool {
+        self.starting == 0 && !self.pairs.is_empty() && self.pairs.iter().all(|p| p.up_to_date)
+    }
 }
 
 /// One pair, as written to the file.
@@ -139,6 +149,7 @@ impl StatusFile {
             kind: self.kind.into(),
             updated: Timestamp::now().to_string(),
             pairs: self.pairs.iter().flatten().map(Pair::from_status).collect(),
+            starting: self.pairs.iter().filter(|p| p.is_none()).count(),
         };
         if let Err(e) = write_atomic(&self.path, &instance)
             && !self.warned
