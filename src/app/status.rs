@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 use jiff::ZonedDateTime;
 use mirrortray::engine::error::show;
-use mirrortray::engine::watch::status::failing_text;
+use mirrortray::engine::watch::status::{capital, copying, failing_text};
 use mirrortray::engine::watch::{Failing, PairStatus, State};
 
 /// The four tray icons.
@@ -283,15 +283,6 @@ fn problem(m: &Model, p: &PairView) -> Option<String> {
     Some(text)
 }
 
-fn copying(pending: usize) -> String {
-    match pending {
-        // A whole-folder pass: how many files is not known up front.
-        0 => "Backing up…".into(),
-        1 => "Copying 1 file".into(),
-        n => format!("Copying {n} files"),
-    }
-}
-
 fn up_to_date(at: Option<Timestamp>, now: &ZonedDateTime) -> String {
     match at {
         None => "Up to date".into(),
@@ -303,14 +294,6 @@ fn up_to_date(at: Option<Timestamp>, now: &ZonedDateTime) -> String {
                 format!("Up to date · {}", t.strftime("%-d %b %H:%M"))
             }
         }
-    }
-}
-
-fn capital(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().chain(c).collect(),
-        None => String::new(),
     }
 }
 

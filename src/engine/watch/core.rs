@@ -1088,7 +1088,7 @@ mod tests {
             Effect::CheckRoots => "CheckRoots".into(),
             Effect::TrimMemory => "Trim".into(),
             Effect::Notice(n) => match n {
-                Notice::Status(s) => format!("Status({})", state_label(&s.state)),
+                Notice::Status(s) => format!("Status({})", s.state.key()),
                 Notice::Failures { count, .. } => format!("Failures({count})"),
                 Notice::SourceMissing { .. } => "SourceMissing".into(),
                 Notice::MassDeleteHeld { count, .. } => format!("Held({count})"),
@@ -1098,17 +1098,6 @@ mod tests {
                 Notice::WatchLimit { .. } => "WatchLimit".into(),
                 Notice::Stopped { .. } => "Stopped".into(),
             },
-        }
-    }
-
-    fn state_label(s: &State) -> &'static str {
-        match s {
-            State::Starting => "starting",
-            State::Idle => "idle",
-            State::Busy { .. } => "busy",
-            State::Paused => "paused",
-            State::Degraded(_) => "degraded",
-            State::Error(_) => "error",
         }
     }
 

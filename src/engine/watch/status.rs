@@ -132,7 +132,8 @@ pub fn failing_line(f: &Failing) -> String {
     format!("{}: {}", show(&f.path), f.reason)
 }
 
-fn copying(pending: usize) -> String {
+/// The busy line: how many files are being copied.
+pub fn copying(pending: usize) -> String {
     match pending {
         // A whole-folder pass: how many files is not known up front.
         0 => "Backing up…".into(),
@@ -141,7 +142,8 @@ fn copying(pending: usize) -> String {
     }
 }
 
-fn capital(s: &str) -> String {
+/// `s` with its first letter in capitals.
+pub fn capital(s: &str) -> String {
     let mut c = s.chars();
     match c.next() {
         Some(f) => f.to_uppercase().chain(c).collect(),
