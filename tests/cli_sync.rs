@@ -1575,3 +1575,23 @@ fn a_folder_mounted_inside_itself_is_skipped_with_one_message() {
     assert_eq!(std::fs::read(w.dst.join("b.txt")).unwrap(), b"b");
     assert!(!w.dst.join("a/again/f.txt").exists());
 }
+
+#[test]
+fn a_file_another_program_holds_for_itself_is_named_and_the_rest_copied() {
+    let w = World::new();
+    w.write("a.txt", "a");
+    let held = w.write("held.doc", "locked by a file server");
+    let lease = match Lease::take(&held) {
+        Ok(l) => l,
+        Err(e) => return skip(&e),
+    };
+    let r = w.sync(&[]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    r.stderr_has(&held.display().to_string())
+        .stderr_has("another program holds it for itself");
+    assert_eq!(std::fs::read(w.dst.join("a.txt")).unwrap(), b"a");
+    assert!(!w.dst.join("held.doc").exists());
+    drop(lease);
+    w.sync(&[]).ok();
+    assert_mirrored(&w.src, &w.dst);
+}

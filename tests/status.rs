@@ -73,6 +73,45 @@ fn status_with_nothing_running_exits_2() {
 }
 
 #[test]
+fn status_says_how_far_a_first_backup_has_got() {
+    let w = World::new();
+    for i in 0..30 {
+        w.write(&format!("photos/img{i:02}.jpg"), vec![b'x'; 10_000]);
+    }
+    // The copy of this one waits on a lease the test holds: the pass stops
+    // there, with everything else copied, for as long as the test looks.
+    let held = w.write("photos/zz-held.jpg", vec![b'y'; 10_000]);
+    let lease = match Lease::take(&held) {
+        Ok(l) => l,
+        Err(e) => return skip(&e),
+    };
+    let child = spawn_watch(&w);
+
+    let (code, out) = status_until(&w, "the progress of the first backup", |_, o| {
+        o.contains("Copying 30 of 31 files · 10 kB left")
+    });
+    assert_eq!(code, 1, "busy is not up to date:\n{out}");
+    let (code, v) = json(&w);
+    assert_eq!(code, 1);
+    let pair = &v["instances"][0]["pairs"][0];
+    assert_eq!(pair["state"], "busy", "{v}");
+    assert_eq!(pair["up_to_date"], false, "{v}");
+    let progress = &pair["progress"];
+    assert_eq!(progress["files_done"], 30, "{v}");
+    assert_eq!(progress["files_total"], 31, "{v}");
+    assert_eq!(progress["bytes_done"], 300_000, "{v}");
+    assert_eq!(progress["bytes_total"], 310_000, "{v}");
+
+    // Let go: the last file lands, and the run's progress is gone with it.
+    drop(lease);
+    status_until(&w, "up to date", |c, o| c == 0 && o.contains("Up to date"));
+    let (_, v) = json(&w);
+    assert!(v["instances"][0]["pairs"][0]["progress"].is_null(), "{v}");
+    assert_mirrored(&w.src, &w.dst);
+    stop(child);
+}
+
+#[test]
 fn status_of_a_watch_up_to_date_failing_and_source_missing() {
     let w = World::new();
     w.write("locked/old.txt", "old");

@@ -193,6 +193,7 @@ mod tests {
                 verified_at: None,
                 failing: 0,
                 failures: Vec::new(),
+                progress: None,
             },
         );
         assert_eq!(

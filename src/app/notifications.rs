@@ -520,6 +520,7 @@ mod tests {
             verified_at: None,
             failing,
             failures: Vec::new(),
+            progress: None,
         })
     }
 
@@ -701,6 +702,7 @@ mod tests {
             verified_at: None,
             failing: 0,
             failures: Vec::new(),
+            progress: None,
         });
         assert_eq!(a.notice(t, 1, "Photos", &clean), None);
     }

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 use jiff::ZonedDateTime;
 use mirrortray::engine::error::show;
-use mirrortray::engine::watch::status::{capital, copying, failing_text};
+use mirrortray::engine::watch::status::{Progress, busy_text, capital, failing_text};
 use mirrortray::engine::watch::{Failing, PairStatus, State};
 
 /// The four tray icons.
@@ -44,6 +44,8 @@ pub struct PairView {
     pub failures: Vec<Failing>,
     /// Deletions the mass-deletion guard holds: (held, entries in DST).
     pub held: Option<(u64, u64)>,
+    /// How far the work in hand has got (while busy).
+    pub progress: Option<Progress>,
 }
 
 /// Everything the menu and the icon are drawn from.
@@ -81,6 +83,7 @@ impl Model {
                 failing: 0,
                 failures: Vec::new(),
                 held: None,
+                progress: None,
             })
             .collect();
         self.loaded = true;
@@ -93,6 +96,7 @@ impl Model {
             p.last_ok = s.last_ok.or(p.last_ok);
             p.failing = s.failing;
             p.failures = s.failures.clone();
+            p.progress = s.progress;
             // Held deletions show as an error state; any other state means
             // they were allowed or are no longer needed.
             if !matches!(s.state, State::Error(_) | State::Paused) {
@@ -182,16 +186,21 @@ pub fn status_line(m: &Model, now: &ZonedDateTime) -> String {
     if m.paused || m.pairs.iter().all(|p| p.state == State::Paused) {
         return "Paused".into();
     }
-    let busy: Vec<usize> = m
+    let busy: Vec<(usize, Option<Progress>)> = m
         .pairs
         .iter()
         .filter_map(|p| match p.state {
-            State::Busy { pending } => Some(pending),
+            State::Busy { pending } => Some((pending, p.progress)),
             _ => None,
         })
         .collect();
     if !busy.is_empty() {
-        return copying(busy.iter().sum());
+        let pending = busy.iter().map(|(n, _)| n).sum();
+        let progress = busy
+            .iter()
+            .any(|(_, p)| p.is_some())
+            .then(|| Progress::sum(busy.iter().map(|(_, p)| p.unwrap_or_default())));
+        return busy_text(pending, progress.as_ref());
     }
     if m.pairs.iter().any(|p| p.state == State::Starting) {
         return "Starting…".into();
@@ -219,7 +228,7 @@ pub fn pair_line(m: &Model, p: &PairView, now: &ZonedDateTime) -> String {
         match &p.state {
             State::Paused => "Paused".into(),
             _ if m.paused => "Paused".into(),
-            State::Busy { pending } => copying(*pending),
+            State::Busy { pending } => busy_text(*pending, p.progress.as_ref()),
             State::Starting => "Starting…".into(),
             State::Degraded(msg) => capital(msg),
             State::Idle | State::Error(_) => up_to_date(p.last_ok, now),
@@ -348,6 +357,7 @@ mod tests {
                     since: Timestamp::UNIX_EPOCH,
                 })
                 .collect(),
+            progress: None,
         }
     }
 

@@ -14,6 +14,8 @@ use mirrortray::engine::event::{Event, Sink, Summary};
 
 use crate::cli::Global;
 
+const UNCOUNTED: u64 = u64::MAX;
+
 pub struct CliSink {
     src: PathBuf,
     dst: PathBuf,
@@ -22,6 +24,8 @@ pub struct CliSink {
     dry_run: bool,
     scanned: AtomicU64,
     files: AtomicU64,
+    /// Files to copy, counted before the pass ([`UNCOUNTED`]: not counted).
+    total: AtomicU64,
     last_draw: Mutex<Instant>,
     pub failures: Mutex<Vec<EntryError>>,
 }
@@ -50,8 +54,21 @@ impl CliSink {
             dry_run,
             scanned: AtomicU64::new(0),
             files: AtomicU64::new(0),
+            total: AtomicU64::new(UNCOUNTED),
             last_draw: Mutex::new(Instant::now()),
             failures: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn shows_bar(&self) -> bool {
+        self.bar.is_some()
+    }
+
+    /// What the pass will copy, counted before it: the bar's total.
+    pub fn set_total(&self, files: u64, bytes: u64) {
+        self.total.store(files, Ordering::Relaxed);
+        if let Some(b) = &self.bar {
+            b.set_length(bytes);
         }
     }
 
@@ -72,11 +89,14 @@ impl CliSink {
             return;
         }
         *last = Instant::now();
-        b.set_message(format!(
-            "scanned {}, copied {} files",
-            self.scanned.load(Ordering::Relaxed),
-            self.files.load(Ordering::Relaxed)
-        ));
+        let files = self.files.load(Ordering::Relaxed);
+        b.set_message(match self.total.load(Ordering::Relaxed) {
+            UNCOUNTED => format!(
+                "scanned {}, copied {files} files",
+                self.scanned.load(Ordering::Relaxed)
+            ),
+            total => format!("copied {files} of {} files", total.max(files)),
+        });
     }
 
     pub fn finish(&self) {
@@ -101,7 +121,9 @@ impl Sink for CliSink {
                 self.scanned.fetch_add(n, Ordering::Relaxed);
             }
             Event::Found { bytes, .. } => {
-                if let Some(b) = &self.bar {
+                // Counted before the pass, the total is known; without,
+                // it grows as work is found.
+                if let (Some(b), UNCOUNTED) = (&self.bar, self.total.load(Ordering::Relaxed)) {
                     b.inc_length(bytes);
                 }
             }

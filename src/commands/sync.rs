@@ -57,6 +57,12 @@ pub fn run(g: &Global, args: &PairArgs, dry_run: bool, allow_mass_delete: bool) 
             }
         };
         let sink = CliSink::new(g, mirror.src(), mirror.dst(), dry_run);
+        if sink.shows_bar() {
+            // The bar's total: a walk that writes nothing, before the pass.
+            if let Ok(work) = mirror.survey(&ctl) {
+                sink.set_total(work.copied, work.bytes);
+            }
+        }
         let result = mirror
             .reconcile(&ctl, &sink, allow_mass_delete)
             .map(|a| a.summary);

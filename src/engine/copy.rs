@@ -98,6 +98,28 @@ fn copy_file_to_temp(
             // Gone, or no longer a file (a symlink or folder now): whatever
             // replaced it is seen by the next look at this name.
             Err(e) if changed_under_us(&e) => return Ok(None),
+            // Another program holds a lease on it (a file server's oplock or
+            // delegation, or a program that asked to be the only one): it
+            // may be writing. Watching, looked at again like a file being
+            // written; once, a short wait, then said plainly.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if !ctx.recheck_recent {
+                    ctx.sink.event(Event::Busy {
+                        path: rel.to_path_buf(),
+                    });
+                    return Ok(None);
+                }
+                if waited_for_writer {
+                    return Err(EntryError::msg(
+                        ctx.src_path(rel),
+                        "read",
+                        "another program holds it for itself (a file lease, as file servers take); it will be copied when released",
+                    ));
+                }
+                waited_for_writer = true;
+                std::thread::sleep(WRITER_WAIT);
+                continue;
+            }
             Err(e) => return Err(read_err(&e)),
         };
         let before = fsops::file_meta(&file).map_err(|e| read_err(&e))?;

@@ -55,6 +55,10 @@ pub fn reason(e: &io::Error) -> String {
                 Some("it does not exist (any more)")
             }
             c if c == rustix::io::Errno::DQUOT.raw_os_error() => Some("disk quota exceeded"),
+            // Opening without waiting: a file lease held by another program.
+            c if c == rustix::io::Errno::AGAIN.raw_os_error() => {
+                Some("another program holds it for itself (a file lease)")
+            }
             c if c == rustix::io::Errno::IO.raw_os_error() => {
                 Some("input/output error (failing disk?)")
             }

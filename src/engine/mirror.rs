@@ -319,6 +319,20 @@ impl Mirror {
         Ok(collector.into_applied(summary, Vec::new()))
     }
 
+    /// Counts what a whole-pair pass would copy now: the files and
+    /// symlinks SRC holds that DST lacks or holds otherwise, and their
+    /// bytes. A dry run's walk of both trees (nothing written), so that the
+    /// pass that follows can say how far it has got.
+    pub fn survey(&self, ctl: &Control) -> Result<Summary, SetupError> {
+        let (src, src_meta) = self.open_src_checked()?;
+        let stats = Stats::default();
+        let none = HashSet::new();
+        let mut ctx = self.ctx(ctl, &super::event::NullSink, &stats, &none);
+        ctx.store = None;
+        ctx.sync_tree(&src, self.dst.as_ref(), &src_meta);
+        Ok(stats.snapshot())
+    }
+
     /// Applies one batch of live changes (see `batch`): SRC's renames as
     /// renames inside DST, then each named path made equal on both sides
     /// (events are hints: both sides are stat'ed), then the listing of every

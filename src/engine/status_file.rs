@@ -69,6 +69,20 @@ pub struct Pair {
     pub failures: Vec<Failure>,
     pub last_ok: Option<String>,
     pub verified_at: Option<String>,
+    /// How far the work in hand has got (while busy).
+    #[serde(default)]
+    pub progress: Option<ProgressJson>,
+}
+
+/// [`Progress`](super::watch::Progress) for scripts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProgressJson {
+    pub files_done: u64,
+    pub bytes_done: u64,
+    /// Known once a whole-pair pass has counted its work.
+    pub files_total: Option<u64>,
+    pub bytes_total: Option<u64>,
+    pub counting: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -103,6 +117,13 @@ impl Pair {
                 .collect(),
             last_ok: s.last_ok.map(|t| t.to_string()),
             verified_at: s.verified_at.map(|t| t.to_string()),
+            progress: s.progress.map(|p| ProgressJson {
+                files_done: p.files_done,
+                bytes_done: p.bytes_done,
+                files_total: p.files_total,
+                bytes_total: p.bytes_total,
+                counting: p.counting,
+            }),
         }
     }
 }

@@ -302,3 +302,43 @@ pub fn skip(why: &str) {
     }
     eprintln!("SKIPPED: {why}");
 }
+
+/// A file that nobody can open while this lives: a write lease (fcntl
+/// `F_SETLEASE`) makes every other `open` of it wait until the lease is
+/// given up (or the system's lease-break-time, 45 s by default, runs out).
+/// A real barrier in the middle of a copy, with no hook in the product.
+pub struct Lease {
+    file: std::fs::File,
+}
+
+impl Lease {
+    pub fn take(path: &Path) -> Result<Lease, String> {
+        use std::os::fd::AsRawFd;
+        let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        // SAFETY: ignoring SIGIO (sent to the holder when a lease is to be
+        // broken; its default action ends the process) and fcntl on an open
+        // descriptor touch no memory of ours.
+        let r = unsafe {
+            libc::signal(libc::SIGIO, libc::SIG_IGN);
+            libc::fcntl(file.as_raw_fd(), libc::F_SETLEASE, libc::F_WRLCK)
+        };
+        if r != 0 {
+            return Err(format!(
+                "{}: cannot take a lease: {}",
+                path.display(),
+                std::io::Error::last_os_error()
+            ));
+        }
+        Ok(Lease { file })
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: as in `take`.
+        unsafe {
+            libc::fcntl(self.file.as_raw_fd(), libc::F_SETLEASE, libc::F_UNLCK);
+        }
+    }
+}

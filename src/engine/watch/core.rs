@@ -215,9 +215,12 @@ pub enum Effect {
         folders: Vec<PathBuf>,
         leave: Leave,
     },
-    /// Reconcile the whole pair; answer with `Input::Applied`.
+    /// Reconcile the whole pair; answer with `Input::Applied`. `count`:
+    /// count the work first, so the pass can say how far it has got (not
+    /// for the periodic checks, which expect to find nothing).
     Reconcile {
         allow_mass_delete: bool,
+        count: bool,
     },
     /// Remove versions past the retention.
     PruneVersions,
@@ -673,6 +676,7 @@ impl Core {
             self.status_state(State::Busy { pending: 0 }, now, true);
             self.out.push(Effect::Reconcile {
                 allow_mass_delete: self.allow_mass,
+                count: !matches!(why, Why::Drift | Why::Poll),
             });
         } else if let Some(mut batch) = self.pending.take_ready(now) {
             batch.recent = self.recent.iter().flatten().cloned().collect();
@@ -1012,6 +1016,8 @@ impl Core {
                     since,
                 })
                 .collect(),
+            // The shell adds how far the work in hand has got.
+            progress: None,
         }));
     }
 }
@@ -1077,7 +1083,9 @@ mod tests {
                     .collect::<Vec<_>>()
                     .join(" ")
             ),
-            Effect::Reconcile { allow_mass_delete } => {
+            Effect::Reconcile {
+                allow_mass_delete, ..
+            } => {
                 if *allow_mass_delete {
                     "Reconcile(allow)".into()
                 } else {

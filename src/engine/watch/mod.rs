@@ -34,8 +34,9 @@ pub mod retry;
 mod shell;
 pub mod source;
 pub mod status;
+mod tally;
 
-pub use status::{Failing, PairStatus, State};
+pub use status::{Failing, PairStatus, Progress, State};
 
 use std::path::PathBuf;
 use std::sync::Arc;

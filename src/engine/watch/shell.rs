@@ -16,6 +16,7 @@ use super::core::{Core, Effect, Id, Input, Opened, Pass, WatchFailure};
 use super::hints::Heard;
 use super::pending::Quirks;
 use super::source::{Source, StartError};
+use super::tally::Tally;
 use super::{Command, Notice, Start, Timings};
 use crate::engine::error::{SetupError, reason, show};
 use crate::engine::event::{Control, Event, Sink};
@@ -36,6 +37,7 @@ pub(super) struct Shell {
     /// Notable skips already said (a loop is found again by every look at
     /// its folder; the log says it once).
     said: Mutex<HashSet<PathBuf>>,
+    tally: Tally,
 }
 
 impl Shell {
@@ -74,6 +76,7 @@ impl Shell {
             heard,
             cmds,
             ctl,
+            tally: Tally::new(notices.clone()),
             notices,
             said: Mutex::new(HashSet::new()),
         }
@@ -190,7 +193,7 @@ impl Shell {
                     return Vec::new();
                 };
                 log::trace!("batch {:?} {:?}", batch.renames, batch.paths);
-                let sink = LogSink::new(m.src(), m.dst(), &self.said);
+                let sink = LogSink::new(m.src(), m.dst(), &self.said, &self.tally);
                 vec![Input::Applied {
                     pass: Pass::Batch,
                     result: m.apply(&batch, &self.ctl, &sink),
@@ -201,17 +204,27 @@ impl Shell {
                     return Vec::new();
                 };
                 log::trace!("verify {folders:?}");
-                let sink = LogSink::new(m.src(), m.dst(), &self.said);
+                let sink = LogSink::new(m.src(), m.dst(), &self.said, &self.tally);
                 vec![Input::Applied {
                     pass: Pass::Verify,
                     result: m.verify_folders(&folders, &leave, &self.ctl, &sink),
                 }]
             }
-            Effect::Reconcile { allow_mass_delete } => {
+            Effect::Reconcile {
+                allow_mass_delete,
+                count,
+            } => {
                 let Some(m) = self.mirror.as_ref() else {
                     return Vec::new();
                 };
-                let sink = LogSink::new(m.src(), m.dst(), &self.said);
+                if count {
+                    self.tally.counting();
+                    // A failure here is met again, and said, by the pass.
+                    if let Ok(work) = m.survey(&self.ctl) {
+                        self.tally.counted(&work);
+                    }
+                }
+                let sink = LogSink::new(m.src(), m.dst(), &self.said, &self.tally);
                 vec![Input::Applied {
                     pass: Pass::Full,
                     result: m.reconcile(&self.ctl, &sink, allow_mass_delete),
@@ -246,6 +259,10 @@ impl Shell {
                 }]
             }
             Effect::Notice(n) => {
+                let n = match n {
+                    Notice::Status(s) => Notice::Status(self.tally.stamp(s)),
+                    n => n,
+                };
                 let _ = self.notices.send(n);
                 Vec::new()
             }
@@ -310,15 +327,27 @@ fn release_free_memory() {
 
 /// Logs one batch's events: each change at debug level (`-vv`), skipped
 /// entries at info, failures as errors (with the path and the reason).
+/// Copies are counted in the run's [`Tally`].
 struct LogSink<'a> {
     src: &'a Path,
     dst: &'a Path,
     said: &'a Mutex<HashSet<PathBuf>>,
+    tally: &'a Tally,
 }
 
 impl<'a> LogSink<'a> {
-    fn new(src: &'a Path, dst: &'a Path, said: &'a Mutex<HashSet<PathBuf>>) -> LogSink<'a> {
-        LogSink { src, dst, said }
+    fn new(
+        src: &'a Path,
+        dst: &'a Path,
+        said: &'a Mutex<HashSet<PathBuf>>,
+        tally: &'a Tally,
+    ) -> LogSink<'a> {
+        LogSink {
+            src,
+            dst,
+            said,
+            tally,
+        }
     }
 }
 
@@ -327,6 +356,7 @@ impl Sink for LogSink<'_> {
         match e {
             Event::Scanned(_) | Event::Found { .. } | Event::MassDeleteHeld { .. } => {}
             Event::Copied { path, bytes } => {
+                self.tally.copied(bytes);
                 log::debug!("copied {} ({bytes} bytes)", show(&self.dst.join(path)))
             }
             Event::DirCreated { path } => log::debug!("created {}", show(&self.dst.join(path))),

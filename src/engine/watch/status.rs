@@ -75,6 +75,49 @@ pub struct PairStatus {
     pub failing: usize,
     /// The oldest of them (at most [`FAILURES_SHOWN`]), oldest first.
     pub failures: Vec<Failing>,
+    /// How far the work in hand has got (while busy).
+    pub progress: Option<Progress>,
+}
+
+/// How far a pair's current run of work has got: everything copied since it
+/// was last idle. A whole-pair pass counts its work before it copies (what
+/// SRC holds that DST lacks or holds otherwise), so it has a total; live
+/// changes have none beyond what is waiting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Files and symlinks copied in this run.
+    pub files_done: u64,
+    pub bytes_done: u64,
+    /// Files this run has to copy, the ones done included (counted before
+    /// a whole-pair pass).
+    pub files_total: Option<u64>,
+    pub bytes_total: Option<u64>,
+    /// A whole-pair pass is counting its work.
+    pub counting: bool,
+}
+
+impl Progress {
+    /// Bytes still to copy, when the run has a total.
+    pub fn bytes_left(&self) -> Option<u64> {
+        self.bytes_total.map(|t| t.saturating_sub(self.bytes_done))
+    }
+
+    /// Several pairs' runs as one (the tray's first line).
+    pub fn sum(all: impl IntoIterator<Item = Progress>) -> Progress {
+        let mut s = Progress {
+            files_total: Some(0),
+            bytes_total: Some(0),
+            ..Progress::default()
+        };
+        for p in all {
+            s.files_done += p.files_done;
+            s.bytes_done += p.bytes_done;
+            s.files_total = s.files_total.zip(p.files_total).map(|(a, b)| a + b);
+            s.bytes_total = s.bytes_total.zip(p.bytes_total).map(|(a, b)| a + b);
+            s.counting |= p.counting;
+        }
+        s
+    }
 }
 
 impl PairStatus {
@@ -90,7 +133,7 @@ impl PairStatus {
             State::Error(text) => text.clone(),
             _ if self.failing > 0 => failing_text(self.failing, &self.failures),
             State::Paused => "Paused".into(),
-            State::Busy { pending } => copying(*pending),
+            State::Busy { pending } => busy_text(*pending, self.progress.as_ref()),
             State::Starting => "Starting…".into(),
             State::Degraded(text) => capital(text),
             State::Idle => "Up to date".into(),
@@ -142,6 +185,77 @@ pub fn copying(pending: usize) -> String {
     }
 }
 
+/// The busy line: how far the work in hand has got ("Copying 312 of 3,000
+/// files · 120 MB left"), so that it moves one way. `pending`: paths
+/// waiting besides.
+pub fn busy_text(pending: usize, progress: Option<&Progress>) -> String {
+    let Some(p) = progress.filter(|p| p.counting || p.files_done > 0 || p.files_total.is_some())
+    else {
+        return copying(pending);
+    };
+    if p.counting {
+        return "Looking for changes…".into();
+    }
+    let done = p.files_done;
+    let total = match p.files_total {
+        Some(t) => t.max(done + pending as u64),
+        None if pending > 0 => done + pending as u64,
+        None => return format!("Copying · {} copied", files(done)),
+    };
+    if total == 0 {
+        return copying(pending);
+    }
+    let mut text = format!("Copying {} of {}", count_text(done), files(total));
+    if let Some(left) = p.bytes_left().filter(|b| *b > 0) {
+        text.push_str(&format!(" · {} left", bytes_text(left)));
+    }
+    text
+}
+
+/// "1 file", "3,000 files".
+fn files(n: u64) -> String {
+    match n {
+        1 => "1 file".into(),
+        n => format!("{} files", count_text(n)),
+    }
+}
+
+/// A count with thousands separated: "3,000".
+pub fn count_text(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A size for people, in decimal units as file managers show them:
+/// "512 bytes", "1.6 MB", "120 MB".
+pub fn bytes_text(n: u64) -> String {
+    const UNITS: [&str; 5] = ["kB", "MB", "GB", "TB", "PB"];
+    if n < 1000 {
+        return match n {
+            1 => "1 byte".into(),
+            n => format!("{n} bytes"),
+        };
+    }
+    let mut v = n as f64 / 1000.0;
+    let mut unit = 0;
+    while v >= 999.5 && unit + 1 < UNITS.len() {
+        v /= 1000.0;
+        unit += 1;
+    }
+    if v < 9.95 {
+        format!("{v:.1} {}", UNITS[unit])
+    } else {
+        format!("{v:.0} {}", UNITS[unit])
+    }
+}
+
 /// `s` with its first letter in capitals.
 pub fn capital(s: &str) -> String {
     let mut c = s.chars();
@@ -173,6 +287,7 @@ mod tests {
             verified_at: None,
             failing: failures.len(),
             failures,
+            progress: None,
         }
     }
 
@@ -225,6 +340,84 @@ mod tests {
             let s = status(state.clone(), failures);
             assert_eq!(s.headline(), want, "{state:?}");
             assert_eq!(s.up_to_date(), ok, "{state:?}");
+        }
+    }
+
+    #[test]
+    fn progress_moves_one_way_and_says_how_far() {
+        let p = |done: u64, total: Option<u64>, bytes_total: Option<u64>| Progress {
+            files_done: done,
+            bytes_done: done * 100_000,
+            files_total: total,
+            bytes_total,
+            counting: false,
+        };
+        let counting = Progress {
+            counting: true,
+            ..Progress::default()
+        };
+        let cases: Vec<(usize, Option<Progress>, &str)> = vec![
+            (0, None, "Backing up…"),
+            (77, None, "Copying 77 files"),
+            (0, Some(counting), "Looking for changes…"),
+            (
+                0,
+                Some(p(312, Some(3000), Some(420_000_000))),
+                "Copying 312 of 3,000 files · 389 MB left",
+            ),
+            (
+                0,
+                Some(p(3000, Some(3000), Some(300_000_000))),
+                "Copying 3,000 of 3,000 files",
+            ),
+            // Live changes after the counted pass raise the total.
+            (
+                5,
+                Some(p(3000, Some(3000), Some(300_000_000))),
+                "Copying 3,000 of 3,005 files",
+            ),
+            (0, Some(p(0, Some(0), Some(0))), "Backing up…"),
+            (
+                0,
+                Some(p(1, Some(1), Some(2_000_000))),
+                "Copying 1 of 1 file · 1.9 MB left",
+            ),
+            // Live: what is done, and what is waiting.
+            (52, Some(p(312, None, None)), "Copying 312 of 364 files"),
+            (0, Some(p(312, None, None)), "Copying · 312 files copied"),
+        ];
+        for (pending, progress, want) in cases {
+            assert_eq!(
+                busy_text(pending, progress.as_ref()),
+                want,
+                "{pending} {progress:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn sizes_and_counts_for_people() {
+        let cases = [
+            (0, "0 bytes"),
+            (1, "1 byte"),
+            (999, "999 bytes"),
+            (1000, "1.0 kB"),
+            (1_600_000, "1.6 MB"),
+            (9_960_000, "10 MB"),
+            (120_000_000, "120 MB"),
+            (999_600_000, "1.0 GB"),
+            (3_000_000_000_000, "3.0 TB"),
+        ];
+        for (n, want) in cases {
+            assert_eq!(bytes_text(n), want, "{n}");
+        }
+        for (n, want) in [
+            (0, "0"),
+            (999, "999"),
+            (1000, "1,000"),
+            (1234567, "1,234,567"),
+        ] {
+            assert_eq!(count_text(n), want);
         }
     }
 }

@@ -1,0 +1,169 @@
+//! tally: how far a pair's work in hand has got, counted in the shell.
+//!
+//! Model: a *run* is the time a pair is busy, from the first status that
+//! says so to the next that does not. Every copy in the run (live batches,
+//! folder checks, whole-pair passes) adds to one count of files and bytes,
+//! so the number a person reads only grows. A whole-pair pass counts its
+//! work first ([`Mirror::survey`](crate::engine::mirror::Mirror::survey)),
+//! which gives the run a total.
+//!
+//! The core knows nothing of this: its statuses pass through [`Tally::stamp`]
+//! on their way out, which adds the progress, and while a pass runs (the
+//! core waits for it) the tally sends the core's last status again with
+//! fresh numbers, at most every [`STATUS_EVERY`].
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use crossbeam_channel::Sender;
+
+use super::Notice;
+use super::core::STATUS_EVERY;
+use super::status::{PairStatus, Progress, State};
+use crate::engine::event::Summary;
+
+pub(super) struct Tally {
+    notices: Sender<Notice>,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    progress: Progress,
+    /// The core's last status while busy (none: not busy), and when a
+    /// status was last sent.
+    busy: Option<PairStatus>,
+    sent: Option<Instant>,
+}
+
+impl Tally {
+    pub(super) fn new(notices: Sender<Notice>) -> Tally {
+        Tally {
+            notices,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    /// The core's status, with how far the run has got; a status that is
+    /// not busy ends the run.
+    pub(super) fn stamp(&self, mut s: PairStatus) -> PairStatus {
+        let Ok(mut t) = self.inner.lock() else {
+            return s;
+        };
+        if matches!(s.state, State::Busy { .. }) {
+            s.progress = Some(t.progress);
+            t.busy = Some(s.clone());
+        } else {
+            *t = Inner::default();
+        }
+        t.sent = Some(Instant::now());
+        s
+    }
+
+    /// A whole-pair pass starts counting its work.
+    pub(super) fn counting(&self) {
+        self.update(true, |p| p.counting = true);
+    }
+
+    /// A whole-pair pass has counted what it will copy.
+    pub(super) fn counted(&self, work: &Summary) {
+        self.update(true, |p| {
+            p.counting = false;
+            p.files_total = Some(p.files_done + work.copied);
+            p.bytes_total = Some(p.bytes_done + work.bytes);
+        });
+    }
+
+    /// One file or symlink copied.
+    pub(super) fn copied(&self, bytes: u64) {
+        self.update(false, |p| {
+            p.files_done += 1;
+            p.bytes_done += bytes;
+        });
+    }
+
+    /// Changes the progress, and sends it when the pair is busy and the
+    /// last status is old enough (or `now`).
+    fn update(&self, now: bool, f: impl FnOnce(&mut Progress)) {
+        let Ok(mut t) = self.inner.lock() else {
+            return;
+        };
+        f(&mut t.progress);
+        let due = now || t.sent.is_none_or(|at| at.elapsed() >= STATUS_EVERY);
+        let progress = t.progress;
+        if let (true, Some(s)) = (due, t.busy.as_mut()) {
+            s.progress = Some(progress);
+            let s = s.clone();
+            t.sent = Some(Instant::now());
+            let _ = self.notices.send(Notice::Status(s));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(state: State) -> PairStatus {
+        PairStatus {
+            index: 0,
+            src: "/s".into(),
+            dst: "/d".into(),
+            state,
+            last_ok: None,
+            verified_at: None,
+            failing: 0,
+            failures: Vec::new(),
+            progress: None,
+        }
+    }
+
+    #[test]
+    fn a_run_counts_up_and_ends_when_the_pair_is_not_busy() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let t = Tally::new(tx);
+        let busy = t.stamp(status(State::Busy { pending: 0 }));
+        assert_eq!(busy.progress, Some(Progress::default()));
+        t.counting();
+        let work = Summary {
+            copied: 3,
+            bytes: 300,
+            ..Summary::default()
+        };
+        t.counted(&work);
+        t.copied(100);
+        let sent: Vec<Option<Progress>> = rx
+            .try_iter()
+            .map(|n| match n {
+                Notice::Status(s) => s.progress,
+                _ => None,
+            })
+            .collect();
+        let counting = Progress {
+            counting: true,
+            ..Progress::default()
+        };
+        let counted = Progress {
+            files_total: Some(3),
+            bytes_total: Some(300),
+            ..Progress::default()
+        };
+        // Counting and counted are sent at once; the copy waits its turn.
+        assert_eq!(sent, vec![Some(counting), Some(counted)]);
+        let later = t.stamp(status(State::Busy { pending: 2 }));
+        assert_eq!(
+            later.progress,
+            Some(Progress {
+                files_done: 1,
+                bytes_done: 100,
+                ..counted
+            })
+        );
+        assert_eq!(later.headline(), "Copying 1 of 3 files · 200 bytes left");
+        let idle = t.stamp(status(State::Idle));
+        assert_eq!(idle.progress, None);
+        let next = t.stamp(status(State::Busy { pending: 4 }));
+        assert_eq!(next.progress, Some(Progress::default()));
+        assert_eq!(next.headline(), "Copying 4 files");
+    }
+}
