@@ -148,6 +148,21 @@ impl Tray {
         })
     }
 
+    /// Waits for the tray icon to be the one drawn for `look` (idle, busy,
+    /// paused, error), as the tray host reads it from the bus.
+    #[track_caller]
+    fn icon_is(&self, look: &str) {
+        let mut last = String::new();
+        let seen = wait_for(LONG, || {
+            last = match self.d.icon_file(self.app.pid) {
+                Ok(file) => icon_look(&file).unwrap_or_else(|e| e),
+                Err(e) => e,
+            };
+            last == look
+        });
+        assert!(seen, "the icon never became {look:?}; last: {last}");
+    }
+
     #[track_caller]
     fn click(&self, label: &str) {
         self.d.click(self.app.pid, label);
@@ -274,6 +289,37 @@ fn is_up_to_date(s: &str) -> bool {
     };
     let b = t.as_bytes();
     b.len() == 5 && b[2] == b':' && [0, 1, 3, 4].iter().all(|&i| b[i].is_ascii_digit())
+}
+
+/// Which of `icons/` the PNG at `file` shows, by its pixels (the tray
+/// re-encodes the icon it is given).
+fn icon_look(file: &Path) -> Result<String, String> {
+    let shown = rgba(file)?;
+    let icons = Path::new(env!("CARGO_MANIFEST_DIR")).join("icons");
+    for look in ["idle", "busy", "paused", "error"] {
+        if rgba(&icons.join(format!("{look}.png")))? == shown {
+            return Ok(look.into());
+        }
+    }
+    Err(format!("{} is none of the four icons", file.display()))
+}
+
+/// A PNG's size and 8-bit RGBA pixels.
+fn rgba(file: &Path) -> Result<(u32, u32, Vec<u8>), String> {
+    let f = std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let mut d = png::Decoder::new(std::io::BufReader::new(f));
+    d.set_transformations(
+        png::Transformations::normalize_to_color8() | png::Transformations::ALPHA,
+    );
+    let mut r = d
+        .read_info()
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    let mut buf = vec![0; r.output_buffer_size().unwrap_or(0)];
+    let info = r
+        .next_frame(&mut buf)
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    buf.truncate(info.buffer_size());
+    Ok((info.width, info.height, buf))
 }
 
 fn checked(m: &Menu, label: &str) -> bool {
@@ -523,8 +569,10 @@ fn pause_holds_changes_until_resumed() {
     w.write("a.txt", "a");
     let t = Tray::with_pair(w);
     t.up_to_date();
+    t.icon_is("idle");
     t.click("Pause watching");
     let m = t.status_is("Paused");
+    t.icon_is("paused");
     assert!(checked(&m, "Pause watching"), "\n{m}");
     assert!(
         !m.find("Back up now").unwrap().enabled,
@@ -650,6 +698,7 @@ fn unwritable_backup_folder_raises_a_notification_with_the_path() {
         line.ends_with("permission denied") || line.ends_with("the file system is read-only"),
         "\n{m}"
     );
+    t.icon_is("error");
     t.screenshot("backup_error");
     // The log names the path and the reason.
     assert!(t.log_text().contains("locked/new.txt"), "{}", t.log_text());
@@ -709,6 +758,7 @@ fn a_full_backup_disk_shows_the_reason_and_clears_by_itself() {
         status(m) == "1 file can't be backed up: no space left on the device"
     });
     assert!(!m.items.is_empty());
+    t.icon_is("error");
     let big = t.w.src.join("big.bin").display().to_string();
     t.notification("naming the file", |n| {
         n.summary == "Backup errors: src" && n.body.contains(&big)
@@ -716,6 +766,30 @@ fn a_full_backup_disk_shows_the_reason_and_clears_by_itself() {
     t.screenshot("disk_full");
     std::fs::remove_file(t.w.src.join("big.bin")).unwrap();
     t.up_to_date();
+    t.icon_is("idle");
+}
+
+#[test]
+fn a_first_backup_says_how_far_it_has_got() {
+    let w = World::new();
+    for i in 0..30 {
+        w.write(&format!("photos/img{i:02}.jpg"), vec![b'x'; 10_000]);
+    }
+    // Its copy waits on the test's lease: the first backup stays busy with
+    // everything else copied, for as long as the test looks.
+    let held = w.write("photos/zz-held.jpg", vec![b'y'; 10_000]);
+    let lease = match Lease::take(&held) {
+        Ok(l) => l,
+        Err(e) => return skip(&e),
+    };
+    let t = Tray::with_pair(w);
+    t.status_is("Copying 30 of 31 files · 10 kB left");
+    t.icon_is("busy");
+    t.screenshot("progress");
+    drop(lease);
+    t.up_to_date();
+    t.icon_is("idle");
+    assert!(is_mirrored(&t.w.src, &t.w.dst));
 }
 
 #[test]

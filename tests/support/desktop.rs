@@ -660,6 +660,32 @@ impl Desktop {
         Err(format!("{bus} exports no org.kde.StatusNotifierItem"))
     }
 
+    /// The file the app's tray icon is drawn from now: the item's
+    /// `IconThemePath` joined with its `IconName` (libayatana hands the
+    /// host a PNG that tray-icon wrote).
+    pub fn icon_file(&self, pid: u32) -> Result<PathBuf, String> {
+        let (bus, item) = self.find_item(pid)?;
+        let prop = |name: &str| -> Result<String, String> {
+            let v = self.call(
+                &bus,
+                &item,
+                "org.freedesktop.DBus.Properties.Get",
+                &["org.kde.StatusNotifierItem", name],
+            )?;
+            v.first()
+                .and_then(GVariant::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| format!("item has no {name} property: {v:?}"))
+        };
+        let name = prop("IconName")?;
+        let dir = prop("IconThemePath").unwrap_or_default();
+        let path = Path::new(&dir).join(&name);
+        if path.extension().is_some() || path.is_absolute() && path.exists() {
+            return Ok(path);
+        }
+        Ok(path.with_extension("png"))
+    }
+
     /// Reads the app's tray menu now.
     pub fn try_menu(&self, pid: u32) -> Result<Menu, String> {
         let (bus, item) = self.find_item(pid)?;
