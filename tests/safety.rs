@@ -897,7 +897,10 @@ fn full_disk_fails_per_file_and_leaves_no_partial_file() {
                 missing += 1;
                 let line = r.stderr.lines().find(|l| l.contains(n.as_str()));
                 let line = line.unwrap_or_else(|| panic!("no error line names {n}\n{}", r.stderr));
-                assert!(line.contains("no space left"), "{line}");
+                assert!(
+                    line.contains("backup disk full — ") && line.contains(" free, needs "),
+                    "{line}"
+                );
             }
         }
     }

@@ -2407,15 +2407,20 @@ fn a_full_backup_disk_while_watching_names_the_file_and_recovers() {
     w.write("small.txt", "fits");
     let mut watch = Watch::start(&w, &[]);
     w.write("big.bin", vec![9u8; 4 << 20]);
-    watch.expect_log("no space left on the device", Duration::from_secs(30));
+    watch.expect_log("backup disk full — ", Duration::from_secs(30));
     let log = watch.log();
     let line = log
         .lines()
-        .find(|l| l.contains("no space left"))
+        .find(|l| l.contains("backup disk full"))
         .unwrap_or_default();
     assert!(
         line.contains("big.bin"),
         "the error does not name the file: {line}"
+    );
+    // What to make room for: what is free, and what the file needs.
+    assert!(
+        line.contains(" free, needs 4.2 MB"),
+        "the error does not say how much room is missing: {line}"
     );
     fs::remove_file(w.src.join("big.bin")).unwrap();
     w.write("after.txt", "fits again");

@@ -14,9 +14,10 @@ use std::path::Path;
 
 use super::batch::Look;
 use super::ctx::Ctx;
-use super::error::EntryError;
+use super::error::{DISK_FULL, EntryError};
 use super::event::{Event, VersionReason};
 use super::fsops::{self, DirHandle, Kind, Meta, changed_under_us};
+use super::words::bytes_text;
 
 /// Attempts before a file that keeps changing is reported.
 const ATTEMPTS: usize = 4;
@@ -182,10 +183,22 @@ fn copy_file_to_temp(
             Ok(n) => n,
             Err(e) => {
                 store.discard(&tmp_name);
+                drop(tmp);
                 // Which side failed: reading SRC or writing DST. A read error
                 // on SRC's fd surfaces as EIO mostly; the disk-full, quota and
                 // read-only cases are DST's.
-                return Err(EntryError::new(ctx.dst_path(rel), "copy", &e));
+                let mut err = EntryError::new(ctx.dst_path(rel), "copy", &e);
+                if e.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error())
+                    && let Ok(free) = store.free_bytes()
+                {
+                    // What to make room for, in the words the status shows.
+                    err.reason = format!(
+                        "{DISK_FULL} — {} free, needs {}",
+                        bytes_text(free),
+                        bytes_text(before.size)
+                    );
+                }
+                return Err(err);
             }
         };
         let after = fsops::file_meta(&file).map_err(|e| read_err(&e))?;

@@ -29,6 +29,10 @@ pub fn show(path: &Path) -> String {
     }
 }
 
+/// A write to the backup that found its disk full, as the status says it
+/// (with what is free and what was needed after " — ").
+pub const DISK_FULL: &str = "backup disk full";
+
 /// An OS error in words, without the "(os error N)" tail.
 pub fn reason(e: &io::Error) -> String {
     #[cfg(unix)]

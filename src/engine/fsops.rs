@@ -278,6 +278,13 @@ impl DirHandle {
         Ok(Meta::from_stat(&rfs::fstat(&self.fd)?))
     }
 
+    /// Bytes an unprivileged writer can still use on this folder's file
+    /// system.
+    pub fn free_bytes(&self) -> io::Result<u64> {
+        let s = rfs::fstatvfs(&self.fd)?;
+        Ok(s.f_bavail.saturating_mul(s.f_frsize))
+    }
+
     /// Opens a regular file for reading, refusing symlinks and FIFOs
     /// (`O_NONBLOCK` so a FIFO swapped in cannot hang the copy).
     pub fn open_read(&self, name: &OsStr) -> io::Result<File> {

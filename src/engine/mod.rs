@@ -12,6 +12,7 @@
 //! - `history`: what DST held at any time, read from the versions (read
 //!   only). `restore`: puts a tree back as it was, into SRC or beside.
 //! - `verify`: compare only. `config`: the pairs. `watch`: live mirroring.
+//! - `words`: numbers and sizes for people.
 
 pub mod batch;
 pub mod config;
@@ -34,3 +35,4 @@ pub mod store;
 pub mod verify;
 pub mod versions;
 pub mod watch;
+pub mod words;

@@ -150,6 +150,11 @@ impl Store {
         }
     }
 
+    /// Free space on the backup's file system.
+    pub fn free_bytes(&self) -> io::Result<u64> {
+        self.tmp.free_bytes()
+    }
+
     /// Removes a temp entry, ignoring "already gone".
     pub fn discard(&self, name: &OsStr) {
         let _ = self.tmp.unlink(name);

@@ -7,12 +7,13 @@
 //! the pair as a whole (`State::Error`), no failing path, nothing pending,
 //! not paused, not starting.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use jiff::Timestamp;
 
 use crate::engine::error::show;
+pub use crate::engine::words::{bytes_text, count_text};
 
 /// What a pair is doing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,15 +149,26 @@ pub fn failing_text(count: usize, failures: &[Failing]) -> String {
         1 => "1 file can't be backed up".to_string(),
         n => format!("{n} files can't be backed up"),
     };
-    let mut by_reason: BTreeMap<&str, usize> = BTreeMap::new();
+    // Grouped by the cause without its details ("backup disk full", not
+    // "backup disk full — 1.6 MB free, needs 3 MB"); the details are shown
+    // when every file of the group has the same.
+    let mut by_reason: BTreeMap<&str, (usize, BTreeSet<&str>)> = BTreeMap::new();
     for f in failures {
-        *by_reason.entry(cause(&f.reason)).or_default() += 1;
+        let full = cause(&f.reason);
+        let key = full.split_once(" — ").map_or(full, |(k, _)| k);
+        let group = by_reason.entry(key).or_default();
+        group.0 += 1;
+        group.1.insert(full);
     }
-    let Some((top, _)) = by_reason
+    let Some((key, (_, fulls))) = by_reason
         .iter()
-        .max_by_key(|(reason, n)| (**n, std::cmp::Reverse(**reason)))
+        .max_by_key(|(key, (n, _))| (*n, std::cmp::Reverse(**key)))
     else {
         return what;
+    };
+    let top = match fulls.iter().collect::<Vec<_>>()[..] {
+        [one] => one,
+        _ => key,
     };
     match by_reason.len() {
         1 => format!("{what}: {top}"),
@@ -217,42 +229,6 @@ fn files(n: u64) -> String {
     match n {
         1 => "1 file".into(),
         n => format!("{} files", count_text(n)),
-    }
-}
-
-/// A count with thousands separated: "3,000".
-pub fn count_text(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// A size for people, in decimal units as file managers show them:
-/// "512 bytes", "1.6 MB", "120 MB".
-pub fn bytes_text(n: u64) -> String {
-    const UNITS: [&str; 5] = ["kB", "MB", "GB", "TB", "PB"];
-    if n < 1000 {
-        return match n {
-            1 => "1 byte".into(),
-            n => format!("{n} bytes"),
-        };
-    }
-    let mut v = n as f64 / 1000.0;
-    let mut unit = 0;
-    while v >= 999.5 && unit + 1 < UNITS.len() {
-        v /= 1000.0;
-        unit += 1;
-    }
-    if v < 9.95 {
-        format!("{v:.1} {}", UNITS[unit])
-    } else {
-        format!("{v:.0} {}", UNITS[unit])
     }
 }
 
@@ -317,6 +293,30 @@ mod tests {
                     failing("/s/c", full),
                 ],
                 "3 files can't be backed up: permission denied, and 1 other reason",
+                false,
+            ),
+            (
+                State::Idle,
+                vec![failing(
+                    "/s/a",
+                    "cannot copy: backup disk full — 1.6 MB free, needs 3.0 MB",
+                )],
+                "1 file can't be backed up: backup disk full — 1.6 MB free, needs 3.0 MB",
+                false,
+            ),
+            (
+                State::Idle,
+                vec![
+                    failing(
+                        "/s/a",
+                        "cannot copy: backup disk full — 1.6 MB free, needs 3.0 MB",
+                    ),
+                    failing(
+                        "/s/b",
+                        "cannot copy: backup disk full — 1.2 MB free, needs 5.0 MB",
+                    ),
+                ],
+                "2 files can't be backed up: backup disk full",
                 false,
             ),
             (
@@ -392,32 +392,6 @@ mod tests {
                 want,
                 "{pending} {progress:?}"
             );
-        }
-    }
-
-    #[test]
-    fn sizes_and_counts_for_people() {
-        let cases = [
-            (0, "0 bytes"),
-            (1, "1 byte"),
-            (999, "999 bytes"),
-            (1000, "1.0 kB"),
-            (1_600_000, "1.6 MB"),
-            (9_960_000, "10 MB"),
-            (120_000_000, "120 MB"),
-            (999_600_000, "1.0 GB"),
-            (3_000_000_000_000, "3.0 TB"),
-        ];
-        for (n, want) in cases {
-            assert_eq!(bytes_text(n), want, "{n}");
-        }
-        for (n, want) in [
-            (0, "0"),
-            (999, "999"),
-            (1000, "1,000"),
-            (1234567, "1,234,567"),
-        ] {
-            assert_eq!(count_text(n), want);
         }
     }
 }

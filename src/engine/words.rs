@@ -1,0 +1,69 @@
+//! words: numbers and sizes as a person reads them, the same in the tray,
+//! `mirrortray status` and the log.
+
+/// A count with thousands separated: "3,000".
+pub fn count_text(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A size for people, in decimal units as file managers show them:
+/// "512 bytes", "1.6 MB", "120 MB".
+pub fn bytes_text(n: u64) -> String {
+    const UNITS: [&str; 5] = ["kB", "MB", "GB", "TB", "PB"];
+    if n < 1000 {
+        return match n {
+            1 => "1 byte".into(),
+            n => format!("{n} bytes"),
+        };
+    }
+    let mut v = n as f64 / 1000.0;
+    let mut unit = 0;
+    while v >= 999.5 && unit + 1 < UNITS.len() {
+        v /= 1000.0;
+        unit += 1;
+    }
+    if v < 9.95 {
+        format!("{v:.1} {}", UNITS[unit])
+    } else {
+        format!("{v:.0} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_counts_for_people() {
+        let cases = [
+            (0, "0 bytes"),
+            (1, "1 byte"),
+            (999, "999 bytes"),
+            (1000, "1.0 kB"),
+            (1_600_000, "1.6 MB"),
+            (9_960_000, "10 MB"),
+            (120_000_000, "120 MB"),
+            (999_600_000, "1.0 GB"),
+            (3_000_000_000_000, "3.0 TB"),
+        ];
+        for (n, want) in cases {
+            assert_eq!(bytes_text(n), want, "{n}");
+        }
+        for (n, want) in [
+            (0, "0"),
+            (999, "999"),
+            (1000, "1,000"),
+            (1234567, "1,234,567"),
+        ] {
+            assert_eq!(count_text(n), want);
+        }
+    }
+}
