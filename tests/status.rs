@@ -101,6 +101,19 @@ fn status_says_how_far_a_first_backup_has_got() {
     assert_eq!(progress["files_total"], 31, "{v}");
     assert_eq!(progress["bytes_done"], 300_000, "{v}");
     assert_eq!(progress["bytes_total"], 310_000, "{v}");
+    // The held file is waited for, not failing.
+    let (_, out) = status_until(&w, "the file being written", |_, o| {
+        o.contains("zz-held.jpg: being written by another program")
+    });
+    assert!(!out.contains("can't be backed up"), "{out}");
+    let (_, v) = json(&w);
+    let pair = &v["instances"][0]["pairs"][0];
+    assert_eq!(
+        pair["being_written"][0],
+        held.to_string_lossy().as_ref(),
+        "{v}"
+    );
+    assert_eq!(pair["failing"], 0, "{v}");
 
     // Let go: the last file lands, and the run's progress is gone with it.
     drop(lease);

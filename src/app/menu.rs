@@ -194,6 +194,7 @@ mod tests {
                 failing: 0,
                 failures: Vec::new(),
                 progress: None,
+                being_written: Vec::new(),
             },
         );
         assert_eq!(

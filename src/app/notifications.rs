@@ -521,6 +521,7 @@ mod tests {
             failing,
             failures: Vec::new(),
             progress: None,
+            being_written: Vec::new(),
         })
     }
 
@@ -703,6 +704,7 @@ mod tests {
             failing: 0,
             failures: Vec::new(),
             progress: None,
+            being_written: Vec::new(),
         });
         assert_eq!(a.notice(t, 1, "Photos", &clean), None);
     }

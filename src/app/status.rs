@@ -358,6 +358,7 @@ mod tests {
                 })
                 .collect(),
             progress: None,
+            being_written: Vec::new(),
         }
     }
 

@@ -79,6 +79,12 @@ fn print_instance(i: &Instance, tz: &TimeZone) {
                 local(&f.since, tz)
             );
         }
+        for b in &p.being_written {
+            println!(
+                "    {}: being written by another program; copied when it is closed or quiet",
+                show(Path::new(b))
+            );
+        }
         if p.failing > p.failures.len() {
             println!("    … and {} more", p.failing - p.failures.len());
         }

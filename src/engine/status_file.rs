@@ -72,6 +72,9 @@ pub struct Pair {
     /// How far the work in hand has got (while busy).
     #[serde(default)]
     pub progress: Option<ProgressJson>,
+    /// Files another program is writing: copied once closed or quiet.
+    #[serde(default)]
+    pub being_written: Vec<String>,
 }
 
 /// [`Progress`](super::watch::Progress) for scripts.
@@ -124,6 +127,7 @@ impl Pair {
                 bytes_total: p.bytes_total,
                 counting: p.counting,
             }),
+            being_written: s.being_written.iter().map(|p| lossy(p)).collect(),
         }
     }
 }

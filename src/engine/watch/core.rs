@@ -1018,6 +1018,12 @@ impl Core {
                 .collect(),
             // The shell adds how far the work in hand has got.
             progress: None,
+            being_written: self
+                .pending
+                .busy_paths(super::status::FAILURES_SHOWN)
+                .into_iter()
+                .map(|rel| self.src.join(rel))
+                .collect(),
         }));
     }
 }

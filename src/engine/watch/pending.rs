@@ -270,6 +270,13 @@ impl Pending {
         self.add(rel, false, Look::Forced, at);
     }
 
+    /// Files another program is writing, waiting for it (at most `max`).
+    pub fn busy_paths(&self, max: usize) -> Vec<PathBuf> {
+        let mut v: Vec<&PathBuf> = self.busy.keys().collect();
+        v.sort();
+        v.into_iter().take(max).cloned().collect()
+    }
+
     /// `rel` was looked at and not found busy.
     pub fn done(&mut self, rel: &Path) {
         self.busy.remove(rel);

@@ -78,6 +78,9 @@ pub struct PairStatus {
     pub failures: Vec<Failing>,
     /// How far the work in hand has got (while busy).
     pub progress: Option<Progress>,
+    /// Files another program is writing: copied once closed or quiet (at
+    /// most [`FAILURES_SHOWN`]; counted in `Busy`'s pending).
+    pub being_written: Vec<PathBuf>,
 }
 
 /// How far a pair's current run of work has got: everything copied since it
@@ -264,6 +267,7 @@ mod tests {
             failing: failures.len(),
             failures,
             progress: None,
+            being_written: Vec::new(),
         }
     }
 
