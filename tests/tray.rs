@@ -768,8 +768,29 @@ fn a_full_backup_disk_shows_the_reason_and_clears_by_itself() {
         n.summary == "Backup errors: src" && n.body.contains(&big)
     });
     t.screenshot("disk_full");
+    // The list, with what helps.
+    t.click("Show what can't be backed up…");
+    let mut report = None;
+    let seen = wait_for(LONG, || {
+        report = t
+            .opened()
+            .into_iter()
+            .find(|p| p.ends_with("mirrortray/cannot-back-up.txt"));
+        report.is_some()
+    });
+    assert!(seen, "the list was never opened: {:?}", t.opened());
+    let text = std::fs::read_to_string(report.unwrap()).unwrap();
+    assert!(
+        text.contains(&format!("{big}: cannot copy: backup disk full — ")),
+        "{text}"
+    );
+    assert!(
+        text.contains("What helps: free space on the backup disk"),
+        "{text}"
+    );
     std::fs::remove_file(t.w.src.join("big.bin")).unwrap();
-    t.up_to_date();
+    let m = t.up_to_date();
+    assert!(m.find("Show what can't be backed up…").is_none(), "\n{m}");
     t.icon_is("idle");
 }
 

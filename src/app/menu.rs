@@ -8,6 +8,7 @@
 //!  Up to date · 14:02            <- status line (disabled)
 //!  Photos: Copying 4 files       <- one line per pair, with two pairs or more
 //!  Allow deletions in ~/bk/Docs  <- only while the guard holds deletions
+//!  Show what can't be backed up… <- only while files fail
 //!  ──────────
 //!  [ ] Pause watching
 //!  Back up now
@@ -35,6 +36,7 @@ pub enum Action {
     OpenBackup(usize),
     Restore(usize),
     AllowDeletions(usize),
+    ShowFailing,
     AddFolder,
     OpenLog,
     Settings,
@@ -81,6 +83,9 @@ impl Entry {
     }
 }
 
+/// The entry that lists the failing files with their reasons.
+pub const SHOW_FAILING: &str = "Show what can't be backed up…";
+
 /// The menu for `m` at `now`.
 pub fn plan(m: &Model, now: &ZonedDateTime) -> Vec<Entry> {
     let on = !m.quitting;
@@ -100,6 +105,9 @@ pub fn plan(m: &Model, now: &ZonedDateTime) -> Vec<Entry> {
                 &format!("Allow deletions in {}", m.tilde(&p.dst)),
             ));
         }
+    }
+    if m.pairs.iter().any(|p| p.failing > 0) {
+        v.push(item(Action::ShowFailing, SHOW_FAILING));
     }
     v.push(Entry::Separator);
     if !m.pairs.is_empty() {

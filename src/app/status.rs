@@ -16,8 +16,9 @@ use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 use jiff::ZonedDateTime;
+use mirrortray::engine::error::DISK_FULL;
 use mirrortray::engine::error::show;
-use mirrortray::engine::watch::status::{Progress, busy_text, capital, failing_text};
+use mirrortray::engine::watch::status::{Progress, busy_text, capital, failing_line, failing_text};
 use mirrortray::engine::watch::{Failing, PairStatus, State};
 
 /// The four tray icons.
@@ -235,6 +236,61 @@ pub fn pair_line(m: &Model, p: &PairView, now: &ZonedDateTime) -> String {
         }
     };
     format!("{}: {what}", p.name)
+}
+
+/// What "Show what can't be backed up…" opens: per pair, each failing file
+/// with what failed, why and since when, and what would help.
+pub fn failing_report(m: &Model, now: &ZonedDateTime) -> String {
+    let tz = now.time_zone().clone();
+    let mut out = format!(
+        "Files mirrortray can't back up now ({})\n\nEach is tried again by itself; this list is as it was when opened.\n",
+        now.strftime("%Y-%m-%d %H:%M")
+    );
+    for p in m.pairs.iter().filter(|p| p.failing > 0) {
+        out.push_str(&format!(
+            "\n{} -> {}: {}\n",
+            m.tilde(&p.src),
+            m.tilde(&p.dst),
+            failing_text(p.failing, &p.failures)
+        ));
+        for f in &p.failures {
+            let since = f
+                .since
+                .to_zoned_datetime(tz.clone())
+                .strftime("%Y-%m-%d %H:%M:%S");
+            out.push_str(&format!("  {} (since {since})\n", failing_line(f)));
+        }
+        if p.failing > p.failures.len() {
+            out.push_str(&format!("  … and {} more\n", p.failing - p.failures.len()));
+        }
+        let hints: std::collections::BTreeSet<&str> =
+            p.failures.iter().filter_map(|f| hint(&f.reason)).collect();
+        for h in hints {
+            out.push_str(&format!("  What helps: {h}\n"));
+        }
+    }
+    out
+}
+
+/// What a person can do about a reason, when there is something.
+fn hint(reason: &str) -> Option<&'static str> {
+    if reason.contains(DISK_FULL) || reason.contains("no space left") {
+        Some(
+            "free space on the backup disk (old versions are in its .mirrortray/versions folder), or back up to a larger one.",
+        )
+    } else if reason.contains("permission denied") {
+        Some(
+            "make the file readable by you (and the backup folder writable), or add it to `exclude` in Settings.",
+        )
+    } else if reason.contains("read-only") {
+        Some("the backup disk is mounted read-only: mount it writable, or check it for errors.")
+    } else if reason.contains("name is too long") {
+        Some("shorten the name, or back up to a disk whose file system allows longer names.")
+    } else if reason.contains("quota") {
+        Some("free space in your quota on the backup disk.")
+    } else {
+        None
+    }
 }
 
 /// The icon.
@@ -557,5 +613,33 @@ mod tests {
             names(srcs.iter().copied(), home),
             ["~/a/Docs", "~/b/Docs", "Photos"]
         );
+    }
+
+    #[test]
+    fn the_failing_report_names_each_file_and_what_helps() {
+        let mut m = model(&[
+            ("/home/me/Docs", "/mnt/bk/Docs"),
+            ("/home/me/Pics", "/mnt/bk/Pics"),
+        ]);
+        m.set_status(1, &status(1, State::Idle, None, 2));
+        let now = "2026-12-01T10:00:00Z"
+            .parse::<Timestamp>()
+            .unwrap()
+            .to_zoned_datetime(TimeZone::UTC);
+        let text = failing_report(&m, &now);
+        let want = "\n~/Pics -> /mnt/bk/Pics: 2 files can't be backed up: no space left on the device\n  \
+                    /s/f0: cannot copy: no space left on the device (since 1970-01-01 00:00:00)\n  \
+                    /s/f1: cannot copy: no space left on the device (since 1970-01-01 00:00:00)\n  \
+                    What helps: free space on the backup disk";
+        assert!(text.contains(want), "{text}");
+        assert!(!text.contains("Docs"), "{text}");
+        let plan = super::super::menu::plan(&m, &now);
+        assert!(plan.iter().any(|e| matches!(
+            e,
+            super::super::menu::Entry::Item {
+                action: super::super::menu::Action::ShowFailing,
+                ..
+            }
+        )));
     }
 }

@@ -11,7 +11,8 @@
 //! backend there are no tooltips and no icon clicks, so the first menu line
 //! carries the status.
 
-use mirrortray::engine::status_file::StatusFile;
+use mirrortray::engine::error::{reason, show};
+use mirrortray::engine::status_file::{StatusFile, runtime_dir};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -289,6 +290,24 @@ impl Tray {
                     log::info!("{}: deletions allowed by the user", p.dst.display());
                     p.held = None;
                     let _ = self.ctl.send(Ctl::AllowMassDelete { generation: self.generation, index: i });
+                }
+            }
+            Action::ShowFailing => {
+                let text = super::status::failing_report(&self.model, &self.now());
+                let path = runtime_dir().join("cannot-back-up.txt");
+                let written = std::fs::create_dir_all(runtime_dir())
+                    .and_then(|()| std::fs::write(&path, text));
+                match written {
+                    Ok(()) => self.actions.send(Job::Open {
+                        path,
+                        what: "the list of files that can't be backed up".into(),
+                    }),
+                    Err(e) => self.notifier.show(Popup::new(
+                        "open",
+                        Level::Error,
+                        "Cannot show the list",
+                        format!("{}: {}", show(&path), reason(&e)),
+                    )),
                 }
             }
             Action::AddFolder => {
