@@ -209,7 +209,7 @@ impl Control {
                             .send_event(AppEvent::Notice {
                                 generation,
                                 index,
-                                notice,
+                                notice: Box::new(notice),
                             })
                             .is_err()
                         {

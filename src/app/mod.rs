@@ -56,7 +56,7 @@ pub enum AppEvent {
     Notice {
         generation: u64,
         index: usize,
-        notice: Notice,
+        notice: Box<Notice>,
     },
     /// The config could not be read (`Some`), or reads fine again (`None`).
     Config(Option<String>),

@@ -216,7 +216,7 @@ impl Tray {
                 if generation != self.generation {
                     return;
                 }
-                match &notice {
+                match notice.as_ref() {
                     Notice::Status(s) => {
                         self.model.set_status(index, s);
                         self.status_file.set(s);
