@@ -201,3 +201,55 @@ fn status_of_a_watch_up_to_date_failing_and_source_missing() {
         "status file left behind: {left:?}"
     );
 }
+
+/// A file the user's own account cannot read (the watcher runs as nobody:
+/// root reads everything): the status turns to the reason at once, and the
+/// retry alone clears it once the file is readable.
+#[test]
+fn an_unreadable_file_is_named_with_its_reason_and_clears_by_itself() {
+    let w = World::new();
+    w.write("a.txt", "a");
+    std::fs::create_dir_all(w.home.join(".run")).unwrap();
+    chown_nobody(w.dir.path());
+    let mut child = as_nobody(&w)
+        .arg("watch")
+        .arg(&w.src)
+        .arg(&w.dst)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    status_until(&w, "up to date", |c, o| c == 0 && o.contains("Up to date"));
+
+    // Owned by root, readable by root only.
+    let secret = w.src.join("secret.txt");
+    std::fs::write(w.src.join(".secret.tmp"), "not for nobody").unwrap();
+    std::fs::set_permissions(
+        w.src.join(".secret.tmp"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    std::fs::rename(w.src.join(".secret.tmp"), &secret).unwrap();
+    let (code, out) = status_until(&w, "the unreadable file", |_, o| {
+        o.contains("1 file can't be backed up: permission denied")
+    });
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "{}: cannot read: permission denied",
+            secret.display()
+        )),
+        "the user's file is not named with its reason:\n{out}"
+    );
+
+    // Readable again: no command, the retry alone copies it.
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    status_until(&w, "up to date again", |c, o| {
+        c == 0 && o.contains("Up to date")
+    });
+    assert_mirrored(&w.src, &w.dst);
+    let _ = std::process::Command::new("kill")
+        .arg(child.id().to_string())
+        .status();
+    let _ = child.wait();
+}
