@@ -762,3 +762,45 @@ fn a_symlink_in_the_source_is_never_followed_by_a_restore() {
     .ok();
     assert_eq!(read(&w.path("out/f.txt")).as_deref(), Some("one"));
 }
+
+/// Exit 2 means nothing was done: a restore refused for its time does not
+/// first back up the changed file (which would change the backup).
+#[test]
+fn a_refused_restore_changes_nothing_in_the_backup() {
+    let w = World::new();
+    configure(&w);
+    w.write("a.txt", "one");
+    w.sync(&[]).ok();
+    tick();
+    // Changed in SRC, not backed up yet.
+    w.write("a.txt", "two, not backed up");
+    let before = snapshot(&w.dst);
+    w.run([
+        OsStr::new("restore"),
+        w.src.join("a.txt").as_os_str(),
+        OsStr::new("--at"),
+        OsStr::new("10 years ago"),
+    ])
+    .code(2)
+    .stderr_has("did not exist yet");
+    assert_eq!(
+        snapshot(&w.dst),
+        before,
+        "a refused restore changed the backup"
+    );
+    // The same without --at, for a file the backup never held.
+    w.write("new.txt", "never backed up");
+    w.run([OsStr::new("restore"), w.src.join("new.txt").as_os_str()])
+        .code(2)
+        .stderr_has("unknown path");
+    assert_eq!(
+        snapshot(&w.dst),
+        before,
+        "a refused restore changed the backup"
+    );
+    // A file changed since its only backup: the back-up keeps that first
+    // version, and the restore brings it back.
+    w.run([OsStr::new("restore"), w.src.join("a.txt").as_os_str()])
+        .ok();
+    assert_eq!(std::fs::read(w.src.join("a.txt")).unwrap(), b"one");
+}

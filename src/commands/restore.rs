@@ -107,86 +107,33 @@ pub fn run(
             Err(e) => bail!("{e} (To restore beside it instead, use --to DIR.)"),
         }
     }
+    // Whatever would refuse the restore refuses it before anything is
+    // written (exit 2 promises nothing was done). Only "no versions yet"
+    // waits for the back-up below, which may keep the first one.
+    let history = match History::open(&loc.dst) {
+        Ok(h) => h,
+        Err(e) => bail!("{e}"),
+    };
+    let explicit = asked.or(loc.in_version.as_ref().map(|s| s.time));
+    match resolve(&history, &loc, explicit) {
+        Err(Unresolved::NoVersions(_)) if mirror.is_some() => {}
+        Err(Unresolved::NoVersions(e) | Unresolved::Other(e)) => bail!("{e}"),
+        Ok(_) => {}
+    }
     if let Some(m) = &mirror
         && let Err(e) = back_up(m, &loc.rel)
     {
         bail!("{e}");
     }
-
     let history = match History::open(&loc.dst) {
         Ok(h) => h,
         Err(e) => bail!("{e}"),
     };
     let shown_path = quote(&loc.src_path());
-    let t = match asked.or(loc.in_version.as_ref().map(|s| s.time)) {
-        Some(t) => t,
-        None => match history.last_change(&loc.rel) {
-            Ok(Some(s)) => s.time,
-            Ok(None) if matches!(history.current(&loc.rel), Ok(None)) => bail!(
-                "unknown path {}: the backup {} has no version of it and does not hold it: nothing to restore",
-                show(&loc.src_path()),
-                show(&loc.dst)
-            ),
-            Ok(None) => bail!(
-                "no versions of {} are kept (it has not changed since it was backed up): nothing to restore",
-                show(&loc.src_path())
-            ),
-            Err(e) => bail!("{e}"),
-        },
+    let (t, tree) = match resolve(&history, &loc, explicit) {
+        Ok(r) => r,
+        Err(Unresolved::NoVersions(e) | Unresolved::Other(e)) => bail!("{e}"),
     };
-    if let (Some(pruned), Some(from)) = (history.pruned_up_to(), history.complete_from())
-        && t <= pruned
-    {
-        let oldest = match history.tree_at(&loc.rel, from) {
-            Ok(tree) if !tree.entries.is_empty() => Some(from),
-            Ok(tree) => tree.oldest.filter(|o| *o > from),
-            Err(_) => Some(from),
-        };
-        match oldest {
-            Some(o) => bail!(
-                "{} is older than what is kept: versions up to {} were pruned. The oldest time it can restore {} is {}",
-                both(t),
-                both(pruned),
-                shown_path,
-                both(o)
-            ),
-            None => bail!(
-                "{} is older than what is kept (versions up to {} were pruned), and nothing is kept of {} since",
-                both(t),
-                both(pruned),
-                shown_path
-            ),
-        }
-    }
-    let tree = match history.tree_at(&loc.rel, t) {
-        Ok(tree) => tree,
-        Err(e) => bail!("{e}"),
-    };
-    if tree.entries.is_empty() {
-        // When did the path first hold anything the backup kept?
-        let ever = history
-            .tree_at(&loc.rel, Timestamp::MIN)
-            .ok()
-            .and_then(|all| all.oldest);
-        match ever {
-            Some(o) if o > t => bail!(
-                "{} did not exist yet at {}, as far as the backup knows: the oldest time it can restore it is {}",
-                shown_path,
-                both(t),
-                both(o)
-            ),
-            Some(_) => bail!(
-                "the backup holds nothing at {} for {}: it had been deleted, or renamed or moved away (a rename is mirrored as a rename, and keeps no version under the old name). See what is kept with `mirrortray versions {}`",
-                shown_path,
-                both(t),
-                quote(loc.src_path().parent().unwrap_or(&loc.src))
-            ),
-            None => bail!(
-                "nothing is kept of {}: the backup has no version of it and does not hold it",
-                shown_path
-            ),
-        }
-    }
 
     if let Some((dir, _)) = &beside
         && !dry_run
@@ -328,6 +275,101 @@ pub fn run(
     } else {
         ExitCode::Partial
     }
+}
+
+/// Why there is nothing to restore.
+enum Unresolved {
+    /// The path has never changed since it was backed up (the back-up
+    /// before a restore into SRC may keep its first version).
+    NoVersions(String),
+    Other(String),
+}
+
+/// The time to restore PATH as of (`explicit`, or just before its last
+/// change) and the tree the backup held then; or why there is none.
+fn resolve(
+    history: &History,
+    loc: &Located,
+    explicit: Option<Timestamp>,
+) -> Result<(Timestamp, Tree), Unresolved> {
+    macro_rules! other {
+        ($($arg:tt)*) => {
+            return Err(Unresolved::Other(format!($($arg)*)))
+        };
+    }
+    let shown_path = quote(&loc.src_path());
+    let t = match explicit {
+        Some(t) => t,
+        None => match history.last_change(&loc.rel) {
+            Ok(Some(s)) => s.time,
+            Ok(None) if matches!(history.current(&loc.rel), Ok(None)) => other!(
+                "unknown path {}: the backup {} has no version of it and does not hold it: nothing to restore",
+                show(&loc.src_path()),
+                show(&loc.dst)
+            ),
+            Ok(None) => {
+                return Err(Unresolved::NoVersions(format!(
+                    "no versions of {} are kept (it has not changed since it was backed up): nothing to restore",
+                    show(&loc.src_path())
+                )));
+            }
+            Err(e) => other!("{e}"),
+        },
+    };
+    if let (Some(pruned), Some(from)) = (history.pruned_up_to(), history.complete_from())
+        && t <= pruned
+    {
+        let oldest = match history.tree_at(&loc.rel, from) {
+            Ok(tree) if !tree.entries.is_empty() => Some(from),
+            Ok(tree) => tree.oldest.filter(|o| *o > from),
+            Err(_) => Some(from),
+        };
+        match oldest {
+            Some(o) => other!(
+                "{} is older than what is kept: versions up to {} were pruned. The oldest time it can restore {} is {}",
+                both(t),
+                both(pruned),
+                shown_path,
+                both(o)
+            ),
+            None => other!(
+                "{} is older than what is kept (versions up to {} were pruned), and nothing is kept of {} since",
+                both(t),
+                both(pruned),
+                shown_path
+            ),
+        }
+    }
+    let tree = match history.tree_at(&loc.rel, t) {
+        Ok(tree) => tree,
+        Err(e) => other!("{e}"),
+    };
+    if tree.entries.is_empty() {
+        // When did the path first hold anything the backup kept?
+        let ever = history
+            .tree_at(&loc.rel, Timestamp::MIN)
+            .ok()
+            .and_then(|all| all.oldest);
+        match ever {
+            Some(o) if o > t => other!(
+                "{} did not exist yet at {}, as far as the backup knows: the oldest time it can restore it is {}",
+                shown_path,
+                both(t),
+                both(o)
+            ),
+            Some(_) => other!(
+                "the backup holds nothing at {} for {}: it had been deleted, or renamed or moved away (a rename is mirrored as a rename, and keeps no version under the old name). See what is kept with `mirrortray versions {}`",
+                shown_path,
+                both(t),
+                quote(loc.src_path().parent().unwrap_or(&loc.src))
+            ),
+            None => other!(
+                "nothing is kept of {}: the backup has no version of it and does not hold it",
+                shown_path
+            ),
+        }
+    }
+    Ok((t, tree))
 }
 
 /// Reconciles PATH (deeply) so the backup holds exactly what SRC has.
