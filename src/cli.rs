@@ -91,8 +91,9 @@ pub enum Command {
         /// Do not keep versions for this pair.
         #[arg(long)]
         no_versions: bool,
-        /// Keep versions this many days (default: the config's setting, 30).
-        #[arg(long, value_name = "DAYS")]
+        /// Keep versions this many days, at least 1 (default: the config's
+        /// setting, 30). To keep none, use --no-versions.
+        #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..))]
         retention_days: Option<u32>,
     },
     /// Remove the pair with this source folder from the config.

@@ -608,3 +608,38 @@ fn unwritable_config_folder_leaves_the_old_config() {
     assert_eq!(std::fs::read(w.config_file()).unwrap(), before);
     assert!(config_dir_extras(&w).is_empty());
 }
+
+/// `retention_days = 0` would delete every version at the next backup: it
+/// is refused, naming the line, and nothing is deleted.
+#[test]
+fn zero_retention_days_is_refused_and_no_version_is_deleted() {
+    let w = World::new();
+    std::fs::create_dir_all(&w.dst).unwrap();
+    w.write("a.txt", "one");
+    w.sync(&[]).ok();
+    w.write("a.txt", "two");
+    w.sync(&[]).ok();
+    let versions = snapshot(&w.dst.join(".mirrortray/versions"));
+    write_config(
+        &w,
+        &format!(
+            "[settings]\nretention_days = 0\n\n[[pair]]\nsrc = \"{}\"\ndst = \"{}\"\n",
+            w.src.display(),
+            w.dst.display()
+        ),
+    );
+    let r = w.run(["sync"]);
+    r.code(2)
+        .stderr_has("line 2")
+        .stderr_has("retention_days = 0 would delete every version");
+    assert_eq!(snapshot(&w.dst.join(".mirrortray/versions")), versions);
+    w.run([
+        OsStr::new("add"),
+        w.path("s2").as_os_str(),
+        w.path("d2").as_os_str(),
+        OsStr::new("--retention-days"),
+        OsStr::new("0"),
+    ])
+    .code(2)
+    .stderr_has("--retention-days");
+}

@@ -419,10 +419,14 @@ fn confy_reason(e: &confy::ConfyError) -> String {
 /// What makes a parsed config unusable: which pair, which field, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
+    /// The pair's index, or [`SETTINGS`] for the `[settings]` table.
     pub pair: usize,
     pub field: &'static str,
     pub what: String,
 }
+
+/// [`Problem::pair`] of a problem in `[settings]`.
+pub const SETTINGS: usize = usize::MAX;
 
 impl Problem {
     /// The sentence, without a file location (for a refused edit).
@@ -436,6 +440,17 @@ impl Problem {
     /// The error for the file `path` holding `text`, with the line of the field.
     fn locate(&self, path: &Path, text: &str, cfg: &Config) -> ConfigError {
         let line = DeTable::parse(text).ok().and_then(|doc| {
+            if self.pair == SETTINGS {
+                let settings = doc.get_ref().get("settings")?;
+                let DeValue::Table(t) = settings.get_ref() else {
+                    return None;
+                };
+                let pos = match t.get_key_value(self.field) {
+                    Some((k, _)) => k.span().start,
+                    None => settings.span().start,
+                };
+                return Some(line_at(text.as_bytes(), pos));
+            }
             let pair = doc.get_ref().get("pair")?;
             let DeValue::Array(arr) = pair.get_ref() else {
                 return None;
@@ -468,7 +483,16 @@ impl Problem {
 /// first problem found is returned.
 pub fn validate(cfg: &Config) -> Result<(), Problem> {
     let problem = |pair, field, what: String| Err(Problem { pair, field, what });
+    // 0 days would delete every version at the next backup: never what
+    // someone who writes it wants.
+    const NO_DAYS: &str = "retention_days = 0 would delete every version kept at the next backup. Keep them at least 1 day, or set versions = false for a pair that should keep none";
+    if cfg.settings.retention_days == 0 {
+        return problem(SETTINGS, "retention_days", NO_DAYS.into());
+    }
     for (i, p) in cfg.pairs.iter().enumerate() {
+        if p.retention_days == Some(0) {
+            return problem(i, "retention_days", NO_DAYS.into());
+        }
         for (field, path, role) in [("src", &p.src, "source"), ("dst", &p.dst, "backup")] {
             if !path.is_absolute() {
                 let shown = if path.as_os_str().is_empty() {
@@ -932,6 +956,25 @@ mod tests {
         parse(Path::new("/c/config.toml"), text)
             .unwrap_err()
             .to_string()
+    }
+
+    #[test]
+    fn zero_retention_days_is_refused_with_the_line() {
+        let err = |text: &str| {
+            let cfg = parse(Path::new("/c/config.toml"), text).unwrap();
+            validate(&cfg)
+                .unwrap_err()
+                .locate(Path::new("/c/config.toml"), text, &cfg)
+                .to_string()
+        };
+        let e = err("[settings]\n# keep\nretention_days = 0\n");
+        assert!(e.contains("line 3"), "{e}");
+        assert!(
+            e.contains("retention_days = 0 would delete every version"),
+            "{e}"
+        );
+        let e = err("[[pair]]\nsrc = \"/s\"\ndst = \"/d\"\nretention_days = 0\n");
+        assert!(e.contains("line 4") && e.contains("/s -> /d"), "{e}");
     }
 
     #[test]
