@@ -13,6 +13,11 @@
 //!   for writing, else it is *busy*: copied when closed, or once quiet for
 //!   `QUIET` (even while open), and at least every `MAX_QUIET` while it
 //!   keeps changing;
+//! - a file closed again and again (rewritten in a loop: `HOT_CLOSES`
+//!   closes, each within `HOT_WINDOW` of the last) is *hot*: it is copied
+//!   once quiet for `HOT_QUIET`, and at least every `MAX_QUIET`, not at
+//!   every close (a burst of changes is batched, not copied over and over,
+//!   and the backup keeps no version of each fleeting state);
 //! - deletions and renames make the *whole* batch wait a short settle time,
 //!   so an editor's safe save (rename away, write, delete) or git's
 //!   `index.lock` dance is seen as one change at its final name;
@@ -35,6 +40,12 @@ pub const QUIET: Duration = Duration::from_secs(1);
 /// A file written continuously is copied at least this often (each copy
 /// keeps the previous one as a version: not too often).
 pub const MAX_QUIET: Duration = Duration::from_secs(10);
+/// A file closed this many times, each within `HOT_WINDOW` of the last, is
+/// hot (rewritten in a loop).
+pub const HOT_CLOSES: u32 = 3;
+pub const HOT_WINDOW: Duration = Duration::from_secs(1);
+/// A hot file is copied once it has been quiet this long.
+pub const HOT_QUIET: Duration = Duration::from_millis(250);
 /// A created file usually closes within this; else it is looked at anyway.
 pub const CREATE_WAIT: Duration = Duration::from_millis(10);
 /// Writes without a close are gathered this long before a look (a program
@@ -107,7 +118,17 @@ pub struct Pending {
     later: HashMap<PathBuf, Instant>,
     /// Files found busy (being written elsewhere), since when.
     busy: HashMap<PathBuf, Instant>,
+    /// Files closed lately: how often in a row, since when, and last.
+    closes: HashMap<PathBuf, Closes>,
     full: bool,
+}
+
+/// A file's recent closes (see [`HOT_CLOSES`]).
+#[derive(Debug, Clone, Copy)]
+struct Closes {
+    count: u32,
+    since: Instant,
+    last: Instant,
 }
 
 impl Pending {
@@ -167,7 +188,19 @@ impl Pending {
         match hint {
             Hint::Closed(p) => {
                 self.busy.remove(&p);
-                self.add(p, false, Look::Written, now);
+                match self.closed(&p, now) {
+                    Some(at) => {
+                        let e = self.items.entry(p).or_insert(Item {
+                            deep: false,
+                            look: Look::Written,
+                            ready_at: at,
+                            structural: false,
+                        });
+                        e.look = e.look.max(Look::Written);
+                        e.ready_at = at;
+                    }
+                    None => self.add(p, false, Look::Written, now),
+                }
             }
             Hint::Attr(p) => self.add(p, false, Look::Gentle, now),
             Hint::Created(p, true) | Hint::MovedTo(p) => {
@@ -224,6 +257,34 @@ impl Pending {
             Hint::Retry(p) => self.add(p, true, Look::Forced, now),
             Hint::Rescan => self.full = true,
         }
+    }
+
+    /// Counts a close of `p`; when it is hot, the time it is ready (quiet
+    /// for `HOT_QUIET`, or `MAX_QUIET` since its streak began).
+    fn closed(&mut self, p: &Path, now: Instant) -> Option<Instant> {
+        let c = self.closes.entry(p.to_path_buf()).or_insert(Closes {
+            count: 0,
+            since: now,
+            last: now,
+        });
+        if now.saturating_duration_since(c.last) > HOT_WINDOW {
+            *c = Closes {
+                count: 0,
+                since: now,
+                last: now,
+            };
+        }
+        c.count += 1;
+        c.last = now;
+        if c.count < HOT_CLOSES {
+            return None;
+        }
+        let at = (now + HOT_QUIET).min(c.since + MAX_QUIET);
+        if at <= now {
+            // Copied now after MAX_QUIET of rewrites: a new streak.
+            c.since = now;
+        }
+        Some(at.max(now))
     }
 
     fn structural(&mut self, p: &Path) {
@@ -388,6 +449,8 @@ impl Pending {
         if ready.is_empty() && later.is_empty() && self.renames.is_empty() {
             return None;
         }
+        self.closes
+            .retain(|_, c| now.saturating_duration_since(c.last) <= HOT_WINDOW);
         let mut paths = Vec::with_capacity(ready.len() + later.len());
         for k in ready {
             if let Some(it) = self.items.remove(&k) {
@@ -631,6 +694,44 @@ mod tests {
         assert!(name == "log" && look >= Written, "{b:?}");
         q.note(Modified(p("log")), now);
         assert!(q.take_ready(now + WRITE_WAIT).is_some());
+    }
+
+    #[test]
+    fn a_file_rewritten_in_a_loop_is_copied_when_quiet_not_at_every_close() {
+        let t = Instant::now();
+        let mut q = Pending::new(Quirks::default());
+        // 2,000 rewrites, one a millisecond, each taken as soon as ready.
+        let mut taken = Vec::new();
+        let mut now = t;
+        for _ in 0..2000 {
+            now += ms(1);
+            q.note(Closed(p("hot.txt")), now);
+            if q.take_ready(now).is_some() {
+                taken.push(now - t);
+            }
+        }
+        // The first closes are copied at once; then it is hot.
+        assert_eq!(taken.len(), HOT_CLOSES as usize - 1, "{taken:?}");
+        let end = now;
+        assert!(q.take_ready(end + HOT_QUIET - ms(1)).is_none());
+        let b = q.take_ready(end + HOT_QUIET).expect("ready once quiet");
+        assert_eq!(paths(&b), vec![("hot.txt".into(), false, Written)]);
+        // Rewritten for longer than MAX_QUIET: copied at least that often.
+        let mut looks = 0;
+        let start = now + ms(5000);
+        now = start;
+        while now < start + MAX_QUIET * 3 {
+            now += ms(10);
+            q.note(Closed(p("hot.txt")), now);
+            if q.take_ready(now).is_some() {
+                looks += 1;
+            }
+        }
+        assert!((3..=6).contains(&looks), "{looks} looks in 3 × MAX_QUIET");
+        // Another file closed once is not held back by it.
+        q.note(Closed(p("cold.txt")), now);
+        let b = q.take_ready(now).expect("a single close is ready at once");
+        assert!(paths(&b).iter().any(|(p, _, _)| p == Path::new("cold.txt")));
     }
 
     #[test]
