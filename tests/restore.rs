@@ -804,3 +804,31 @@ fn a_refused_restore_changes_nothing_in_the_backup() {
         .ok();
     assert_eq!(std::fs::read(w.src.join("a.txt")).unwrap(), b"one");
 }
+
+/// A folder deleted while the backup ran is kept in several batches (here
+/// two passes a moment apart, as a watcher sees an `rm -rf` under way):
+/// restoring it "as it was before its last change" gathers every batch.
+#[test]
+fn a_folder_deleted_in_two_batches_comes_back_whole() {
+    let w = World::new();
+    configure(&w);
+    for i in 0..10 {
+        w.write(&format!("photos/a/img{i}.jpg"), format!("a{i}"));
+        w.write(&format!("photos/b/img{i}.jpg"), format!("b{i}"));
+    }
+    w.sync(&[]).ok();
+    let before = snapshot(&w.src.join("photos"));
+    std::fs::remove_dir_all(w.src.join("photos/a")).unwrap();
+    w.sync(&[]).ok();
+    tick();
+    std::fs::remove_dir_all(w.src.join("photos")).unwrap();
+    w.sync(&[]).ok();
+    let batches = std::fs::read_dir(w.dst.join(".mirrortray/versions"))
+        .unwrap()
+        .count();
+    assert_eq!(batches, 2, "the deletion was not kept in two batches");
+    w.run([OsStr::new("restore"), w.src.join("photos").as_os_str()])
+        .ok()
+        .stdout_has("Restored 20 files");
+    assert_eq!(snapshot(&w.src.join("photos")), before);
+}

@@ -1,7 +1,8 @@
 //! restore: `mirrortray restore PATH [--at TIME] [--to DIR] [--dry-run]`.
 //!
 //! Brings back a file or a folder tree as the mirror held it at TIME
-//! (default: the newest version, i.e. as it was before its last change).
+//! (default: as it was just before its last change, every batch of that
+//! change gathered: see `History::last_change`).
 //!
 //! Into SRC (the default), the content it replaces is made safe first:
 //! - when no other process holds the backup's lock, this command takes it,

@@ -41,6 +41,10 @@ use super::fsops::{DirHandle, Entry, Kind, Meta, Time};
 use super::stamp;
 use super::versions;
 
+/// Version batches of one path closer than this are one change (a burst):
+/// see [`History::last_change`].
+pub const BURST_GAP: jiff::SignedDuration = jiff::SignedDuration::from_secs(2);
+
 /// One time folder of `versions/`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Stamp {
@@ -304,14 +308,49 @@ impl History {
         Ok(out)
     }
 
-    /// The newest time folder holding `rel` or anything under it.
+    /// The time folder of the last change of `rel` or anything under it:
+    /// the newest folder holding some of it, or an earlier one of the same
+    /// burst (less than [`BURST_GAP`] before) that holds entries the newest
+    /// does not. A `rm -rf` seen while it ran is kept in several batches;
+    /// "as it was before its last change" is before the first of them, so
+    /// a restore gathers every one. An earlier folder holding only entries
+    /// already accounted for is an earlier change (a file saved twice), and
+    /// ends the search.
     pub fn last_change(&self, rel: &Path) -> Result<Option<Stamp>, EntryError> {
-        for s in self.stamps.iter().rev() {
-            if !self.walk_stamp(s, rel)?.is_empty() {
-                return Ok(Some(s.clone()));
+        let mut newer = self.stamps.iter().rev();
+        let Some(last) = newer
+            .by_ref()
+            .find_map(|s| match self.walk_stamp(s, rel) {
+                Ok(found) if found.is_empty() => None,
+                Ok(_) => Some(Ok(s)),
+                Err(e) => Some(Err(e)),
+            })
+            .transpose()?
+        else {
+            return Ok(None);
+        };
+        let mut first = last;
+        let mut covered: HashSet<PathBuf> = self
+            .tree_at(rel, last.time)?
+            .entries
+            .into_iter()
+            .map(|h| h.rel)
+            .collect();
+        for s in newer {
+            if first.time.duration_since(s.time) >= BURST_GAP {
+                break;
             }
+            let found = self.walk_stamp(s, rel)?;
+            if found.is_empty() {
+                continue;
+            }
+            if !found.iter().any(|f| f.real && !covered.contains(&f.rel)) {
+                break;
+            }
+            covered.extend(found.into_iter().map(|f| f.rel));
+            first = s;
         }
-        Ok(None)
+        Ok(Some(first.clone()))
     }
 
     /// The entry held at `rel` at time `t` (the path alone, not what is
