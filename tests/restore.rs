@@ -827,6 +827,25 @@ fn a_folder_deleted_in_two_batches_comes_back_whole() {
         .unwrap()
         .count();
     assert_eq!(batches, 2, "the deletion was not kept in two batches");
+    // Asked for a time inside the deletion, the restore says what it lacks
+    // and which time has everything.
+    let mut names: Vec<String> = std::fs::read_dir(w.dst.join(".mirrortray/versions"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    w.run([
+        OsStr::new("restore"),
+        w.src.join("photos").as_os_str(),
+        OsStr::new("--at"),
+        OsStr::new(&names[1]),
+        OsStr::new("--dry-run"),
+    ])
+    .ok()
+    .stdout_has("Would restore 10 files")
+    .stderr_has("was being changed at")
+    .stderr_has("11 entries it held a moment earlier are not part of this restore")
+    .stderr_has(&format!("restore --at {}", names[0]));
     w.run([OsStr::new("restore"), w.src.join("photos").as_os_str()])
         .ok()
         .stdout_has("Restored 20 files");

@@ -184,6 +184,25 @@ pub fn run(
             );
         }
     }
+    // A time inside a burst (a folder being deleted batch by batch): say
+    // what the tree lacks, and the time that has it all.
+    match history.missed_before(&tree) {
+        Ok(Some((s, n))) => log::warn!(
+            "{} was being changed at {}: {} it held a moment earlier {} not part of this restore (kept at {}). To bring back everything it held, restore --at {}",
+            shown_path,
+            both(t),
+            if n == 1 {
+                "1 entry".to_string()
+            } else {
+                format!("{n} entries")
+            },
+            if n == 1 { "is" } else { "are" },
+            both(s.time),
+            s.name
+        ),
+        Ok(None) => {}
+        Err(e) => log::warn!("{e}"),
+    }
     let all = dry_run || g.verbose > 0;
     if dry_run {
         if !g.quiet {

@@ -353,6 +353,36 @@ impl History {
         Ok(Some(first.clone()))
     }
 
+    /// What a restore of `tree` would miss because its time falls inside a
+    /// burst of changes: entries kept less than [`BURST_GAP`] before it
+    /// (batch after batch) that the tree lacks. The earliest such time
+    /// folder, and how many entries; `None` when the tree has everything.
+    pub fn missed_before(&self, tree: &Tree) -> Result<Option<(Stamp, usize)>, EntryError> {
+        let mut covered: HashSet<PathBuf> = tree.entries.iter().map(|h| h.rel.clone()).collect();
+        let mut edge = tree.at;
+        let mut missed = None;
+        let mut count = 0;
+        for s in self.stamps.iter().rev().filter(|s| s.time < tree.at) {
+            if edge.duration_since(s.time) >= BURST_GAP {
+                break;
+            }
+            let found = self.walk_stamp(s, &tree.rel)?;
+            let new: Vec<PathBuf> = found
+                .into_iter()
+                .filter(|f| f.real && !covered.contains(&f.rel))
+                .map(|f| f.rel)
+                .collect();
+            if new.is_empty() {
+                continue;
+            }
+            count += new.len();
+            covered.extend(new);
+            edge = s.time;
+            missed = Some(s.clone());
+        }
+        Ok(missed.map(|s| (s, count)))
+    }
+
     /// The entry held at `rel` at time `t` (the path alone, not what is
     /// under it), whether or not it existed then (see [`exists_at`]).
     pub fn entry_at(&self, rel: &Path, t: Timestamp) -> Result<Option<Held>, EntryError> {
