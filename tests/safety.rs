@@ -1123,3 +1123,38 @@ fn dst_that_is_a_symlink_into_src_is_refused() {
     assert_eq!(snapshot(&w.src), before);
     assert!(!w.src.join("inner/.mirrortray").exists());
 }
+
+/// The backup disk full while old versions fill it: the oldest go first
+/// (never the newest), the copy goes through, and the user is told what
+/// was removed and how far back restores reach now.
+#[test]
+fn a_full_backup_disk_makes_room_by_removing_the_oldest_versions() {
+    let w = World::new();
+    let Some(_m) = mount(&["-t", "tmpfs", "-o", "size=4m", "tmpfs"], &w.dst) else {
+        return;
+    };
+    let mib = |b: u8| vec![b; 1 << 20];
+    w.write("a.bin", mib(0));
+    w.sync(&[]).ok();
+    w.write("a.bin", mib(1));
+    w.sync(&[]).ok();
+    w.write("a.bin", mib(2));
+    w.sync(&[]).ok();
+    let stamps = || {
+        let mut v: Vec<String> = std::fs::read_dir(w.dst.join(".mirrortray/versions"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let before = stamps();
+    assert_eq!(before.len(), 2, "{before:?}");
+    w.write("b.bin", vec![3u8; 1_200_000]);
+    let r = w.sync(&[]);
+    r.ok()
+        .stderr_has("the backup disk was short of space: removed the oldest version folder (1.0 MB) to make room")
+        .stderr_has(&format!("restores now reach back to {}", before[1]));
+    assert_eq!(stamps(), vec![before[1].clone()]);
+    assert_mirrored(&w.src, &w.dst);
+}

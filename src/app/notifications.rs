@@ -206,6 +206,12 @@ impl Alerts {
                 self.closes.extend(a.open.drain());
                 Some(resumed(index, name))
             }
+            Notice::VersionsPruned { text, .. } => Some(Popup::new(
+                format!("pruned-{index}"),
+                Level::Warning,
+                format!("Old versions removed: {name}"),
+                text.clone(),
+            )),
             Notice::WatchLimit { message, .. } => Some(Popup::new(
                 format!("limit-{index}"),
                 Level::Warning,

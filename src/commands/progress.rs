@@ -168,6 +168,19 @@ impl Sink for CliSink {
                     )
                 });
             }
+            Event::Pruned {
+                count,
+                bytes,
+                reach,
+            } => {
+                let text = mirrortray::engine::versions::Pruned {
+                    count,
+                    bytes,
+                    reach,
+                }
+                .describe(&self.dst);
+                self.say(|| log::warn!("{text}"));
+            }
             // Only a watcher is told this (a one-shot run reports a failure).
             Event::Busy { .. } | Event::Again { .. } => {}
         }

@@ -9,6 +9,7 @@
 //! [settings]
 //! retention_days = 30
 //! # max_versions_mb = 5000   (optional: the oldest versions go first)
+//! min_free_percent = 2        (the backup disk's share kept free; 0: off)
 //!
 //! [[pair]]
 //! src = "/home/me/Documents"
@@ -79,6 +80,9 @@ pub struct Settings {
     /// None: no limit.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_versions_mb: Option<u64>,
+    /// Share of the backup disk (percent) kept free: below it, the oldest
+    /// versions are removed first (0: no floor).
+    pub min_free_percent: u32,
 }
 
 impl Default for Settings {
@@ -89,6 +93,7 @@ impl Default for Settings {
             alert_after_hours: 24.0,
             poll_seconds: 60.0,
             max_versions_mb: None,
+            min_free_percent: crate::engine::store::DEFAULT_MIN_FREE_PERCENT,
         }
     }
 }
@@ -119,6 +124,7 @@ impl PairConfig {
             versions: self.versions,
             retention_days: self.retention_days.unwrap_or(settings.retention_days),
             max_versions_mb: settings.max_versions_mb,
+            min_free_percent: settings.min_free_percent,
         }
     }
 
@@ -488,6 +494,16 @@ pub fn validate(cfg: &Config) -> Result<(), Problem> {
     const NO_DAYS: &str = "retention_days = 0 would delete every version kept at the next backup. Keep them at least 1 day, or set versions = false for a pair that should keep none";
     if cfg.settings.retention_days == 0 {
         return problem(SETTINGS, "retention_days", NO_DAYS.into());
+    }
+    let floor = cfg.settings.min_free_percent;
+    if floor > 50 {
+        return problem(
+            SETTINGS,
+            "min_free_percent",
+            format!(
+                "min_free_percent = {floor} is not a share of the disk from 0 to 50 (percent kept free; 0: no floor)"
+            ),
+        );
     }
     for (i, p) in cfg.pairs.iter().enumerate() {
         if p.retention_days == Some(0) {

@@ -90,6 +90,7 @@ fn copy_file_to_temp(
     };
     let read_err = |e: &io::Error| EntryError::new(ctx.src_path(rel), "read", e);
     let mut waited_for_writer = false;
+    let mut made_room = false;
     for _ in 0..ATTEMPTS {
         if ctx.halted() {
             return Ok(None);
@@ -187,10 +188,26 @@ fn copy_file_to_temp(
                 // Which side failed: reading SRC or writing DST. A read error
                 // on SRC's fd surfaces as EIO mostly; the disk-full, quota and
                 // read-only cases are DST's.
+                let full = e.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error());
+                // The disk full: the oldest versions make room first (the
+                // user is told), then the copy is tried again, once.
+                if full && !made_room {
+                    made_room = true;
+                    match store.make_room(before.size) {
+                        Ok(p) if p.count > 0 => {
+                            ctx.pruned(p);
+                            continue;
+                        }
+                        Ok(_) => {}
+                        Err(err) => log::warn!(
+                            "{}: cannot remove old versions to make room: {}",
+                            super::error::show(store.versions.path()),
+                            super::error::reason(&err)
+                        ),
+                    }
+                }
                 let mut err = EntryError::new(ctx.dst_path(rel), "copy", &e);
-                if e.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error())
-                    && let Ok(free) = store.free_bytes()
-                {
+                if full && let Ok(free) = store.free_bytes() {
                     // What to make room for, in the words the status shows.
                     err.reason = format!(
                         "{DISK_FULL} — {} free, needs {}",

@@ -174,6 +174,14 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    pub(crate) fn pruned(&self, p: super::versions::Pruned) {
+        self.sink.event(Event::Pruned {
+            count: p.count,
+            bytes: p.bytes,
+            reach: p.reach,
+        });
+    }
+
     pub(crate) fn copied(&self, rel: &Path, bytes: u64) {
         Stats::add(&self.stats.copied, 1);
         Stats::add(&self.stats.bytes, bytes);

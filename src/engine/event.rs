@@ -83,6 +83,13 @@ pub enum Event {
     /// changing through every copy attempt); it is looked at again once
     /// closed or quiet (not a failure).
     Busy { path: PathBuf },
+    /// The backup disk was short of space: the oldest version folders were
+    /// removed to make room (`reach`: the oldest one left).
+    Pruned {
+        count: usize,
+        bytes: u64,
+        reach: Option<String>,
+    },
     /// Watching: DST lost what the entry was being written into (a folder
     /// deleted or replaced meanwhile); it is looked at again (not a failure).
     Again { path: PathBuf },

@@ -285,6 +285,12 @@ impl DirHandle {
         Ok(s.f_bavail.saturating_mul(s.f_frsize))
     }
 
+    /// The size of this folder's file system.
+    pub fn fs_bytes(&self) -> io::Result<u64> {
+        let s = rfs::fstatvfs(&self.fd)?;
+        Ok(s.f_blocks.saturating_mul(s.f_frsize))
+    }
+
     /// Opens a regular file for reading, refusing symlinks and FIFOs
     /// (`O_NONBLOCK` so a FIFO swapped in cannot hang the copy).
     pub fn open_read(&self, name: &OsStr) -> io::Result<File> {

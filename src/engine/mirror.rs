@@ -44,6 +44,9 @@ pub struct PairSpec {
     pub retention_days: u32,
     /// Most space (MiB) the versions may use (`None`: no limit).
     pub max_versions_mb: Option<u64>,
+    /// Share of the backup disk kept free (percent): below it the oldest
+    /// versions go first (0: no floor).
+    pub min_free_percent: u32,
 }
 
 impl PairSpec {
@@ -55,6 +58,7 @@ impl PairSpec {
             versions: true,
             retention_days: 30,
             max_versions_mb: None,
+            min_free_percent: super::store::DEFAULT_MIN_FREE_PERCENT,
         }
     }
 }
@@ -124,7 +128,11 @@ impl Mirror {
             None
         };
         let store = match (&dst, opts.dry_run) {
-            (Some(d), false) => Some(Store::open(d, &roots.dst, spec.versions, &opts.command)?),
+            (Some(d), false) => {
+                let mut s = Store::open(d, &roots.dst, spec.versions, &opts.command)?;
+                s.set_min_free_percent(spec.min_free_percent);
+                Some(s)
+            }
             _ => None,
         };
         if store.is_some()
@@ -876,6 +884,12 @@ impl Mirror {
                 );
             }
             n += removed;
+        }
+        // Below the free-space floor: the oldest versions go first.
+        let room = store.make_room(0)?;
+        if room.count > 0 {
+            log::warn!("{}", room.describe(self.dst()));
+            n += room.count;
         }
         Ok(n)
     }

@@ -24,7 +24,10 @@ use rustix::fs::{Mode, OFlags};
 use super::error::{SetupError, reason, show};
 use super::filter::RESERVED;
 use super::fsops::{DirHandle, Kind};
-use super::versions::Versions;
+use super::versions::{Pruned, Versions};
+
+/// The share of the backup disk kept free by default (percent).
+pub const DEFAULT_MIN_FREE_PERCENT: u32 = 2;
 
 pub struct Store {
     dst_path: PathBuf,
@@ -32,6 +35,10 @@ pub struct Store {
     tmp: DirHandle,
     pub versions: Versions,
     counter: AtomicU64,
+    /// Share of the backup disk kept free (percent; 0: no floor).
+    min_free_percent: u32,
+    /// One pruning for space at a time (copies run in parallel).
+    pruning: std::sync::Mutex<()>,
     _lock: File,
 }
 
@@ -118,6 +125,8 @@ impl Store {
             root,
             tmp,
             counter: AtomicU64::new(0),
+            min_free_percent: DEFAULT_MIN_FREE_PERCENT,
+            pruning: std::sync::Mutex::new(()),
             _lock: lock,
         };
         store.clean_tmp().map_err(unwritable)?;
@@ -148,6 +157,33 @@ impl Store {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Sets the share of the backup disk to keep free (percent; 0: none).
+    pub fn set_min_free_percent(&mut self, percent: u32) {
+        self.min_free_percent = percent.min(100);
+    }
+
+    /// The free space below which old versions are removed, in bytes.
+    pub fn floor_bytes(&self) -> io::Result<u64> {
+        let total = self.tmp.fs_bytes()?;
+        Ok(total / 100 * u64::from(self.min_free_percent))
+    }
+
+    /// Makes room for `need` more bytes above the floor by removing the
+    /// oldest version folders (safety rule 3: pruned by a free-space floor,
+    /// oldest first). What went; nothing when there is room already.
+    pub fn make_room(&self, need: u64) -> io::Result<Pruned> {
+        let _one = self
+            .pruning
+            .lock()
+            .map_err(|_| io::Error::other("pruning lock poisoned"))?;
+        if !self.versions.enabled() {
+            return Ok(Pruned::default());
+        }
+        let floor = self.floor_bytes()?;
+        self.versions
+            .prune_oldest_while(|| Ok(self.tmp.free_bytes()? < floor.saturating_add(need)))
     }
 
     /// Free space on the backup's file system.

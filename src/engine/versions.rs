@@ -293,6 +293,69 @@ impl Versions {
     }
 }
 
+/// Version folders removed to make room.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub count: usize,
+    pub bytes: u64,
+    /// The oldest folder left (how far back restores reach now).
+    pub reach: Option<String>,
+}
+
+impl Pruned {
+    /// What went, for people.
+    pub fn describe(&self, dst: &Path) -> String {
+        let what = match self.count {
+            1 => "the oldest version folder".to_string(),
+            n => format!("the {n} oldest version folders"),
+        };
+        let reach = match &self.reach {
+            Some(r) => format!("; restores now reach back to {r}"),
+            None => String::new(),
+        };
+        format!(
+            "{}: the backup disk was short of space: removed {what} ({}) to make room{reach}",
+            super::error::show(dst),
+            super::words::bytes_text(self.bytes)
+        )
+    }
+}
+
+impl Versions {
+    /// Removes the oldest time folders while `short()` says the disk is
+    /// still short of space. Never the newest folder or the current batch
+    /// (the last change stays undoable); oldest first, so history stays
+    /// exact after the newest removed one (see `prune_to_size`).
+    pub fn prune_oldest_while(
+        &self,
+        mut short: impl FnMut() -> io::Result<bool>,
+    ) -> io::Result<Pruned> {
+        let current = self
+            .batch
+            .lock()
+            .ok()
+            .and_then(|b| b.as_ref().map(|(s, _)| s.clone()));
+        let batches = self.list_batches()?;
+        let last = batches.len().saturating_sub(1);
+        let mut out = Pruned::default();
+        for (i, (_, name)) in batches.iter().enumerate() {
+            if i >= last || current.as_deref() == Some(name.as_str()) || !short()? {
+                out.reach = Some(name.clone());
+                break;
+            }
+            let bytes = match self.dir.open_dir(OsStr::new(name)) {
+                Ok(d) => tree_usage(&d)?.0,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+                Err(e) => return Err(e),
+            };
+            remove_tree(&self.dir, OsStr::new(name))?;
+            out.count += 1;
+            out.bytes += bytes;
+        }
+        Ok(out)
+    }
+}
+
 /// What a folder holds, through handles: `(bytes, files)`, where bytes are
 /// the sizes of its files and symlinks (what a restore would write).
 pub fn tree_usage(dir: &DirHandle) -> io::Result<(u64, u64)> {

@@ -848,7 +848,7 @@ impl Core {
             // Tried and not failed: off the retry list (a failure keeps its
             // count, so the back-off grows).
             if !failed.contains(rel) && !a.again.contains(rel) {
-                self.retry.succeeded(rel);
+                self.retry.succeeded(rel, now);
             }
         }
         if let Some(first) = a.failures.first() {
@@ -1110,6 +1110,7 @@ mod tests {
                 Notice::Recovered { .. } => "Recovered".into(),
                 Notice::Overflow { .. } => "Overflow".into(),
                 Notice::WatchLimit { .. } => "WatchLimit".into(),
+                Notice::VersionsPruned { .. } => "Pruned".into(),
                 Notice::Stopped { .. } => "Stopped".into(),
             },
         }

@@ -133,6 +133,12 @@ pub enum Notice {
     Overflow {
         index: usize,
     },
+    /// The backup disk was short of space: the oldest versions were removed
+    /// (`text` says how many, how much and how far back restores reach).
+    VersionsPruned {
+        index: usize,
+        text: String,
+    },
     /// The OS watch limit was hit; the pair scans periodically.
     WatchLimit {
         index: usize,

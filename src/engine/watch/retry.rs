@@ -1,5 +1,6 @@
 //! retry: paths that failed, and when to try them again (exponential
-//! back-off, 1 s doubling up to 5 min). A path leaves when a try succeeds.
+//! back-off, 1 s doubling up to 5 min). A path leaves when a try succeeds;
+//! a failing path that succeeds brings the other failing ones forward.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -62,8 +63,15 @@ impl Retry {
         e
     }
 
-    pub fn succeeded(&mut self, rel: &Path) {
-        self.paths.remove(rel);
+    /// `rel` went through. If it was failing, what blocked it may be gone
+    /// for the others too (a folder made writable again, space freed):
+    /// they are tried now rather than at the end of their back-off.
+    pub fn succeeded(&mut self, rel: &Path, now: Instant) {
+        if self.paths.remove(rel).is_some_and(|e| e.failure.is_some()) {
+            for e in self.paths.values_mut().filter(|e| e.failure.is_some()) {
+                e.next = e.next.min(now);
+            }
+        }
     }
 
     pub fn clear(&mut self) {
@@ -149,8 +157,33 @@ mod tests {
         assert_eq!(r.failures(10), vec![(p, "full", first)]);
         assert_eq!(r.next_deadline(), Some(t + MAX));
         assert!(r.due(t + MAX).contains(&p.to_path_buf()));
-        r.succeeded(p);
+        r.succeeded(p, t + MAX);
         assert!(r.is_empty());
+    }
+
+    #[test]
+    fn a_failing_path_that_succeeds_brings_the_others_forward() {
+        let t = Instant::now();
+        let mut r = Retry::default();
+        let (a, b, c) = (Path::new("a"), Path::new("b"), Path::new("c"));
+        for _ in 0..8 {
+            r.failed(a, true, t, "denied".into(), Timestamp::UNIX_EPOCH);
+        }
+        r.failed(b, true, t, "denied".into(), Timestamp::UNIX_EPOCH);
+        r.again(c, t);
+        // `a` waits 128 s; `b` succeeds after 1 s: `a` is due at once.
+        let later = t + Duration::from_secs(1);
+        assert!(!r.due(later).contains(&a.to_path_buf()));
+        r.succeeded(b, later);
+        assert!(r.due(later).contains(&a.to_path_buf()));
+        // A look again that goes through is not news about a failure.
+        let mut r = Retry::default();
+        for _ in 0..8 {
+            r.failed(a, true, t, "denied".into(), Timestamp::UNIX_EPOCH);
+        }
+        r.again(c, t);
+        r.succeeded(c, later);
+        assert!(!r.due(later).contains(&a.to_path_buf()));
     }
 
     #[test]

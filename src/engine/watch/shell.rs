@@ -21,6 +21,7 @@ use super::{Command, Notice, Start, Timings};
 use crate::engine::error::{SetupError, reason, show};
 use crate::engine::event::{Control, Event, Sink};
 use crate::engine::mirror::{Mirror, Options, PairSpec};
+use crate::engine::versions::Pruned;
 
 pub(super) struct Shell {
     index: usize,
@@ -193,7 +194,7 @@ impl Shell {
                     return Vec::new();
                 };
                 log::trace!("batch {:?} {:?}", batch.renames, batch.paths);
-                let sink = LogSink::new(m.src(), m.dst(), &self.said, &self.tally);
+                let sink = LogSink::new(m, self);
                 vec![Input::Applied {
                     pass: Pass::Batch,
                     result: m.apply(&batch, &self.ctl, &sink),
@@ -204,7 +205,7 @@ impl Shell {
                     return Vec::new();
                 };
                 log::trace!("verify {folders:?}");
-                let sink = LogSink::new(m.src(), m.dst(), &self.said, &self.tally);
+                let sink = LogSink::new(m, self);
                 vec![Input::Applied {
                     pass: Pass::Verify,
                     result: m.verify_folders(&folders, &leave, &self.ctl, &sink),
@@ -224,7 +225,7 @@ impl Shell {
                         self.tally.counted(&work);
                     }
                 }
-                let sink = LogSink::new(m.src(), m.dst(), &self.said, &self.tally);
+                let sink = LogSink::new(m, self);
                 vec![Input::Applied {
                     pass: Pass::Full,
                     result: m.reconcile(&self.ctl, &sink, allow_mass_delete),
@@ -327,26 +328,26 @@ fn release_free_memory() {
 
 /// Logs one batch's events: each change at debug level (`-vv`), skipped
 /// entries at info, failures as errors (with the path and the reason).
-/// Copies are counted in the run's [`Tally`].
+/// Copies are counted in the run's [`Tally`]; versions pruned for space
+/// are told to the app.
 struct LogSink<'a> {
     src: &'a Path,
     dst: &'a Path,
     said: &'a Mutex<HashSet<PathBuf>>,
     tally: &'a Tally,
+    notices: &'a Sender<Notice>,
+    index: usize,
 }
 
 impl<'a> LogSink<'a> {
-    fn new(
-        src: &'a Path,
-        dst: &'a Path,
-        said: &'a Mutex<HashSet<PathBuf>>,
-        tally: &'a Tally,
-    ) -> LogSink<'a> {
+    fn new(m: &'a Mirror, shell: &'a Shell) -> LogSink<'a> {
         LogSink {
-            src,
-            dst,
-            said,
-            tally,
+            src: m.src(),
+            dst: m.dst(),
+            said: &shell.said,
+            tally: &shell.tally,
+            notices: &shell.notices,
+            index: shell.index,
         }
     }
 }
@@ -384,6 +385,23 @@ impl Sink for LogSink<'_> {
                 "{}: being written; copied when it is closed or quiet",
                 show(&self.src.join(&path))
             ),
+            Event::Pruned {
+                count,
+                bytes,
+                reach,
+            } => {
+                let p = Pruned {
+                    count,
+                    bytes,
+                    reach,
+                };
+                let text = p.describe(self.dst);
+                log::warn!("{text}");
+                let _ = self.notices.send(Notice::VersionsPruned {
+                    index: self.index,
+                    text,
+                });
+            }
             Event::Again { path } => log::debug!(
                 "{}: the backup lost its folder during the copy; looked at again",
                 show(&self.dst.join(&path))
