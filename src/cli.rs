@@ -95,6 +95,10 @@ pub enum Command {
         /// setting, 30). To keep none, use --no-versions.
         #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..))]
         retention_days: Option<u32>,
+        /// Use a backup folder that already holds other files (not a
+        /// mirrortray backup): the mirror moves them into its versions.
+        #[arg(long)]
+        adopt: bool,
     },
     /// Remove the pair with this source folder from the config.
     Remove {

@@ -643,3 +643,46 @@ fn zero_retention_days_is_refused_and_no_version_is_deleted() {
     .code(2)
     .stderr_has("--retention-days");
 }
+
+/// A backup folder that holds other files (not a mirrortray backup) is not
+/// taken without a word: the mirror would move them into its versions.
+#[test]
+fn add_refuses_a_backup_folder_of_other_files_unless_adopted() {
+    let w = World::new();
+    let backups = w.path("Backups");
+    std::fs::create_dir_all(&backups).unwrap();
+    std::fs::write(backups.join("old-taxes.txt"), "2019").unwrap();
+    let r = w.run([OsStr::new("add"), w.src.as_os_str(), backups.as_os_str()]);
+    r.code(2)
+        .stderr_has(&format!(
+            "the backup folder {} already holds 1 entry that is not a mirrortray backup",
+            backups.display()
+        ))
+        .stderr_has(&backups.join("src").display().to_string())
+        .stderr_has("--adopt");
+    assert!(
+        !w.config_file().exists()
+            || !std::fs::read_to_string(w.config_file())
+                .unwrap()
+                .contains("[[pair]]")
+    );
+    // Its own folder inside is fine; so is the folder itself, adopted.
+    w.run([
+        OsStr::new("add"),
+        w.src.as_os_str(),
+        backups.join("src").as_os_str(),
+    ])
+    .ok();
+    w.run([OsStr::new("remove"), w.src.as_os_str()]).ok();
+    w.run([
+        OsStr::new("add"),
+        w.src.as_os_str(),
+        backups.as_os_str(),
+        OsStr::new("--adopt"),
+    ])
+    .ok();
+    assert_eq!(
+        std::fs::read(backups.join("old-taxes.txt")).unwrap(),
+        b"2019"
+    );
+}

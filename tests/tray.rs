@@ -1059,8 +1059,12 @@ fn a_second_tray_says_the_first_is_running() {
 fn no_folders_yet_then_add_a_folder_with_the_choosers() {
     let w = World::new();
     w.write("report.txt", "q3");
-    let backup = w.path("backup");
-    std::fs::create_dir_all(&backup).unwrap();
+    // The chosen backup folder holds a file of the user's: the backup gets
+    // a folder of its own inside, and the file stays where it is.
+    let chosen = w.path("Backups");
+    std::fs::create_dir_all(&chosen).unwrap();
+    std::fs::write(chosen.join("old-taxes.txt"), "2019").unwrap();
+    let backup = chosen.join("src");
     let t = Tray::without_pairs(w);
     let m = t.status_is("No folders yet");
     assert_eq!(
@@ -1078,7 +1082,7 @@ fn no_folders_yet_then_add_a_folder_with_the_choosers() {
     t.screenshot("no_folders_yet");
     t.click("Add a folder…");
     choose_folder(&t.d, "Add a folder (1 of 2)", &t.w.src);
-    choose_folder(&t.d, "Add a folder (2 of 2)", &backup);
+    choose_folder(&t.d, "Add a folder (2 of 2)", &chosen);
     t.menu_until("the new pair", |m| m.find("Open backup: src").is_some());
     assert!(
         wait_for(LONG, || is_mirrored(&t.w.src, &backup)),
@@ -1090,6 +1094,11 @@ fn no_folders_yet_then_add_a_folder_with_the_choosers() {
         n.summary.starts_with("Backing up")
     });
     assert!(n.body.contains(&backup.display().to_string()), "{n:?}");
+    assert!(n.body.contains("holds other files"), "{n:?}");
+    assert_eq!(
+        std::fs::read(chosen.join("old-taxes.txt")).unwrap(),
+        b"2019"
+    );
     let cfg = std::fs::read_to_string(&t.config).unwrap();
     assert!(
         cfg.contains(&format!("src = \"{}\"", t.w.src.display())),

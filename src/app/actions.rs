@@ -178,15 +178,28 @@ impl Worker {
     }
 
     fn add_pair(&self, src: &Path, dst: &Path) {
-        match add_pair(&self.config, src, dst) {
+        // A chosen folder that holds other files gets the backup in a
+        // folder of its own inside (named after the source): never mixed
+        // with, and never moving away, what is there.
+        let inside = (mirrortray::engine::paths::foreign_entries(dst) > 0)
+            .then(|| src.file_name().map(|n| dst.join(n)))
+            .flatten();
+        match add_pair(&self.config, src, inside.as_deref().unwrap_or(dst)) {
             Ok(pair) => {
                 log::info!("added {} to {}", pair.label(), show(&self.config));
+                let note = match &inside {
+                    Some(_) => format!(
+                        " ({} holds other files, so the backup has a folder of its own there)",
+                        show(dst)
+                    ),
+                    None => String::new(),
+                };
                 self.notifier.show(Popup::new(
                     "added",
                     Level::Info,
                     format!("Backing up {}", show(&pair.src)),
                     format!(
-                        "to {}. The first copy starts now; the menu shows how it goes. To change it later, choose Settings.",
+                        "to {}{note}. The first copy starts now; the menu shows how it goes. To change it later, choose Settings.",
                         show(&pair.dst)
                     ),
                 ));
@@ -259,7 +272,7 @@ fn write_template(config: &Path) -> Result<(), String> {
 /// absolute, resolved paths; no overlap; not already configured; the
 /// backup folder created now, while the user is here.
 pub fn add_pair(config_file: &Path, src: &Path, dst: &Path) -> Result<PairConfig, String> {
-    config::add_pair(config_file, src, dst, &[], true, None)
+    config::add_pair(config_file, src, dst, &[], true, None, false)
         .map(|(pair, _)| pair)
         .map_err(|e| e.to_string())
 }

@@ -27,12 +27,13 @@ pub fn add(
     ignore: &[String],
     no_versions: bool,
     retention_days: Option<u32>,
+    adopt: bool,
 ) -> ExitCode {
     let path = match file(g) {
         Ok(p) => p,
         Err(e) => return error(e),
     };
-    let result = config::add_pair(&path, src, dst, ignore, !no_versions, retention_days);
+    let result = config::add_pair(&path, src, dst, ignore, !no_versions, retention_days, adopt);
     match result {
         Ok((pair, default_retention)) => {
             if !g.quiet {

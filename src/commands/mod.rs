@@ -36,9 +36,10 @@ pub fn run(cli: Cli) -> ExitCode {
             ignore,
             no_versions,
             retention_days,
+            adopt,
         }) => {
             logging::init(&g, true);
-            config_cmd::add(&g, &src, &dst, &ignore, no_versions, retention_days)
+            config_cmd::add(&g, &src, &dst, &ignore, no_versions, retention_days, adopt)
         }
         Some(Command::Remove { src }) => {
             logging::init(&g, true);

@@ -633,12 +633,37 @@ pub fn add_pair(
     ignore: &[String],
     versions: bool,
     retention_days: Option<u32>,
+    adopt: bool,
 ) -> Result<(PairConfig, u32), ConfigError> {
     let refused = |what: String| ConfigError::Refused {
         path: config_file.to_path_buf(),
         what,
     };
     let roots = paths::resolve_pair(src, dst).map_err(|e| refused(e.to_string()))?;
+    // A folder of other files is not taken as a backup folder by default:
+    // the mirror would move them into its versions, out of sight.
+    let foreign = paths::foreign_entries(&roots.dst);
+    if foreign > 0 && !adopt {
+        let name = roots
+            .src
+            .file_name()
+            .map(Path::new)
+            .unwrap_or(Path::new("backup"));
+        return Err(refused(format!(
+            "the backup folder {} already holds {} that {} not a mirrortray backup: mirroring into it would move {} into its versions, deleted after the retention time. Choose an empty folder, such as {} (`mirrortray add {} {}`), or add --adopt to mirror into it anyway",
+            show(&roots.dst),
+            if foreign == 1 {
+                "1 entry".to_string()
+            } else {
+                format!("{foreign} entries")
+            },
+            if foreign == 1 { "is" } else { "are" },
+            if foreign == 1 { "it" } else { "them" },
+            show(&roots.dst.join(name)),
+            show(&roots.src),
+            show(&roots.dst.join(name))
+        )));
+    }
     // TOML text holds UTF-8 only.
     for (role, p) in [("source", &roots.src), ("backup", &roots.dst)] {
         if p.to_str().is_none() {

@@ -217,3 +217,19 @@ fn mount_points(table: &str) -> Vec<PathBuf> {
         })
         .collect()
 }
+
+/// How many entries `dst` holds when it is not a mirrortray backup: a
+/// folder with entries and no `.mirrortray/` of its own (0: empty, missing,
+/// or a backup already). Mirroring into it would move those entries into
+/// the versions, to be deleted after the retention time.
+pub fn foreign_entries(dst: &Path) -> usize {
+    let Ok(list) = std::fs::read_dir(dst) else {
+        return 0;
+    };
+    let names: Vec<std::ffi::OsString> =
+        list.filter_map(|e| e.ok().map(|e| e.file_name())).collect();
+    if names.iter().any(|n| n == super::filter::RESERVED) {
+        return 0;
+    }
+    names.len()
+}
