@@ -45,7 +45,7 @@ pub const MAX_QUIET: Duration = Duration::from_secs(10);
 pub const HOT_CLOSES: u32 = 3;
 pub const HOT_WINDOW: Duration = Duration::from_secs(1);
 /// A hot file is copied once it has been quiet this long.
-pub const HOT_QUIET: Duration = Duration::from_millis(250);
+pub const HOT_QUIET: Duration = Duration::from_millis(100);
 /// A created file usually closes within this; else it is looked at anyway.
 pub const CREATE_WAIT: Duration = Duration::from_millis(10);
 /// Writes without a close are gathered this long before a look (a program
