@@ -794,6 +794,38 @@ fn a_full_backup_disk_shows_the_reason_and_clears_by_itself() {
     t.icon_is("idle");
 }
 
+/// Old versions fill the backup disk: the oldest go to make room for a new
+/// file, and a popup says what went.
+#[test]
+fn a_full_backup_disk_removes_the_oldest_versions_and_says_so() {
+    let w = World::new();
+    let Some(_m) = crate::safety::mount(&["-t", "tmpfs", "-o", "size=4m", "tmpfs"], &w.dst) else {
+        return;
+    };
+    w.write("a.bin", vec![0u8; 1 << 20]);
+    let t = Tray::with_pair(w);
+    t.up_to_date();
+    for b in [1u8, 2] {
+        t.w.write("a.bin", vec![b; 1 << 20]);
+        let dst = t.w.dst.join("a.bin");
+        assert!(
+            wait_for(LONG, || std::fs::read(&dst).is_ok_and(|c| c[0] == b)),
+            "\n--- log\n{}",
+            t.log_text()
+        );
+    }
+    t.w.write("b.bin", vec![3u8; 1_200_000]);
+    let n = t.notification("about the versions removed", |n| {
+        n.summary == "Old versions removed: src"
+    });
+    assert!(
+        n.body.contains("the backup disk was short of space: removed the oldest version folder (1.0 MB) to make room"),
+        "{n:?}"
+    );
+    t.up_to_date();
+    assert!(is_mirrored(&t.w.src, &t.w.dst));
+}
+
 #[test]
 fn a_first_backup_says_how_far_it_has_got() {
     let w = World::new();
