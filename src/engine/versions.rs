@@ -56,6 +56,14 @@ impl Versions {
         &self.path
     }
 
+    /// The current batch's folder name, if it has one (never pruned).
+    fn current_batch(&self) -> Option<String> {
+        self.batch
+            .lock()
+            .ok()
+            .and_then(|b| b.as_ref().map(|(s, _)| s.clone()))
+    }
+
     /// Starts a new batch: the next version kept opens a new time folder.
     pub fn begin_batch(&self) {
         if let Ok(mut b) = self.batch.lock() {
@@ -231,11 +239,7 @@ impl Versions {
     /// Removes the time folders older than `cutoff`. Returns how many.
     pub fn prune(&self, cutoff: Timestamp) -> io::Result<usize> {
         let mut n = 0;
-        let current = self
-            .batch
-            .lock()
-            .ok()
-            .and_then(|b| b.as_ref().map(|(s, _)| s.clone()));
+        let current = self.current_batch();
         for (t, name) in self.list_batches()? {
             if t >= cutoff || current.as_deref() == Some(name.as_str()) {
                 continue;
@@ -260,11 +264,7 @@ impl Versions {
     /// limit. Removed folders stay named in `versions.log`, which is how the
     /// restore commands know how far back history is complete.
     pub fn prune_to_size(&self, max_bytes: u64) -> io::Result<(usize, u64)> {
-        let current = self
-            .batch
-            .lock()
-            .ok()
-            .and_then(|b| b.as_ref().map(|(s, _)| s.clone()));
+        let current = self.current_batch();
         let batches = self.list_batches()?;
         let mut sizes = Vec::with_capacity(batches.len());
         let mut total: u64 = 0;
@@ -330,11 +330,7 @@ impl Versions {
         &self,
         mut short: impl FnMut() -> io::Result<bool>,
     ) -> io::Result<Pruned> {
-        let current = self
-            .batch
-            .lock()
-            .ok()
-            .and_then(|b| b.as_ref().map(|(s, _)| s.clone()));
+        let current = self.current_batch();
         let batches = self.list_batches()?;
         let last = batches.len().saturating_sub(1);
         let mut out = Pruned::default();
