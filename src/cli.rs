@@ -125,6 +125,13 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Open the running tray's or watcher's local page: status, browsing
+    /// the backup as of any time, getting files back (2: none running).
+    Ui {
+        /// Print the page's address (with its key) instead of opening it.
+        #[arg(long)]
+        print_url: bool,
+    },
     /// Bring back a file or folder as it was.
     Restore {
         /// A path in a source or backup folder.

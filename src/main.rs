@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod exit_code;
 mod logging;
+mod page;
 
 use clap::Parser;
 

@@ -3,9 +3,10 @@
 mod config_cmd;
 mod pairs;
 mod progress;
-mod restore;
+pub mod restore;
 mod status;
 mod sync;
+mod ui;
 mod verify;
 mod versions;
 mod watch;
@@ -76,6 +77,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Some(Command::Status { json }) => {
             logging::init(&g, true);
             status::run(json)
+        }
+        Some(Command::Ui { print_url }) => {
+            logging::init(&g, true);
+            ui::run(print_url)
         }
         Some(Command::Restore {
             path,

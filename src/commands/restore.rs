@@ -27,13 +27,14 @@ use indicatif::HumanBytes;
 use jiff::Timestamp;
 
 use mirrortray::engine::batch::Batch;
+use mirrortray::engine::error::EntryError;
 use mirrortray::engine::error::{SetupError, show};
 use mirrortray::engine::event::{Control, Event};
 use mirrortray::engine::filter::RESERVED;
 use mirrortray::engine::fsops::Kind;
 use mirrortray::engine::history::{History, Origin, Tree};
 use mirrortray::engine::mirror::{Mirror, Options};
-use mirrortray::engine::restore::{self, Action, Dest, Plan, Step};
+use mirrortray::engine::restore::{self, Action, Dest, Outcome, Plan, Step};
 
 use super::versions::{Located, both, locate, parse_time, quote, utc};
 use crate::cli::Global;
@@ -44,12 +45,50 @@ const SHOWN: usize = 20;
 /// How long to wait for a running watcher to back up what will be replaced.
 const WATCHER_WAIT: Duration = Duration::from_secs(10);
 
-/// Fails the command: the message, exit 2.
+/// Ends [`perform`] with a refusal: nothing was changed (exit 2).
 macro_rules! bail {
     ($($arg:tt)*) => {{
-        super::fail(format!($($arg)*));
-        return ExitCode::Error;
+        return Err(format!($($arg)*));
     }};
+}
+
+/// What a restore says as it goes: the command prints it, the page
+/// collects it.
+pub trait Report {
+    /// The restore is decided: what, as of when, where to.
+    fn begin(&mut self, b: &Begin);
+    /// Something the user must know (e.g. what the chosen time lacks).
+    fn warn(&mut self, text: String);
+    /// One entry written, or failed.
+    fn step(&mut self, s: &Step, err: Option<&EntryError>);
+}
+
+pub struct Begin<'a> {
+    /// The path in SRC.
+    pub path: &'a Path,
+    pub at: Timestamp,
+    /// `--to`: the folder written instead of SRC.
+    pub into: Option<PathBuf>,
+    /// The watcher that holds the backup, if one does.
+    pub watcher: Option<&'a str>,
+}
+
+/// What a restore did (or, in a dry run, would do).
+pub struct Done {
+    pub loc: Located,
+    pub at: Timestamp,
+    pub tree: Tree,
+    pub plan: Plan,
+    pub outcome: Outcome,
+    /// When writing began: `restore --at` this time undoes it.
+    pub started: Timestamp,
+    /// The time folder keeping what it replaced (when this process backed up).
+    pub kept_at: Option<String>,
+    pub versions_path: PathBuf,
+    pub watcher: Option<String>,
+    pub beside: bool,
+    /// `--to`: the path written (`DIR/<name>`).
+    pub into: Option<PathBuf>,
 }
 
 pub fn run(
@@ -59,6 +98,152 @@ pub fn run(
     to: Option<&Path>,
     dry_run: bool,
 ) -> ExitCode {
+    let mut printer = Printer {
+        quiet: g.quiet,
+        all: dry_run || g.verbose > 0,
+        dry_run,
+        shown: 0,
+    };
+    let done = match perform(g, path, at, to, dry_run, &mut printer) {
+        Ok(d) => d,
+        Err(e) => {
+            super::fail(e);
+            return ExitCode::Error;
+        }
+    };
+    let Done {
+        loc,
+        tree,
+        plan,
+        outcome,
+        started,
+        kept_at,
+        versions_path,
+        watcher,
+        beside,
+        ..
+    } = done;
+    if dry_run {
+        if !g.quiet {
+            print_left_alone(&plan, &tree, beside, true);
+            let dirs = plan
+                .steps
+                .iter()
+                .filter(|s| s.held.meta.kind == Kind::Dir && s.action == Action::Create)
+                .count();
+            let files = plan.count(&Action::Create) + plan.count(&Action::Replace) - dirs;
+            println!(
+                "Would restore {} ({}), make {}, refuse {}; {} unchanged. Nothing was changed (dry run).",
+                plural(files, "file"),
+                HumanBytes(plan.bytes()),
+                plural(dirs, "folder"),
+                plan.refused(),
+                plan.count(&Action::Unchanged)
+            );
+        }
+        return ExitCode::Success;
+    }
+    if !g.quiet && !printer.all && printer.shown > SHOWN {
+        println!(
+            "  ... and {} more (-v lists them all)",
+            printer.shown - SHOWN
+        );
+    }
+    if !g.quiet {
+        print_left_alone(&plan, &tree, beside, false);
+        let written = (outcome.created + outcome.replaced) as usize;
+        println!(
+            "Restored {} ({}): {} new, {} replaced, {} made, {} unchanged{}.",
+            plural(written, "file"),
+            HumanBytes(outcome.bytes),
+            outcome.created,
+            outcome.replaced,
+            plural(outcome.dirs as usize, "folder"),
+            outcome.unchanged,
+            if outcome.failed.is_empty() {
+                String::new()
+            } else {
+                format!(", {} failed", outcome.failed.len())
+            }
+        );
+        if !beside && outcome.replaced > 0 {
+            match (&kept_at, &watcher) {
+                (Some(s), _) => println!(
+                    "What it replaced is kept in {}.",
+                    show(&versions_path.join(s))
+                ),
+                (None, Some(_)) => println!(
+                    "What it replaced is kept as a version once the watcher has backed it up."
+                ),
+                _ => {}
+            }
+            println!(
+                "To undo: mirrortray restore {} --at {}",
+                quote(&loc.src_path()),
+                utc(started)
+            );
+        }
+    }
+    if outcome.failed.is_empty() {
+        ExitCode::Success
+    } else {
+        ExitCode::Partial
+    }
+}
+
+/// The command's [`Report`]: prints each step as it is written.
+struct Printer {
+    quiet: bool,
+    /// Every step, not only the first [`SHOWN`].
+    all: bool,
+    dry_run: bool,
+    shown: usize,
+}
+
+impl Report for Printer {
+    fn begin(&mut self, b: &Begin) {
+        if self.quiet {
+            return;
+        }
+        let verb = if self.dry_run {
+            "Would restore"
+        } else {
+            "Restoring"
+        };
+        println!("{verb} {} as it was at {}", show(b.path), both(b.at));
+        if let Some(into) = &b.into {
+            println!("  into {}", show(into));
+        }
+        if let Some(h) = b.watcher {
+            println!(
+                "  a watcher holds the backup ({h}): it copies the restored files into the backup and keeps what they replace as versions"
+            );
+        }
+    }
+
+    fn warn(&mut self, text: String) {
+        log::warn!("{text}");
+    }
+
+    fn step(&mut self, s: &Step, err: Option<&EntryError>) {
+        if let Some(e) = err {
+            super::fail(e);
+        } else if !self.quiet {
+            print_step(s, &mut self.shown, self.all);
+        }
+    }
+}
+
+/// Restores PATH as it was at `at` (default: just before its last change),
+/// into SRC or `to`; an error says why nothing was done.
+pub fn perform(
+    g: &Global,
+    path: &Path,
+    at: Option<&str>,
+    to: Option<&Path>,
+    dry_run: bool,
+    report: &mut dyn Report,
+) -> Result<Done, String> {
     let loc = match locate(g, path) {
         Ok(l) => l,
         Err(e) => bail!("{e}"),
@@ -168,26 +353,16 @@ pub fn run(
         keep_unsafe_out(&mut plan, &history, &loc, wait);
     }
 
-    if !g.quiet {
-        let verb = if dry_run {
-            "Would restore"
-        } else {
-            "Restoring"
-        };
-        println!("{verb} {} as it was at {}", show(&loc.src_path()), both(t));
-        if beside.is_some() {
-            println!("  into {}", show(&dest.top()));
-        }
-        if let Some(h) = &watcher {
-            println!(
-                "  a watcher holds the backup ({h}): it copies the restored files into the backup and keeps what they replace as versions"
-            );
-        }
-    }
+    report.begin(&Begin {
+        path: &loc.src_path(),
+        at: t,
+        into: beside.as_ref().map(|_| dest.top()),
+        watcher: watcher.as_deref(),
+    });
     // A time inside a burst (a folder being deleted batch by batch): say
     // what the tree lacks, and the time that has it all.
     match history.missed_before(&tree) {
-        Ok(Some((s, n))) => log::warn!(
+        Ok(Some((s, n))) => report.warn(format!(
             "{} was being changed at {}: {} it held a moment earlier {} not part of this restore (kept at {}). To bring back everything it held, restore --at {}",
             shown_path,
             both(t),
@@ -199,102 +374,58 @@ pub fn run(
             if n == 1 { "is" } else { "are" },
             both(s.time),
             s.name
-        ),
+        )),
         Ok(None) => {}
-        Err(e) => log::warn!("{e}"),
+        Err(e) => report.warn(e.to_string()),
     }
-    let all = dry_run || g.verbose > 0;
     if dry_run {
-        if !g.quiet {
-            let mut shown = 0;
-            for s in &plan.steps {
-                if s.action != Action::Unchanged {
-                    print_step(s, &mut shown, true);
-                }
+        for s in &plan.steps {
+            if s.action != Action::Unchanged {
+                report.step(s, None);
             }
-            print_left_alone(&plan, &tree, beside.is_some(), true);
-            let dirs = plan
-                .steps
-                .iter()
-                .filter(|s| s.held.meta.kind == Kind::Dir && s.action == Action::Create)
-                .count();
-            let files = plan.count(&Action::Create) + plan.count(&Action::Replace) - dirs;
-            println!(
-                "Would restore {} ({}), make {}, refuse {}; {} unchanged. Nothing was changed (dry run).",
-                plural(files, "file"),
-                HumanBytes(plan.bytes()),
-                plural(dirs, "folder"),
-                plan.refused(),
-                plan.count(&Action::Unchanged)
-            );
         }
-        return ExitCode::Success;
+        return Ok(Done {
+            loc,
+            at: t,
+            tree,
+            plan,
+            outcome: Outcome::default(),
+            started: Timestamp::now(),
+            kept_at: None,
+            versions_path: history.versions_path(),
+            watcher,
+            beside: beside.is_some(),
+            into: beside.as_ref().map(|_| dest.top()),
+        });
     }
 
     let started = Timestamp::now();
-    let mut shown = 0;
-    let quiet = g.quiet;
     let outcome = restore::apply(&history, &tree, &plan, &dest, &mut |s, err| {
-        if let Some(e) = err {
-            super::fail(e);
-        } else if !quiet {
-            print_step(s, &mut shown, all);
-        }
+        report.step(s, err)
     });
-    if !quiet && !all && shown > SHOWN {
-        println!("  ... and {} more (-v lists them all)", shown - SHOWN);
-    }
     let mut kept_at = None;
     if let Some(m) = &mirror {
         match back_up(m, &loc.rel) {
             Ok(()) => kept_at = newest_since(&loc, started),
-            Err(e) => super::fail(format!(
+            Err(e) => report.warn(format!(
                 "{e} (the restored files are in the source; the next backup copies them)"
             )),
         }
     }
     drop(mirror);
-
-    if !g.quiet {
-        print_left_alone(&plan, &tree, beside.is_some(), false);
-        let written = (outcome.created + outcome.replaced) as usize;
-        println!(
-            "Restored {} ({}): {} new, {} replaced, {} made, {} unchanged{}.",
-            plural(written, "file"),
-            HumanBytes(outcome.bytes),
-            outcome.created,
-            outcome.replaced,
-            plural(outcome.dirs as usize, "folder"),
-            outcome.unchanged,
-            if outcome.failed.is_empty() {
-                String::new()
-            } else {
-                format!(", {} failed", outcome.failed.len())
-            }
-        );
-        if beside.is_none() && outcome.replaced > 0 {
-            match (&kept_at, &watcher) {
-                (Some(s), _) => println!(
-                    "What it replaced is kept in {}.",
-                    show(&history.versions_path().join(s))
-                ),
-                (None, Some(_)) => println!(
-                    "What it replaced is kept as a version once the watcher has backed it up."
-                ),
-                _ => {}
-            }
-            println!(
-                "To undo: mirrortray restore {} --at {}",
-                shown_path,
-                utc(started)
-            );
-        }
-    }
-    if outcome.failed.is_empty() {
-        ExitCode::Success
-    } else {
-        ExitCode::Partial
-    }
+    Ok(Done {
+        loc,
+        at: t,
+        tree,
+        plan,
+        outcome,
+        started,
+        kept_at,
+        versions_path: history.versions_path(),
+        watcher,
+        beside: beside.is_some(),
+        into: beside.as_ref().map(|_| dest.top()),
+    })
 }
 
 /// Why there is nothing to restore.

@@ -67,6 +67,25 @@ pub fn run(g: &Global, args: &PairArgs, allow_mass_delete: bool) -> ExitCode {
     // For `mirrortray status`; removed when this returns.
     let mut status = StatusFile::new("watch");
     status.reset(sup.len());
+    // The local page: browsing and restoring while this runs. Backing up
+    // goes on without it.
+    let names = crate::page::pair_names(specs.iter().map(|s| s.src.as_path()));
+    let roots = specs
+        .iter()
+        .zip(names)
+        .map(|(s, name)| crate::page::Roots {
+            name,
+            src: s.src.clone(),
+            dst: s.dst.clone(),
+        })
+        .collect();
+    let _page = match crate::page::Page::start(g, roots, status.view()) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            log::warn!("{e}; backing up goes on without the page");
+            None
+        }
+    };
     for n in rx.iter() {
         if let Notice::Status(s) = &n {
             status.set(s);

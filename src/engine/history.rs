@@ -87,6 +87,15 @@ pub struct Version {
     pub with_folder: Option<PathBuf>,
 }
 
+/// One line of `versions.log`: see [`History::logged`].
+#[derive(Debug, Clone)]
+pub struct Logged {
+    pub stamp: Stamp,
+    pub rel: PathBuf,
+    pub kind: Kind,
+    pub reason: Option<VersionReason>,
+}
+
 /// A tree as the mirror held it at one time.
 #[derive(Debug, Clone)]
 pub struct Tree {
@@ -260,6 +269,31 @@ impl History {
             Err(e) if gone(&e) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// Every line of `versions.log` whose time folder is still there,
+    /// newest first: what was kept, when and why, without reading the
+    /// folders (for lists across all paths: recently deleted, search, the
+    /// activity chart).
+    pub fn logged(&self) -> Vec<Logged> {
+        let mut out = Vec::new();
+        for s in self.stamps.iter().rev() {
+            let Some(lines) = self.journal.get(&s.name) else {
+                continue;
+            };
+            let mut here: Vec<Logged> = lines
+                .iter()
+                .map(|(rel, (reason, kind))| Logged {
+                    stamp: s.clone(),
+                    rel: rel.clone(),
+                    kind: *kind,
+                    reason: *reason,
+                })
+                .collect();
+            here.sort_by(|a, b| a.rel.cmp(&b.rel));
+            out.extend(here);
+        }
+        out
     }
 
     /// Every kept version of `rel` and of anything under it, newest first.

@@ -139,6 +139,25 @@ pub struct StatusFile {
     pairs: Vec<Option<PairStatus>>,
     /// A failure to write is said once, not on every change.
     warned: bool,
+    /// The same, for readers in this process (the page).
+    view: StatusView,
+}
+
+/// What the status file says, read in the process that writes it.
+#[derive(Clone, Default)]
+pub struct StatusView(std::sync::Arc<std::sync::Mutex<Option<Instance>>>);
+
+impl StatusView {
+    /// The latest status (`None`: none written yet).
+    pub fn get(&self) -> Option<Instance> {
+        self.0.lock().map(|g| g.clone()).unwrap_or(None)
+    }
+
+    fn set(&self, i: Instance) {
+        if let Ok(mut g) = self.0.lock() {
+            *g = Some(i);
+        }
+    }
 }
 
 impl StatusFile {
@@ -150,7 +169,13 @@ impl StatusFile {
             kind,
             pairs: Vec::new(),
             warned: false,
+            view: StatusView::default(),
         }
+    }
+
+    /// A reader of this status for the same process.
+    pub fn view(&self) -> StatusView {
+        self.view.clone()
     }
 
     /// Forgets every pair (the config was reloaded: new pairs follow).
@@ -176,7 +201,9 @@ impl StatusFile {
             pairs: self.pairs.iter().flatten().map(Pair::from_status).collect(),
             starting: self.pairs.iter().filter(|p| p.is_none()).count(),
         };
-        if let Err(e) = write_atomic(&self.path, &instance)
+        let written = write_atomic(&self.path, &instance);
+        self.view.set(instance);
+        if let Err(e) = written
             && !self.warned
         {
             self.warned = true;
