@@ -45,6 +45,8 @@ TEST_PKGS=(
 	ntfs-3g                    # NTFS backup drives
 	git
 	python3
+	chromium                   # the local page in a real browser (WebDriver)
+	chromium-driver
 )
 
 BENCH_PKGS=(

@@ -9,6 +9,7 @@ mod cli_sync;
 mod cli_verify;
 mod deep;
 mod mix;
+mod page;
 mod prop;
 mod restore;
 mod safety;

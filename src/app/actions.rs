@@ -25,6 +25,8 @@ pub enum Job {
     Open { path: PathBuf, what: String },
     /// Open a pair's versions folder (the "Restore…" entry).
     Versions { dst: PathBuf, name: String },
+    /// Open the local page at this address (key included) in a browser.
+    OpenPage(String),
     /// Open the config file, writing a commented template first if missing.
     Settings,
     /// Read (`None`) or set the login entry; the real state goes back to
@@ -85,6 +87,7 @@ impl Worker {
             match job {
                 Job::Open { path, what } => self.open(&path, &what),
                 Job::Versions { dst, name } => self.versions(&dst, &name),
+                Job::OpenPage(url) => self.open_page(&url),
                 Job::Settings => self.settings(),
                 Job::Autostart(want) => self.autostart(want),
                 Job::AddPair { src, dst } => self.add_pair(&src, &dst),
@@ -118,6 +121,21 @@ impl Worker {
                     "{}: {}. Is a file manager installed (xdg-open)?",
                     show(path),
                     opener_reason(&e)
+                ),
+            );
+        }
+    }
+
+    fn open_page(&self, url: &str) {
+        log::info!("opening the local page");
+        if let Err(e) = opener::open_browser(url) {
+            // No browser: say where the page is instead of doing nothing.
+            let shown = url.split("token=").next().unwrap_or(url);
+            self.problem(
+                "open",
+                "Cannot open a web browser",
+                format!(
+                    "{e}. The restore page is at {shown}…; `mirrortray ui --print-url` prints its whole address."
                 ),
             );
         }

@@ -93,7 +93,28 @@ pub fn open_display() -> Result<(), String> {
 }
 
 /// Runs the tray app (a display is open) with the config file `config`.
-pub fn run(g: &Global, config: Result<PathBuf, String>) -> ExitCode {
+/// The local page as the tray sees it: started by the caller (app and page
+/// never import each other); the tray opens its address and tells it the
+/// pairs.
+pub struct PageLink {
+    /// `http://127.0.0.1:PORT`.
+    pub origin: String,
+    pub token: String,
+    /// The status the page reads: the tray writes it.
+    pub status: mirrortray::engine::status_file::StatusView,
+    /// The pairs changed: (name, SRC, DST) each.
+    pub set_pairs: Box<dyn Fn(Vec<(String, PathBuf, PathBuf)>) + Send>,
+}
+
+impl PageLink {
+    /// The page's address for `path` (e.g. `/browse?pair=0`), key included.
+    pub fn url(&self, path: &str) -> String {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        format!("{}{path}{sep}token={}", self.origin, self.token)
+    }
+}
+
+pub fn run(g: &Global, config: Result<PathBuf, String>, page: Option<PageLink>) -> ExitCode {
     let _instance = match single::claim() {
         single::Claim::First(i) => i,
         single::Claim::Running(pid) => {
@@ -161,6 +182,7 @@ pub fn run(g: &Global, config: Result<PathBuf, String>) -> ExitCode {
         ctl.clone(),
         proxy,
         logging::log_path(g),
+        page,
     );
     let code = tray.run(event_loop);
     // Normally the workers have stopped already; if the loop ended another

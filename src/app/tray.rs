@@ -73,6 +73,8 @@ pub struct Tray {
     alerts: Alerts,
     /// For `mirrortray status`; removed when the tray stops.
     status_file: StatusFile,
+    /// The local page, when it started.
+    page: Option<super::PageLink>,
     notifier: Notifier,
     actions: Actions,
     ctl: Sender<Ctl>,
@@ -98,7 +100,12 @@ impl Tray {
         ctl: Sender<Ctl>,
         proxy: EventLoopProxy<AppEvent>,
         log_path: Option<PathBuf>,
+        page: Option<super::PageLink>,
     ) -> Tray {
+        let status_file = match &page {
+            Some(p) => StatusFile::with_view("tray", p.status.clone()),
+            None => StatusFile::new("tray"),
+        };
         Tray {
             model,
             generation: 0,
@@ -109,7 +116,8 @@ impl Tray {
             icon: None,
             look: None,
             alerts: Alerts::default(),
-            status_file: StatusFile::new("tray"),
+            status_file,
+            page,
             notifier,
             actions,
             ctl,
@@ -206,6 +214,15 @@ impl Tray {
                 self.generation = generation;
                 self.status_file.reset(pairs.len());
                 self.model.set_pairs(&pairs);
+                if let Some(page) = &self.page {
+                    (page.set_pairs)(
+                        self.model
+                            .pairs
+                            .iter()
+                            .map(|p| (p.name.clone(), p.src.clone(), p.dst.clone()))
+                            .collect(),
+                    );
+                }
                 self.alerts.reset();
             }
             AppEvent::Notice {
@@ -280,11 +297,14 @@ impl Tray {
                     });
                 }
             }
-            Action::Restore(i) => {
-                if let Some(p) = pair(i) {
-                    self.actions.send(Job::Versions { dst: p.dst, name: p.name });
+            Action::Restore(i) => match (&self.page, pair(i)) {
+                (Some(page), Some(_)) => {
+                    let url = page.url(&format!("/browse?pair={i}"));
+                    self.actions.send(Job::OpenPage(url));
                 }
-            }
+                (None, Some(p)) => self.actions.send(Job::Versions { dst: p.dst, name: p.name }),
+                _ => {}
+            },
             Action::AllowDeletions(i) => {
                 if let Some(p) = self.model.pairs.get_mut(i) {
                     log::info!("{}: deletions allowed by the user", p.dst.display());

@@ -60,7 +60,12 @@ pub fn run(cli: Cli) -> ExitCode {
         Some(Command::Tray) | None => {
             #[cfg(feature = "tray")]
             match crate::app::open_display() {
-                Ok(()) => return crate::app::run(&g, pairs::config_path(&g)),
+                Ok(()) => {
+                    let (page, link) = tray_page(&g);
+                    let code = crate::app::run(&g, pairs::config_path(&g), link);
+                    drop(page);
+                    return code;
+                }
                 Err(why) => eprintln!(
                     "mirrortray: {why}; running headless without the tray (stop with Ctrl-C)"
                 ),
@@ -92,6 +97,33 @@ pub fn run(cli: Cli) -> ExitCode {
             restore::run(&g, &path, at.as_deref(), to.as_deref(), dry_run)
         }
     }
+}
+
+/// The tray's local page, and what the tray needs of it (`None` when it
+/// could not start: the tray then opens the versions folder instead).
+#[cfg(feature = "tray")]
+fn tray_page(g: &crate::cli::Global) -> (Option<crate::page::Page>, Option<crate::app::PageLink>) {
+    let status = mirrortray::engine::status_file::StatusView::default();
+    let page = match crate::page::Page::start(g, Vec::new(), status.clone()) {
+        Ok(p) => p,
+        Err(e) => {
+            log::warn!("{e}; the tray runs without it");
+            return (None, None);
+        }
+    };
+    let set = page.pairs_setter();
+    let link = crate::app::PageLink {
+        origin: page.origin(),
+        token: page.token(),
+        status,
+        set_pairs: Box::new(move |pairs| {
+            set(pairs
+                .into_iter()
+                .map(|(name, src, dst)| crate::page::Roots { name, src, dst })
+                .collect())
+        }),
+    };
+    (Some(page), Some(link))
 }
 
 /// Prints an error for people: `mirrortray: <sentence>`.

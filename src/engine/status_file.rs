@@ -173,6 +173,13 @@ impl StatusFile {
         }
     }
 
+    /// The file for this process, also shown through `view`.
+    pub fn with_view(kind: &'static str, view: StatusView) -> StatusFile {
+        let mut f = StatusFile::new(kind);
+        f.view = view;
+        f
+    }
+
     /// A reader of this status for the same process.
     pub fn view(&self) -> StatusView {
         self.view.clone()

@@ -93,7 +93,6 @@ pub struct Page {
     shared: Arc<Shared>,
     server: Arc<Server>,
     threads: Vec<JoinHandle<()>>,
-    url: String,
     url_file: PathBuf,
 }
 
@@ -135,22 +134,30 @@ impl Page {
             shared,
             server,
             threads,
-            url,
             url_file,
         })
     }
 
-    /// The address with its token.
-    #[allow(dead_code)]
-    pub fn url(&self) -> &str {
-        &self.url
+    /// `http://127.0.0.1:PORT`.
+    #[cfg_attr(not(feature = "tray"), allow(dead_code))]
+    pub fn origin(&self) -> String {
+        format!("http://127.0.0.1:{}", self.shared.port)
     }
 
-    /// The pairs changed (the config was reloaded).
-    #[allow(dead_code)]
-    pub fn set_pairs(&self, pairs: Vec<Roots>) {
-        if let Ok(mut p) = self.shared.pairs.write() {
-            *p = pairs;
+    /// The page's key.
+    #[cfg_attr(not(feature = "tray"), allow(dead_code))]
+    pub fn token(&self) -> String {
+        self.shared.secrets.token.clone()
+    }
+
+    /// A way to tell the page the pairs changed (the config was reloaded).
+    #[cfg_attr(not(feature = "tray"), allow(dead_code))]
+    pub fn pairs_setter(&self) -> impl Fn(Vec<Roots>) + Send + 'static {
+        let shared = self.shared.clone();
+        move |pairs| {
+            if let Ok(mut p) = shared.pairs.write() {
+                *p = pairs;
+            }
         }
     }
 }
@@ -415,7 +422,9 @@ fn route(shared: &Shared, method: &Method, ask: &Ask) -> Reply {
             mime: "text/javascript; charset=utf-8",
             attachment: None,
         },
-        (_, true) => Reply::Html(405, html::refusal(Refusal::NotPost.text())),
+        (_, true) | ("/restore" | "/undo", false) => {
+            Reply::Html(405, html::refusal(Refusal::NotPost.text()))
+        }
         _ => Reply::Html(404, html::refusal("There is no such page here.")),
     }
 }

@@ -1,0 +1,410 @@
+//! The local page's security rules, each from outside the browser: plain
+//! HTTP requests to the real watcher's page, as another program on the
+//! machine (or a web site through the browser) would send them.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::World;
+
+/// A watcher of a configured pair, and its page's address.
+struct Running {
+    child: Child,
+    port: u16,
+    token: String,
+    url: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(w: &World) -> Running {
+    let r = w.run(["add".as_ref(), w.src.as_os_str(), w.dst.as_os_str()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let child = w
+        .cmd()
+        .arg("watch")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(w.path("watch.err")).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = w.run(["ui", "--print-url"]);
+        if r.code == 0 {
+            let url = r.stdout.trim().to_string();
+            let rest = url.strip_prefix("http://127.0.0.1:").unwrap();
+            let (port, tail) = rest.split_once('/').unwrap();
+            let token = tail.strip_prefix("?token=").unwrap().to_string();
+            return Running {
+                child,
+                port: port.parse().unwrap(),
+                token,
+                url,
+            };
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the page never came up: {}\n{}",
+            r.stderr,
+            std::fs::read_to_string(w.path("watch.err")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// An answer: status, headers (lowercase names), body.
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Sends one raw request (`\n` line ends are made `\r\n`).
+fn send(port: u16, raw: &str) -> Answer {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let raw = raw.replace("\r\n", "\n").replace('\n', "\r\n");
+    s.write_all(raw.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Answer {
+        status,
+        headers,
+        body: body.to_string(),
+    }
+}
+
+fn get(r: &Running, path: &str, extra: &str) -> Answer {
+    send(
+        r.port,
+        &format!(
+            "GET {path} HTTP/1.1\nHost: 127.0.0.1:{}\n{extra}Connection: close\n\n",
+            r.port
+        ),
+    )
+}
+
+fn cookie(r: &Running) -> String {
+    format!("Cookie: mirrortray-{}={}\n", r.port, r.token)
+}
+
+fn post(r: &Running, path: &str, extra: &str, body: &str) -> Answer {
+    send(
+        r.port,
+        &format!(
+            "POST {path} HTTP/1.1\nHost: 127.0.0.1:{}\n{extra}Content-Type: application/x-www-form-urlencoded\nContent-Length: {}\nConnection: close\n\n{body}",
+            r.port,
+            body.len()
+        ),
+    )
+}
+
+/// The CSRF token the page puts in its forms (read from a page that has
+/// one).
+fn csrf(r: &Running, page: &str) -> String {
+    let a = get(r, page, &cookie(r));
+    let at = a
+        .body
+        .find(r#"name="csrf" value=""#)
+        .unwrap_or_else(|| panic!("no form in {page}: {}", a.body));
+    let rest = &a.body[at + r#"name="csrf" value=""#.len()..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A world with `notes.txt` changed once (so it has a version) and being
+/// watched.
+fn watched() -> (World, Running) {
+    let w = World::new();
+    w.write("notes.txt", "first\n");
+    w.write("docs/a.txt", "a\n");
+    let r = start(&w);
+    wait_until("the first backup", || {
+        std::fs::read(w.dst.join("docs/a.txt")).is_ok_and(|b| b == b"a\n")
+    });
+    w.write("notes.txt", "second\n");
+    wait_until("the change backed up", || {
+        std::fs::read(w.dst.join("notes.txt")).is_ok_and(|b| b == b"second\n")
+    });
+    (w, r)
+}
+
+#[test]
+fn ui_with_nothing_running_exits_2_and_says_how_to_start_one() {
+    let w = World::new();
+    let r = w.run(["ui", "--print-url"]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(
+        r.stderr.contains("no mirrortray is running"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+}
+
+#[test]
+fn the_address_file_is_the_users_alone_the_key_has_128_bits_and_the_port_is_loopback_only() {
+    let (w, r) = watched();
+    assert_eq!(r.token.len(), 32, "{}", r.url);
+    assert!(r.token.chars().all(|c| c.is_ascii_hexdigit()), "{}", r.url);
+    let file = w
+        .home
+        .join(".run/mirrortray")
+        .join(format!("page-{}.url", r.child.id()));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{}", file.display());
+    // Bound to 127.0.0.1 only: /proc/net/tcp lists the listening socket
+    // with local address 0100007F (no 0.0.0.0, no IPv6 socket).
+    let port_hex = format!(":{:04X}", r.port);
+    let listening: Vec<String> = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap_or_default()
+                .lines()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+        .filter(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            cols.len() > 3 && cols[1].ends_with(&port_hex) && cols[3] == "0A"
+        })
+        .collect();
+    assert_eq!(listening.len(), 1, "{listening:?}");
+    assert!(
+        listening[0]
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .starts_with("0100007F:"),
+        "{listening:?}"
+    );
+}
+
+#[test]
+fn without_the_key_or_with_a_wrong_one_nothing_is_shown() {
+    let (_w, r) = watched();
+    for (path, extra) in [
+        ("/", String::new()),
+        ("/file?pair=0&path=notes.txt", String::new()),
+        ("/raw?pair=0&path=notes.txt&v=now", String::new()),
+        ("/?token=00000000000000000000000000000000", String::new()),
+        (
+            "/raw?pair=0&path=notes.txt&v=now",
+            format!(
+                "Cookie: mirrortray-{}=0123456789abcdef0123456789abcdef\n",
+                r.port
+            ),
+        ),
+        // The right key under another instance's cookie name.
+        (
+            "/raw?pair=0&path=notes.txt&v=now",
+            format!("Cookie: mirrortray-1={}\n", r.token),
+        ),
+    ] {
+        let a = get(&r, path, &extra);
+        assert_eq!(a.status, 403, "{path} {extra}: {}", a.body);
+        assert!(!a.body.contains("second"), "{path}: {}", a.body);
+        assert!(a.body.contains("mirrortray ui"), "{path}: {}", a.body);
+    }
+    // With the cookie, the same file is shown.
+    let a = get(&r, "/raw?pair=0&path=notes.txt&v=now", &cookie(&r));
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.body, "second\n");
+}
+
+#[test]
+fn the_key_in_the_address_becomes_a_strict_http_only_cookie_and_leaves_the_address() {
+    let (_w, r) = watched();
+    let a = get(&r, &format!("/browse?pair=0&token={}", r.token), "");
+    assert_eq!(a.status, 303, "{}", a.body);
+    assert_eq!(a.header("location"), Some("/browse?pair=0"));
+    let c = a.header("set-cookie").unwrap();
+    assert!(
+        c.starts_with(&format!("mirrortray-{}={};", r.port, r.token)),
+        "{c}"
+    );
+    assert!(c.contains("HttpOnly"), "{c}");
+    assert!(c.contains("SameSite=Strict"), "{c}");
+    // And pages are not framed by other sites, nor cached.
+    let a = get(&r, "/", &cookie(&r));
+    assert_eq!(a.status, 200);
+    assert_eq!(a.header("x-frame-options"), Some("DENY"));
+    assert_eq!(a.header("cache-control"), Some("no-store"));
+    assert!(
+        a.header("content-security-policy")
+            .is_some_and(|c| c.contains("frame-ancestors 'none'")),
+        "{:?}",
+        a.headers
+    );
+}
+
+#[test]
+fn a_foreign_host_name_is_refused_even_with_the_key() {
+    let (_w, r) = watched();
+    for host in [
+        "evil.example".to_string(),
+        format!("evil.example:{}", r.port),
+        format!("127.0.0.1.evil.example:{}", r.port),
+        format!("127.0.0.1:{}", r.port + 1),
+    ] {
+        let a = send(
+            r.port,
+            &format!(
+                "GET /raw?pair=0&path=notes.txt&v=now HTTP/1.1\nHost: {host}\n{}Connection: close\n\n",
+                cookie(&r)
+            ),
+        );
+        assert_eq!(a.status, 421, "{host}: {}", a.body);
+        assert!(!a.body.contains("second"), "{host}");
+    }
+    // localhost is the loopback too.
+    let a = send(
+        r.port,
+        &format!(
+            "GET / HTTP/1.1\nHost: localhost:{}\n{}Connection: close\n\n",
+            r.port,
+            cookie(&r)
+        ),
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+}
+
+#[test]
+fn a_change_without_the_forms_token_or_from_another_site_is_refused_and_changes_nothing() {
+    let (w, r) = watched();
+    let token = csrf(&r, "/file?pair=0&path=notes.txt");
+    let restore = "pair=0&path=notes.txt&at=&how=here";
+    for (extra, body) in [
+        // No CSRF token: what a cross-site form would send.
+        (cookie(&r), restore.to_string()),
+        (
+            cookie(&r),
+            format!("{restore}&csrf=0123456789abcdef0123456789abcdef"),
+        ),
+        // The right token, from another origin.
+        (
+            format!("{}Origin: http://evil.example\n", cookie(&r)),
+            format!("{restore}&csrf={token}"),
+        ),
+        // The right token without the key.
+        (String::new(), format!("{restore}&csrf={token}")),
+    ] {
+        let a = post(&r, "/restore", &extra, &body);
+        assert!(a.status == 403, "{extra} {body}: {} {}", a.status, a.body);
+    }
+    // A change by GET is not one.
+    let a = get(&r, &format!("/restore?{restore}&csrf={token}"), &cookie(&r));
+    assert_eq!(a.status, 405, "{}", a.body);
+    assert_eq!(std::fs::read(w.src.join("notes.txt")).unwrap(), b"second\n");
+    // The same request from the page restores.
+    let a = post(
+        &r,
+        "/restore",
+        &format!("{}Origin: http://127.0.0.1:{}\n", cookie(&r), r.port),
+        &format!("{restore}&csrf={token}"),
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(a.body.contains("id=\"result\""), "{}", a.body);
+    assert_eq!(std::fs::read(w.src.join("notes.txt")).unwrap(), b"first\n");
+}
+
+#[test]
+fn paths_outside_the_pair_are_refused_and_links_are_not_followed() {
+    let (w, r) = watched();
+    std::fs::write(w.path("secret.txt"), "outside\n").unwrap();
+    std::os::unix::fs::symlink(w.path("secret.txt"), w.src.join("link")).unwrap();
+    std::os::unix::fs::symlink(w.path(""), w.src.join("up")).unwrap();
+    wait_until("the links backed up", || {
+        std::fs::symlink_metadata(w.dst.join("up")).is_ok()
+    });
+    let c = cookie(&r);
+    for path in [
+        "..",
+        "../secret.txt",
+        "%2e%2e/secret.txt",
+        "docs/..%2f..%2fsecret.txt",
+        "docs%2f..%2f..%2fsecret.txt",
+        "/..",
+        "docs/./a.txt",
+        ".mirrortray/versions",
+        "%2Emirrortray",
+    ] {
+        for page in ["raw", "file", "browse"] {
+            let a = get(&r, &format!("/{page}?pair=0&path={path}&v=now"), &c);
+            assert_eq!(a.status, 400, "/{page} {path}: {}", a.body);
+            assert!(!a.body.contains("outside"), "/{page} {path}");
+        }
+    }
+    // Through a symlink: its target text, never the file it points to.
+    let a = get(&r, "/raw?pair=0&path=link&v=now", &c);
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.body, w.path("secret.txt").to_string_lossy());
+    for path in ["up/secret.txt", "up%2fsecret.txt", "link/x"] {
+        let a = get(&r, &format!("/raw?pair=0&path={path}&v=now"), &c);
+        assert_ne!(a.status, 200, "{path}: {}", a.body);
+        assert!(!a.body.contains("outside"), "{path}: {}", a.body);
+    }
+    // A restore of such a path is refused too, and SRC is untouched.
+    let token = csrf(&r, "/file?pair=0&path=notes.txt");
+    let a = post(
+        &r,
+        "/restore",
+        &c,
+        &format!("pair=0&path=../secret.txt&at=&how=here&csrf={token}"),
+    );
+    assert_eq!(a.status, 400, "{}", a.body);
+    // Restore to another folder inside the backup is refused by the same
+    // rule as the command's.
+    let a = post(
+        &r,
+        "/restore",
+        &c,
+        &format!(
+            "pair=0&path=notes.txt&at=&how=to&to={}&csrf={token}",
+            w.dst.join("x").display()
+        ),
+    );
+    assert!(a.body.contains("inside"), "{}", a.body);
+    assert!(!Path::new(&w.dst.join("x")).exists());
+    assert_eq!(std::fs::read(w.src.join("notes.txt")).unwrap(), b"second\n");
+}
