@@ -654,6 +654,7 @@ fn the_size_limit_removes_the_oldest_and_restores_say_how_far_back() {
     w.run(["versions", "--stats"])
         .ok()
         .stdout_has("at most 1.00 MiB")
+        .stdout_has("the oldest go first when the backup disk has less than 2% free (")
         .stdout_has("older versions were pruned");
 }
 

@@ -678,7 +678,7 @@ fn run_stats(g: &Global, path: Option<&Path>, json: bool) -> ExitCode {
         };
         if json {
             objects.push(format!(
-                "{{\"src\":{},\"dst\":{},\"versions\":{},\"bytes\":{},\"files\":{},\"stamps\":{},\"oldest\":{},\"newest\":{},\"complete_from\":{},\"retention_days\":{},\"max_versions_mb\":{}}}",
+                "{{\"src\":{},\"dst\":{},\"versions\":{},\"bytes\":{},\"files\":{},\"stamps\":{},\"oldest\":{},\"newest\":{},\"complete_from\":{},\"retention_days\":{},\"max_versions_mb\":{},\"min_free_percent\":{}}}",
                 js(&show(&src)),
                 js(&show(&dst)),
                 js(&show(&dst.join(RESERVED).join("versions"))),
@@ -690,6 +690,7 @@ fn run_stats(g: &Global, path: Option<&Path>, json: bool) -> ExitCode {
                 complete_from.map_or("null".into(), |t| js(&utc(t))),
                 spec.retention_days,
                 spec.max_versions_mb.map_or("null".into(), |m| m.to_string()),
+                spec.min_free_percent,
             ));
             continue;
         }
@@ -713,6 +714,22 @@ fn run_stats(g: &Global, path: Option<&Path>, json: bool) -> ExitCode {
             None => "no size limit".into(),
         };
         println!("  kept for {} days, {limit}", spec.retention_days);
+        let disk = mirrortray::engine::fsops::DirHandle::open_root(&dst)
+            .and_then(|d| Ok((d.free_bytes()?, d.fs_bytes()?)));
+        let free_now = match disk {
+            Ok((free, total)) if total > 0 => format!(
+                " ({} free now, {}%)",
+                HumanBytes(free),
+                free.saturating_mul(100) / total
+            ),
+            _ => String::new(),
+        };
+        match spec.min_free_percent {
+            0 => println!("  no free-space floor: versions stay when the backup disk fills{free_now}"),
+            p => println!(
+                "  the oldest go first when the backup disk has less than {p}% free{free_now}"
+            ),
+        }
         match complete_from {
             Some(t) => println!(
                 "  restores reach back to {} (older versions were pruned)",
