@@ -61,7 +61,7 @@ pub(crate) fn copy_entry(
         Kind::Symlink => link_to_temp(ctx, src, name, rel, sm),
         _ => return,
     };
-    let (tmp_name, bytes) = match made {
+    let (tmp_name, bytes, id) = match made {
         Ok(Some(m)) => m,
         Ok(None) => return, // vanished from SRC: nothing to mirror
         Err(e) => {
@@ -70,7 +70,12 @@ pub(crate) fn copy_entry(
         }
     };
     match place(ctx, dst, rel, &tmp_name, existing) {
-        Ok(()) => ctx.copied(rel, bytes),
+        Ok(()) => {
+            if let (Some(o), Some(id)) = (ctx.origins, id) {
+                o.record(rel, id);
+            }
+            ctx.copied(rel, bytes)
+        }
         Err(e) => {
             store.discard(&tmp_name);
             ctx.dst_failed(rel, "write", &e);
@@ -78,13 +83,17 @@ pub(crate) fn copy_entry(
     }
 }
 
+/// A temp file made: its name, its bytes, and the SRC file it was read
+/// from (device, inode; files only).
+type Made = (std::ffi::OsString, u64, Option<super::origins::Id>);
+
 /// Copies SRC's file to a new temp file. `Ok(None)` when it vanished.
 fn copy_file_to_temp(
     ctx: &Ctx<'_>,
     src: &DirHandle,
     name: &OsStr,
     rel: &Path,
-) -> Result<Option<(std::ffi::OsString, u64)>, EntryError> {
+) -> Result<Option<Made>, EntryError> {
     let Some(store) = ctx.store else {
         return Ok(None);
     };
@@ -239,7 +248,7 @@ fn copy_file_to_temp(
                 && changed_within(&before, RECENT)
                 && !matches!(fsops::same_content(&file, &tmp), Ok(true));
             if !torn {
-                return Ok(Some((tmp_name, n)));
+                return Ok(Some((tmp_name, n, Some((before.dev, before.ino)))));
             }
         }
         store.discard(&tmp_name);
@@ -292,7 +301,7 @@ fn link_to_temp(
     name: &OsStr,
     rel: &Path,
     sm: &Meta,
-) -> Result<Option<(std::ffi::OsString, u64)>, EntryError> {
+) -> Result<Option<Made>, EntryError> {
     let Some(store) = ctx.store else {
         return Ok(None);
     };
@@ -316,7 +325,7 @@ fn link_to_temp(
         store.discard(&tmp_name);
         return Err(EntryError::new(ctx.dst_path(rel), "create symlink", &e));
     }
-    Ok(Some((tmp_name, sm.size)))
+    Ok(Some((tmp_name, sm.size, None)))
 }
 
 /// Renames the temp entry into place at `rel`, versioning what is there.

@@ -33,6 +33,8 @@ pub(crate) struct Ctx<'a> {
     pub ctl: &'a Control,
     /// mtime precision of DST's file system in ns (probed at open).
     pub granularity: &'a AtomicU32,
+    /// Records where each copy came from (live mirroring only).
+    pub origins: Option<&'a super::origins::Origins>,
     /// Versions on for this pair (off: DST's lost entries are removed).
     pub versions_on: bool,
     /// A one-shot run: copy again a file changed within a clock tick of its

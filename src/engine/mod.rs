@@ -16,6 +16,7 @@
 
 pub mod batch;
 pub mod config;
+pub mod config_edit;
 pub mod copy;
 pub mod ctx;
 pub mod drives;
@@ -25,6 +26,7 @@ pub mod filter;
 pub mod fsops;
 pub mod history;
 pub mod mirror;
+pub mod origins;
 pub mod paths;
 pub mod plan;
 pub mod reconcile;
