@@ -325,13 +325,21 @@ where
         }
         .into());
     }
-    save(path, &cfg, text.as_deref())?;
+    save(path, &old, &cfg, text.as_deref())?;
     Ok(out)
 }
 
 /// Writes `cfg` to `path` atomically (temp file in the same folder, then
-/// rename), if the file still holds `expected` (`None`: still absent).
-fn save(path: &Path, cfg: &Config, expected: Option<&str>) -> Result<(), ConfigError> {
+/// rename), if the file still holds `expected` (`None`: still absent),
+/// which parsed to `old`. The user's text is kept with only the changes
+/// written in (`config_edit`); should that ever not read back as `cfg`,
+/// the whole config is written afresh instead.
+fn save(
+    path: &Path,
+    old: &Config,
+    cfg: &Config,
+    expected: Option<&str>,
+) -> Result<(), ConfigError> {
     let werr = |e: &io::Error| ConfigError::Write {
         path: path.to_path_buf(),
         reason: reason(e),
@@ -351,14 +359,26 @@ fn save(path: &Path, cfg: &Config, expected: Option<&str>) -> Result<(), ConfigE
 
     let result = (|| {
         let perms = std::fs::metadata(&target).ok().map(|m| m.permissions());
-        let stored = match perms {
-            Some(p) => confy::store_path_perms(&tmp, cfg, p),
-            None => confy::store_path(&tmp, cfg),
-        };
-        stored.map_err(|e| ConfigError::Write {
-            path: path.to_path_buf(),
-            reason: confy_reason(&e),
-        })?;
+        let kept = super::config_edit::render(expected.unwrap_or(""), old, cfg)
+            .filter(|t| parse(path, t).is_ok_and(|c| &c == cfg));
+        match kept {
+            Some(text) => {
+                std::fs::write(&tmp, text).map_err(|e| werr(&e))?;
+                if let Some(p) = perms {
+                    std::fs::set_permissions(&tmp, p).map_err(|e| werr(&e))?;
+                }
+            }
+            None => {
+                let stored = match perms {
+                    Some(p) => confy::store_path_perms(&tmp, cfg, p),
+                    None => confy::store_path(&tmp, cfg),
+                };
+                stored.map_err(|e| ConfigError::Write {
+                    path: path.to_path_buf(),
+                    reason: confy_reason(&e),
+                })?;
+            }
+        }
         // Durable before it replaces the old file.
         std::fs::File::open(&tmp)
             .and_then(|f| f.sync_all())
