@@ -725,7 +725,9 @@ fn run_stats(g: &Global, path: Option<&Path>, json: bool) -> ExitCode {
             _ => String::new(),
         };
         match spec.min_free_percent {
-            0 => println!("  no free-space floor: versions stay when the backup disk fills{free_now}"),
+            0 => println!(
+                "  no free-space floor: versions stay when the backup disk fills{free_now}"
+            ),
             p => println!(
                 "  the oldest go first when the backup disk has less than {p}% free{free_now}"
             ),
