@@ -1175,8 +1175,18 @@ fn settings_opens_the_config_and_edits_apply_without_a_restart() {
     // The open entries hand the right paths to the desktop's opener.
     t.click("Open backup: src");
     t.wait_opened(&t.w.dst);
+    // Restore opens the local page at that pair's folder, key included.
     t.click("Restore: src…");
-    t.wait_opened(&t.w.dst.join(".mirrortray/versions"));
+    let page = |p: &PathBuf| {
+        let s = p.to_string_lossy();
+        s.starts_with("http://127.0.0.1:") && s.contains("/browse?pair=0&token=")
+    };
+    assert!(
+        wait_for(LONG, || t.opened().iter().any(page)),
+        "the page was never opened; xdg-open got {:?}\n--- log\n{}",
+        t.opened(),
+        t.log_text()
+    );
     t.click("Open log");
     t.wait_opened(&t.log);
 
