@@ -408,3 +408,47 @@ fn paths_outside_the_pair_are_refused_and_links_are_not_followed() {
     assert!(!Path::new(&w.dst.join("x")).exists());
     assert_eq!(std::fs::read(w.src.join("notes.txt")).unwrap(), b"second\n");
 }
+
+#[test]
+fn settings_are_saved_into_the_users_file_with_its_comments_and_bad_values_change_nothing() {
+    let (w, r) = watched();
+    let cfg = w.config_file();
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let commented = format!("# My backups: keep this line.\n{text}");
+    std::fs::write(&cfg, &commented).unwrap();
+    let token = csrf(&r, "/settings");
+    let c = cookie(&r);
+    let form = |retention: &str, floor: &str| {
+        format!(
+            "csrf={token}&retention_days={retention}&max_versions_mb=&min_free_percent={floor}&drift_check_minutes=5&alert_after_hours=24&ignore_0=*.tmp%0D%0Acache%2F&versions_0=on&retention_0="
+        )
+    };
+    // Refused by the config's own rule, with its words; the file unchanged.
+    let a = post(&r, "/settings", &c, &form("0", "2"));
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(a.body.contains("Not saved"), "{}", a.body);
+    assert!(a.body.contains("would delete every version"), "{}", a.body);
+    assert_eq!(std::fs::read_to_string(&cfg).unwrap(), commented);
+    // Not a number: the field is named.
+    let a = post(&r, "/settings", &c, &form("30", "lots"));
+    assert!(
+        a.body.contains("Keep free on the backup disk (%)"),
+        "{}",
+        a.body
+    );
+    assert!(a.body.contains("not a whole number"), "{}", a.body);
+    assert_eq!(std::fs::read_to_string(&cfg).unwrap(), commented);
+    // Saved: only what changed, the comment kept.
+    let a = post(&r, "/settings", &c, &form("45", "2"));
+    assert_eq!(a.status, 303, "{}", a.body);
+    let now = std::fs::read_to_string(&cfg).unwrap();
+    assert!(now.starts_with("# My backups: keep this line.\n"), "{now}");
+    assert!(now.contains("retention_days = 45"), "{now}");
+    assert!(now.contains(r#"ignore = ["*.tmp", "cache/"]"#), "{now}");
+    let shown = w.run(["config"]);
+    assert_eq!(shown.code, 0, "{}", shown.stderr);
+    // And the form shows it.
+    let a = get(&r, "/settings?saved=1", &c);
+    assert!(a.body.contains(r#"id="saved""#), "{}", a.body);
+    assert!(a.body.contains(r#"value="45""#), "{}", a.body);
+}

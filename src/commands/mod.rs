@@ -1,7 +1,7 @@
 //! commands: one module per command; each returns an exit code.
 
 mod config_cmd;
-mod pairs;
+pub mod pairs;
 mod progress;
 pub mod restore;
 mod status;

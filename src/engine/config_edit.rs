@@ -36,7 +36,13 @@ fn settings(doc: &mut DocumentMut, old: &Settings, new: &Settings) -> Option<()>
     }
     let t = doc
         .entry("settings")
-        .or_insert_with(|| Item::Table(Table::new()))
+        .or_insert_with(|| {
+            // Made now: at the end, so a comment at the top of the file
+            // stays at the top (toml_edit keeps it with the first table).
+            let mut t = Table::new();
+            t.set_position(Some(isize::MAX));
+            Item::Table(t)
+        })
         .as_table_mut()?;
     macro_rules! set {
         ($field:ident, $v:expr) => {
@@ -268,6 +274,18 @@ versions = false
                 assert!(!t.contains(l), "{what}: {l:?} still in\n{t}");
             }
         }
+    }
+
+    #[test]
+    fn a_settings_table_made_for_a_file_without_one_leaves_the_top_comment_on_top() {
+        let p = Path::new("/c.toml");
+        let text = "# Mine.\n[[pair]]\nsrc = \"/a\"\ndst = \"/b\"\n";
+        let old = parse(p, text).unwrap();
+        let mut new = old.clone();
+        new.settings.retention_days = 45;
+        let t = render(text, &old, &new).unwrap();
+        assert!(t.starts_with("# Mine.\n[[pair]]"), "{t}");
+        assert_eq!(parse(p, &t).unwrap(), new, "{t}");
     }
 
     #[test]

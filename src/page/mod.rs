@@ -22,6 +22,7 @@
 mod actions;
 pub mod guard;
 mod html;
+mod settings;
 mod views;
 
 use std::collections::HashMap;
@@ -410,6 +411,8 @@ fn route(shared: &Shared, method: &Method, ask: &Ask) -> Reply {
         ("/diff", false) => views::diff(shared, ask),
         ("/deleted", false) => views::deleted(shared, ask),
         ("/search", false) => views::search(shared, ask),
+        ("/settings", false) => settings::show_form(shared, ask),
+        ("/settings", true) => settings::save(shared, ask),
         ("/restore", true) => actions::restore(shared, ask),
         ("/undo", true) => actions::undo(shared, ask),
         ("/page.css", false) => Reply::Bytes {

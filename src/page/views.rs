@@ -82,7 +82,7 @@ fn nav(shared: &Shared, current: Option<usize>) -> String {
             esc(&p.name)
         ));
     }
-    out.push_str("</nav>");
+    out.push_str(r#" <a href="/settings">Settings</a></nav>"#);
     out
 }
 

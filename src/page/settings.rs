@@ -1,0 +1,207 @@
+//! settings: the config file as a form. It writes the same file the tray's
+//! Settings entry opens, through `config::update` — so the same checks and
+//! messages as `mirrortray add`, and the user's comments kept (toml_edit).
+//! A form value that is not a number is refused here, naming the field;
+//! nothing is written then.
+
+use std::collections::HashMap;
+
+use mirrortray::engine::config::{self, Config};
+use mirrortray::engine::error::show;
+
+use super::html::{self, esc, hidden};
+use super::{Ask, Reply, Shared};
+
+fn config_path(shared: &Shared) -> Result<std::path::PathBuf, String> {
+    crate::commands::pairs::config_path(&shared.global)
+}
+
+/// `GET /settings`.
+pub fn show_form(shared: &Shared, ask: &Ask) -> Reply {
+    let path = match config_path(shared) {
+        Ok(p) => p,
+        Err(e) => return Reply::Html(500, html::problem(&e)),
+    };
+    let cfg = match config::load(&path) {
+        Ok(c) => c,
+        Err(e) => return Reply::Html(200, page(shared, &path, None, Some(&e.to_string()), None)),
+    };
+    let saved = ask.get("saved").is_some();
+    Reply::Html(
+        200,
+        page(shared, &path, Some(&cfg), None, saved.then_some(())),
+    )
+}
+
+/// `POST /settings`.
+pub fn save(shared: &Shared, ask: &Ask) -> Reply {
+    let path = match config_path(shared) {
+        Ok(p) => p,
+        Err(e) => return Reply::Html(500, html::problem(&e)),
+    };
+    let result = config::update(&path, |cfg: &mut Config| -> Result<(), NotSaved> {
+        apply(cfg, &ask.form).map_err(NotSaved)
+    });
+    match result {
+        Ok(()) => {
+            log::info!("local page: settings saved to {}", show(&path));
+            Reply::Redirect("/settings?saved=1".into())
+        }
+        Err(NotSaved(e)) => {
+            let cfg = config::load(&path).ok();
+            Reply::Html(200, page(shared, &path, cfg.as_ref(), Some(&e), None))
+        }
+    }
+}
+
+/// Why the form was not saved: the config's own message, or a field's.
+struct NotSaved(String);
+
+impl From<config::ConfigError> for NotSaved {
+    fn from(e: config::ConfigError) -> NotSaved {
+        NotSaved(e.to_string())
+    }
+}
+
+/// The form's values written into `cfg`.
+fn apply(cfg: &mut Config, form: &HashMap<String, String>) -> Result<(), String> {
+    let get = |k: &str| form.get(k).map(|v| v.trim()).unwrap_or("");
+    fn whole<T: std::str::FromStr>(field: &str, v: &str) -> Result<T, String> {
+        v.parse()
+            .map_err(|_| format!("{field}: {v:?} is not a whole number"))
+    }
+    fn number(field: &str, v: &str) -> Result<f64, String> {
+        v.parse::<f64>()
+            .ok()
+            .filter(|x| x.is_finite() && *x >= 0.0)
+            .ok_or_else(|| format!("{field}: {v:?} is not a number of 0 or more"))
+    }
+    let s = &mut cfg.settings;
+    s.retention_days = whole("Keep versions (days)", get("retention_days"))?;
+    s.max_versions_mb = match get("max_versions_mb") {
+        "" => None,
+        v => Some(whole("Most space for versions (MB)", v)?),
+    };
+    s.min_free_percent = whole("Keep free on the backup disk (%)", get("min_free_percent"))?;
+    s.drift_check_minutes = number(
+        "Check for missed changes (minutes)",
+        get("drift_check_minutes"),
+    )?;
+    s.alert_after_hours = number("Warn after no backup for (hours)", get("alert_after_hours"))?;
+    for (i, p) in cfg.pairs.iter_mut().enumerate() {
+        if let Some(text) = form.get(&format!("ignore_{i}")) {
+            p.ignore = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(String::from)
+                .collect();
+        }
+        p.versions = form.contains_key(&format!("versions_{i}"));
+        p.retention_days = match get(&format!("retention_{i}")) {
+            "" => None,
+            v => Some(whole(&format!("{}: keep versions (days)", p.label()), v)?),
+        };
+    }
+    Ok(())
+}
+
+fn page(
+    shared: &Shared,
+    path: &std::path::Path,
+    cfg: Option<&Config>,
+    problem: Option<&str>,
+    saved: Option<()>,
+) -> String {
+    let applies = match shared.status.get().map(|i| i.kind) {
+        Some(k) if k == "tray" => "The tray applies it at once.",
+        _ => "A running `mirrortray watch` applies it at its next start; the tray at once.",
+    };
+    let mut body = format!(
+        r#"<h1>Settings</h1><p>Saved in {} (comments in it are kept). {applies}</p>"#,
+        html::path(path)
+    );
+    if saved.is_some() {
+        body.push_str(r#"<p class="ok" id="saved">Saved.</p>"#);
+    }
+    if let Some(p) = problem {
+        body.push_str(&format!(
+            r#"<p class="problem" id="problem">Not saved: {}</p>"#,
+            esc(p)
+        ));
+    }
+    let Some(cfg) = cfg else {
+        return html::frame("Settings", r#"<nav><a href="/">Overview</a></nav>"#, &body);
+    };
+    let s = &cfg.settings;
+    let field = |name: &str, label: &str, value: String, help: &str| {
+        format!(
+            r#"<label class="field"><span>{}</span><input name="{name}" id="{name}" value="{}" inputmode="decimal"><small>{}</small></label>"#,
+            esc(label),
+            esc(&value),
+            esc(help)
+        )
+    };
+    body.push_str(r#"<form method="post" action="/settings" class="settings">"#);
+    body.push_str(&hidden(&shared.secrets.csrf, &[]));
+    body.push_str("<fieldset><legend>Versions</legend>");
+    body.push_str(&field(
+        "retention_days",
+        "Keep versions (days)",
+        s.retention_days.to_string(),
+        "At least 1. Older versions are removed.",
+    ));
+    body.push_str(&field(
+        "max_versions_mb",
+        "Most space for versions (MB)",
+        s.max_versions_mb.map(|m| m.to_string()).unwrap_or_default(),
+        "Empty: no limit. Past it, the oldest go first.",
+    ));
+    body.push_str(&field(
+        "min_free_percent",
+        "Keep free on the backup disk (%)",
+        s.min_free_percent.to_string(),
+        "Below it the oldest versions go first (never the newest). 0: off.",
+    ));
+    body.push_str("</fieldset><fieldset><legend>Watching</legend>");
+    body.push_str(&field(
+        "drift_check_minutes",
+        "Check for missed changes (minutes)",
+        s.drift_check_minutes.to_string(),
+        "A light comparison of both folders; 0: off.",
+    ));
+    body.push_str(&field(
+        "alert_after_hours",
+        "Warn after no backup for (hours)",
+        s.alert_after_hours.to_string(),
+        "",
+    ));
+    body.push_str("</fieldset>");
+    for (i, p) in cfg.pairs.iter().enumerate() {
+        body.push_str(&format!(
+            r#"<fieldset id="pair-settings-{i}"><legend>{} → {}</legend>
+<label class="field"><span>Leave alone (one pattern per line, as in .gitignore)</span><textarea name="ignore_{i}" id="ignore_{i}" rows="4">{}</textarea></label>
+<label class="check"><input type="checkbox" name="versions_{i}" id="versions_{i}"{}> Keep versions of what the backup replaces or loses</label>
+{}</fieldset>"#,
+            html::path(&p.src),
+            html::path(&p.dst),
+            esc(&p.ignore.join("\n")),
+            if p.versions { " checked" } else { "" },
+            field(
+                &format!("retention_{i}"),
+                "Keep its versions (days)",
+                p.retention_days.map(|d| d.to_string()).unwrap_or_default(),
+                "Empty: as above.",
+            )
+        ));
+    }
+    if cfg.pairs.is_empty() {
+        body.push_str(r#"<p class="empty">No folder pairs yet: add one from the tray (Add a folder…) or with <code>mirrortray add SRC DST</code>.</p>"#);
+    }
+    body.push_str(r#"<p><button class="primary" id="save">Save</button></p></form>"#);
+    html::frame(
+        "Settings",
+        r#"<nav><a href="/">Overview</a> <a class="here" href="/settings">Settings</a></nav>"#,
+        &body,
+    )
+}
