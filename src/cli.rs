@@ -128,9 +128,19 @@ pub enum Command {
     /// Open the running tray's or watcher's local page: status, browsing
     /// the backup as of any time, getting files back (2: none running).
     Ui {
+        /// Open the page at this file's history or this folder (in a source
+        /// or backup folder).
+        path: Option<PathBuf>,
         /// Print the page's address (with its key) instead of opening it.
         #[arg(long)]
         print_url: bool,
+    },
+    /// Add "Previous versions…" to the right-click menus of the file
+    /// managers (GNOME Files, Dolphin, Nemo), or remove it.
+    Integrate {
+        /// Remove the entries this added.
+        #[arg(long)]
+        remove: bool,
     },
     /// Bring back a file or folder as it was.
     Restore {

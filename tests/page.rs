@@ -27,6 +27,7 @@ impl Drop for Running {
     }
 }
 
+#[allow(clippy::zombie_processes)] // waited for by `Running`'s drop
 fn start(w: &World) -> Running {
     let r = w.run(["add".as_ref(), w.src.as_os_str(), w.dst.as_os_str()]);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -451,4 +452,94 @@ fn settings_are_saved_into_the_users_file_with_its_comments_and_bad_values_chang
     let a = get(&r, "/settings?saved=1", &c);
     assert!(a.body.contains(r#"id="saved""#), "{}", a.body);
     assert!(a.body.contains(r#"value="45""#), "{}", a.body);
+}
+
+#[test]
+fn previous_versions_in_the_file_managers_open_the_page_at_that_file() {
+    let (w, r) = watched();
+    let run = w.run(["integrate"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let base = w.home.join(".local/share");
+    let script = base.join("nautilus/scripts/mirrortray: Previous versions…");
+    let bin = crate::support::bin();
+    use std::os::unix::fs::PermissionsExt;
+    for (rel, exec) in [
+        ("nautilus/scripts/mirrortray: Previous versions…", true),
+        (
+            "nautilus/scripts/mirrortray: Restore missing files here…",
+            true,
+        ),
+        ("kio/servicemenus/mirrortray-versions.desktop", true),
+        ("kio/servicemenus/mirrortray-restore-here.desktop", true),
+        ("nemo/actions/mirrortray-versions.nemo_action", false),
+        ("nemo/actions/mirrortray-restore-here.nemo_action", false),
+    ] {
+        let p = base.join(rel);
+        let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{rel}: {e}"));
+        assert!(text.contains(&*bin.to_string_lossy()), "{rel}: {text}");
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode();
+        assert_eq!(mode & 0o111 != 0, exec, "{rel}: {mode:o}");
+    }
+    let dolphin =
+        std::fs::read_to_string(base.join("kio/servicemenus/mirrortray-versions.desktop")).unwrap();
+    assert!(
+        dolphin.contains(&format!("Exec=\"{}\" ui %f", bin.display())),
+        "{dolphin}"
+    );
+
+    // Nautilus runs the script with the selected file; the page opens in
+    // the browser (here one that writes the address down).
+    let got = w.path("opened.txt");
+    let browser = w.path("browser.sh");
+    std::fs::write(
+        &browser,
+        format!("#!/bin/sh\nprintf '%s' \"$1\" > '{}'\n", got.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&browser, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut c = std::process::Command::new(&script);
+    w.isolate(&mut c);
+    let st = c
+        .arg(w.src.join("notes.txt"))
+        .env("BROWSER", &browser)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    wait_until("the browser to be asked", || got.exists());
+    let url = std::fs::read_to_string(&got).unwrap();
+    let prefix = format!("http://127.0.0.1:{}/open?path=", r.port);
+    assert!(url.starts_with(&prefix), "{url}");
+    assert!(url.contains(&format!("&token={}", r.token)), "{url}");
+    // The address: the key into the cookie, then that file's history.
+    let path_and_query = &url["http://127.0.0.1:".len() + r.port.to_string().len()..];
+    let a = get(&r, path_and_query, "");
+    assert_eq!(a.status, 303, "{}", a.body);
+    let back = a.header("location").unwrap().to_string();
+    let a = get(&r, &back, &cookie(&r));
+    assert_eq!(a.status, 303, "{back}: {}", a.body);
+    assert_eq!(a.header("location"), Some("/file?pair=0&path=notes.txt"));
+    let a = get(&r, "/file?pair=0&path=notes.txt", &cookie(&r));
+    assert!(a.body.contains("preview-text"), "{}", a.body);
+
+    // A path outside every pair is said so.
+    let a = get(&r, "/open?path=%2Fetc%2Fpasswd", &cookie(&r));
+    assert_eq!(a.status, 404, "{}", a.body);
+    assert!(
+        a.body.contains("not in a folder this mirrortray backs up"),
+        "{}",
+        a.body
+    );
+
+    // Removed: exactly what it wrote; a file of the user's is left.
+    let mine = base.join("nautilus/scripts/my own script");
+    std::fs::write(&mine, "#!/bin/sh\n").unwrap();
+    let run = w.run(["integrate", "--remove"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(!script.exists());
+    assert!(
+        !base
+            .join("kio/servicemenus/mirrortray-versions.desktop")
+            .exists()
+    );
+    assert!(mine.exists());
 }

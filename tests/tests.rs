@@ -10,6 +10,7 @@ mod cli_verify;
 mod deep;
 mod mix;
 mod page;
+mod page_browser;
 mod prop;
 mod restore;
 mod safety;

@@ -93,6 +93,9 @@ pub fn open_display() -> Result<(), String> {
 }
 
 /// Runs the tray app (a display is open) with the config file `config`.
+/// A pair as the page names it: (name, SRC, DST).
+pub type PagePair = (String, PathBuf, PathBuf);
+
 /// The local page as the tray sees it: started by the caller (app and page
 /// never import each other); the tray opens its address and tells it the
 /// pairs.
@@ -103,7 +106,7 @@ pub struct PageLink {
     /// The status the page reads: the tray writes it.
     pub status: mirrortray::engine::status_file::StatusView,
     /// The pairs changed: (name, SRC, DST) each.
-    pub set_pairs: Box<dyn Fn(Vec<(String, PathBuf, PathBuf)>) + Send>,
+    pub set_pairs: Box<dyn Fn(Vec<PagePair>) + Send>,
 }
 
 impl PageLink {

@@ -1,6 +1,7 @@
 //! commands: one module per command; each returns an exit code.
 
 mod config_cmd;
+mod integrate;
 pub mod pairs;
 mod progress;
 pub mod restore;
@@ -83,9 +84,13 @@ pub fn run(cli: Cli) -> ExitCode {
             logging::init(&g, true);
             status::run(json)
         }
-        Some(Command::Ui { print_url }) => {
+        Some(Command::Integrate { remove }) => {
             logging::init(&g, true);
-            ui::run(print_url)
+            integrate::run(remove)
+        }
+        Some(Command::Ui { path, print_url }) => {
+            logging::init(&g, true);
+            ui::run(path.as_deref(), print_url)
         }
         Some(Command::Restore {
             path,

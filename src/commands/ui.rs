@@ -9,7 +9,7 @@ use mirrortray::engine::status_file::running;
 
 use crate::exit_code::ExitCode;
 
-pub fn run(print_url: bool) -> ExitCode {
+pub fn run(path: Option<&std::path::Path>, print_url: bool) -> ExitCode {
     let urls: Vec<(u32, String)> = running()
         .iter()
         .filter_map(|i| {
@@ -24,6 +24,25 @@ pub fn run(print_url: bool) -> ExitCode {
         );
         return ExitCode::Error;
     };
+    let url = match path {
+        None => url.clone(),
+        Some(p) => {
+            let abs = match std::path::absolute(p) {
+                Ok(a) => a,
+                Err(e) => {
+                    super::fail(format!("{}: {e}", mirrortray::engine::error::show(p)));
+                    return ExitCode::Error;
+                }
+            };
+            let (origin, token) = url.split_once("/?token=").unwrap_or((url, ""));
+            let q: String = form_urlencoded::Serializer::new(String::new())
+                .append_pair("path", &abs.to_string_lossy())
+                .append_pair("token", token)
+                .finish();
+            format!("{origin}/open?{q}")
+        }
+    };
+    let url = &url;
     for (other, _) in &urls[1..] {
         log::warn!("another mirrortray (process {other}) has a page too; showing process {pid}'s");
     }

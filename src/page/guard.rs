@@ -232,7 +232,8 @@ mod tests {
     #[test]
     fn tokens() {
         let s = secrets();
-        let table: &[(Option<&str>, Option<&str>, Result<Admit, Refusal>)] = &[
+        type Row<'a> = (Option<&'a str>, Option<&'a str>, Result<Admit, Refusal>);
+        let table: &[Row] = &[
             (Some("t0k3n"), None, Ok(Admit::FromUrl)),
             (Some("t0k3n"), Some("mirrortray-9=bad"), Ok(Admit::FromUrl)),
             (
@@ -259,6 +260,8 @@ mod tests {
             (Some("c5rf"), Some("http://127.0.0.1:9"), true),
             (Some("c5rf"), Some("http://localhost:9"), true),
             (Some("c5rf"), Some("http://evil.example"), false),
+            // What a browser sends from an opaque origin (a sandboxed
+            // frame, a file: page): never the page itself.
             (Some("c5rf"), Some("null"), false),
             (Some("c5r"), None, false),
             (None, Some("http://127.0.0.1:9"), false),

@@ -36,6 +36,14 @@ pub fn local(t: Timestamp) -> String {
         .to_string()
 }
 
+/// A local time to the millisecond: two moments a backup kept can be
+/// within one second.
+pub fn local_ms(t: Timestamp) -> String {
+    t.to_zoned_datetime(TimeZone::system())
+        .strftime("%Y-%m-%d %H:%M:%S%.3f")
+        .to_string()
+}
+
 /// A local time without the date when it is today.
 pub fn local_short(t: Timestamp) -> String {
     let tz = TimeZone::system();

@@ -332,7 +332,9 @@ fn with_safety<R: Read>(mut resp: Response<R>) -> Response<R> {
     for (k, v) in [
         ("X-Frame-Options", "DENY"),
         ("X-Content-Type-Options", "nosniff"),
-        ("Referrer-Policy", "no-referrer"),
+        // Not "no-referrer": Chromium then sends `Origin: null` with the
+        // page's own forms, which rule 3 must refuse.
+        ("Referrer-Policy", "same-origin"),
         ("Cache-Control", "no-store"),
         (
             "Content-Security-Policy",
@@ -406,6 +408,7 @@ fn route(shared: &Shared, method: &Method, ask: &Ask) -> Reply {
     match (ask.path.as_str(), post) {
         ("/", false) => views::overview(shared),
         ("/browse", false) => views::browse(shared, ask),
+        ("/open", false) => views::open(shared, ask),
         ("/file", false) => views::file(shared, ask),
         ("/raw", false) => views::raw(shared, ask),
         ("/diff", false) => views::diff(shared, ask),

@@ -17,7 +17,7 @@ use mirrortray::engine::history::{Held, History, Origin, Stamp, Version};
 use mirrortray::engine::status_file::Pair as PairStatus;
 use mirrortray::engine::words::bytes_text;
 
-use super::html::{self, esc, hidden, href, local, local_short, rel_param};
+use super::html::{self, esc, hidden, href, local, local_ms, local_short, rel_param};
 use super::{Ask, Reply, Roots, Shared, guard};
 
 /// Text shown in a preview or a diff, at most.
@@ -222,10 +222,9 @@ fn chart(h: &History, failing: usize) -> String {
 }
 
 fn count(n: u64, what: &str) -> String {
-    let plural = if what.ends_with('y') {
-        format!("{}ies", &what[..what.len() - 1])
-    } else {
-        format!("{what}s")
+    let plural = match what.strip_suffix('y') {
+        Some(stem) => format!("{stem}ies"),
+        None => format!("{what}s"),
     };
     if n == 1 {
         format!("1 {what}")
@@ -265,7 +264,7 @@ fn time_picker(t: &Target, at: &Option<Stamp>) -> String {
         opts.push_str(&format!(
             r#"<option value="{}"{sel}>Before the change at {}</option>"#,
             esc(&s.name),
-            local(s.time)
+            local_ms(s.time)
         ));
     }
     format!(
@@ -307,6 +306,53 @@ struct Child {
     mtime: Option<Timestamp>,
     /// DST does not hold it now.
     deleted: bool,
+}
+
+/// `/open?path=ABSOLUTE`: a path in a pair's source or backup folder (what
+/// the file managers' "Previous versions" entries and `mirrortray ui PATH`
+/// give), shown on its own page: a folder browsed, a file's history. The
+/// path only picks the pair; what is left of it passes `guard::rel_path`.
+pub fn open(shared: &Shared, ask: &Ask) -> Reply {
+    let asked = PathBuf::from(ask.get("path").unwrap_or(""));
+    let pairs = shared.pairs();
+    let found = pairs.iter().enumerate().find_map(|(i, r)| {
+        let roots = [&r.src, &r.dst];
+        roots
+            .iter()
+            .flat_map(|root| [Some((*root).clone()), std::fs::canonicalize(root).ok()])
+            .flatten()
+            .find_map(|root| asked.strip_prefix(&root).ok().map(Path::to_path_buf))
+            .map(|rel| (i, rel))
+    });
+    let Some((i, rel)) = found else {
+        return Reply::Html(
+            404,
+            html::problem(&format!(
+                "{} is not in a folder this mirrortray backs up.",
+                mirrortray::engine::error::show(&asked)
+            )),
+        );
+    };
+    let rel = match guard::rel_path(&rel.to_string_lossy()) {
+        Ok(r) => r,
+        Err(e) => return Reply::Html(400, html::problem(&e)),
+    };
+    let is_dir = std::fs::symlink_metadata(&asked).map(|m| m.is_dir());
+    let dst_dir = History::open(&pairs[i].dst)
+        .ok()
+        .and_then(|h| h.current(&rel).ok().flatten())
+        .map(|m| m.kind == Kind::Dir);
+    let page = match is_dir.ok().or(dst_dir) {
+        Some(false) => "/file",
+        _ => "/browse",
+    };
+    Reply::Redirect(format!(
+        "{page}?{}",
+        form_urlencoded::Serializer::new(String::new())
+            .append_pair("pair", &i.to_string())
+            .append_pair("path", &rel_param(&rel))
+            .finish()
+    ))
 }
 
 /// `/browse?pair=N&path=REL&at=STAMP`: a folder as it was.
@@ -582,7 +628,7 @@ pub fn file(shared: &Shared, ask: &Ask) -> Reply {
             )
         );
         body.push_str(&row(
-            format!("Until {}", local(v.stamp.time)),
+            format!("Until {}", local_ms(v.stamp.time)),
             v.bytes,
             reason_words(v),
             &v.stamp.name,

@@ -4,6 +4,7 @@
 //! bits and symlink targets — with a readable diff on failure.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod desktop;
 pub mod rng;
 pub mod tree;
