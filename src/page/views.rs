@@ -414,7 +414,7 @@ pub fn browse(shared: &Shared, ask: &Ask) -> Reply {
     body.push_str(&match &at {
         Some(s) => format!(
             r#"<p class="when" id="when">As it was just before the change at {}.</p>"#,
-            local(s.time)
+            local_ms(s.time)
         ),
         None => r#"<p class="when" id="when">As the backup holds it now.</p>"#.into(),
     });
@@ -700,7 +700,7 @@ fn preview(t: &Target, v: &str) -> String {
                 .stamps()
                 .iter()
                 .find(|s| s.name == v)
-                .map_or(String::new(), |s| local(s.time))
+                .map_or(String::new(), |s| local_ms(s.time))
         )
     };
     let inner = if h.meta.kind == Kind::Symlink {
