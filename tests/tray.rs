@@ -634,6 +634,28 @@ fn pause_holds_changes_until_resumed() {
     assert!(wait_for(LONG, || t.w.dst.join("after.txt").exists()));
 }
 
+/// A desktop with no program for folders: xdg-open says so and exits 3,
+/// as it does when no file manager is installed. The entry says so in a
+/// popup instead of doing nothing.
+#[test]
+fn open_backup_without_a_file_manager_says_so() {
+    let w = World::new();
+    w.write("a.txt", "a");
+    let t = Tray::with_pair(w);
+    t.up_to_date();
+    std::fs::write(
+        t.w.path("fakebin/xdg-open"),
+        "#!/bin/sh\necho \"xdg-open: no method available for opening '$1'\" >&2\nexit 3\n",
+    )
+    .unwrap();
+    t.click("Open backup: src");
+    let n = t.notification("saying the folder cannot be opened", |n| {
+        n.summary.contains("Cannot open") && n.body.contains("no method available")
+    });
+    assert!(n.body.contains("Is a file manager installed?"), "{n:?}");
+    assert!(n.body.contains(&*t.w.dst.to_string_lossy()), "{n:?}");
+}
+
 #[test]
 fn back_up_now_repairs_a_hand_edited_backup() {
     let w = World::new();

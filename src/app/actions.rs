@@ -113,15 +113,11 @@ impl Worker {
             }
         }
         log::info!("opening {what}: {}", show(path));
-        if let Err(e) = opener::open(path) {
+        if let Err(why) = launch(path) {
             self.problem(
                 "open",
                 &format!("Cannot open {what}"),
-                format!(
-                    "{}: {}. Is a file manager installed (xdg-open)?",
-                    show(path),
-                    opener_reason(&e)
-                ),
+                format!("{}: {why}", show(path)),
             );
         }
     }
@@ -228,6 +224,69 @@ impl Worker {
     }
 }
 
+/// How long an opener that fails is given to say so (xdg-open exits at
+/// once when no program handles the file; one that works may run as long
+/// as the program it started).
+#[cfg(target_os = "linux")]
+const OPENER_VERDICT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Opens a file or folder with the desktop's program for it. On Linux,
+/// `xdg-open` is run and its exit status read (the opener crate does not
+/// wait for it): "no program for this" becomes a popup, not silence.
+#[cfg(target_os = "linux")]
+fn launch(path: &Path) -> Result<(), String> {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("xdg-open")
+        .arg(path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                "no file manager can be started: xdg-open is not installed (Debian/Ubuntu package xdg-utils)".to_string()
+            }
+            _ => format!("cannot start xdg-open: {}", reason(&e)),
+        })?;
+    let deadline = std::time::Instant::now() + OPENER_VERDICT;
+    loop {
+        match child.try_wait() {
+            Ok(Some(st)) if st.success() => return Ok(()),
+            Ok(Some(st)) => {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                let said = err.lines().next().unwrap_or("").trim();
+                return Err(if said.is_empty() {
+                    format!(
+                        "no program opened it (xdg-open exited with {st}). Is a file manager installed?"
+                    )
+                } else {
+                    format!("no program opened it ({said}). Is a file manager installed?")
+                });
+            }
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50))
+            }
+            // Still running: the program it started is up. Reaped aside.
+            _ => {
+                let _ = std::thread::Builder::new()
+                    .name("opener".into())
+                    .spawn(move || child.wait());
+                return Ok(());
+            }
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn launch(path: &Path) -> Result<(), String> {
+    opener::open(path).map_err(|e| opener_reason(&e))
+}
+
+#[cfg_attr(target_os = "linux", allow(dead_code))]
 fn opener_reason(e: &opener::OpenError) -> String {
     match e {
         opener::OpenError::Io(io) => reason(io),
