@@ -247,7 +247,17 @@ fn without_the_key_or_with_a_wrong_one_nothing_is_shown() {
         assert!(!a.body.contains("second"), "{path}: {}", a.body);
         assert!(a.body.contains("mirrortray ui"), "{path}: {}", a.body);
     }
-    // With the cookie, the same file is shown.
+    // With the cookie: the overview, with the versions kept and the policy.
+    let a = get(&r, "/", &cookie(&r));
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(a.body.contains("id=\"state-0\""), "{}", a.body);
+    assert!(
+        a.body
+            .contains("30 days; the oldest go first when the backup disk has less than 2% free"),
+        "{}",
+        a.body
+    );
+    // And the same file is shown.
     let a = get(&r, "/raw?pair=0&path=notes.txt&v=now", &cookie(&r));
     assert_eq!(a.status, 200, "{}", a.body);
     assert_eq!(a.body, "second\n");

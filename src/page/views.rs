@@ -157,6 +157,12 @@ pub fn overview(shared: &Shared) -> Reply {
                     .unwrap_or_default()
             ));
         }
+        if let Some(policy) = policy(shared, r) {
+            body.push_str(&format!(
+                "<dt>Kept</dt><dd id=\"policy-{i}\">{}</dd>",
+                esc(&policy)
+            ));
+        }
         body.push_str("</dl>");
         if let Some(s) = st
             && !s.failures.is_empty()
@@ -178,6 +184,31 @@ pub fn overview(shared: &Shared) -> Reply {
         body.push_str("</section>");
     }
     Reply::Html(200, html::frame("Overview", &nav(shared, None), &body))
+}
+
+/// How long versions are kept and what makes room, from the config (the
+/// same words as `mirrortray versions --stats`).
+fn policy(shared: &Shared, r: &Roots) -> Option<String> {
+    let (_, cfg) = crate::commands::pairs::load_config(&shared.global).ok()?;
+    let p = cfg
+        .pairs
+        .iter()
+        .find(|p| p.dst == r.dst || p.src == r.src)?;
+    if !p.versions {
+        return Some("versions are off for this pair".into());
+    }
+    let spec = p.spec(&cfg.settings);
+    let mut out = format!("{} days", spec.retention_days);
+    if let Some(m) = spec.max_versions_mb {
+        out.push_str(&format!(", at most {m} MB"));
+    }
+    if spec.min_free_percent > 0 {
+        out.push_str(&format!(
+            "; the oldest go first when the backup disk has less than {}% free",
+            spec.min_free_percent
+        ));
+    }
+    Some(out)
 }
 
 /// The last 24 hours, one bar per hour: versions kept (what the backup
