@@ -268,17 +268,16 @@ async fn browse_as_of_a_time_and_restore_a_folder_deleted_in_two_batches() {
         .await
     );
 
-    // Now: the backup holds no photos; the rest is there.
+    // Now: the backup holds no photos; the rest is there, and photos is
+    // listed as deleted (linked to how it was just before).
     b.open(&format!("{}/browse?pair=0", watch.origin())).await;
     b.text_with("p#when", "As the backup holds it now").await;
     b.element(r#"table#entries tr[data-name="keep.txt"]"#).await;
-    assert!(
-        b.elements(r#"table#entries tr[data-name="photos"]"#)
-            .await
-            .is_empty(),
-        "{}",
-        b.report("photos is shown as held now").await
-    );
+    b.text_with(
+        r#"table#entries tr.gone[data-name="photos"] span.badge.deleted"#,
+        "deleted",
+    )
+    .await;
 
     // The oldest moment: before anything of photos was deleted.
     let mut moments = Vec::new();

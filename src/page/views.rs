@@ -337,6 +337,8 @@ struct Child {
     mtime: Option<Timestamp>,
     /// DST does not hold it now.
     deleted: bool,
+    /// Shown at "now" though gone: the time folder that kept it.
+    kept_in: Option<String>,
 }
 
 /// `/open?path=ABSOLUTE`: a path in a pair's source or backup folder (what
@@ -422,6 +424,7 @@ pub fn browse(shared: &Shared, ask: &Ask) -> Reply {
             size: 0,
             mtime: None,
             deleted: false,
+            kept_in: None,
         });
         if direct {
             child.kind = e.meta.kind;
@@ -433,6 +436,33 @@ pub fn browse(shared: &Shared, ask: &Ask) -> Reply {
     }
     for (name, c) in children.iter_mut() {
         c.deleted = matches!(t.history.current(&t.rel.join(name)), Ok(None));
+    }
+    // Now: what was deleted from this folder is listed too, marked, each
+    // linked to how it was just before.
+    if at.is_none() {
+        for l in t.history.logged() {
+            if l.reason != Some(VersionReason::Deleted) || l.rel.parent() != Some(t.rel.as_path()) {
+                continue;
+            }
+            let Some(name) = l.rel.file_name() else {
+                continue;
+            };
+            if children.contains_key(Path::new(name))
+                || !matches!(t.history.current(&l.rel), Ok(None))
+            {
+                continue;
+            }
+            children.insert(
+                PathBuf::from(name),
+                Child {
+                    kind: l.kind,
+                    size: 0,
+                    mtime: None,
+                    deleted: true,
+                    kept_in: Some(l.stamp.name.clone()),
+                },
+            );
+        }
     }
     let i = t.index.to_string();
     let at_name = at.as_ref().map_or(String::new(), |s| s.name.clone());
@@ -464,10 +494,10 @@ pub fn browse(shared: &Shared, ask: &Ask) -> Reply {
         } else {
             href("/file", &[("pair", &i), ("path", &relp)])
         };
-        let mark = if c.deleted {
-            r#" <span class="badge deleted">deleted since</span>"#
-        } else {
-            ""
+        let mark = match (&c.kept_in, c.deleted) {
+            (Some(_), _) => r#" <span class="badge deleted">deleted</span>"#,
+            (None, true) => r#" <span class="badge deleted">deleted since</span>"#,
+            _ => "",
         };
         let shown = match c.kind {
             Kind::Dir => format!("{}/", html::path(name)),
@@ -478,7 +508,11 @@ pub fn browse(shared: &Shared, ask: &Ask) -> Reply {
             r#"<tr class="{}" data-name="{}"><td><a href="{link}">{shown}</a>{mark}</td><td>{}</td><td>{}</td><td></td></tr>"#,
             if c.deleted { "gone" } else { "" },
             esc(&name.to_string_lossy()),
-            bytes_text(c.size),
+            if c.kept_in.is_some() {
+                String::new()
+            } else {
+                bytes_text(c.size)
+            },
             c.mtime.map(local_short).unwrap_or_default(),
         ));
     }
