@@ -20,6 +20,7 @@ use mirrortray::engine::error::DISK_FULL;
 use mirrortray::engine::error::show;
 use mirrortray::engine::watch::status::{Progress, busy_text, capital, failing_line, failing_text};
 use mirrortray::engine::watch::{Failing, PairStatus, State};
+pub use mirrortray::engine::words::{pair_names as names, tilde};
 
 /// The four tray icons.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,40 +117,6 @@ impl Model {
     pub fn tilde(&self, path: &Path) -> String {
         tilde(path, self.home.as_deref())
     }
-}
-
-/// `path` with the home folder written as `~`.
-pub fn tilde(path: &Path, home: Option<&Path>) -> String {
-    if let Some(home) = home.filter(|h| h.components().count() > 1) {
-        if path == home {
-            return "~".into();
-        }
-        if let Ok(rest) = path.strip_prefix(home) {
-            return format!("~/{}", show(rest));
-        }
-    }
-    show(path)
-}
-
-/// Menu names for the pairs: the source folder's name, or its `~` path
-/// where two pairs would share a name.
-pub fn names<'a>(srcs: impl Iterator<Item = &'a Path>, home: Option<&Path>) -> Vec<String> {
-    let srcs: Vec<&Path> = srcs.collect();
-    let base = |p: &Path| {
-        p.file_name()
-            .map(|n| show(Path::new(n)))
-            .unwrap_or_else(|| tilde(p, home))
-    };
-    srcs.iter()
-        .map(|p| {
-            let b = base(p);
-            if srcs.iter().filter(|q| base(q) == b).count() > 1 {
-                tilde(p, home)
-            } else {
-                b
-            }
-        })
-        .collect()
 }
 
 /// The first menu line.

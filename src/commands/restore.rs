@@ -378,40 +378,29 @@ pub fn perform(
         Ok(None) => {}
         Err(e) => report.warn(e.to_string()),
     }
-    if dry_run {
+    let started = Timestamp::now();
+    let mut kept_at = None;
+    let outcome = if dry_run {
         for s in &plan.steps {
             if s.action != Action::Unchanged {
                 report.step(s, None);
             }
         }
-        return Ok(Done {
-            loc,
-            at: t,
-            tree,
-            plan,
-            outcome: Outcome::default(),
-            started: Timestamp::now(),
-            kept_at: None,
-            versions_path: history.versions_path(),
-            watcher,
-            beside: beside.is_some(),
-            into: beside.as_ref().map(|_| dest.top()),
+        Outcome::default()
+    } else {
+        let outcome = restore::apply(&history, &tree, &plan, &dest, &mut |s, err| {
+            report.step(s, err)
         });
-    }
-
-    let started = Timestamp::now();
-    let outcome = restore::apply(&history, &tree, &plan, &dest, &mut |s, err| {
-        report.step(s, err)
-    });
-    let mut kept_at = None;
-    if let Some(m) = &mirror {
-        match back_up(m, &loc.rel) {
-            Ok(()) => kept_at = newest_since(&loc, started),
-            Err(e) => report.warn(format!(
-                "{e} (the restored files are in the source; the next backup copies them)"
-            )),
+        if let Some(m) = &mirror {
+            match back_up(m, &loc.rel) {
+                Ok(()) => kept_at = newest_since(&loc, started),
+                Err(e) => report.warn(format!(
+                    "{e} (the restored files are in the source; the next backup copies them)"
+                )),
+            }
         }
-    }
+        outcome
+    };
     drop(mirror);
     Ok(Done {
         loc,

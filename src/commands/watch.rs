@@ -69,7 +69,11 @@ pub fn run(g: &Global, args: &PairArgs, allow_mass_delete: bool) -> ExitCode {
     status.reset(sup.len());
     // The local page: browsing and restoring while this runs. Backing up
     // goes on without it.
-    let names = crate::page::pair_names(specs.iter().map(|s| s.src.as_path()));
+    let home = directories::BaseDirs::new().map(|d| d.home_dir().to_path_buf());
+    let names = mirrortray::engine::words::pair_names(
+        specs.iter().map(|s| s.src.as_path()),
+        home.as_deref(),
+    );
     let roots = specs
         .iter()
         .zip(names)

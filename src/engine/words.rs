@@ -1,5 +1,8 @@
-//! words: numbers and sizes as a person reads them, the same in the tray,
-//! `mirrortray status` and the log.
+//! words: numbers, sizes and the pairs' names as a person reads them, the
+//! same in the tray, the page, `mirrortray status` and the log.
+use std::path::Path;
+
+use super::error::show;
 
 /// A count with thousands separated: "3,000".
 pub fn count_text(n: u64) -> String {
@@ -35,6 +38,40 @@ pub fn bytes_text(n: u64) -> String {
     } else {
         format!("{v:.0} {}", UNITS[unit])
     }
+}
+
+/// `path` with the home folder written as `~`.
+pub fn tilde(path: &Path, home: Option<&Path>) -> String {
+    if let Some(home) = home.filter(|h| h.components().count() > 1) {
+        if path == home {
+            return "~".into();
+        }
+        if let Ok(rest) = path.strip_prefix(home) {
+            return format!("~/{}", show(rest));
+        }
+    }
+    show(path)
+}
+
+/// Names for the pairs (tray menu, page): the source folder's name, or its
+/// `~` path where two pairs would share a name.
+pub fn pair_names<'a>(srcs: impl Iterator<Item = &'a Path>, home: Option<&Path>) -> Vec<String> {
+    let srcs: Vec<&Path> = srcs.collect();
+    let base = |p: &Path| {
+        p.file_name()
+            .map(|n| show(Path::new(n)))
+            .unwrap_or_else(|| tilde(p, home))
+    };
+    srcs.iter()
+        .map(|p| {
+            let b = base(p);
+            if srcs.iter().filter(|q| base(q) == b).count() > 1 {
+                tilde(p, home)
+            } else {
+                b
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -67,28 +67,6 @@ impl Shared {
     }
 }
 
-/// Names for the pairs: the source folder's name, or its whole path where
-/// two pairs would share a name.
-pub fn pair_names<'a>(srcs: impl Iterator<Item = &'a std::path::Path>) -> Vec<String> {
-    use mirrortray::engine::error::show;
-    let srcs: Vec<&std::path::Path> = srcs.collect();
-    let base = |p: &std::path::Path| {
-        p.file_name()
-            .map(|n| show(std::path::Path::new(n)))
-            .unwrap_or_else(|| show(p))
-    };
-    srcs.iter()
-        .map(|p| {
-            let b = base(p);
-            if srcs.iter().filter(|q| base(q) == b).count() > 1 {
-                show(p)
-            } else {
-                b
-            }
-        })
-        .collect()
-}
-
 /// The running page; stops when dropped.
 pub struct Page {
     shared: Arc<Shared>,
