@@ -122,6 +122,10 @@ pub fn overview(shared: &Shared) -> Reply {
         .unwrap_or_default();
     let mut body = String::from("<h1>Your backups</h1>");
     let pairs = shared.pairs();
+    // Read once for every pair's policy line.
+    let cfg = crate::commands::pairs::load_config(&shared.global)
+        .ok()
+        .map(|(_, c)| c);
     if pairs.is_empty() {
         body.push_str(r#"<p class="problem">No folders are backed up yet. Add one from the tray (Add a folder…) or with <code>mirrortray add SRC DST</code>.</p>"#);
     }
@@ -157,7 +161,7 @@ pub fn overview(shared: &Shared) -> Reply {
                     .unwrap_or_default()
             ));
         }
-        if let Some(policy) = policy(shared, r) {
+        if let Some(policy) = cfg.as_ref().and_then(|c| policy(c, r)) {
             body.push_str(&format!(
                 "<dt>Kept</dt><dd id=\"policy-{i}\">{}</dd>",
                 esc(&policy)
@@ -188,8 +192,7 @@ pub fn overview(shared: &Shared) -> Reply {
 
 /// How long versions are kept and what makes room, from the config (the
 /// same words as `mirrortray versions --stats`).
-fn policy(shared: &Shared, r: &Roots) -> Option<String> {
-    let (_, cfg) = crate::commands::pairs::load_config(&shared.global).ok()?;
+fn policy(cfg: &mirrortray::engine::config::Config, r: &Roots) -> Option<String> {
     let p = cfg
         .pairs
         .iter()
