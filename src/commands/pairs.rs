@@ -36,10 +36,7 @@ pub fn specs(g: &Global, args: &PairArgs) -> Result<Vec<PairSpec>, String> {
                     Default::default()
                 }
             };
-            let mut s = PairSpec::new(src, dst);
-            s.retention_days = settings.retention_days;
-            s.max_versions_mb = settings.max_versions_mb;
-            vec![s]
+            vec![settings.spec(src, dst)]
         }
         _ => {
             let (path, cfg) = load_config(g)?;

@@ -111,11 +111,9 @@ fn resolved(abs: &Path) -> Option<PathBuf> {
 }
 
 fn settings_spec(cfg: Option<&Config>, src: &Path, dst: &Path) -> PairSpec {
-    let settings = cfg.map(|c| c.settings.clone()).unwrap_or_default();
-    let mut spec = PairSpec::new(src, dst);
-    spec.retention_days = settings.retention_days;
-    spec.max_versions_mb = settings.max_versions_mb;
-    spec
+    cfg.map(|c| c.settings.clone())
+        .unwrap_or_default()
+        .spec(src, dst)
 }
 
 fn same_dir(a: &Path, b: &Path) -> bool {

@@ -10,6 +10,10 @@
 //! retention_days = 30
 //! # max_versions_mb = 5000   (optional: the oldest versions go first)
 //! min_free_percent = 2        (the backup disk's share kept free; 0: off)
+//! thin_versions = true        (older versions thinned: see thinning.rs)
+//! keep_all_hours = 24
+//! keep_hourly_days = 7
+//! keep_daily_days = 30
 //!
 //! [[pair]]
 //! src = "/home/me/Documents"
@@ -49,6 +53,7 @@ use super::error::{reason, show};
 use super::filter::Filter;
 use super::mirror::PairSpec;
 use super::paths;
+use super::thinning::Policy;
 
 /// The name confy files the config under (`config.toml`).
 const APP: &str = "mirrortray";
@@ -83,6 +88,13 @@ pub struct Settings {
     /// Share of the backup disk (percent) kept free: below it, the oldest
     /// versions are removed first (0: no floor).
     pub min_free_percent: u32,
+    /// Thin older versions (see `thinning.rs`): every one for
+    /// `keep_all_hours`, then one an hour until `keep_hourly_days`, one a
+    /// day until `keep_daily_days`, one a week after.
+    pub thin_versions: bool,
+    pub keep_all_hours: u32,
+    pub keep_hourly_days: u32,
+    pub keep_daily_days: u32,
 }
 
 impl Default for Settings {
@@ -94,7 +106,34 @@ impl Default for Settings {
             poll_seconds: 60.0,
             max_versions_mb: None,
             min_free_percent: crate::engine::store::DEFAULT_MIN_FREE_PERCENT,
+            thin_versions: true,
+            keep_all_hours: 24,
+            keep_hourly_days: 7,
+            keep_daily_days: 30,
         }
+    }
+}
+
+impl Settings {
+    /// The thinning policy (`None`: thinning is off).
+    pub fn thinning(&self) -> Option<Policy> {
+        self.thin_versions.then(|| {
+            Policy::from_config(
+                self.keep_all_hours,
+                self.keep_hourly_days,
+                self.keep_daily_days,
+            )
+        })
+    }
+
+    /// A pair with these settings (the one place settings reach a pair).
+    pub fn spec(&self, src: impl Into<PathBuf>, dst: impl Into<PathBuf>) -> PairSpec {
+        let mut spec = PairSpec::new(src, dst);
+        spec.retention_days = self.retention_days;
+        spec.max_versions_mb = self.max_versions_mb;
+        spec.min_free_percent = self.min_free_percent;
+        spec.thinning = self.thinning();
+        spec
     }
 }
 
@@ -117,15 +156,11 @@ fn yes() -> bool {
 
 impl PairConfig {
     pub fn spec(&self, settings: &Settings) -> PairSpec {
-        PairSpec {
-            src: self.src.clone(),
-            dst: self.dst.clone(),
-            ignore: self.ignore.clone(),
-            versions: self.versions,
-            retention_days: self.retention_days.unwrap_or(settings.retention_days),
-            max_versions_mb: settings.max_versions_mb,
-            min_free_percent: settings.min_free_percent,
-        }
+        let mut spec = settings.spec(&self.src, &self.dst);
+        spec.ignore = self.ignore.clone();
+        spec.versions = self.versions;
+        spec.retention_days = self.retention_days.unwrap_or(settings.retention_days);
+        spec
     }
 
     /// `SRC -> DST`, for messages.
@@ -522,6 +557,37 @@ pub fn validate(cfg: &Config) -> Result<(), Problem> {
             "min_free_percent",
             format!(
                 "min_free_percent = {floor} is not a share of the disk from 0 to 50 (percent kept free; 0: no floor)"
+            ),
+        );
+    }
+    let st = &cfg.settings;
+    if st.keep_all_hours == 0 {
+        return problem(
+            SETTINGS,
+            "keep_all_hours",
+            "keep_all_hours = 0 would thin the version of a change made a moment ago. Keep every version at least 1 hour, or set thin_versions = false to keep every version".into(),
+        );
+    }
+    if u64::from(st.keep_hourly_days) * 24 < u64::from(st.keep_all_hours) {
+        return problem(
+            SETTINGS,
+            "keep_hourly_days",
+            format!(
+                "keep_hourly_days = {} ends before keep_all_hours = {} does: one an hour is kept from {} hours on, so keep_hourly_days must be at least {}",
+                st.keep_hourly_days,
+                st.keep_all_hours,
+                st.keep_all_hours,
+                st.keep_all_hours.div_ceil(24)
+            ),
+        );
+    }
+    if st.keep_daily_days < st.keep_hourly_days {
+        return problem(
+            SETTINGS,
+            "keep_daily_days",
+            format!(
+                "keep_daily_days = {} ends before keep_hourly_days = {} does; make it at least {}",
+                st.keep_daily_days, st.keep_hourly_days, st.keep_hourly_days
             ),
         );
     }

@@ -24,6 +24,12 @@
 //! oldest folders, so every time after the newest removed folder can still
 //! be answered exactly; an earlier time cannot, and is refused.
 //!
+//! Thinning (see `thinning.rs`) removes single old versions and names each
+//! in `thinned.log` with its modification time. A time whose version was
+//! thinned is answered with the nearest kept one after it, and says so
+//! ([`Tree::thinned`]); a time folder thinning emptied and removed is named
+//! there too, and is not counted as pruned.
+//!
 //! Everything here reads through no-follow directory handles (`fsops`), so a
 //! symlink planted in DST is never followed; nothing is ever written.
 
@@ -111,6 +117,10 @@ pub struct Tree {
     /// The oldest modification time among all the contents found: before
     /// it, nothing under the path existed as far as the backup knows.
     pub oldest: Option<Timestamp>,
+    /// Entries whose version of that time was thinned: what `entries` holds
+    /// for them is the nearest kept one after it. Each with the time of
+    /// the version that was thinned.
+    pub thinned: BTreeMap<PathBuf, Timestamp>,
 }
 
 /// Space the versions use.
@@ -134,6 +144,17 @@ pub struct History {
     stamps: Vec<Stamp>,
     journal: HashMap<String, HashMap<PathBuf, Line>>,
     pruned_up_to: Option<Timestamp>,
+    thinned: Thinned,
+}
+
+/// What `thinned.log` says.
+#[derive(Debug, Default)]
+struct Thinned {
+    /// Per path, each thinned version: its time folder's time and its
+    /// modification time; oldest first.
+    paths: HashMap<PathBuf, Vec<(Timestamp, Time)>>,
+    /// Time folders thinning emptied and removed.
+    emptied: HashSet<String>,
 }
 
 /// An entry found in one time folder.
@@ -186,14 +207,15 @@ impl History {
             }
         }
         stamps.sort();
-        let journal = match &store {
-            Some(s) => read_journal(s),
-            None => HashMap::new(),
+        let (journal, thinned) = match &store {
+            Some(s) => (read_journal(s), read_thinned(s)),
+            None => (HashMap::new(), Thinned::default()),
         };
         let present: HashSet<&str> = stamps.iter().map(|s| s.name.as_str()).collect();
         let pruned_up_to = journal
             .keys()
             .filter(|name| !present.contains(name.as_str()))
+            .filter(|name| !thinned.emptied.contains(name.as_str()))
             .filter_map(|name| stamp::parse(name))
             .max();
         Ok(History {
@@ -203,6 +225,7 @@ impl History {
             stamps,
             journal,
             pruned_up_to,
+            thinned,
         })
     }
 
@@ -271,8 +294,8 @@ impl History {
         }
     }
 
-    /// Every line of `versions.log` whose time folder is still there,
-    /// newest first: what was kept, when and why, without reading the
+    /// Every line of `versions.log` whose time folder is still there and
+    /// whose version was not thinned, newest first: what was kept, when and why, without reading the
     /// folders (for lists across all paths: recently deleted, search, the
     /// activity chart).
     pub fn logged(&self) -> Vec<Logged> {
@@ -283,6 +306,7 @@ impl History {
             };
             let mut here: Vec<Logged> = lines
                 .iter()
+                .filter(|(rel, _)| !self.is_thinned(s.time, rel))
                 .map(|(rel, (reason, kind))| Logged {
                     stamp: s.clone(),
                     rel: rel.clone(),
@@ -294,6 +318,38 @@ impl History {
             out.extend(here);
         }
         out
+    }
+
+    /// The versions thinning may remove: files and symlinks with a line of
+    /// their own, not inside a folder kept as a whole in the same time
+    /// folder, not thinned already (see [`History::logged`]); oldest first.
+    pub fn thinnable(&self) -> Vec<Logged> {
+        let mut out: Vec<Logged> = self
+            .logged()
+            .into_iter()
+            .filter(|l| matches!(l.kind, Kind::File | Kind::Symlink))
+            .filter(|l| self.versioned_ancestor(&l.stamp, &l.rel).is_none())
+            .collect();
+        out.reverse();
+        out
+    }
+
+    /// Whether the version of `rel` in the time folder of time `t` was
+    /// thinned.
+    fn is_thinned(&self, t: Timestamp, rel: &Path) -> bool {
+        self.thinned
+            .paths
+            .get(rel)
+            .is_some_and(|v| v.iter().any(|(s, _)| *s == t))
+    }
+
+    /// The times of the thinned versions of `rel`, oldest first.
+    pub fn thinned_of(&self, rel: &Path) -> Vec<Timestamp> {
+        self.thinned
+            .paths
+            .get(rel)
+            .map(|v| v.iter().map(|(t, _)| *t).collect())
+            .unwrap_or_default()
     }
 
     /// Every kept version of `rel` and of anything under it, newest first.
@@ -471,6 +527,7 @@ impl History {
         for (q, h) in res.iter_mut() {
             h.rel = q.clone();
         }
+        let thinned = self.thinned_at(rel, t, &res);
 
         // Under an entry that was not a folder at `t`, nothing existed then.
         let blocked = |q: &Path| {
@@ -496,7 +553,7 @@ impl History {
             }
             let m = to_timestamp(h.meta.mtime);
             oldest = Some(oldest.map_or(m, |o: Timestamp| o.min(m)));
-            if exists_at(&h.meta, t) {
+            if exists_at(&h.meta, t) || thinned.contains_key(q) {
                 mark(&mut keep, q, rel);
             } else {
                 later.push(h.clone());
@@ -508,13 +565,47 @@ impl History {
             .filter(|(q, _)| keep.contains(q))
             .map(|(_, h)| h)
             .collect();
+        let thinned = thinned
+            .into_iter()
+            .filter(|(q, _)| keep.contains(q))
+            .collect();
         Ok(Tree {
             at: t,
             rel: rel.to_path_buf(),
             entries,
             later,
             oldest,
+            thinned,
         })
+    }
+
+    /// The paths under `rel` whose version held at `t` was thinned and
+    /// existed at `t` already, where `res` holds a later kept one: each with
+    /// the thinned version's time.
+    fn thinned_at(
+        &self,
+        rel: &Path,
+        t: Timestamp,
+        res: &BTreeMap<PathBuf, Held>,
+    ) -> HashMap<PathBuf, Timestamp> {
+        let mut out = HashMap::new();
+        for (q, list) in &self.thinned.paths {
+            if !q.starts_with(rel) {
+                continue;
+            }
+            let Some(h) = res.get(q) else { continue };
+            let Some((gone, mtime)) = list.iter().find(|(s, _)| *s >= t) else {
+                continue;
+            };
+            let shown_is_later = match &h.origin {
+                Origin::Version(s) => s.time > *gone,
+                Origin::Current => true,
+            };
+            if shown_is_later && to_timestamp(*mtime) <= t {
+                out.insert(q.clone(), *gone);
+            }
+        }
+        out
     }
 
     /// Space used by the versions.
@@ -818,25 +909,63 @@ fn gone(e: &io::Error) -> bool {
 /// Reads `versions.log`: per time folder, the paths kept and why. A log
 /// that cannot be read gives an empty journal (files are still found by
 /// scanning; only reasons and whole-folder versions are then unknown).
-fn read_journal(store: &DirHandle) -> HashMap<String, HashMap<PathBuf, Line>> {
-    let mut out: HashMap<String, HashMap<PathBuf, Line>> = HashMap::new();
+/// The text of one of the store's logs (empty when missing or unreadable;
+/// `what` says what that costs, for the warning).
+fn read_log(store: &DirHandle, name: &str, what: &str) -> String {
     let mut text = Vec::new();
-    match store.open_read(OsStr::new("versions.log")) {
-        Ok(mut f) => {
-            if let Err(e) = f.read_to_end(&mut text) {
-                log::warn!(
-                    "versions.log: cannot read it: {}; reasons are shown as unknown",
-                    super::error::reason(&e)
-                );
-            }
-        }
+    let r = store
+        .open_read(OsStr::new(name))
+        .and_then(|mut f| f.read_to_end(&mut text));
+    match r {
+        Ok(_) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => log::warn!(
-            "versions.log: cannot read it: {}; reasons are shown as unknown",
+            "{name}: cannot read it: {}; {what}",
             super::error::reason(&e)
         ),
     }
-    for line in String::from_utf8_lossy(&text).lines() {
+    String::from_utf8_lossy(&text).into_owned()
+}
+
+/// `thinned.log`: `<time folder>\t<kind>\t<mtime>\t<path>` per thinned
+/// version, `<time folder>\temptied\t-\t` per time folder thinning removed.
+fn read_thinned(store: &DirHandle) -> Thinned {
+    let mut out = Thinned::default();
+    let text = read_log(
+        store,
+        versions::THINNED_LOG,
+        "thinned versions are not told apart from kept ones",
+    );
+    for line in text.lines() {
+        let mut parts = line.splitn(4, '\t');
+        let (Some(st), Some(kind), Some(mtime), Some(path)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let Some(time) = stamp::parse(st) else {
+            continue;
+        };
+        if kind == "emptied" {
+            out.emptied.insert(st.to_string());
+            continue;
+        }
+        let (Some(mtime), Some(rel)) = (versions::parse_mtime(mtime), versions::unescape(path))
+        else {
+            continue;
+        };
+        out.paths.entry(rel).or_default().push((time, mtime));
+    }
+    for v in out.paths.values_mut() {
+        v.sort_by_key(|(t, _)| *t);
+    }
+    out
+}
+
+fn read_journal(store: &DirHandle) -> HashMap<String, HashMap<PathBuf, Line>> {
+    let mut out: HashMap<String, HashMap<PathBuf, Line>> = HashMap::new();
+    let text = read_log(store, "versions.log", "reasons are shown as unknown");
+    for line in text.lines() {
         let mut parts = line.splitn(4, '\t');
         let (Some(st), Some(reason), Some(kind), Some(path)) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -1110,5 +1239,84 @@ mod tests {
         let h = History::open(f.dst()).unwrap();
         assert_eq!(h.pruned_up_to(), Some(ts("2026-01-01T10:00:00Z")));
         assert_eq!(h.usage().unwrap().stamps, 1);
+    }
+
+    #[test]
+    fn a_thinned_time_is_answered_with_the_nearest_kept_version_and_says_so() {
+        use crate::engine::fsops::DirHandle;
+        use crate::engine::store::Store;
+        use crate::engine::thinning::Policy;
+        let f = Fake::new();
+        let (a1, a2, a3) = (
+            "2026-01-01T10:10:00Z",
+            "2026-01-01T10:20:00Z",
+            "2026-01-01T10:30:00Z",
+        );
+        f.version(a1, "a.txt", "one", "2026-01-01T09:00:00Z", "modified");
+        f.version(a2, "a.txt", "two", "2026-01-01T10:10:00Z", "renamed-over");
+        f.version(a3, "a.txt", "three", "2026-01-01T10:20:00Z", "modified");
+        f.current("a.txt", "four", "2026-01-01T10:30:00Z");
+        // Another path in the first folder, and a deletion in the same hour.
+        f.version(a1, "b/c.txt", "c", "2026-01-01T08:00:00Z", "modified");
+        f.version(a2, "b/c.txt", "c2", "2026-01-01T10:00:00Z", "deleted");
+
+        let thin = |now: &str| {
+            let root = DirHandle::open_root(f.dst()).unwrap();
+            let store = Store::open(&root, f.dst(), true, "test").unwrap();
+            store.thin(&Policy::DEFAULT, ts(now)).unwrap()
+        };
+        // A day later nothing is old enough.
+        assert_eq!(thin("2026-01-02T09:00:00Z").count, 0);
+        let t = thin("2026-01-05T00:00:00Z");
+        assert_eq!(
+            (t.count, t.bytes),
+            (3, 3 + 3 + 1),
+            "a.txt twice and b/c.txt"
+        );
+
+        let h = History::open(f.dst()).unwrap();
+        // The second folder held only a.txt and the deletion: it stays for
+        // the deletion; the first lost everything, and is not "pruned".
+        assert!(
+            !f.dst()
+                .join(".mirrortray/versions")
+                .join(stamp::format(ts(a1)))
+                .exists()
+        );
+        assert_eq!(h.pruned_up_to(), None);
+        assert_eq!(h.thinned_of(Path::new("a.txt")), vec![ts(a1), ts(a2)]);
+        let v = h.versions_of(Path::new("a.txt")).unwrap();
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].stamp.time, ts(a3));
+
+        // At 10:15 a.txt held "two" (thinned): the nearest kept is "three".
+        let tree = h
+            .tree_at(Path::new(""), ts("2026-01-01T10:15:00Z"))
+            .unwrap();
+        let a = tree
+            .entries
+            .iter()
+            .find(|e| e.rel == Path::new("a.txt"))
+            .unwrap();
+        assert_eq!(f.read(&h, a), "three");
+        assert_eq!(tree.thinned.get(Path::new("a.txt")), Some(&ts(a2)));
+        // b/c.txt: its kept deletion answers exactly, nothing thinned.
+        assert!(!tree.thinned.contains_key(Path::new("b/c.txt")));
+        // Before a.txt existed at all, it is not there; b/c.txt held "c"
+        // (thinned), and its nearest kept is what was deleted.
+        let tree = h
+            .tree_at(Path::new(""), ts("2026-01-01T08:30:00Z"))
+            .unwrap();
+        assert!(!tree.entries.iter().any(|e| e.rel == Path::new("a.txt")));
+        let want: BTreeMap<PathBuf, Timestamp> = [("b/c.txt".into(), ts(a1))].into();
+        assert_eq!(tree.thinned, want);
+        // Thinning again removes nothing more.
+        assert_eq!(thin("2026-01-05T00:00:00Z").count, 0);
+        // The log lines of thinned versions are not listed as kept.
+        assert!(
+            !h.logged()
+                .iter()
+                .any(|l| l.rel == Path::new("a.txt") && l.stamp.time != ts(a3))
+        );
     }
 }

@@ -47,6 +47,9 @@ pub struct PairSpec {
     /// Share of the backup disk kept free (percent): below it the oldest
     /// versions go first (0: no floor).
     pub min_free_percent: u32,
+    /// How older versions are thinned (`None`: every one is kept until the
+    /// retention removes it).
+    pub thinning: Option<super::thinning::Policy>,
 }
 
 impl PairSpec {
@@ -59,6 +62,7 @@ impl PairSpec {
             retention_days: 30,
             max_versions_mb: None,
             min_free_percent: super::store::DEFAULT_MIN_FREE_PERCENT,
+            thinning: Some(super::thinning::Policy::DEFAULT),
         }
     }
 }
@@ -864,8 +868,9 @@ impl Mirror {
         }
     }
 
-    /// Removes versions older than the pair's retention, then, with a size
-    /// limit, the oldest ones until the rest fits. Returns how many time
+    /// Removes versions older than the pair's retention, thins the older
+    /// ones (see `thinning.rs`), then, with a size limit, removes the oldest
+    /// ones until the rest fits. Returns how many time
     /// folders went.
     ///
     /// A version named `T` is what DST held until `T`, so a restore to a
@@ -881,6 +886,22 @@ impl Mirror {
         let days = i64::from(self.spec.retention_days);
         let cutoff = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24 * days);
         let mut n = store.versions.prune(cutoff)?;
+        // Thinning before the size limit: it frees space without making
+        // restores reach back less far.
+        if let Some(policy) = &self.spec.thinning
+            && store.versions.enabled()
+        {
+            let t = store.thin(policy, jiff::Timestamp::now())?;
+            if t.count > 0 {
+                log::info!(
+                    "{}: thinned {} older versions ({}): {}",
+                    super::error::show(store.versions.path()),
+                    t.count,
+                    super::words::bytes_text(t.bytes),
+                    policy.describe()
+                );
+            }
+        }
         if let Some(mb) = self.spec.max_versions_mb {
             let (removed, freed) = store.versions.prune_to_size(mb.saturating_mul(1 << 20))?;
             if removed > 0 {

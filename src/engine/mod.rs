@@ -8,7 +8,8 @@
 //! - `plan`: pure per-name decisions. `reconcile`: the parallel tree walk.
 //! - `ctx`: what one pass shares and how each outcome is reported.
 //! - `copy`: one file, complete or not at all. `versions`, `store`: what DST
-//!   loses is kept; DST's `.mirrortray/` folder and its lock.
+//!   loses is kept; DST's `.mirrortray/` folder and its lock. `thinning`:
+//!   which old versions go as they age.
 //! - `history`: what DST held at any time, read from the versions (read
 //!   only). `restore`: puts a tree back as it was, into SRC or beside.
 //! - `verify`: compare only. `config`: the pairs. `watch`: live mirroring.
@@ -34,6 +35,7 @@ pub mod restore;
 pub mod stamp;
 pub mod status_file;
 pub mod store;
+pub mod thinning;
 pub mod verify;
 pub mod versions;
 pub mod watch;

@@ -7,6 +7,7 @@
 //!   tmp/          copies in progress; renamed into place when complete
 //!   versions/     <UTC time>/<relative path>: what DST lost (see versions.rs)
 //!   versions.log  one line per kept version: time, reason, kind, path
+//!   thinned.log   one line per version thinning removed (see thinning.rs)
 //! ```
 //! Temp files live on DST's file system, so putting a copy in place is one
 //! `rename` (safety rule 2). Leftovers of a crashed run are removed at start,
@@ -24,7 +25,9 @@ use rustix::fs::{Mode, OFlags};
 use super::error::{SetupError, reason, show};
 use super::filter::RESERVED;
 use super::fsops::{DirHandle, Kind};
-use super::versions::{Pruned, Versions};
+use super::history::History;
+use super::thinning::{self, Candidate, Policy};
+use super::versions::{Pruned, THINNED_LOG, Thinned, Versions};
 
 /// The share of the backup disk kept free by default (percent).
 pub const DEFAULT_MIN_FREE_PERCENT: u32 = 2;
@@ -39,6 +42,8 @@ pub struct Store {
     min_free_percent: u32,
     /// One pruning for space at a time (copies run in parallel).
     pruning: std::sync::Mutex<()>,
+    /// When thinning last ran (it reads the whole journal: at most hourly).
+    thinned_at: std::sync::Mutex<Option<std::time::Instant>>,
     _lock: File,
 }
 
@@ -127,10 +132,48 @@ impl Store {
             counter: AtomicU64::new(0),
             min_free_percent: DEFAULT_MIN_FREE_PERCENT,
             pruning: std::sync::Mutex::new(()),
+            thinned_at: std::sync::Mutex::new(None),
             _lock: lock,
         };
         store.clean_tmp().map_err(unwritable)?;
         Ok(store)
+    }
+
+    /// Thins the versions by `policy` (see `thinning.rs`), at most once an
+    /// hour for this store.
+    pub fn thin(&self, policy: &Policy, now: jiff::Timestamp) -> io::Result<Thinned> {
+        {
+            let mut last = self
+                .thinned_at
+                .lock()
+                .map_err(|_| io::Error::other("thinning lock poisoned"))?;
+            if last.is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(3600)) {
+                return Ok(Thinned::default());
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        let history = History::open(&self.dst_path).map_err(|e| io::Error::other(e.to_string()))?;
+        let logged = history.thinnable();
+        let candidates: Vec<Candidate> = logged
+            .iter()
+            .map(|l| Candidate {
+                time: l.stamp.time,
+                rel: &l.rel,
+                reason: l.reason,
+            })
+            .collect();
+        let gone: Vec<(&str, &Path, Kind)> = thinning::plan(policy, now, &candidates)
+            .into_iter()
+            .map(|i| {
+                let l = &logged[i];
+                (l.stamp.name.as_str(), l.rel.as_path(), l.kind)
+            })
+            .collect();
+        if gone.is_empty() {
+            return Ok(Thinned::default());
+        }
+        let mut log = open_append(&self.root, OsStr::new(THINNED_LOG))?;
+        self.versions.thin(&gone, &mut log)
     }
 
     pub fn dst_path(&self) -> &Path {

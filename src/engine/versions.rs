@@ -293,6 +293,92 @@ impl Versions {
     }
 }
 
+/// `thinned.log`, next to `versions.log`: one line per version thinning
+/// removed (see `thinning.rs`; read by `history.rs`).
+pub const THINNED_LOG: &str = "thinned.log";
+
+/// A modification time as `thinned.log` writes it (`sec.nanoseconds`).
+pub fn format_mtime(t: super::fsops::Time) -> String {
+    format!("{}.{:09}", t.sec, t.nsec)
+}
+
+pub fn parse_mtime(s: &str) -> Option<super::fsops::Time> {
+    let (sec, nsec) = s.split_once('.')?;
+    Some(super::fsops::Time {
+        sec: sec.parse().ok()?,
+        nsec: nsec.parse().ok().filter(|n| *n < 1_000_000_000)?,
+    })
+}
+
+/// What thinning removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Thinned {
+    pub count: usize,
+    pub bytes: u64,
+}
+
+impl Versions {
+    /// Removes the versions `gone` (time folder, path, kind), each named in
+    /// `log` before it goes (a crash in between leaves a version that is
+    /// still there but named: never one that is gone unnamed), then the
+    /// folders that held only them, up to the time folder itself (named as
+    /// emptied after it went). The current batch is never touched; an entry
+    /// no longer there, or of another kind than the journal says, is left.
+    pub fn thin(&self, gone: &[(&str, &Path, Kind)], log: &mut File) -> io::Result<Thinned> {
+        let current = self.current_batch();
+        let mut out = Thinned::default();
+        for &(stamp_name, rel, kind) in gone {
+            if current.as_deref() == Some(stamp_name) {
+                continue;
+            }
+            let name = file_name(rel)?;
+            let parent_rel = rel.parent().unwrap_or(Path::new(""));
+            let sdir = match self.dir.open_dir(OsStr::new(stamp_name)) {
+                Ok(d) => d,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            let parent = match sdir.open_path(parent_rel) {
+                Ok(d) => d,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            let Some(meta) = parent.stat_opt(name)? else {
+                continue;
+            };
+            if meta.kind != kind {
+                continue;
+            }
+            log.write_all(
+                format!(
+                    "{stamp_name}\t{}\t{}\t{}\n",
+                    kind_code(kind),
+                    format_mtime(meta.mtime),
+                    escape(rel)
+                )
+                .as_bytes(),
+            )?;
+            parent.unlink(name)?;
+            out.count += 1;
+            out.bytes += meta.size;
+            // The containers that held only it.
+            let mut p = parent_rel;
+            while let Some(n) = p.file_name() {
+                let up = p.parent().unwrap_or(Path::new(""));
+                let r = sdir.open_path(up).and_then(|d| d.rmdir(n));
+                if r.is_err() {
+                    break;
+                }
+                p = up;
+            }
+            if p.as_os_str().is_empty() && self.dir.rmdir(OsStr::new(stamp_name)).is_ok() {
+                log.write_all(format!("{stamp_name}\temptied\t-\t\n").as_bytes())?;
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// Version folders removed to make room.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Pruned {
