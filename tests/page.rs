@@ -253,7 +253,7 @@ fn without_the_key_or_with_a_wrong_one_nothing_is_shown() {
     assert!(a.body.contains("id=\"state-0\""), "{}", a.body);
     assert!(
         a.body
-            .contains("30 days; the oldest go first when the backup disk has less than 2% free"),
+            .contains("30 days; thinned: every version for 24 hours, then one an hour up to 7 days, one a day up to 30 days, one a week after; the oldest go first when the backup disk has less than 2% free"),
         "{}",
         a.body
     );
@@ -429,11 +429,31 @@ fn settings_are_saved_into_the_users_file_with_its_comments_and_bad_values_chang
     std::fs::write(&cfg, &commented).unwrap();
     let token = csrf(&r, "/settings");
     let c = cookie(&r);
-    let form = |retention: &str, floor: &str| {
+    let form_with = |retention: &str, floor: &str, thin: &str| {
         format!(
-            "csrf={token}&retention_days={retention}&max_versions_mb=&min_free_percent={floor}&drift_check_minutes=5&alert_after_hours=24&ignore_0=*.tmp%0D%0Acache%2F&versions_0=on&retention_0="
+            "csrf={token}&retention_days={retention}&max_versions_mb=&min_free_percent={floor}{thin}&drift_check_minutes=5&alert_after_hours=24&ignore_0=*.tmp%0D%0Acache%2F&versions_0=on&retention_0="
         )
     };
+    let as_now = "&thin_versions=on&keep_all_hours=24&keep_hourly_days=7&keep_daily_days=30";
+    let form = |retention: &str, floor: &str| form_with(retention, floor, as_now);
+    // Thinning that would end its daily part before its hourly one.
+    let a = post(
+        &r,
+        "/settings",
+        &c,
+        &form_with(
+            "30",
+            "2",
+            "&thin_versions=on&keep_all_hours=24&keep_hourly_days=7&keep_daily_days=3",
+        ),
+    );
+    assert!(
+        a.body
+            .contains("keep_daily_days = 3 ends before keep_hourly_days = 7"),
+        "{}",
+        a.body
+    );
+    assert_eq!(std::fs::read_to_string(&cfg).unwrap(), commented);
     // Refused by the config's own rule, with its words; the file unchanged.
     let a = post(&r, "/settings", &c, &form("0", "2"));
     assert_eq!(a.status, 200, "{}", a.body);
@@ -455,6 +475,10 @@ fn settings_are_saved_into_the_users_file_with_its_comments_and_bad_values_chang
     let now = std::fs::read_to_string(&cfg).unwrap();
     assert!(now.starts_with("# My backups: keep this line.\n"), "{now}");
     assert!(now.contains("retention_days = 45"), "{now}");
+    assert!(
+        !now.contains("thin_versions"),
+        "unchanged, not written: {now}"
+    );
     assert!(now.contains(r#"ignore = ["*.tmp", "cache/"]"#), "{now}");
     let shown = w.run(["config"]);
     assert_eq!(shown.code, 0, "{}", shown.stderr);

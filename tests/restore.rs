@@ -852,3 +852,150 @@ fn a_folder_deleted_in_two_batches_comes_back_whole() {
         .stdout_has("Restored 20 files");
     assert_eq!(snapshot(&w.src.join("photos")), before);
 }
+
+/// Versions kept days ago by hand, as a watcher would have kept them: each
+/// `(seconds since the hour, path, content, reason)`, in the UTC hour that
+/// began `hours_ago` hours ago. Returns each version's file.
+fn plant_hour(w: &World, hours_ago: i64, rows: &[(i64, &str, &str, &str)]) -> Vec<PathBuf> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let hour = (now - hours_ago * 3600).div_euclid(3600) * 3600;
+    let mut log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(w.dst.join(".mirrortray/versions.log"))
+        .unwrap();
+    rows.iter()
+        .map(|&(at, rel, content, reason)| {
+            let name = utc_of(hour + at, 0).replace(':', "-");
+            let p = w.dst.join(".mirrortray/versions").join(&name).join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, content).unwrap();
+            // Written a while before it was replaced (after the version
+            // before it, planted 5 or 10 minutes earlier).
+            set_mtime(&p, hour + at - 290, 0);
+            use std::io::Write;
+            writeln!(log, "{name}\t{reason}\tfile\t{rel}").unwrap();
+            p
+        })
+        .collect()
+}
+
+/// Issue 12: versions thin out as they age, like Time Machine's; what went
+/// is said by `versions` and by a restore to a time it covered, and the
+/// restore still brings back the nearest kept version.
+#[test]
+fn old_versions_are_thinned_and_a_restore_to_a_thinned_time_says_so() {
+    let w = World::new();
+    configure(&w);
+    w.write("notes/plan.txt", "now");
+    w.write("other.txt", "other");
+    w.run(["sync"]).ok();
+    // Three days ago, within one hour: three saves of plan.txt, and
+    // other.txt changed then deleted.
+    let old = plant_hour(
+        &w,
+        72,
+        &[
+            (600, "notes/plan.txt", "first", "modified"),
+            (900, "gone.txt", "gone, older", "modified"),
+            (1200, "notes/plan.txt", "second", "renamed-over"),
+            (1500, "gone.txt", "gone, last", "deleted"),
+            (1800, "notes/plan.txt", "third", "modified"),
+        ],
+    );
+    // Two hours ago: two saves, too young to thin.
+    let young = plant_hour(
+        &w,
+        2,
+        &[
+            (600, "notes/plan.txt", "young 1", "modified"),
+            (1200, "notes/plan.txt", "young 2", "modified"),
+        ],
+    );
+    let run = w.run(["sync", "-v"]);
+    run.ok();
+    let log = std::fs::read_to_string(w.log_file()).unwrap();
+    assert!(
+        log.contains("thinned 3 older versions (")
+            && log.contains("every version for 24 hours, then one an hour up to 7 days"),
+        "{log}"
+    );
+    let exists: Vec<bool> = old.iter().chain(&young).map(|p| p.exists()).collect();
+    assert_eq!(
+        exists,
+        [false, false, false, true, true, true, true],
+        "first, second and the older gone.txt go; the deletion, third and the young stay"
+    );
+    // A time folder thinning emptied is gone, not left empty.
+    assert!(!old[0].parent().unwrap().exists());
+    let thinned = std::fs::read_to_string(w.dst.join(".mirrortray/thinned.log")).unwrap();
+    assert_eq!(
+        thinned.lines().filter(|l| l.contains("\tfile\t")).count(),
+        3,
+        "{thinned}"
+    );
+
+    // `versions` lists what is left and says what went.
+    let src_plan = w.src.join("notes/plan.txt");
+    let v = w.run([OsStr::new("versions"), src_plan.as_os_str()]);
+    v.ok();
+    assert!(
+        v.stdout.contains("2 older versions, from ")
+            && v.stdout.contains("were thinned as they aged"),
+        "{}",
+        v.stdout
+    );
+    assert_eq!(
+        v.stdout
+            .lines()
+            .filter(|l| l.ends_with(" modified"))
+            .count(),
+        3,
+        "third and the two young ones: {}",
+        v.stdout
+    );
+    let stats = w.run(["versions", "--stats"]);
+    stats.ok();
+    assert!(
+        stats.stdout.contains("thinned: every version for 24 hours"),
+        "{}",
+        stats.stdout
+    );
+
+    // Restoring plan.txt to a time its thinned "second" covered brings back
+    // the nearest kept version ("third"), and says so.
+    let hour = (SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        - 72 * 3600)
+        .div_euclid(3600)
+        * 3600;
+    let at = utc_of(hour + 1000, 0);
+    let r = w.run([
+        OsStr::new("restore"),
+        src_plan.as_os_str(),
+        OsStr::new("--at"),
+        OsStr::new(&at),
+    ]);
+    r.ok();
+    assert!(
+        r.stderr.contains("plan.txt: the version it had at ")
+            && r.stderr.contains("was thinned as versions aged"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+    assert_eq!(read(&src_plan).as_deref(), Some("third"));
+    // The deleted file's last content is still there to be had.
+    let g = w.run([
+        OsStr::new("restore"),
+        w.src.join("gone.txt").as_os_str(),
+        OsStr::new("--at"),
+        OsStr::new(&utc_of(hour + 1400, 0)),
+    ]);
+    g.ok();
+    assert_eq!(read(&w.src.join("gone.txt")).as_deref(), Some("gone, last"));
+}

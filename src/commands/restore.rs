@@ -378,6 +378,22 @@ pub fn perform(
         Ok(None) => {}
         Err(e) => report.warn(e.to_string()),
     }
+    if let Some(first) = tree.thinned.keys().next() {
+        const WHY: &str = "thinned as versions aged (one is kept per hour, day or week)";
+        report.warn(if tree.thinned.len() == 1 && *first == loc.rel {
+            format!(
+                "{shown_path}: the version it had at {} was {WHY}: the nearest version kept after that time comes back instead",
+                both(t)
+            )
+        } else {
+            format!(
+                "{shown_path}: the versions {} entries in it had at {} were {WHY}: each comes back as the nearest version kept after that time (for example {})",
+                tree.thinned.len(),
+                both(t),
+                quote(&loc.src.join(first))
+            )
+        });
+    }
     let started = Timestamp::now();
     let mut kept_at = None;
     let outcome = if dry_run {

@@ -524,6 +524,21 @@ fn listing_text(
             both(t)
         );
     }
+    let thinned = history.thinned_of(&at.rel);
+    if let (Some(a), Some(b)) = (thinned.first(), thinned.last()) {
+        let what = match thinned.len() {
+            1 => format!("1 older version, from {}, was", both(*a)),
+            n => format!(
+                "{n} older versions, from {} to {}, were",
+                both(*a),
+                both(*b)
+            ),
+        };
+        let _ = writeln!(
+            o,
+            "{what} thinned as they aged (one kept per hour, day or week)."
+        );
+    }
     let _ = writeln!(
         o,
         "Restore: mirrortray restore {} --at {}   (without --at: the newest version)",
@@ -676,7 +691,7 @@ fn run_stats(g: &Global, path: Option<&Path>, json: bool) -> ExitCode {
         };
         if json {
             objects.push(format!(
-                "{{\"src\":{},\"dst\":{},\"versions\":{},\"bytes\":{},\"files\":{},\"stamps\":{},\"oldest\":{},\"newest\":{},\"complete_from\":{},\"retention_days\":{},\"max_versions_mb\":{},\"min_free_percent\":{}}}",
+                "{{\"src\":{},\"dst\":{},\"versions\":{},\"bytes\":{},\"files\":{},\"stamps\":{},\"oldest\":{},\"newest\":{},\"complete_from\":{},\"retention_days\":{},\"max_versions_mb\":{},\"min_free_percent\":{},\"thinning\":{}}}",
                 js(&show(&src)),
                 js(&show(&dst)),
                 js(&show(&dst.join(RESERVED).join("versions"))),
@@ -689,6 +704,9 @@ fn run_stats(g: &Global, path: Option<&Path>, json: bool) -> ExitCode {
                 spec.retention_days,
                 spec.max_versions_mb.map_or("null".into(), |m| m.to_string()),
                 spec.min_free_percent,
+                spec.thinning
+                    .as_ref()
+                    .map_or("null".into(), |t| js(&t.describe())),
             ));
             continue;
         }
@@ -712,6 +730,10 @@ fn run_stats(g: &Global, path: Option<&Path>, json: bool) -> ExitCode {
             None => "no size limit".into(),
         };
         println!("  kept for {} days, {limit}", spec.retention_days);
+        match &spec.thinning {
+            Some(t) => println!("  thinned: {}", t.describe()),
+            None => println!("  not thinned: every version stays for the whole time"),
+        }
         let disk = mirrortray::engine::fsops::DirHandle::open_root(&dst)
             .and_then(|d| Ok((d.free_bytes()?, d.fs_bytes()?)));
         let free_now = match disk {

@@ -1086,6 +1086,42 @@ mod tests {
     }
 
     #[test]
+    fn thinning_settings_that_contradict_each_other_are_refused() {
+        let table = [
+            (
+                "keep_all_hours = 0",
+                "keep_all_hours = 0 would thin the version of a change made a moment ago",
+            ),
+            (
+                "keep_all_hours = 72\nkeep_hourly_days = 2",
+                "keep_hourly_days = 2 ends before keep_all_hours = 72 does: one an hour is kept from 72 hours on, so keep_hourly_days must be at least 3",
+            ),
+            (
+                "keep_daily_days = 3",
+                "keep_daily_days = 3 ends before keep_hourly_days = 7 does; make it at least 7",
+            ),
+        ];
+        for (line, want) in table {
+            let text = format!("[settings]\n{line}\n");
+            let cfg = parse(Path::new("/c/config.toml"), &text).unwrap();
+            let e = validate(&cfg)
+                .unwrap_err()
+                .locate(Path::new("/c/config.toml"), &text, &cfg)
+                .to_string();
+            assert!(e.contains(want), "{line}: {e}");
+        }
+        let c = parse(
+            Path::new("/c/config.toml"),
+            "[settings]\nkeep_all_hours = 48\nkeep_hourly_days = 14\nkeep_daily_days = 60\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.settings.thinning(),
+            Some(crate::engine::thinning::Policy::from_config(48, 14, 60))
+        );
+    }
+
+    #[test]
     fn zero_retention_days_is_refused_with_the_line() {
         let err = |text: &str| {
             let cfg = parse(Path::new("/c/config.toml"), text).unwrap();

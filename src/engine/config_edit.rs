@@ -56,6 +56,10 @@ fn settings(doc: &mut DocumentMut, old: &Settings, new: &Settings) -> Option<()>
     set!(alert_after_hours, new.alert_after_hours);
     set!(poll_seconds, new.poll_seconds);
     set!(min_free_percent, i64::from(new.min_free_percent));
+    set!(thin_versions, new.thin_versions);
+    set!(keep_all_hours, i64::from(new.keep_all_hours));
+    set!(keep_hourly_days, i64::from(new.keep_hourly_days));
+    set!(keep_daily_days, i64::from(new.keep_daily_days));
     if old.max_versions_mb != new.max_versions_mb {
         match new.max_versions_mb {
             Some(m) => {
@@ -228,6 +232,12 @@ versions = false
                 "a size limit set, then gone",
                 |c| c.settings.max_versions_mb = Some(500),
                 &["max_versions_mb = 500"],
+                &[],
+            ),
+            (
+                "thinning off",
+                |c| c.settings.thin_versions = false,
+                &["thin_versions = false", "# min_free_percent = 2"],
                 &[],
             ),
             (

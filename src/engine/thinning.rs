@@ -162,7 +162,8 @@ mod tests {
     /// that go.
     #[test]
     fn the_newest_version_per_path_and_bucket_stays() {
-        let table: &[(&str, &[(&str, i64, VersionReason)], &[usize])] = &[
+        type Row<'a> = (&'a str, i64, VersionReason);
+        let table: &[(&str, &[Row], &[usize])] = &[
             (
                 "everything younger than a day stays",
                 &[

@@ -10,6 +10,10 @@
 //! the restore commands read. With versions off for a pair, the entry is
 //! removed instead.
 //!
+//! Thinning (`thinning.rs`) removes single old versions of a path that has
+//! newer ones in the same hour, day or week; each is named in `thinned.log`
+//! before it goes.
+//!
 //! Pruning removes whole time folders older than the retention window. A
 //! version named `T` is what DST held *until* `T`, so a folder older than the
 //! window is never what a restore to a time inside the window needs.

@@ -83,6 +83,10 @@ fn apply(cfg: &mut Config, form: &HashMap<String, String>) -> Result<(), String>
         v => Some(whole("Most space for versions (MB)", v)?),
     };
     s.min_free_percent = whole("Keep free on the backup disk (%)", get("min_free_percent"))?;
+    s.thin_versions = form.contains_key("thin_versions");
+    s.keep_all_hours = whole("Keep every version for (hours)", get("keep_all_hours"))?;
+    s.keep_hourly_days = whole("Then one an hour up to (days)", get("keep_hourly_days"))?;
+    s.keep_daily_days = whole("Then one a day up to (days)", get("keep_daily_days"))?;
     s.drift_check_minutes = number(
         "Check for missed changes (minutes)",
         get("drift_check_minutes"),
@@ -162,6 +166,28 @@ fn page(
         "Keep free on the backup disk (%)",
         s.min_free_percent.to_string(),
         "Below it the oldest versions go first (never the newest). 0: off.",
+    ));
+    body.push_str(&format!(
+        r#"<label class="check"><input type="checkbox" name="thin_versions" id="thin_versions"{}> Thin older versions (like Time Machine)</label>"#,
+        if s.thin_versions { " checked" } else { "" }
+    ));
+    body.push_str(&field(
+        "keep_all_hours",
+        "Keep every version for (hours)",
+        s.keep_all_hours.to_string(),
+        "At least 1.",
+    ));
+    body.push_str(&field(
+        "keep_hourly_days",
+        "Then one an hour up to (days)",
+        s.keep_hourly_days.to_string(),
+        "",
+    ));
+    body.push_str(&field(
+        "keep_daily_days",
+        "Then one a day up to (days)",
+        s.keep_daily_days.to_string(),
+        "After that, one a week. A deleted file's last version always stays.",
     ));
     body.push_str("</fieldset><fieldset><legend>Watching</legend>");
     body.push_str(&field(

@@ -205,6 +205,9 @@ fn policy(cfg: &mirrortray::engine::config::Config, r: &Roots) -> Option<String>
     if let Some(m) = spec.max_versions_mb {
         out.push_str(&format!(", at most {m} MB"));
     }
+    if let Some(t) = &spec.thinning {
+        out.push_str(&format!("; thinned: {}", t.describe()));
+    }
     if spec.min_free_percent > 0 {
         out.push_str(&format!(
             "; the oldest go first when the backup disk has less than {}% free",
@@ -706,6 +709,21 @@ pub fn file(shared: &Shared, ask: &Ask) -> Reply {
         newer = Some(v.stamp.name.clone());
     }
     body.push_str("</tbody></table>");
+    let thinned = t.history.thinned_of(&t.rel);
+    if let (Some(a), Some(b)) = (thinned.first(), thinned.last()) {
+        let what = match thinned.len() {
+            1 => format!("1 older version, from {}, was", local_short(*a)),
+            n => format!(
+                "{n} older versions, from {} to {}, were",
+                local_short(*a),
+                local_short(*b)
+            ),
+        };
+        body.push_str(&format!(
+            r#"<p class="note" id="thinned">{} thinned as they aged (one kept per hour, day or week).</p>"#,
+            esc(&what)
+        ));
+    }
     body.push_str(&preview(&t, &shown));
     Reply::Html(
         200,
