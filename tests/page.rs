@@ -577,3 +577,55 @@ fn previous_versions_in_the_file_managers_open_the_page_at_that_file() {
     );
     assert!(mine.exists());
 }
+
+/// Issue 12: a file's page says how many of its versions were thinned, and
+/// a folder seen at a moment whose version of a file was thinned marks that
+/// file as showing a later version.
+#[test]
+fn thinned_versions_are_told_on_the_file_page_and_marked_when_browsing() {
+    let w = World::new();
+    w.write("notes/plan.txt", "now");
+    w.sync(&[]).ok();
+    let planted = crate::restore::plant_hour(
+        &w,
+        72,
+        &[
+            (600, "notes/plan.txt", "first", "modified"),
+            (1100, "notes/old.txt", "old", "deleted"),
+            (1200, "notes/plan.txt", "second", "modified"),
+            (1800, "notes/plan.txt", "third", "modified"),
+        ],
+    );
+    let r = start(&w);
+    wait_until("thinning at the first pass", || {
+        w.dst.join(".mirrortray/thinned.log").exists() && !planted[2].exists()
+    });
+    let c = cookie(&r);
+    let a = get(&r, "/file?pair=0&path=notes/plan.txt", &c);
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(a.body.contains(r#"id="thinned""#), "{}", a.body);
+    assert!(a.body.contains("2 older versions, from "), "{}", a.body);
+    // Just before the change that kept old.txt, plan.txt held "second",
+    // which was thinned: "third" is shown, marked.
+    let stamp = planted[1]
+        .parent()
+        .and_then(Path::parent)
+        .and_then(Path::file_name)
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let a = get(&r, &format!("/browse?pair=0&path=notes&at={stamp}"), &c);
+    assert_eq!(a.status, 200, "{}", a.body);
+    let row = a
+        .body
+        .split("<tr")
+        .find(|t| t.contains(r#"data-name="plan.txt""#))
+        .unwrap_or_else(|| panic!("{}", a.body));
+    assert!(row.contains("later version"), "{row}");
+    let row = a
+        .body
+        .split("<tr")
+        .find(|t| t.contains(r#"data-name="old.txt""#))
+        .unwrap_or_else(|| panic!("{}", a.body));
+    assert!(!row.contains("later version"), "{row}");
+}

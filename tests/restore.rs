@@ -856,7 +856,11 @@ fn a_folder_deleted_in_two_batches_comes_back_whole() {
 /// Versions kept days ago by hand, as a watcher would have kept them: each
 /// `(seconds since the hour, path, content, reason)`, in the UTC hour that
 /// began `hours_ago` hours ago. Returns each version's file.
-fn plant_hour(w: &World, hours_ago: i64, rows: &[(i64, &str, &str, &str)]) -> Vec<PathBuf> {
+pub(crate) fn plant_hour(
+    w: &World,
+    hours_ago: i64,
+    rows: &[(i64, &str, &str, &str)],
+) -> Vec<PathBuf> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()

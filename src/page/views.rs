@@ -345,6 +345,9 @@ struct Child {
     deleted: bool,
     /// Shown at "now" though gone: the time folder that kept it.
     kept_in: Option<String>,
+    /// Its version of that moment (or one inside it) was thinned: what is
+    /// shown is the nearest kept one after it.
+    thinned: bool,
 }
 
 /// `/open?path=ABSOLUTE`: a path in a pair's source or backup folder (what
@@ -431,7 +434,9 @@ pub fn browse(shared: &Shared, ask: &Ask) -> Reply {
             mtime: None,
             deleted: false,
             kept_in: None,
+            thinned: false,
         });
+        child.thinned |= tree.thinned.contains_key(&e.rel);
         if direct {
             child.kind = e.meta.kind;
             child.mtime = Some(mirrortray::engine::history::to_timestamp(e.meta.mtime));
@@ -466,6 +471,7 @@ pub fn browse(shared: &Shared, ask: &Ask) -> Reply {
                     mtime: None,
                     deleted: true,
                     kept_in: Some(l.stamp.name.clone()),
+                    thinned: false,
                 },
             );
         }
@@ -500,11 +506,15 @@ pub fn browse(shared: &Shared, ask: &Ask) -> Reply {
         } else {
             href("/file", &[("pair", &i), ("path", &relp)])
         };
-        let mark = match (&c.kept_in, c.deleted) {
+        let mut mark = match (&c.kept_in, c.deleted) {
             (Some(_), _) => r#" <span class="badge deleted">deleted</span>"#,
             (None, true) => r#" <span class="badge deleted">deleted since</span>"#,
             _ => "",
-        };
+        }
+        .to_string();
+        if c.thinned {
+            mark.push_str(r#" <span class="badge thinned" title="The version of that moment was thinned as versions aged; this is the nearest one kept after it.">later version</span>"#);
+        }
         let shown = match c.kind {
             Kind::Dir => format!("{}/", html::path(name)),
             Kind::Symlink => format!("{} →", html::path(name)),
