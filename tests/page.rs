@@ -257,6 +257,13 @@ fn without_the_key_or_with_a_wrong_one_nothing_is_shown() {
         "{}",
         a.body
     );
+    // The activity chart counts what this instance copied: two files at
+    // the start, then notes.txt again.
+    wait_until("the chart to count the copies", || {
+        get(&r, "/", &cookie(&r))
+            .body
+            .contains("</span>3 files copied, ")
+    });
     // And the same file is shown.
     let a = get(&r, "/raw?pair=0&path=notes.txt&v=now", &cookie(&r));
     assert_eq!(a.status, 200, "{}", a.body);

@@ -203,6 +203,7 @@ mod tests {
                 failures: Vec::new(),
                 progress: None,
                 being_written: Vec::new(),
+                copied_per_hour: Vec::new(),
             },
         );
         assert_eq!(

@@ -528,6 +528,7 @@ mod tests {
             failures: Vec::new(),
             progress: None,
             being_written: Vec::new(),
+            copied_per_hour: Vec::new(),
         })
     }
 
@@ -711,6 +712,7 @@ mod tests {
             failures: Vec::new(),
             progress: None,
             being_written: Vec::new(),
+            copied_per_hour: Vec::new(),
         });
         assert_eq!(a.notice(t, 1, "Photos", &clean), None);
     }

@@ -382,6 +382,7 @@ mod tests {
                 .collect(),
             progress: None,
             being_written: Vec::new(),
+            copied_per_hour: Vec::new(),
         }
     }
 

@@ -75,6 +75,10 @@ pub struct Pair {
     /// Files another program is writing: copied once closed or quiet.
     #[serde(default)]
     pub being_written: Vec<String>,
+    /// Files copied per hour: `[hours since the epoch (UTC), files]`, the
+    /// last 24 hours this instance ran, oldest first.
+    #[serde(default)]
+    pub copied_per_hour: Vec<(i64, u64)>,
 }
 
 /// [`Progress`](super::watch::Progress) for scripts.
@@ -128,6 +132,7 @@ impl Pair {
                 counting: p.counting,
             }),
             being_written: s.being_written.iter().map(|p| lossy(p)).collect(),
+            copied_per_hour: s.copied_per_hour.clone(),
         }
     }
 }

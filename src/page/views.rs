@@ -182,7 +182,11 @@ pub fn overview(shared: &Shared) -> Reply {
             body.push_str("</ul>");
         }
         if let Ok(h) = &history {
-            body.push_str(&chart(h, st.map_or(0, |s| s.failing)));
+            body.push_str(&chart(
+                h,
+                st.map_or(&[][..], |s| &s.copied_per_hour),
+                st.map_or(0, |s| s.failing),
+            ));
         }
         body.push_str(&pair_links(i, ""));
         body.push_str("</section>");
@@ -217,44 +221,68 @@ fn policy(cfg: &mirrortray::engine::config::Config, r: &Roots) -> Option<String>
     Some(out)
 }
 
-/// The last 24 hours, one bar per hour: versions kept (what the backup
-/// replaced or lost), and the files failing now.
-fn chart(h: &History, failing: usize) -> String {
+/// The last 24 hours, two bars per hour: files copied (as counted by this
+/// running instance) and versions kept (what the backup replaced or lost,
+/// from the versions' log), and the files failing now.
+fn chart(h: &History, copied: &[(i64, u64)], failing: usize) -> String {
     let now = Timestamp::now();
+    let this_hour = now.as_second().div_euclid(3600);
     let day = jiff::SignedDuration::from_hours(24);
-    let mut per_hour = [0u32; 24];
+    let mut kept = [0u64; 24];
     for l in h.logged() {
         let age = now.duration_since(l.stamp.time);
         if age.is_negative() || age >= day {
             continue;
         }
-        let slot = 23 - (age.as_secs() / 3600).clamp(0, 23) as usize;
-        per_hour[slot] += 1;
+        kept[23 - (age.as_secs() / 3600).clamp(0, 23) as usize] += 1;
     }
-    let max = per_hour.iter().copied().max().unwrap_or(0).max(1);
-    let total: u32 = per_hour.iter().sum();
-    let mut bars = String::new();
-    for (i, n) in per_hour.iter().enumerate() {
-        let height = (*n as f64 / max as f64 * 40.0).round();
-        bars.push_str(&format!(
-            r#"<rect x="{}" y="{}" width="10" height="{height}"><title>{n} kept {} h ago</title></rect>"#,
-            i * 12,
-            44.0 - height,
-            23 - i
-        ));
-    }
-    format!(
-        r#"<figure class="chart"><svg viewBox="0 0 288 46" role="img" aria-label="versions kept per hour, last 24 hours">{bars}<line x1="0" y1="45" x2="288" y2="45"/></svg>
-<figcaption>Last 24 hours: {} kept as versions{}.</figcaption></figure>"#,
-        count(total as u64, "entry"),
-        if failing > 0 {
-            format!(
-                "; {} cannot be backed up now",
-                count(failing as u64, "file")
-            )
-        } else {
-            String::new()
+    let mut copies = [0u64; 24];
+    for (hour, n) in copied {
+        let ago = this_hour - hour;
+        if (0..24).contains(&ago) {
+            copies[23 - ago as usize] += n;
         }
+    }
+    let max = kept
+        .iter()
+        .chain(&copies)
+        .copied()
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let mut bars = String::new();
+    for i in 0..24 {
+        let ago = 23 - i;
+        let when = match ago {
+            0 => "this hour".to_string(),
+            1 => "1 h ago".to_string(),
+            n => format!("{n} h ago"),
+        };
+        for (series, n, dx, what) in [
+            ("copied", copies[i], 0, "files copied"),
+            ("kept", kept[i], 5, "kept as versions"),
+        ] {
+            let height = (n as f64 / max as f64 * 40.0).round();
+            bars.push_str(&format!(
+                r#"<rect class="{series}" x="{}" y="{}" width="5" height="{height}"><title>{n} {what}, {when}</title></rect>"#,
+                i * 12 + dx,
+                44.0 - height,
+            ));
+        }
+    }
+    let failing = if failing > 0 {
+        format!(
+            r#"; <span class="bad">{} cannot be backed up now</span>"#,
+            count(failing as u64, "file")
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        r#"<figure class="chart"><svg viewBox="0 0 288 46" role="img" aria-label="files copied and versions kept per hour, last 24 hours">{bars}<line x1="0" y1="45" x2="288" y2="45"/></svg>
+<figcaption>Last 24 hours: <span class="key copied"></span>{} copied, <span class="key kept"></span>{} kept as versions{failing}.</figcaption></figure>"#,
+        count(copies.iter().sum(), "file"),
+        count(kept.iter().sum(), "entry"),
     )
 }
 

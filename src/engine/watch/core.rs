@@ -1024,6 +1024,8 @@ impl Core {
                 .into_iter()
                 .map(|rel| self.src.join(rel))
                 .collect(),
+            // The shell adds these too.
+            copied_per_hour: Vec::new(),
         }));
     }
 }

@@ -81,6 +81,10 @@ pub struct PairStatus {
     /// Files another program is writing: copied once closed or quiet (at
     /// most [`FAILURES_SHOWN`]; counted in `Busy`'s pending).
     pub being_written: Vec<PathBuf>,
+    /// Files and symlinks copied per hour (whole UTC hours since the
+    /// epoch) over the last 24 hours that this instance ran, oldest first:
+    /// the activity chart's.
+    pub copied_per_hour: Vec<(i64, u64)>,
 }
 
 /// How far a pair's current run of work has got: everything copied since it
@@ -268,6 +272,7 @@ mod tests {
             failures,
             progress: None,
             being_written: Vec::new(),
+            copied_per_hour: Vec::new(),
         }
     }
 

@@ -7,11 +7,15 @@
 //! work first ([`Mirror::survey`](crate::engine::mirror::Mirror::survey)),
 //! which gives the run a total.
 //!
+//! Every copy is also counted in its hour, for the last 24 hours (the
+//! page's activity chart); those counts outlive runs.
+//!
 //! The core knows nothing of this: its statuses pass through [`Tally::stamp`]
 //! on their way out, which adds the progress, and while a pass runs (the
 //! core waits for it) the tally sends the core's last status again with
 //! fresh numbers, at most every [`STATUS_EVERY`].
 
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -25,7 +29,12 @@ use crate::engine::event::Summary;
 pub(super) struct Tally {
     notices: Sender<Notice>,
     inner: Mutex<Inner>,
+    /// Files copied per hour (hours since the epoch), oldest first.
+    hours: Mutex<VecDeque<(i64, u64)>>,
 }
+
+/// How many hours of counts are kept.
+const HOURS: i64 = 24;
 
 #[derive(Default)]
 struct Inner {
@@ -41,12 +50,16 @@ impl Tally {
         Tally {
             notices,
             inner: Mutex::new(Inner::default()),
+            hours: Mutex::new(VecDeque::new()),
         }
     }
 
     /// The core's status, with how far the run has got; a status that is
     /// not busy ends the run.
     pub(super) fn stamp(&self, mut s: PairStatus) -> PairStatus {
+        if let Ok(h) = self.hours.lock() {
+            s.copied_per_hour = h.iter().copied().collect();
+        }
         let Ok(mut t) = self.inner.lock() else {
             return s;
         };
@@ -76,10 +89,25 @@ impl Tally {
 
     /// One file or symlink copied.
     pub(super) fn copied(&self, bytes: u64) {
+        self.count_hour(jiff::Timestamp::now().as_second().div_euclid(3600));
         self.update(false, |p| {
             p.files_done += 1;
             p.bytes_done += bytes;
         });
+    }
+
+    /// One more copy in `hour`; hours older than a day are forgotten.
+    fn count_hour(&self, hour: i64) {
+        let Ok(mut h) = self.hours.lock() else {
+            return;
+        };
+        match h.back_mut() {
+            Some((last, n)) if *last == hour => *n += 1,
+            _ => h.push_back((hour, 1)),
+        }
+        while h.front().is_some_and(|(first, _)| *first <= hour - HOURS) {
+            h.pop_front();
+        }
     }
 
     /// Changes the progress, and sends it when the pair is busy and the
@@ -116,6 +144,7 @@ mod tests {
             failures: Vec::new(),
             progress: None,
             being_written: Vec::new(),
+            copied_per_hour: Vec::new(),
         }
     }
 
@@ -166,5 +195,18 @@ mod tests {
         let next = t.stamp(status(State::Busy { pending: 4 }));
         assert_eq!(next.progress, Some(Progress::default()));
         assert_eq!(next.headline(), "Copying 4 files");
+        assert_eq!(next.copied_per_hour.iter().map(|h| h.1).sum::<u64>(), 1);
+    }
+
+    #[test]
+    fn copies_are_counted_per_hour_for_a_day() {
+        let (tx, _rx) = crossbeam_channel::unbounded();
+        let t = Tally::new(tx);
+        for hour in [100, 100, 101, 110, 124, 124, 125] {
+            t.count_hour(hour);
+        }
+        let s = t.stamp(status(State::Idle));
+        // Hour 101 is a day before 125: gone, with 100.
+        assert_eq!(s.copied_per_hour, vec![(110, 1), (124, 2), (125, 1)]);
     }
 }
