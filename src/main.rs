@@ -5,6 +5,7 @@ mod app;
 mod cli;
 mod commands;
 mod exit_code;
+mod integrate;
 mod logging;
 mod page;
 

@@ -536,6 +536,7 @@ fn menu_shows_status_entries_and_check_marks() {
             "Add a folder…",
             "Open log",
             "Settings",
+            "Previous versions in file managers",
             "Start at login",
             "Quit",
         ],
@@ -563,6 +564,26 @@ fn menu_shows_status_entries_and_check_marks() {
             .unwrap();
         assert!(st.success());
     }
+
+    // "Previous versions in file managers" puts the right-click entries in
+    // place, and takes them away again.
+    let script =
+        t.w.home
+            .join(".local/share/nautilus/scripts/mirrortray: Previous versions…");
+    let dolphin =
+        t.w.home
+            .join(".local/share/kio/servicemenus/mirrortray-versions.desktop");
+    assert!(!checked(&m, "Previous versions in file managers"));
+    t.click("Previous versions in file managers");
+    t.menu_until("the file manager entries on", |m| {
+        checked(m, "Previous versions in file managers")
+    });
+    assert!(script.exists() && dolphin.exists());
+    t.click("Previous versions in file managers");
+    t.menu_until("the file manager entries off", |m| {
+        !checked(m, "Previous versions in file managers")
+    });
+    assert!(!script.exists() && !dolphin.exists());
 }
 
 #[test]
@@ -1128,6 +1149,7 @@ fn no_folders_yet_then_add_a_folder_with_the_choosers() {
             "Add a folder…",
             "Open log",
             "Settings",
+            "Previous versions in file managers",
             "Start at login",
             "Quit"
         ],

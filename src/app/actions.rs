@@ -32,6 +32,9 @@ pub enum Job {
     /// Read (`None`) or set the login entry; the real state goes back to
     /// the loop.
     Autostart(Option<bool>),
+    /// Read (`None`) or set whether "Previous versions…" is in the file
+    /// managers' menus; the real state goes back to the loop.
+    Integrate(Option<bool>),
     /// Add a folder pair to the config (from "Add a folder…").
     AddPair { src: PathBuf, dst: PathBuf },
 }
@@ -90,6 +93,7 @@ impl Worker {
                 Job::OpenPage(url) => self.open_page(&url),
                 Job::Settings => self.settings(),
                 Job::Autostart(want) => self.autostart(want),
+                Job::Integrate(want) => self.integrate(want),
                 Job::AddPair { src, dst } => self.add_pair(&src, &dst),
             }
         }
@@ -189,6 +193,35 @@ impl Worker {
             (Ok(_), None) => {}
         }
         let _ = self.proxy.send_event(AppEvent::Autostart(result));
+    }
+
+    fn integrate(&self, want: Option<bool>) {
+        if let Some(on) = want {
+            match crate::integrate::apply(!on) {
+                Ok(r) if r.failed.is_empty() => {
+                    log::info!(
+                        "\"Previous versions\" in file managers: {}",
+                        if on { "on" } else { "off" }
+                    );
+                    self.notifier.close("integrate");
+                }
+                Ok(r) => self.problem(
+                    "integrate",
+                    "Cannot change \"Previous versions\" in file managers",
+                    r.problems(),
+                ),
+                Err(e) => self.problem(
+                    "integrate",
+                    "Cannot change \"Previous versions\" in file managers",
+                    e,
+                ),
+            }
+        }
+        let state = crate::integrate::installed();
+        if let Err(e) = &state {
+            log::warn!("cannot tell whether the file manager entries are installed: {e}");
+        }
+        let _ = self.proxy.send_event(AppEvent::Integrated(state));
     }
 
     fn add_pair(&self, src: &Path, dst: &Path) {

@@ -19,6 +19,7 @@
 //!  ──────────
 //!  Open log
 //!  Settings
+//!  [ ] Previous versions in file managers   <- right-click entries
 //!  [ ] Start at login
 //!  ──────────
 //!  Quit
@@ -41,6 +42,7 @@ pub enum Action {
     OpenLog,
     Settings,
     Autostart,
+    Integrate,
     Quit,
 }
 
@@ -82,6 +84,9 @@ impl Entry {
         }
     }
 }
+
+/// The entry that puts "Previous versions…" in the file managers' menus.
+pub const INTEGRATE: &str = "Previous versions in file managers";
 
 /// The entry that lists the failing files with their reasons.
 pub const SHOW_FAILING: &str = "Show what can't be backed up…";
@@ -137,6 +142,12 @@ pub fn plan(m: &Model, now: &ZonedDateTime) -> Vec<Entry> {
     v.push(Entry::Separator);
     v.push(item(Action::OpenLog, "Open log"));
     v.push(item(Action::Settings, "Settings"));
+    v.push(Entry::Check {
+        action: Action::Integrate,
+        label: INTEGRATE.into(),
+        checked: m.integrated == Some(true),
+        enabled: on && m.integrated.is_some(),
+    });
     v.push(Entry::Check {
         action: Action::Autostart,
         label: "Start at login".into(),
@@ -220,6 +231,7 @@ mod tests {
                 "--",
                 "Open log",
                 "Settings",
+                "[ ] Previous versions in file managers",
                 "[ ] Start at login",
                 "--",
                 "Quit",
@@ -250,6 +262,7 @@ mod tests {
                 "--",
                 "Open log",
                 "Settings",
+                "[ ] Previous versions in file managers",
                 "[x] Start at login",
                 "--",
                 "Quit",

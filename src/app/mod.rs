@@ -62,6 +62,8 @@ pub enum AppEvent {
     Config(Option<String>),
     /// Whether the login entry is on.
     Autostart(Result<bool, String>),
+    /// Whether "Previous versions…" is in the file managers' menus.
+    Integrated(Result<bool, String>),
     /// "Add a folder…": the user chose both folders.
     Chosen { src: PathBuf, dst: PathBuf },
     /// SIGINT or SIGTERM (logout).

@@ -62,6 +62,9 @@ pub struct Model {
     pub config_error: Option<String>,
     /// Whether the login entry exists; `None` until it has been checked.
     pub autostart: Option<bool>,
+    /// Whether "Previous versions…" is in the file managers' menus; `None`
+    /// until it has been checked.
+    pub integrated: Option<bool>,
     /// The config has been read at least once.
     pub loaded: bool,
     /// The user's home, to write `~/Docs` instead of `/home/me/Docs`.

@@ -189,6 +189,7 @@ impl Tray {
             }
         }
         self.actions.send(Job::Autostart(None));
+        self.actions.send(Job::Integrate(None));
     }
 
     fn now(&self) -> jiff::ZonedDateTime {
@@ -271,6 +272,9 @@ impl Tray {
                 // Unknown: offer it anyway, so the user can try (and see why not).
                 Err(_) => self.model.autostart = Some(self.model.autostart.unwrap_or(false)),
             },
+            AppEvent::Integrated(state) => {
+                self.model.integrated = Some(state.unwrap_or(false));
+            }
             AppEvent::Chosen { src, dst } => self.actions.send(Job::AddPair { src, dst }),
             AppEvent::Quit => self.quit(),
             AppEvent::Stopped => self.exit = Some(self.code_when_stopped),
@@ -357,6 +361,10 @@ impl Tray {
             Action::Autostart => {
                 let want = self.model.autostart != Some(true);
                 self.actions.send(Job::Autostart(Some(want)));
+            }
+            Action::Integrate => {
+                let want = self.model.integrated != Some(true);
+                self.actions.send(Job::Integrate(Some(want)));
             }
             Action::Quit => self.quit(),
         }
