@@ -382,6 +382,24 @@ fn wait_window(d: &Desktop, title: &str) -> String {
 /// Types a folder into a GTK folder chooser and accepts it.
 fn choose_folder(d: &Desktop, title: &str, folder: &Path) {
     let id = wait_window(d, title);
+    // It fits the test screen (800×600), so a 1366×768 laptop screen too.
+    let (sw, sh) = crate::support::desktop::SCREEN;
+    let mut geometry = String::new();
+    let fits = wait_for(LONG, || {
+        geometry = x_tool(d, "xdotool", &["getwindowgeometry", "--shell", &id]).unwrap();
+        let size = |key: &str| -> u32 {
+            geometry
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(u32::MAX)
+        };
+        size("WIDTH=") <= sw && size("HEIGHT=") <= sh
+    });
+    assert!(
+        fits,
+        "the chooser {title:?} does not fit a {sw}×{sh} screen: {geometry}"
+    );
     x_tool(d, "xdotool", &["windowfocus", "--sync", &id]).unwrap();
     // A trailing slash: GTK completes nothing, and Return accepts the folder.
     let text = format!("{}/", folder.display());

@@ -58,6 +58,20 @@ mod imp {
         });
     }
 
+    /// `(w, h)`, smaller where the screen's work area is smaller.
+    fn fitting(w: i32, h: i32) -> (i32, i32) {
+        match gtk::gdk::Display::default()
+            .and_then(|dp| dp.primary_monitor().or_else(|| dp.monitor(0)))
+            .map(|m| m.workarea())
+        {
+            Some(area) => (
+                w.min(area.width() - 40).max(400),
+                h.min(area.height() - 60).max(300),
+            ),
+            None => (w, h),
+        }
+    }
+
     /// Shows one folder chooser; `done` gets the folder, or `None` on cancel.
     fn ask(title: &str, start: Option<&Path>, done: impl FnOnce(Option<PathBuf>) + 'static) {
         let dialog = gtk::FileChooserDialog::with_buttons(
@@ -70,8 +84,18 @@ mod imp {
             ],
         );
         dialog.set_create_folders(true);
-        // Fits a small screen with its buttons in view.
-        dialog.set_default_size(760, 520);
+        // Fits a small screen with its buttons in view. GTK's file chooser
+        // resizes itself to a size of its own when it is shown (from the
+        // font, or as saved last time: 1096×822 on a fresh account, taller
+        // than a 1366×768 laptop screen), so the size is set again once it
+        // is on screen.
+        let (w, h) = fitting(760, 520);
+        dialog.set_default_size(w, h);
+        dialog.connect_map(move |d| {
+            d.resize(w, h);
+            let d = d.clone();
+            gtk::glib::idle_add_local_once(move || d.resize(w, h));
+        });
         dialog.set_default_response(gtk::ResponseType::Accept);
         dialog.set_position(gtk::WindowPosition::Center);
         dialog.set_keep_above(true);
