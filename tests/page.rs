@@ -636,3 +636,21 @@ fn thinned_versions_are_told_on_the_file_page_and_marked_when_browsing() {
         .unwrap_or_else(|| panic!("{}", a.body));
     assert!(!row.contains("later version"), "{row}");
 }
+
+/// A killed instance cannot remove its address file; the next reader of
+/// the instances does, and `ui` says nothing runs.
+#[test]
+fn a_killed_instances_address_is_cleared_and_ui_says_nothing_runs() {
+    let (w, mut r) = watched();
+    let file = w
+        .home
+        .join(".run/mirrortray")
+        .join(format!("page-{}.url", r.child.id()));
+    assert!(file.exists());
+    r.child.kill().unwrap();
+    r.child.wait().unwrap();
+    assert!(file.exists(), "SIGKILL leaves it");
+    let u = w.run(["ui", "--print-url"]);
+    assert_eq!(u.code, 2, "{}{}", u.stdout, u.stderr);
+    assert!(!file.exists(), "the dead instance's address is still there");
+}

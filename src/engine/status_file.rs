@@ -243,8 +243,10 @@ fn write_atomic(path: &Path, instance: &Instance) -> io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// Every running instance's status, oldest process first. Files of
-/// processes that are gone are removed.
+/// Every running instance's status, oldest process first. An instance's
+/// files in the runtime folder are named `<what>-<pid>.<ext>` (its status
+/// here, its page's address in `page`); those of processes that are gone
+/// are removed.
 pub fn running() -> Vec<Instance> {
     let dir = runtime_dir();
     let Ok(rd) = std::fs::read_dir(&dir) else {
@@ -253,16 +255,14 @@ pub fn running() -> Vec<Instance> {
     let mut out = Vec::new();
     for e in rd.flatten() {
         let name = e.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("status-"))
-            .and_then(|n| n.strip_suffix(".json"))
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
+        let Some((what, pid)) = name.to_str().and_then(owner) else {
             continue;
         };
         if !alive(pid) {
             let _ = std::fs::remove_file(e.path());
+            continue;
+        }
+        if what != "status" {
             continue;
         }
         // Read while it may be replaced: a rename is atomic, so the text
@@ -277,9 +277,36 @@ pub fn running() -> Vec<Instance> {
     out
 }
 
+/// `("status", 42)` for `status-42.json`; `None` for a name of no instance.
+fn owner(name: &str) -> Option<(&str, u32)> {
+    let (what, rest) = name.split_once('-')?;
+    let (pid, ext) = rest.split_once('.')?;
+    let known = matches!((what, ext), ("status", "json") | ("page", "url"));
+    Some((what, pid.parse().ok()?)).filter(|_| known)
+}
+
 /// Whether process `pid` is a running mirrortray (a dead one's number may
 /// have been given to another program since).
 fn alive(pid: u32) -> bool {
     std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("comm"))
         .is_ok_and(|c| c.trim_end() == "mirrortray")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_instances_files_are_known_by_name() {
+        for (name, want) in [
+            ("status-42.json", Some(("status", 42))),
+            ("page-42.url", Some(("page", 42))),
+            ("status-42.json.tmp", None),
+            ("page-x.url", None),
+            ("tray.lock", None),
+            ("notes-42.txt", None),
+        ] {
+            assert_eq!(owner(name), want, "{name}");
+        }
+    }
 }
