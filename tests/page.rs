@@ -532,20 +532,24 @@ fn previous_versions_in_the_file_managers_open_the_page_at_that_file() {
     // the browser (here one that writes the address down).
     let got = w.path("opened.txt");
     let browser = w.path("browser.sh");
-    std::fs::write(
+    crate::support::write_program(
         &browser,
-        format!("#!/bin/sh\nprintf '%s' \"$1\" > '{}'\n", got.display()),
-    )
-    .unwrap();
-    std::fs::set_permissions(&browser, std::fs::Permissions::from_mode(0o755)).unwrap();
+        &format!("#!/bin/sh\nprintf '%s' \"$1\" > '{}'\n", got.display()),
+    );
     let mut c = std::process::Command::new(&script);
     w.isolate(&mut c);
-    let st = c
+    let out = c
         .arg(w.src.join("notes.txt"))
         .env("BROWSER", &browser)
-        .status()
+        .output()
         .unwrap();
-    assert!(st.success());
+    assert!(
+        out.status.success(),
+        "{:?}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     wait_until("the browser to be asked", || got.exists());
     let url = std::fs::read_to_string(&got).unwrap();
     let prefix = format!("http://127.0.0.1:{}/open?path=", r.port);

@@ -278,6 +278,19 @@ async fn browse_as_of_a_time_and_restore_a_folder_deleted_in_two_batches() {
         "deleted",
     )
     .await;
+    // Its link opens it as it was before the first batch of its deletion:
+    // both sub-folders, nothing said missing.
+    b.click(r#"table#entries tr[data-name="photos"] a"#).await;
+    b.text_with("p#when", "As it was just before the change at")
+        .await;
+    b.element(r#"table#entries tr[data-name="2019"]"#).await;
+    b.element(r#"table#entries tr[data-name="2020"]"#).await;
+    assert!(
+        b.elements("p#missed").await.is_empty(),
+        "{}",
+        b.report("the deleted folder's link").await
+    );
+    b.open(&format!("{}/browse?pair=0", watch.origin())).await;
 
     // The oldest moment: before anything of photos was deleted.
     let mut moments = Vec::new();

@@ -71,16 +71,10 @@ impl Tray {
         let fake = w.path("fakebin");
         std::fs::create_dir_all(&fake).unwrap();
         let xdg_open = fake.join("xdg-open");
-        std::fs::write(
+        write_program(
             &xdg_open,
             "#!/bin/sh\nprintf '%s\\n' \"$1\" >> \"$MT_OPENED\"\n",
-        )
-        .unwrap();
-        std::fs::set_permissions(
-            &xdg_open,
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
+        );
         let mut t = Tray {
             app: spawn(&w, &d, &program, &config, &log, &fake, &opened),
             w,
@@ -682,11 +676,10 @@ fn open_backup_without_a_file_manager_says_so() {
     w.write("a.txt", "a");
     let t = Tray::with_pair(w);
     t.up_to_date();
-    std::fs::write(
-        t.w.path("fakebin/xdg-open"),
+    write_program(
+        &t.w.path("fakebin/xdg-open"),
         "#!/bin/sh\necho \"xdg-open: no method available for opening '$1'\" >&2\nexit 3\n",
-    )
-    .unwrap();
+    );
     t.click("Open backup: src");
     let n = t.notification("saying the folder cannot be opened", |n| {
         n.summary.contains("Cannot open") && n.body.contains("no method available")

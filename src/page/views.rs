@@ -182,11 +182,7 @@ pub fn overview(shared: &Shared) -> Reply {
             body.push_str("</ul>");
         }
         if let Ok(h) = &history {
-            body.push_str(&chart(
-                h,
-                st.map_or(&[][..], |s| &s.copied_per_hour),
-                st.map_or(0, |s| s.failing),
-            ));
+            body.push_str(&chart(h, st));
         }
         body.push_str(&pair_links(i, ""));
         body.push_str("</section>");
@@ -221,10 +217,11 @@ fn policy(cfg: &mirrortray::engine::config::Config, r: &Roots) -> Option<String>
     Some(out)
 }
 
-/// The last 24 hours, two bars per hour: files copied (as counted by this
-/// running instance) and versions kept (what the backup replaced or lost,
-/// from the versions' log), and the files failing now.
-fn chart(h: &History, copied: &[(i64, u64)], failing: usize) -> String {
+/// The last 24 hours, three bars per hour: files copied (as counted by this
+/// running instance), versions kept (what the backup replaced or lost, from
+/// the versions' log), and files failing now, in the hour each started to
+/// fail (of those the status carries; the caption has the exact count).
+fn chart(h: &History, st: Option<&PairStatus>) -> String {
     let now = Timestamp::now();
     let this_hour = now.as_second().div_euclid(3600);
     let day = jiff::SignedDuration::from_hours(24);
@@ -236,8 +233,17 @@ fn chart(h: &History, copied: &[(i64, u64)], failing: usize) -> String {
         }
         kept[23 - (age.as_secs() / 3600).clamp(0, 23) as usize] += 1;
     }
+    let mut fails = [0u64; 24];
+    for f in st.map_or(&[][..], |s| &s.failures) {
+        let Ok(since) = f.since.parse::<Timestamp>() else {
+            continue;
+        };
+        let ago = this_hour - since.as_second().div_euclid(3600);
+        fails[23 - ago.clamp(0, 23) as usize] += 1;
+    }
+    let failing = st.map_or(0, |s| s.failing);
     let mut copies = [0u64; 24];
-    for (hour, n) in copied {
+    for (hour, n) in st.map_or(&[][..], |s| &s.copied_per_hour) {
         let ago = this_hour - hour;
         if (0..24).contains(&ago) {
             copies[23 - ago as usize] += n;
@@ -260,11 +266,12 @@ fn chart(h: &History, copied: &[(i64, u64)], failing: usize) -> String {
         };
         for (series, n, dx, what) in [
             ("copied", copies[i], 0, "files copied"),
-            ("kept", kept[i], 5, "kept as versions"),
+            ("kept", kept[i], 4, "kept as versions"),
+            ("failed", fails[i], 8, "started failing (and still fail)"),
         ] {
             let height = (n as f64 / max as f64 * 40.0).round();
             bars.push_str(&format!(
-                r#"<rect class="{series}" x="{}" y="{}" width="5" height="{height}"><title>{n} {what}, {when}</title></rect>"#,
+                r#"<rect class="{series}" x="{}" y="{}" width="3.5" height="{height}"><title>{n} {what}, {when}</title></rect>"#,
                 i * 12 + dx,
                 44.0 - height,
             ));
@@ -272,7 +279,7 @@ fn chart(h: &History, copied: &[(i64, u64)], failing: usize) -> String {
     }
     let failing = if failing > 0 {
         format!(
-            r#"; <span class="bad">{} cannot be backed up now</span>"#,
+            r#"; <span class="key failed"></span><span class="bad">{} cannot be backed up now</span>"#,
             count(failing as u64, "file")
         )
     } else {
@@ -527,10 +534,14 @@ pub fn browse(shared: &Shared, ask: &Ask) -> Reply {
         let rel = t.rel.join(name);
         let relp = rel_param(&rel);
         let link = if c.kind == Kind::Dir {
-            href(
-                "/browse",
-                &[("pair", &i), ("path", &relp), ("at", &at_name)],
-            )
+            // A folder gone now opens as it was just before it went (every
+            // batch of its deletion gathered: see `History::last_change`).
+            let before = match (&at, c.deleted) {
+                (None, true) => t.history.last_change(&rel).ok().flatten(),
+                _ => None,
+            };
+            let when = before.map_or(at_name.clone(), |s| s.name);
+            href("/browse", &[("pair", &i), ("path", &relp), ("at", &when)])
         } else {
             href("/file", &[("pair", &i), ("path", &relp)])
         };

@@ -236,6 +236,26 @@ impl Run {
 
 /// Polls `cond` every 10 ms until it holds or `deadline` passes; returns
 /// whether it held. Never a fixed sleep.
+/// Writes an executable script for a child process to run. Written by a
+/// child process of its own: a file this multi-threaded test process wrote
+/// could still be open in a sibling test's child between its fork and exec,
+/// and running it would then fail with "Text file busy" (ETXTBSY).
+pub fn write_program(path: &Path, text: &str) {
+    use std::io::Write;
+    let mut c = Command::new("sh")
+        .args(["-c", "cat > \"$1\" && chmod 755 \"$1\"", "sh"])
+        .arg(path)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    assert!(
+        c.wait().unwrap().success(),
+        "cannot write {}",
+        path.display()
+    );
+}
+
 pub fn wait_for(deadline: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
     loop {
