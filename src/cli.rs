@@ -6,16 +6,37 @@ use clap::{Args, Parser, Subcommand};
 
 /// Keeps a live, versioned, exact mirror of folders, from the system tray.
 ///
-/// Without a command, starts the tray app with the folder pairs of the config
-/// file (headless `watch` when there is no display).
+/// What no command does is said in [`EXAMPLES`] (shown after the options).
 #[derive(Debug, Parser)]
-#[command(name = "mirrortray", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "mirrortray",
+    version,
+    about,
+    long_about = None,
+    propagate_version = true,
+    after_help = EXAMPLES
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
     #[command(flatten)]
     pub global: Global,
 }
+
+const EXAMPLES: &str = "\
+Without a command, mirrortray starts the tray: its icon says whether every
+folder is backed up, and its menu pauses, backs up now, opens the backup,
+gets files back and adds folders. With no display, it runs headless, as
+`mirrortray watch` does.
+
+Examples:
+  mirrortray                                  start the tray
+  mirrortray add ~/Documents /media/me/USB/Documents
+                                              back up Documents to a USB drive
+  mirrortray status                           is everything backed up?
+  mirrortray restore ~/Documents/report.odt   get the last version back
+  mirrortray ui                               open the restore page
+  mirrortray COMMAND --help                   more on one command";
 
 #[derive(Debug, Args, Clone, Default)]
 pub struct Global {
@@ -50,9 +71,38 @@ pub struct PairArgs {
     pub no_versions: bool,
 }
 
+/// The folders `verify` compares.
+#[derive(Debug, Args, Clone, Default)]
+pub struct VerifyArgs {
+    /// Source folder (with DST; without both, every configured pair).
+    #[arg(value_name = "SRC", requires = "dst")]
+    pub src: Option<PathBuf>,
+    /// Backup folder to compare it with.
+    #[arg(value_name = "DST")]
+    pub dst: Option<PathBuf>,
+    /// Leave paths matching this gitignore-style pattern alone (repeatable).
+    #[arg(long, value_name = "PATTERN")]
+    pub ignore: Vec<String>,
+}
+
+impl From<VerifyArgs> for PairArgs {
+    fn from(v: VerifyArgs) -> PairArgs {
+        PairArgs {
+            src: v.src,
+            dst: v.dst,
+            ignore: v.ignore,
+            no_versions: false,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Mirror live: reconcile, then copy every change until SIGINT/SIGTERM.
+    #[command(after_help = "Examples:
+  mirrortray watch                      every pair of the config, without the tray
+  mirrortray watch ~/Documents /media/me/USB/Documents
+  mirrortray watch ~/src ~/bk/src --ignore target/ --ignore '*.o'")]
     Watch {
         #[command(flatten)]
         pair: PairArgs,
@@ -61,6 +111,10 @@ pub enum Command {
         allow_mass_delete: bool,
     },
     /// Reconcile once and exit (0 mirrored, 1 some entries failed, 2 bad setup).
+    #[command(after_help = "Examples:
+  mirrortray sync                       every pair of the config, once
+  mirrortray sync -n                    only say what it would copy, version and delete
+  mirrortray sync ~/Photos /media/me/USB/Photos -v")]
     Sync {
         #[command(flatten)]
         pair: PairArgs,
@@ -72,14 +126,23 @@ pub enum Command {
         allow_mass_delete: bool,
     },
     /// Compare without changing anything (0 same, 1 different, 2 error).
+    #[command(after_help = "Examples:
+  mirrortray verify                     every pair of the config
+  mirrortray verify --checksum          compare the bytes too (reads everything)
+  mirrortray verify ~/Photos /media/me/USB/Photos")]
     Verify {
         #[command(flatten)]
-        pair: PairArgs,
+        pair: VerifyArgs,
         /// Also compare the bytes of files whose size and time match.
         #[arg(long)]
         checksum: bool,
     },
     /// Add a folder pair to the config.
+    #[command(after_help = "Examples:
+  mirrortray add ~/Documents /media/me/USB/Documents
+  mirrortray add ~/Projects ~/Backups/Projects --ignore target/ --ignore node_modules/
+  mirrortray add ~/Music /mnt/nas/Music --no-versions
+A running tray picks the new pair up at once.")]
     Add {
         /// Source folder.
         src: PathBuf,
@@ -100,14 +163,24 @@ pub enum Command {
         #[arg(long)]
         adopt: bool,
     },
-    /// Remove the pair with this source folder from the config.
+    /// Remove the pair with this source folder from the config (the backup
+    /// folder is left as it is).
+    #[command(after_help = "Examples:
+  mirrortray remove ~/Music")]
     Remove {
         /// Source folder of the pair.
         src: PathBuf,
     },
     /// Print the config file's path and the pairs in it.
+    #[command(after_help = "Examples:
+  mirrortray config
+  mirrortray --config ~/other.toml config")]
     Config,
     /// List the kept versions of a file or folder, newest first.
+    #[command(after_help = "Examples:
+  mirrortray versions ~/Documents/report.odt   every kept version of a file
+  mirrortray versions ~/Documents/photos       everything kept under a folder
+  mirrortray versions --stats                  space used and how long versions are kept")]
     Versions {
         /// A path in a source or backup folder.
         path: Option<PathBuf>,
@@ -120,6 +193,9 @@ pub enum Command {
     },
     /// Show what the running tray or watcher is doing (0 all up to date, 1
     /// something outstanding, 2 none running).
+    #[command(after_help = "Examples:
+  mirrortray status
+  mirrortray status --json | jq '.[].pairs[].headline'")]
     Status {
         /// Machine-readable output.
         #[arg(long)]
@@ -127,6 +203,11 @@ pub enum Command {
     },
     /// Open the running tray's or watcher's local page: status, browsing
     /// the backup as of any time, getting files back (2: none running).
+    #[command(after_help = "Examples:
+  mirrortray ui                                the overview
+  mirrortray ui ~/Documents/report.odt         that file's versions
+  mirrortray ui ~/Documents                    that folder, deleted files marked
+  mirrortray ui --print-url                    the address, to open elsewhere")]
     Ui {
         /// Open the page at this file's history or this folder (in a source
         /// or backup folder).
@@ -137,12 +218,21 @@ pub enum Command {
     },
     /// Add "Previous versions…" to the right-click menus of the file
     /// managers (GNOME Files, Dolphin, Nemo), or remove it.
+    #[command(after_help = "Examples:
+  mirrortray integrate
+  mirrortray integrate --remove")]
     Integrate {
         /// Remove the entries this added.
         #[arg(long)]
         remove: bool,
     },
-    /// Bring back a file or folder as it was.
+    /// Bring back a file or folder as it was (the current one is kept as a
+    /// version first, so a restore can be undone).
+    #[command(after_help = "Examples:
+  mirrortray restore ~/Documents/report.odt             as it was before its last change
+  mirrortray restore ~/Documents/photos --at '2 hours ago'
+  mirrortray restore ~/Documents/photos --at 2026-11-30 --to /tmp/old-photos
+  mirrortray restore ~/Documents/report.odt -n          only say what it would do")]
     Restore {
         /// A path in a source or backup folder.
         path: PathBuf,

@@ -686,3 +686,62 @@ fn add_refuses_a_backup_folder_of_other_files_unless_adopted() {
         b"2019"
     );
 }
+
+/// Issue 14: help for people: what no command does, examples everywhere,
+/// and no words that do not hold (`verify` creates nothing and keeps no
+/// versions).
+#[test]
+fn help_says_what_no_command_does_and_every_command_has_examples() {
+    let w = World::new();
+    let top = w.run(["--help"]);
+    top.ok();
+    assert!(
+        top.stdout
+            .contains("Without a command, mirrortray starts the tray"),
+        "{}",
+        top.stdout
+    );
+    assert!(top.stdout.contains("Examples:"), "{}", top.stdout);
+    for cmd in [
+        "watch",
+        "sync",
+        "verify",
+        "add",
+        "remove",
+        "config",
+        "versions",
+        "status",
+        "ui",
+        "integrate",
+        "restore",
+    ] {
+        let h = w.run([cmd, "--help"]);
+        h.ok();
+        assert!(
+            h.stdout.contains("\nExamples:\n  mirrortray "),
+            "{cmd} --help:\n{}",
+            h.stdout
+        );
+    }
+    let v = w.run(["verify", "--help"]);
+    assert!(!v.stdout.contains("created if missing"), "{}", v.stdout);
+    assert!(!v.stdout.contains("--no-versions"), "{}", v.stdout);
+    let r = w.run(["verify", "a", "b", "--no-versions"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+}
+
+/// With no instance running, `add` says how to back the pair up.
+#[test]
+fn add_with_nothing_running_says_to_sync_or_start_the_tray() {
+    let w = World::new();
+    std::fs::create_dir_all(&w.dst).unwrap();
+    let r = add(&w, &w.src, &w.dst, &[]);
+    r.ok();
+    assert!(
+        r.stdout.contains(
+            "Run `mirrortray sync` to back it up now, or start the tray (`mirrortray`) to keep it backed up."
+        ),
+        "{}",
+        r.stdout
+    );
+}

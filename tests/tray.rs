@@ -1364,3 +1364,45 @@ fn without_a_display_it_says_so_and_mirrors_headless() {
     );
     assert_eq!(w.temp_leftovers(), Vec::<String>::new());
 }
+
+/// Issue 14: `mirrortray add` while the tray runs says the tray backs the
+/// pair up (a `sync` would find it in use), and the tray does.
+#[test]
+fn add_while_the_tray_runs_says_the_tray_backs_it_up() {
+    let w = World::new();
+    w.write("a.txt", "a");
+    let t = Tray::with_pair(w);
+    t.up_to_date();
+    let src2 = t.w.path("Music");
+    let dst2 = t.w.path("Backup/Music");
+    std::fs::create_dir_all(&src2).unwrap();
+    std::fs::write(src2.join("song.ogg"), "la").unwrap();
+    let mut c = t.w.cmd();
+    t.d.apply(&mut c);
+    let out = c
+        .arg("--config")
+        .arg(&t.config)
+        .arg("add")
+        .arg(&src2)
+        .arg(&dst2)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("The running tray (process ") && stdout.contains(") backs it up now"),
+        "{stdout}"
+    );
+    t.menu_until("the new pair in the menu", |m| {
+        m.find("Open backup: Music").is_some()
+    });
+    assert!(
+        wait_for(LONG, || is_mirrored(&src2, &dst2)),
+        "the added pair was not backed up\n--- log\n{}",
+        t.log_text()
+    );
+}

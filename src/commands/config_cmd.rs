@@ -41,11 +41,29 @@ pub fn add(
                 println!("  ignore: {}", ignore_list(&pair));
                 println!("  {}", describe_options(&pair, default_retention));
                 println!("Config file: {}", shown(&path));
-                println!("Run `mirrortray sync` to back it up now.");
+                println!("{}", next_step(&mirrortray::engine::status_file::running()));
             }
             ExitCode::Success
         }
         Err(e) => error(e),
+    }
+}
+
+/// What happens next to a pair just added: a running tray picks it up by
+/// itself (a `sync` would only find its backup folder in use).
+fn next_step(running: &[mirrortray::engine::status_file::Instance]) -> String {
+    if let Some(t) = running.iter().find(|i| i.kind == "tray") {
+        return format!(
+            "The running tray (process {}) backs it up now; its menu shows how it goes.",
+            t.pid
+        );
+    }
+    match running.iter().find(|i| i.kind == "watch") {
+        Some(w) => format!(
+            "The running `mirrortray watch` (process {}) backs it up from its next start; `mirrortray sync` backs it up now.",
+            w.pid
+        ),
+        None => "Run `mirrortray sync` to back it up now, or start the tray (`mirrortray`) to keep it backed up.".into(),
     }
 }
 

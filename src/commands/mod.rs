@@ -30,7 +30,7 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Some(Command::Verify { pair, checksum }) => {
             logging::init(&g, true);
-            verify::run(&g, &pair, checksum)
+            verify::run(&g, &pair.into(), checksum)
         }
         Some(Command::Add {
             src,
