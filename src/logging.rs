@@ -87,7 +87,7 @@ pub fn init(g: &Global, terminal: bool) {
     if let Some((path, e)) = file_problem {
         log::warn!(
             "{}: cannot open the log file: {}; logging to the terminal only (use --log-file FILE)",
-            path.display(),
+            mirrortray::engine::error::show(&path),
             mirrortray::engine::error::reason(&e)
         );
     }

@@ -1595,3 +1595,37 @@ fn a_file_another_program_holds_for_itself_is_named_and_the_rest_copied() {
     w.sync(&[]).ok();
     assert_mirrored(&w.src, &w.dst);
 }
+
+/// Issue 14: a name with control characters cannot colour the terminal or
+/// forge a log line: `sync -v`, the log and `versions` show it escaped.
+#[test]
+fn control_characters_in_names_are_escaped_everywhere_they_are_shown() {
+    let w = World::new();
+    let red = "a\x1b[31mred\x01.txt";
+    let two = "one\nline two.txt";
+    w.write(red, "x");
+    w.write(two, "y");
+    let log = w.path("log.txt");
+    let log_s = log.to_str().unwrap();
+    let r = w.sync(&["-v", "--log-file", log_s]);
+    r.ok();
+    assert!(!r.stdout.contains('\x1b'), "{:?}", r.stdout);
+    for text in [&r.stderr, &std::fs::read_to_string(&log).unwrap()] {
+        assert!(!text.contains('\x1b') && !text.contains('\x01'), "{text:?}");
+        assert!(text.contains("a\\x1B[31mred\\x01.txt"), "{text:?}");
+        assert!(text.contains("one\\x0Aline two.txt"), "{text:?}");
+    }
+    // Every log line is one line of its own.
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.lines().all(|l| l.starts_with("20")),
+        "a log line was split:\n{text}"
+    );
+    // A version of it, listed.
+    w.write(two, "changed");
+    w.sync(&[]).ok();
+    let v = w.run([OsStr::new("versions"), w.dst.join(two).as_os_str()]);
+    v.ok();
+    assert!(!v.stdout.contains("one\nline"), "{}", v.stdout);
+    assert!(v.stdout.contains("one\\x0Aline two.txt"), "{}", v.stdout);
+}

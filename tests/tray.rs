@@ -730,6 +730,9 @@ fn unwritable_backup_folder_raises_a_notification_with_the_path() {
             ));
         }
     };
+    // A name with a terminal escape in it fails first: the popup shows it
+    // escaped.
+    t.w.write("locked/a\x1b[31mred.txt", "cannot land");
     t.w.write("locked/new.txt", "cannot land");
     // 50 more failing files in the same episode: still one popup.
     for i in 0..50 {
@@ -739,6 +742,10 @@ fn unwritable_backup_folder_raises_a_notification_with_the_path() {
         n.summary == "Backup errors: src" && n.body.contains("locked/")
     });
     assert!(n.body.contains("could not be backed up"), "{n:?}");
+    assert!(!n.body.contains('\x1b'), "a raw escape in the popup: {n:?}");
+    if n.body.contains("locked/a") {
+        assert!(n.body.contains("locked/a\\x1B[31mred.txt"), "{n:?}");
+    }
     // Named by the user's file, not by the backup's copy.
     assert!(
         n.body

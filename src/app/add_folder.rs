@@ -47,7 +47,7 @@ mod imp {
             let name = src
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| src.display().to_string());
+                .unwrap_or_else(|| mirrortray::engine::error::show(&src));
             let title = format!("{TITLE_BACKUP} of {name}");
             let parent = src.parent().map(Path::to_path_buf);
             ask(&title, parent.as_deref(), move |dst| {

@@ -74,7 +74,7 @@ impl Autostart {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(format!(
                 "{}: cannot read the login entry: {}",
-                self.entry.display(),
+                mirrortray::engine::error::show(&self.entry),
                 reason(&e)
             )),
         }
@@ -83,7 +83,11 @@ impl Autostart {
     /// Writes or removes the entry.
     pub fn set(&self, on: bool) -> Result<(), String> {
         let fail = |what: &str, e: std::io::Error| {
-            format!("{}: cannot {what}: {}", self.entry.display(), reason(&e))
+            format!(
+                "{}: cannot {what}: {}",
+                mirrortray::engine::error::show(&self.entry),
+                reason(&e)
+            )
         };
         if !on {
             return match std::fs::remove_file(&self.entry) {

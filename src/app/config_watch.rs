@@ -88,7 +88,11 @@ fn run(config: &Path, ctl: &Sender<Ctl>) {
                     .map_err(|e| e.to_string())
             })
         {
-            return poll(config, ctl, &format!("{}: {e}", dir.display()));
+            return poll(
+                config,
+                ctl,
+                &format!("{}: {e}", mirrortray::engine::error::show(dir)),
+            );
         }
     }
     loop {
@@ -103,7 +107,10 @@ fn run(config: &Path, ctl: &Sender<Ctl>) {
                 Err(RecvTimeoutError::Disconnected) => return,
             }
         }
-        log::debug!("{}: changed; reloading", config.display());
+        log::debug!(
+            "{}: changed; reloading",
+            mirrortray::engine::error::show(config)
+        );
         if ctl.send(Ctl::Reload).is_err() {
             return;
         }

@@ -220,7 +220,7 @@ impl Control {
                 .map_err(|e| {
                     log::error!(
                         "cannot start a thread for the notices of {}: {e}",
-                        spec.src.display()
+                        mirrortray::engine::error::show(&spec.src)
                     )
                 })
                 .ok();

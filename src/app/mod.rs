@@ -131,9 +131,9 @@ pub fn run(g: &Global, config: Result<PathBuf, String>, page: Option<PageLink>) 
         }
     };
     logging::init(g, std::io::stderr().is_terminal());
-    let config = match config
-        .and_then(|p| std::path::absolute(&p).map_err(|e| format!("{}: {e}", p.display())))
-    {
+    let config = match config.and_then(|p| {
+        std::path::absolute(&p).map_err(|e| format!("{}: {e}", mirrortray::engine::error::show(&p)))
+    }) {
         Ok(p) => p,
         Err(e) => {
             log::error!("{e}");
@@ -144,7 +144,10 @@ pub fn run(g: &Global, config: Result<PathBuf, String>, page: Option<PageLink>) 
             return ExitCode::Error;
         }
     };
-    log::info!("tray starting; config {}", config.display());
+    log::info!(
+        "tray starting; config {}",
+        mirrortray::engine::error::show(&config)
+    );
 
     let event_loop = EventLoopBuilder::<AppEvent>::with_user_event().build();
     let proxy = event_loop.create_proxy();

@@ -48,7 +48,7 @@ pub fn claim() -> Claim {
         Err(e) => {
             log::warn!(
                 "{}: cannot create the single-instance lock: {}; not checking for another running tray",
-                path.display(),
+                mirrortray::engine::error::show(&path),
                 mirrortray::engine::error::reason(&e)
             );
             return Claim::First(Instance { _file: None });
@@ -70,7 +70,7 @@ pub fn claim() -> Claim {
         Err(std::fs::TryLockError::Error(e)) => {
             log::warn!(
                 "{}: cannot lock: {}; not checking for another running tray",
-                path.display(),
+                mirrortray::engine::error::show(&path),
                 mirrortray::engine::error::reason(&e)
             );
             Claim::First(Instance { _file: Some(file) })

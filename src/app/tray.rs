@@ -311,7 +311,7 @@ impl Tray {
             },
             Action::AllowDeletions(i) => {
                 if let Some(p) = self.model.pairs.get_mut(i) {
-                    log::info!("{}: deletions allowed by the user", p.dst.display());
+                    log::info!("{}: deletions allowed by the user", show(&p.dst));
                     p.held = None;
                     let _ = self.ctl.send(Ctl::AllowMassDelete { generation: self.generation, index: i });
                 }

@@ -43,7 +43,7 @@ pub fn specs(g: &Global, args: &PairArgs) -> Result<Vec<PairSpec>, String> {
             if cfg.pairs.is_empty() {
                 return Err(format!(
                     "no folder pairs in {}: give SRC DST, or add a pair with `mirrortray add SRC DST`",
-                    path.display()
+                    mirrortray::engine::error::show(&path)
                 ));
             }
             cfg.pairs.iter().map(|p| p.spec(&cfg.settings)).collect()

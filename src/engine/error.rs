@@ -9,14 +9,18 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// Shows a path for people: valid UTF-8 as is, other bytes as `\xNN`.
+/// Shows a path for people: valid UTF-8 as is, control characters and
+/// other bytes escaped (`\xNN`), so a name can neither colour a terminal nor
+/// start a new log line.
 pub fn show(path: &Path) -> String {
     #[cfg(unix)]
     {
         use std::os::unix::ffi::OsStrExt;
         let mut out = String::new();
         for chunk in path.as_os_str().as_bytes().utf8_chunks() {
-            out.push_str(chunk.valid());
+            for c in chunk.valid().chars() {
+                push_char(&mut out, c);
+            }
             for b in chunk.invalid() {
                 out.push_str(&format!("\\x{b:02X}"));
             }
@@ -25,7 +29,24 @@ pub fn show(path: &Path) -> String {
     }
     #[cfg(not(unix))]
     {
-        path.display().to_string()
+        let mut out = String::new();
+        for c in path.display().to_string().chars() {
+            push_char(&mut out, c);
+        }
+        out
+    }
+}
+
+/// A character of a name as people see it: a control character (a
+/// newline, an escape that would colour a terminal or forge a log line) as
+/// `\xNN` (`\u{NN}` for the C1 ones), everything else as itself.
+fn push_char(out: &mut String, c: char) {
+    if !c.is_control() {
+        out.push(c);
+    } else if (c as u32) < 0x80 {
+        out.push_str(&format!("\\x{:02X}", c as u32));
+    } else {
+        out.push_str(&format!("\\u{{{:X}}}", c as u32));
     }
 }
 
@@ -155,4 +176,25 @@ pub enum SetupError {
     Locked { dst: PathBuf, holder: String },
     #[error("{}: {}", show(.0), .1)]
     Other(PathBuf, String),
+}
+
+#[cfg(test)]
+mod show_tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_and_bad_bytes_are_escaped() {
+        use std::os::unix::ffi::OsStrExt;
+        let table: &[(&[u8], &str)] = &[
+            (b"plain/\xc3\xbcn\xc3\xaf.txt", "plain/\u{fc}n\u{ef}.txt"),
+            (b"ctrl\x01\x1b[31mred", "ctrl\\x01\\x1B[31mred"),
+            (b"new\nline\ttab\x7f", "new\\x0Aline\\x09tab\\x7F"),
+            (b"c1\xc2\x85", "c1\\u{85}"),
+            (b"bad\xff", "bad\\xFF"),
+        ];
+        for (raw, want) in table {
+            let p = Path::new(std::ffi::OsStr::from_bytes(raw));
+            assert_eq!(show(p), *want, "{raw:?}");
+        }
+    }
 }

@@ -159,7 +159,7 @@ impl Mirror {
         if granularity > 1 {
             log::info!(
                 "{}: the backup's file system keeps modification times to {} ns; comparing at that precision",
-                roots.dst.display(),
+                show(&roots.dst),
                 granularity
             );
         }
@@ -235,7 +235,7 @@ impl Mirror {
             if let Err(e) = store.write_source_record(&rec) {
                 log::warn!(
                     "{}: cannot record the source device: {}",
-                    self.roots.dst.display(),
+                    show(&self.roots.dst),
                     reason(&e)
                 );
             }
@@ -862,7 +862,7 @@ impl Mirror {
         {
             log::warn!(
                 "{}: cannot clean temp files: {}",
-                self.roots.dst.display(),
+                show(&self.roots.dst),
                 reason(&e)
             );
         }

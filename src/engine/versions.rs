@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
 
+use super::error::show;
 use super::event::VersionReason;
 use super::fsops::{DirHandle, Entry, Kind};
 use super::stamp;
@@ -219,7 +220,7 @@ impl Versions {
         {
             log::warn!(
                 "{}: cannot write versions.log: {}",
-                self.path.display(),
+                show(&self.path),
                 super::error::reason(&e)
             );
         }

@@ -43,6 +43,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use crate::engine::error::show;
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use rustix::event::{EventfdFlags, PollFd, PollFlags, eventfd, poll};
 use rustix::fs::inotify::{self, CreateFlags, ReadFlags, WatchFlags};
@@ -397,7 +398,7 @@ impl Tree {
             let gone: Vec<(PathBuf, i32)> = self.subtree(&f.path);
             log::trace!(
                 "inotify: {} moved out, {} watches off",
-                f.path.display(),
+                show(&f.path),
                 gone.len()
             );
             for (p, wd) in gone {
@@ -423,8 +424,8 @@ impl Tree {
         let moved = self.subtree(from);
         log::trace!(
             "inotify: {} -> {} ({} watches)",
-            from.display(),
-            to.display(),
+            show(from),
+            show(to),
             moved.len()
         );
         for (p, wd) in moved {
@@ -489,10 +490,7 @@ impl Tree {
             // rename waits in the queue.
             let id = dir.meta().ok().map(|m| (m.dev, m.ino));
             if id.is_some() && Chain::holds(&up, id) {
-                log::trace!(
-                    "inotify: {} is a folder above it again: a loop",
-                    d.display()
-                );
+                log::trace!("inotify: {} is a folder above it again: a loop", show(&d));
                 continue;
             }
             let chain = Some(Rc::new(Chain { id, up }));
