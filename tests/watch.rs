@@ -1151,14 +1151,19 @@ fn a_burst_of_10000_files_is_applied_in_batches() {
     }
     watch.converged_within(Duration::from_secs(180));
     // Each file copied exactly once (none half-written and then again,
-    // which would also keep a version of the half).
-    let log = watch.log();
-    let total = |what: &str| -> u64 {
+    // which would also keep a version of the half). The log says so once
+    // the pair is idle again.
+    let total_in = |log: &str, what: &str| -> u64 {
         log.lines()
             .filter_map(|l| l.split(&format!("{what} ")).nth(1))
-            .filter_map(|rest| rest.split(',').next()?.trim().parse::<u64>().ok())
+            .filter_map(|rest| rest.split([',', ' ']).next()?.parse::<u64>().ok())
             .sum()
     };
+    wait_for(Duration::from_secs(60), || {
+        total_in(&watch.log(), "copied") >= 10_000
+    });
+    let log = watch.log();
+    let total = |what: &str| total_in(&log, what);
     assert_eq!(
         (total("copied"), total("versioned")),
         (10_000, 0),

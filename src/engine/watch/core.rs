@@ -34,9 +34,12 @@ use super::retry::Retry;
 use super::{Command, Notice, PairStatus, State, Timings};
 use crate::engine::batch::{Applied, Batch, Leave};
 use crate::engine::error::{SetupError, show};
+use crate::engine::event::Summary;
 
 /// How often SRC's root (and DST's) are checked to still be what we watch.
 pub const ROOT_CHECK: Duration = Duration::from_secs(2);
+/// At most one log line a minute about a busy pair's batches.
+const TELL_EVERY: Duration = Duration::from_secs(60);
 /// Status while busy is sent at most this often.
 pub const STATUS_EVERY: Duration = Duration::from_millis(250);
 /// Quiet time after a batch before freed memory is handed back.
@@ -261,6 +264,11 @@ pub struct Core {
     trim_at: Option<Instant>,
     last_ok: Option<Timestamp>,
     unclean_since: Option<Instant>,
+    /// What the batches did since the log last said it, and since when:
+    /// the log gets one line when the pair is no longer busy, and one a
+    /// minute while it stays busy (each batch is a debug line).
+    untold: Summary,
+    untold_since: Option<Instant>,
     stale_sent: bool,
     last_status: Option<(State, usize, Instant)>,
     /// The folders the last two batches wrote into (newest last).
@@ -302,6 +310,8 @@ impl Core {
             trim_at: None,
             last_ok: None,
             unclean_since: Some(now),
+            untold: Summary::default(),
+            untold_since: None,
             stale_sent: false,
             last_status: None,
             recent: std::collections::VecDeque::new(),
@@ -864,8 +874,8 @@ impl Core {
             });
         }
         if s.changed() || s.failed > 0 {
-            log::info!(
-                "{}: copied {}, versioned {}, deleted {}, renamed {}, failed {}",
+            log::debug!(
+                "{}: batch: copied {}, versioned {}, deleted {}, renamed {}, failed {}",
                 show(&self.src),
                 s.copied,
                 s.versioned,
@@ -873,6 +883,11 @@ impl Core {
                 s.renamed,
                 s.failed
             );
+            self.untold.merge(s);
+            let since = *self.untold_since.get_or_insert(now);
+            if now.duration_since(since) >= TELL_EVERY {
+                self.tell();
+            }
         }
         let clean = self.retry.is_empty()
             && self.held.is_none()
@@ -891,6 +906,29 @@ impl Core {
             self.mark_unclean(now);
         }
         self.status(now, full);
+    }
+
+    /// Says in the log what the batches did since it last said so (folders
+    /// made or times set alone are not worth a line).
+    fn tell(&mut self) {
+        let s = std::mem::take(&mut self.untold);
+        self.untold_since = None;
+        if s.copied + s.versioned + s.deleted + s.renamed + s.failed == 0 {
+            return;
+        }
+        log::info!(
+            "{}: copied {} ({}), versioned {}, deleted {}, renamed {}, failed {}",
+            show(&self.src),
+            match s.copied {
+                1 => "1 file".to_string(),
+                n => format!("{n} files"),
+            },
+            crate::engine::words::bytes_text(s.bytes),
+            s.versioned,
+            s.deleted,
+            s.renamed,
+            s.failed
+        );
     }
 
     /// After a full pass: when the next drift check is due (its interval
@@ -996,6 +1034,9 @@ impl Core {
             if same || throttled {
                 return;
             }
+        }
+        if !matches!(state, State::Busy { .. } | State::Starting) {
+            self.tell();
         }
         self.last_status = Some((state.clone(), failing, now));
         self.notice(Notice::Status(PairStatus {
