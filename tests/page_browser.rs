@@ -464,3 +464,45 @@ async fn a_restored_version_of_a_changed_file() {
     b.close().await;
     drop(watch);
 }
+
+/// Issue 12: a setting changed in the page's form is saved into the
+/// user's config and applied: the overview and `versions --stats` tell the
+/// new policy.
+#[tokio::test]
+async fn a_setting_changed_in_the_page_is_saved_and_applied() {
+    browser::tools();
+    let w = World::new();
+    w.write("notes.txt", "hello\n");
+    let watch = Watcher::start(&w).await;
+    let b = Browser::start(w.dir.path()).await;
+    b.open(&watch.url).await;
+    b.text_with("#policy-0", "30 days; thinned: every version for 24 hours")
+        .await;
+
+    b.open(&format!("{}/settings", watch.origin())).await;
+    let days = b.element("input#retention_days").await;
+    days.clear().await.unwrap();
+    days.send_keys("45").await.unwrap();
+    b.click("input#thin_versions").await;
+    b.click("button#save").await;
+    b.text_with("p#saved", "Saved").await;
+    let cfg = std::fs::read_to_string(w.config_file()).unwrap();
+    assert!(
+        cfg.contains("retention_days = 45") && cfg.contains("thin_versions = false"),
+        "{cfg}"
+    );
+
+    b.open(&watch.url).await;
+    let policy = b.text_with("#policy-0", "45 days").await;
+    assert!(!policy.contains("thinned"), "{policy}");
+    let stats = w.run(["versions", "--stats"]);
+    stats.ok();
+    assert!(
+        stats.stdout.contains("kept for 45 days")
+            && stats.stdout.contains("not thinned: every version stays"),
+        "{}",
+        stats.stdout
+    );
+    b.close().await;
+    drop(watch);
+}
