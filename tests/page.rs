@@ -20,6 +20,11 @@ struct Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
+        // Reaped already: its number may belong to another test's process
+        // by now (a stray SIGTERM killed a sibling test's watch once).
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
         let _ = std::process::Command::new("kill")
             .arg(self.child.id().to_string())
             .status();

@@ -891,15 +891,22 @@ impl Mirror {
         if let Some(policy) = &self.spec.thinning
             && store.versions.enabled()
         {
-            let t = store.thin(policy, jiff::Timestamp::now())?;
-            if t.count > 0 {
-                log::info!(
+            // A failure here is said, and the size limit and the floor
+            // below still do their work.
+            match store.thin(policy, jiff::Timestamp::now()) {
+                Ok(t) if t.count > 0 => log::info!(
                     "{}: thinned {} older versions ({}): {}",
                     super::error::show(store.versions.path()),
                     t.count,
                     super::words::bytes_text(t.bytes),
                     policy.describe()
-                );
+                ),
+                Ok(_) => {}
+                Err(e) => log::warn!(
+                    "{}: cannot thin old versions: {}",
+                    super::error::show(store.versions.path()),
+                    reason(&e)
+                ),
             }
         }
         if let Some(mb) = self.spec.max_versions_mb {
