@@ -524,20 +524,9 @@ fn listing_text(
             both(t)
         );
     }
-    let thinned = history.thinned_of(&at.rel);
-    if let (Some(a), Some(b)) = (thinned.first(), thinned.last()) {
-        let what = match thinned.len() {
-            1 => format!("1 older version, from {}, was", both(*a)),
-            n => format!(
-                "{n} older versions, from {} to {}, were",
-                both(*a),
-                both(*b)
-            ),
-        };
-        let _ = writeln!(
-            o,
-            "{what} thinned as they aged (one kept per hour, day or week)."
-        );
+    if let Some(text) = mirrortray::engine::words::thinned_text(&history.thinned_of(&at.rel), both)
+    {
+        let _ = writeln!(o, "{text}");
     }
     let _ = writeln!(
         o,

@@ -41,6 +41,27 @@ pub fn bytes_text(n: u64) -> String {
 }
 
 /// `path` with the home folder written as `~`.
+/// What thinning took of one path, for people (`None`: nothing): "2 older
+/// versions, from A to B, were thinned as they aged (…)". `time` writes a
+/// time as the caller shows times.
+pub fn thinned_text(
+    times: &[jiff::Timestamp],
+    time: impl Fn(jiff::Timestamp) -> String,
+) -> Option<String> {
+    let (a, b) = (times.first()?, times.last()?);
+    let what = match times.len() {
+        1 => format!("1 older version, from {}, was", time(*a)),
+        n => format!(
+            "{n} older versions, from {} to {}, were",
+            time(*a),
+            time(*b)
+        ),
+    };
+    Some(format!(
+        "{what} thinned as they aged (one kept per hour, day or week)."
+    ))
+}
+
 pub fn tilde(path: &Path, home: Option<&Path>) -> String {
     if let Some(home) = home.filter(|h| h.components().count() > 1) {
         if path == home {

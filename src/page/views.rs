@@ -758,19 +758,12 @@ pub fn file(shared: &Shared, ask: &Ask) -> Reply {
         newer = Some(v.stamp.name.clone());
     }
     body.push_str("</tbody></table>");
-    let thinned = t.history.thinned_of(&t.rel);
-    if let (Some(a), Some(b)) = (thinned.first(), thinned.last()) {
-        let what = match thinned.len() {
-            1 => format!("1 older version, from {}, was", local_short(*a)),
-            n => format!(
-                "{n} older versions, from {} to {}, were",
-                local_short(*a),
-                local_short(*b)
-            ),
-        };
+    if let Some(text) =
+        mirrortray::engine::words::thinned_text(&t.history.thinned_of(&t.rel), local_short)
+    {
         body.push_str(&format!(
-            r#"<p class="note" id="thinned">{} thinned as they aged (one kept per hour, day or week).</p>"#,
-            esc(&what)
+            r#"<p class="note" id="thinned">{}</p>"#,
+            esc(&text)
         ));
     }
     body.push_str(&preview(&t, &shown));
