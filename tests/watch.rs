@@ -1430,6 +1430,30 @@ fn files_written_in_a_new_folder_are_copied_once_without_versions() {
 }
 
 #[test]
+fn empty_files_that_no_close_will_follow_still_reach_the_backup() {
+    let w = World::new();
+    let mut watch = Watch::start(&w, &[]);
+    // An empty file just made waits for its writer (it may still be
+    // opening it); these have none, and no close event comes: a hard link
+    // made into SRC, and a folder moved in holding a new empty file.
+    fs::write(w.path("outside"), "").unwrap();
+    fs::hard_link(w.path("outside"), w.src.join("linked")).unwrap();
+    fs::create_dir(w.path("moved")).unwrap();
+    fs::write(w.path("moved/empty"), "").unwrap();
+    fs::rename(w.path("moved"), w.src.join("moved")).unwrap();
+    watch.converged();
+    for f in ["linked", "moved/empty"] {
+        assert_eq!(
+            fs::metadata(w.dst.join(f)).map(|m| m.len()).ok(),
+            Some(0),
+            "{f}"
+        );
+    }
+    assert!(version_entries(&w).is_empty(), "{:?}", version_entries(&w));
+    watch.stop();
+}
+
+#[test]
 fn renames_in_quick_succession_stay_renames_in_dst() {
     let w = World::new();
     make_tree(&w.src.join("big"), 300, "big");

@@ -1197,4 +1197,63 @@ mod tests {
         );
         assert!(!dst.join("x/c3").exists());
     }
+
+    /// CI failures of `files_written_in_a_new_folder_are_copied_once…` and
+    /// `a_burst_of_10000_files…`: the scan of a new folder found a file its
+    /// creator was still opening (the name is there, the writer not counted
+    /// yet, so a lease is granted); the empty copy became a version when
+    /// the close came. Made deterministic: an empty file nobody writes yet.
+    #[test]
+    fn an_empty_file_just_made_in_a_new_folder_waits_for_its_writer() {
+        let t = tempfile::tempdir().unwrap();
+        let (src, dst) = (t.path().join("src"), t.path().join("dst"));
+        std::fs::create_dir_all(&src).unwrap();
+        let opts = Options {
+            command: "watch".into(),
+            create_dst: true,
+            live: true,
+            ..Options::default()
+        };
+        let m = Mirror::open(&PairSpec::new(&src, &dst), &opts).unwrap();
+        let ctl = Control::new();
+        m.reconcile(&ctl, &NullSink, false).unwrap();
+
+        std::fs::create_dir_all(src.join("new")).unwrap();
+        std::fs::File::create(src.join("new/doc")).unwrap();
+        std::fs::write(src.join("new/other"), "written and closed").unwrap();
+        let scan = Batch {
+            paths: vec![Dirty::new("new", true, Look::Gentle)],
+            ..Batch::default()
+        };
+        let a = m.apply(&scan, &ctl, &NullSink).unwrap();
+        assert_eq!(a.busy, vec![PathBuf::from("new/doc")]);
+        assert!(!dst.join("new/doc").exists());
+        assert_eq!(
+            std::fs::read_to_string(dst.join("new/other")).unwrap(),
+            "written and closed"
+        );
+
+        // The writer fills it and closes it: copied once, nothing versioned.
+        std::fs::write(src.join("new/doc"), "the content").unwrap();
+        let closed = Batch {
+            paths: vec![Dirty::new("new/doc", false, Look::Written)],
+            ..Batch::default()
+        };
+        let a = m.apply(&closed, &ctl, &NullSink).unwrap();
+        assert_eq!((a.summary.copied, a.summary.versioned), (1, 0));
+        assert_eq!(
+            std::fs::read_to_string(dst.join("new/doc")).unwrap(),
+            "the content"
+        );
+
+        // Forced (quiet for long enough, or a retry): an empty file is
+        // copied as it is.
+        std::fs::File::create(src.join("new/empty")).unwrap();
+        let forced = Batch {
+            paths: vec![Dirty::new("new/empty", false, Look::Forced)],
+            ..Batch::default()
+        };
+        m.apply(&forced, &ctl, &NullSink).unwrap();
+        assert_eq!(std::fs::metadata(dst.join("new/empty")).unwrap().len(), 0);
+    }
 }
