@@ -8,6 +8,7 @@ The motif is two overlapping sheets: a light "source" sheet behind, and the
     busy    blue sheet, two white circular arrows (sync)
     paused  amber sheet, two dark pause bars
     error   red sheet, white "!"
+    setup   slate sheet, white "+" (no folder is backed up yet: add one)
 
 Legibility on light and dark panels: every sheet has a dark outline (it reads
 on light panels) and a fill that is light or saturated enough to read on dark
@@ -22,6 +23,10 @@ The PNG encoder is deterministic (no timestamps, no metadata, fixed zlib
 level): running this script again gives the same pixels, and with the same
 zlib the committed files byte for byte.
 
+The application's own icon (menus, the package) is the idle state: the
+tray's sizes above, plus mirrortray-48/64/128/256.png and mirrortray.svg,
+drawn from the same shapes with an outline that grows with the size.
+
 Usage:
     python3 icons/make_icons.py                 # write icons next to this file
     python3 icons/make_icons.py --preview P.png # also write a preview sheet
@@ -33,10 +38,12 @@ import struct
 import sys
 import zlib
 
-STATES = ("idle", "busy", "paused", "error")
+STATES = ("idle", "busy", "paused", "error", "setup")
 # Written as NAME.png (32 px, what the app loads) and NAME-<size>.png.
 SIZES = (32, 24, 22, 16)
 MAIN_SIZE = 32
+# The application icon's larger sizes (hicolor), written as mirrortray-<size>.png.
+APP_SIZES = (48, 64, 128, 256)
 SS = 8  # supersamples per pixel per axis
 DESIGN = 32.0  # design space is 0..32 on both axes
 
@@ -49,6 +56,7 @@ STATE_FILL = {
     "busy": (0x2B, 0x7B, 0xE4, 1.0),
     "paused": (0xF2, 0xB1, 0x2E, 1.0),
     "error": (0xE0, 0x32, 0x2A, 1.0),
+    "setup": (0x5B, 0x6B, 0x7D, 1.0),
 }
 PAUSE_BARS = (0x3A, 0x2A, 0x05, 1.0)
 
@@ -176,7 +184,17 @@ def glyph(state, size):
             px_box(-2.0, -8.0, 2.0, 2.0, 1.2),
             px_box(-2.0, 4.0, 2.0, 8.0, 1.0),
         )
+    if state == "setup":
+        return WHITE, union(
+            px_box(-7.0, -2.0, 7.0, 2.0, 1.0),
+            px_box(-2.0, -7.0, 2.0, 7.0, 1.0),
+        )
     raise ValueError(state)
+
+
+def outline_px(size):
+    """The outline in whole pixels: 1 up to 24 px, 2 up to 64, then 1/32 of the size."""
+    return 1 if size <= 24 else max(2, round(size / 32))
 
 
 def layers(state, size):
@@ -185,7 +203,7 @@ def layers(state, size):
     Each sheet is its outline colour over the whole box, then its fill inset by
     the outline width: the outline lies inside the box, on whole pixels."""
     px = DESIGN / size  # one output pixel in design units
-    outline = (1 if size <= 24 else 2) * px
+    outline = outline_px(size) * px
     gcolour, gshape = glyph(state, size)
     return [
         (OUTLINE, box(BACK_BOX, size)),
@@ -199,8 +217,9 @@ def layers(state, size):
 # --------------------------------------------------------------- rendering --
 
 
-def render(state, size):
+def render(state, size, ss=SS):
     """Return size*size RGBA pixels as a list of (r, g, b, a) ints."""
+    SS = ss  # noqa: N806 (fewer samples for the large sizes: they need fewer)
     lay = layers(state, size)
     scale = DESIGN / size
     out = []
@@ -258,6 +277,40 @@ def png_bytes(width, height, pixels):
         + chunk(b"IDAT", zlib.compress(bytes(raw), 9))
         + chunk(b"IEND", b"")
     )
+
+
+def svg():
+    """The idle icon as SVG, in the 32 x 32 design space (outline 1 unit)."""
+
+    def hexc(c):
+        return "#%02x%02x%02x" % c[:3]
+
+    def rect(b, colour, inset=0.0, opacity=1.0):
+        x0, y0, x1, y1, r = b
+        op = "" if opacity == 1.0 else f' fill-opacity="{opacity}"'
+        return (
+            f'  <rect x="{x0 + inset:g}" y="{y0 + inset:g}" width="{x1 - x0 - 2 * inset:g}" '
+            f'height="{y1 - y0 - 2 * inset:g}" rx="{max(r - inset, 0.5):g}" fill="{hexc(colour)}"{op}/>'
+        )
+
+    fx0, fy0, fx1, fy1 = FRONT_BOX[:4]
+    cx, cy = (fx0 + fx1) / 2, (fy0 + fy1) / 2
+    check = " ".join(
+        f"{x:g},{y:g}"
+        for x, y in [(cx - 5.9, cy + 0.4), (cx - 1.7, cy + 4.6), (cx + 6.1, cy - 4.8)]
+    )
+    lines = [
+        '<svg xmlns="http://www.w3.org/2000/svg" width="32" height="32" viewBox="0 0 32 32">',
+        "  <title>mirrortray</title>",
+        rect(BACK_BOX, OUTLINE, opacity=OUTLINE[3]),
+        rect(BACK_BOX, BACK_FILL, 1.0),
+        rect(FRONT_BOX, OUTLINE, opacity=OUTLINE[3]),
+        rect(FRONT_BOX, STATE_FILL["idle"], 1.0),
+        f'  <polyline points="{check}" fill="none" stroke="{hexc(WHITE)}" stroke-width="3.6" '
+        'stroke-linecap="round" stroke-linejoin="round"/>',
+        "</svg>",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def write(path, data):
@@ -321,13 +374,25 @@ def main(argv):
         print("usage: make_icons.py [--preview SHEET.png]", file=sys.stderr)
         return 2
     rendered = {}
+    only = os.environ.get("MAKE_ICONS_ONLY")  # e.g. "setup": one state, no app icon
     for state in STATES:
+        if only and state != only:
+            continue
         for size in SIZES:
             pixels = render(state, size)
             rendered[state, size] = pixels
             name = f"{state}.png" if size == MAIN_SIZE else f"{state}-{size}.png"
             write(os.path.join(here, name), png_bytes(size, size, pixels))
             print(f"wrote icons/{name}")
+    if only:
+        return 0
+    for size in APP_SIZES:
+        name = f"mirrortray-{size}.png"
+        pixels = render("idle", size, ss=8 if size <= 64 else 3)
+        write(os.path.join(here, name), png_bytes(size, size, pixels))
+        print(f"wrote icons/{name}")
+    write(os.path.join(here, "mirrortray.svg"), svg().encode())
+    print("wrote icons/mirrortray.svg")
     if preview_path:
         preview(rendered, preview_path)
         print(f"wrote {preview_path}")

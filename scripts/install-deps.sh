@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Install the Debian/Ubuntu packages mirrortray needs (checked on Debian 12 bookworm).
 #
-#   scripts/install-deps.sh           what the build needs (GTK, appindicator, xdo)
+#   scripts/install-deps.sh           what the build and the package need (GTK,
+#                                     appindicator, xdo, dpkg-dev, and cargo-deb
+#                                     through cargo)
 #   scripts/install-deps.sh --test    ... and what the tests need: a virtual X server,
 #                                     a private D-Bus, a tray host, a notification
-#                                     daemon, screenshot and pointer tools, git, python3
+#                                     daemon, screenshot and pointer tools, git, python3,
+#                                     the desktop-file and AppStream validators and
+#                                     debootstrap (the package is installed in a clean root)
 #   scripts/install-deps.sh --bench   ... and lsyncd + rsync, to compare against
 #
 # Idempotent: when every package is already installed it says so and touches
@@ -21,6 +25,7 @@ BUILD_PKGS=(
 	libgtk-3-dev
 	libxdo-dev
 	libayatana-appindicator3-dev # bookworm has no libappindicator3-dev
+	dpkg-dev                     # dpkg-shlibdeps: the package's library dependencies
 )
 
 TEST_PKGS=(
@@ -47,6 +52,9 @@ TEST_PKGS=(
 	python3
 	chromium                   # the local page in a real browser (WebDriver)
 	chromium-driver
+	desktop-file-utils         # desktop-file-validate: the package's launcher
+	appstream                  # appstreamcli validate: the package's metainfo
+	debootstrap                # a clean Debian root to install the package into
 )
 
 BENCH_PKGS=(
@@ -55,7 +63,7 @@ BENCH_PKGS=(
 )
 
 usage() {
-	sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 die() {
@@ -105,8 +113,22 @@ for p in "${pkgs[@]}"; do
 	[[ "$status" == installed ]] || missing+=("$p")
 done
 
+# cargo-deb builds the Debian package (scripts/package.sh); it comes from
+# crates.io through cargo, built once.
+ensure_cargo_deb() {
+	if cargo deb --version >/dev/null 2>&1; then
+		return 0
+	fi
+	command -v cargo >/dev/null 2>&1 ||
+		die "cargo is not installed; install Rust from https://rustup.rs, then run this again"
+	echo "install-deps: cargo install --locked cargo-deb"
+	cargo install --locked cargo-deb ||
+		die "'cargo install cargo-deb' failed (network? see cargo's message above)"
+}
+
 if ((${#missing[@]} == 0)); then
 	echo "install-deps: all ${#pkgs[@]} packages for the $what are already installed."
+	ensure_cargo_deb
 	exit 0
 fi
 
@@ -137,4 +159,5 @@ echo "install-deps: apt-get install ${missing[*]}"
 "${as_root[@]}" "${apt_env[@]}" apt-get install -y --no-install-recommends "${missing[@]}" ||
 	die "'apt-get install' failed for: ${missing[*]} (see apt's message above)"
 
+ensure_cargo_deb
 echo "install-deps: done; the $what dependencies are installed."

@@ -249,4 +249,21 @@ A running tray picks the new pair up at once.")]
     /// Start the tray app (the default without a command).
     #[command(hide = true)]
     Tray,
+    /// Write the man pages or the shell completions into a folder (for
+    /// packaging: `scripts/package.sh`).
+    #[command(hide = true)]
+    Generate {
+        what: Generated,
+        /// The folder to write into (created if missing).
+        dir: PathBuf,
+    },
+}
+
+/// What `generate` writes.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Generated {
+    /// mirrortray.1 and one page per command (mirrortray-sync.1 ...).
+    Man,
+    /// Completions for bash, zsh and fish.
+    Completions,
 }

@@ -32,12 +32,20 @@ impl Drop for Running {
     }
 }
 
-#[allow(clippy::zombie_processes)] // waited for by `Running`'s drop
 fn start(w: &World) -> Running {
+    start_in(w, None)
+}
+
+/// `start`, with the watch in the time zone `tz` (TZ) when given.
+#[allow(clippy::zombie_processes)] // waited for by `Running`'s drop
+fn start_in(w: &World, tz: Option<&str>) -> Running {
     let r = w.run(["add".as_ref(), w.src.as_os_str(), w.dst.as_os_str()]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let child = w
-        .cmd()
+    let mut cmd = w.cmd();
+    if let Some(tz) = tz {
+        cmd.env("TZ", tz);
+    }
+    let child = cmd
         .arg("watch")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(w.path("watch.err")).unwrap())
@@ -539,7 +547,12 @@ fn previous_versions_in_the_file_managers_open_the_page_at_that_file() {
     let browser = w.path("browser.sh");
     crate::support::write_program(
         &browser,
-        &format!("#!/bin/sh\nprintf '%s' \"$1\" > '{}'\n", got.display()),
+        // Written aside, then renamed: the test never reads it half-written
+        // (a CI failure read it between the shell's create and its write).
+        &format!(
+            "#!/bin/sh\nprintf '%s' \"$1\" > '{0}.part' && mv '{0}.part' '{0}'\n",
+            got.display()
+        ),
     );
     let mut c = std::process::Command::new(&script);
     w.isolate(&mut c);
@@ -662,4 +675,41 @@ fn a_killed_instances_address_is_cleared_and_ui_says_nothing_runs() {
     let u = w.run(["ui", "--print-url"]);
     assert_eq!(u.code, 2, "{}{}", u.stdout, u.stderr);
     assert!(!file.exists(), "the dead instance's address is still there");
+}
+
+#[test]
+fn the_log_page_shows_the_end_of_the_log_in_local_time() {
+    let w = World::new();
+    // A long log from earlier runs, in UTC as the file keeps it.
+    let log = w.home.join(".local/state/mirrortray/mirrortray.log");
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    let old: String = (0..2000)
+        .map(|i| format!("2026-11-30T12:00:00.000000000Z [INFO] old line {i}\n"))
+        .collect();
+    std::fs::write(&log, old).unwrap();
+    let r = start_in(&w, Some("IST-5:30"));
+    wait_until("the watch's start in the log", || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("watching for changes"))
+    });
+
+    let a = get(&r, "/log", &cookie(&r));
+    assert_eq!(a.status, 200, "{}", a.body);
+    // Only the end: the newest old lines, then this run's, the last last.
+    assert!(!a.body.contains("old line 1000<"), "{}", a.body);
+    assert!(a.body.contains("old line 1999<"), "{}", a.body);
+    let at = |s: &str| {
+        a.body
+            .find(s)
+            .unwrap_or_else(|| panic!("no {s:?} in {}", a.body))
+    };
+    assert!(at("old line 1999<") < at("watching for changes"));
+    assert!(at("watching for changes") < at(r#"id="end""#));
+    // 12:00 UTC is 17:30 in India (UTC+05:30).
+    assert!(a.body.contains("2026-11-30 17:30:00"), "{}", a.body);
+    // Reached from every page's navigation.
+    assert!(
+        get(&r, "/", &cookie(&r))
+            .body
+            .contains(r#"href="/log#end""#)
+    );
 }

@@ -9,6 +9,7 @@ mod cli_sync;
 mod cli_verify;
 mod deep;
 mod mix;
+mod package;
 mod page;
 mod page_browser;
 mod prop;

@@ -64,7 +64,23 @@ impl Tray {
         Tray::launch(w, Desktop::start(), bin())
     }
 
+    /// The user's very first start: no config, and no record of a welcome.
+    fn first_start(w: World) -> Tray {
+        Tray::launch_as(w, Desktop::start(), bin(), true)
+    }
+
+    /// Launches `program`; the first-start welcome is taken as done (the
+    /// other tests start where a returning user does).
     fn launch(w: World, d: Desktop, program: PathBuf) -> Tray {
+        Tray::launch_as(w, d, program, false)
+    }
+
+    fn launch_as(w: World, d: Desktop, program: PathBuf, first: bool) -> Tray {
+        if !first {
+            let marker = w.home.join(".local/state/mirrortray/welcomed");
+            std::fs::create_dir_all(marker.parent().unwrap()).unwrap();
+            std::fs::write(marker, "").unwrap();
+        }
         let config = w.path("config.toml");
         let log = w.path("mirrortray.log");
         let opened = w.path("opened.txt");
@@ -292,12 +308,12 @@ fn is_up_to_date(s: &str) -> bool {
 fn icon_look(file: &Path) -> Result<String, String> {
     let shown = rgba(file)?;
     let icons = Path::new(env!("CARGO_MANIFEST_DIR")).join("icons");
-    for look in ["idle", "busy", "paused", "error"] {
+    for look in ["idle", "busy", "paused", "error", "setup"] {
         if rgba(&icons.join(format!("{look}.png")))? == shown {
             return Ok(look.into());
         }
     }
-    Err(format!("{} is none of the four icons", file.display()))
+    Err(format!("{} is none of the five icons", file.display()))
 }
 
 /// A PNG's size and 8-bit RGBA pixels.
@@ -1200,6 +1216,83 @@ fn no_folders_yet_then_add_a_folder_with_the_choosers() {
     );
 }
 
+/// Accepts the folder a chooser shows (its suggestion) with Return.
+fn accept_shown_folder(d: &Desktop, title: &str) {
+    let id = wait_window(d, title);
+    x_tool(d, "xdotool", &["windowfocus", "--sync", &id]).unwrap();
+    x_tool(d, "xdotool", &["key", "Return"]).unwrap();
+    let gone = wait_for(LONG, || {
+        x_tool(
+            d,
+            "xdotool",
+            &["search", "--onlyvisible", "--name", &literal(title)],
+        )
+        .unwrap_or_default()
+        .split_whitespace()
+        .all(|w| w != id)
+    });
+    assert!(gone, "the chooser {title:?} did not close after Return");
+}
+
+#[test]
+fn the_first_start_welcomes_sets_up_a_folder_and_asks_nothing_twice() {
+    let w = World::new();
+    w.write("report.txt", "the first backup");
+    let mut t = Tray::first_start(w);
+    // Nothing is backed up yet: the set-up icon, not the paused one.
+    t.status_is("No folders yet");
+    t.icon_is("setup");
+    let n = t.notification("the welcome", |n| n.summary == "Welcome to mirrortray");
+    assert!(n.body.contains("starts when you log in"), "{n:?}");
+    // The choosers open by themselves; the second one starts at the
+    // suggested place (no drive plugged in here: ~/Backups), and Return
+    // takes it.
+    choose_folder(&t.d, "Add a folder (1 of 2)", &t.w.src);
+    wait_window(&t.d, "Add a folder (2 of 2)");
+    t.d.screenshot(&screenshots().join("first_start_backup_chooser.png"));
+    accept_shown_folder(&t.d, "Add a folder (2 of 2)");
+    let backup = t.w.home.join("Backups/src");
+    assert!(
+        wait_for(LONG, || is_mirrored(&t.w.src, &backup)),
+        "the first folder was not backed up into {}\n--- log\n{}",
+        backup.display(),
+        t.log_text()
+    );
+    t.up_to_date();
+    t.icon_is("idle");
+    // Start at login is on, its entry written.
+    t.menu_until("Start at login checked", |m| checked(m, "Start at login"));
+    assert!(
+        t.w.home
+            .join(".config/autostart/mirrortray.desktop")
+            .is_file(),
+        "no autostart entry"
+    );
+    t.screenshot("first_start_done");
+
+    // The next start asks nothing again.
+    t.quit();
+    t.relaunch(&bin());
+    t.up_to_date();
+    let welcomes =
+        t.d.notifications()
+            .iter()
+            .filter(|n| n.summary == "Welcome to mirrortray")
+            .count();
+    assert_eq!(welcomes, 1, "{:#?}", t.d.notifications());
+    let choosers = x_tool(
+        &t.d,
+        "xdotool",
+        &["search", "--onlyvisible", "--name", "Add a folder"],
+    )
+    .unwrap_or_default();
+    assert!(choosers.trim().is_empty(), "a chooser opened again");
+    // Reading the config is no change to it: no reload after reload (it
+    // spun, reloading three times a second, once a pair was added).
+    let reloads = t.log_text().matches("changed; reloading").count();
+    assert!(reloads < 10, "{reloads} reloads\n{}", t.log_text());
+}
+
 #[test]
 fn settings_opens_the_config_and_edits_apply_without_a_restart() {
     let w = World::new();
@@ -1249,8 +1342,18 @@ fn settings_opens_the_config_and_edits_apply_without_a_restart() {
         t.opened(),
         t.log_text()
     );
+    // Open log: the page at the log's end (the file keeps UTC; the page
+    // shows local times, the newest line at the bottom).
     t.click("Open log");
-    t.wait_opened(&t.log);
+    let log_page = |p: &PathBuf| {
+        let s = p.to_string_lossy();
+        s.starts_with("http://127.0.0.1:") && s.contains("/log?token=") && s.ends_with("#end")
+    };
+    assert!(
+        wait_for(LONG, || t.opened().iter().any(log_page)),
+        "the log page was never opened; xdg-open got {:?}",
+        t.opened()
+    );
 
     // A broken edit: the running pair goes on, the user is told where.
     std::fs::write(&t.config, "[[pair]]\nsrc = \"/x\n").unwrap();

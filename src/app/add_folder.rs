@@ -1,7 +1,8 @@
 //! add_folder: "Add a folder…", what a first-time user needs: two folder
 //! choosers in a row (GTK, on the event-loop thread, non-modal: the loop
 //! keeps running while they are open) — first the folder to back up, then
-//! where its backup goes. The chosen pair goes back to the loop as
+//! where its backup goes (starting at a suggestion: a removable drive, else
+//! `~/Backups`). The chosen pair goes back to the loop as
 //! `AppEvent::Chosen`, and from there to the actions thread, which adds it
 //! to the config with the rules of `mirrortray add`; the config reload then
 //! starts it. Cancel at either step adds nothing.
@@ -43,14 +44,24 @@ mod imp {
         }
         let start = home.clone();
         ask(TITLE_SOURCE, start.as_deref(), move |src| {
+            let home = home.clone();
             let Some(src) = src else { return };
             let name = src
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_else(|| mirrortray::engine::error::show(&src));
             let title = format!("{TITLE_BACKUP} of {name}");
-            let parent = src.parent().map(Path::to_path_buf);
-            ask(&title, parent.as_deref(), move |dst| {
+            let suggested = suggested_parent(home.as_deref());
+            let start = suggested
+                .clone()
+                .or_else(|| src.parent().map(Path::to_path_buf));
+            ask(&title, start.as_deref(), move |dst| {
+                // The suggestion (a drive, ~/Backups) holds many backups:
+                // this one goes into a folder named after the source there.
+                let dst = match (dst, src.file_name()) {
+                    (Some(d), Some(n)) if Some(&d) == suggested.as_ref() => Some(d.join(n)),
+                    (d, _) => d,
+                };
                 if let Some(dst) = dst {
                     let _ = proxy.send_event(AppEvent::Chosen { src, dst });
                 }
@@ -125,6 +136,68 @@ mod imp {
         dialog.show_all();
         dialog.present();
     }
+}
+
+/// Where the second chooser starts (the backup goes into a folder named
+/// after the source inside what is chosen there): a removable drive when
+/// one is mounted, as desktops mount them (`/media/USER/LABEL`,
+/// `/run/media/USER/LABEL`) and writable; else `~/Backups`, made if missing.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+pub fn suggested_parent(home: Option<&std::path::Path>) -> Option<PathBuf> {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let mut drives: Vec<PathBuf> = mounts
+        .lines()
+        .filter_map(|l| l.split(' ').nth(1))
+        .map(unescape_mount)
+        .filter(|p| {
+            let s = p.to_string_lossy();
+            (s.starts_with("/media/") || s.starts_with("/run/media/"))
+                && p.components().count() >= 4
+        })
+        .filter(|p| rustix::fs::access(p, rustix::fs::Access::WRITE_OK).is_ok())
+        .collect();
+    drives.sort();
+    if let Some(d) = drives.into_iter().next() {
+        return Some(d);
+    }
+    let backups = home?.join("Backups");
+    match std::fs::create_dir_all(&backups) {
+        Ok(()) => Some(backups),
+        Err(e) => {
+            log::warn!(
+                "{}: cannot make the suggested backup folder: {}",
+                mirrortray::engine::error::show(&backups),
+                mirrortray::engine::error::reason(&e)
+            );
+            None
+        }
+    }
+}
+
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+/// A mount point as `/proc/self/mounts` writes it (space, tab, newline and
+/// backslash as octal escapes).
+fn unescape_mount(field: &str) -> PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match (b[i], octal) {
+            (b'\\', Some(d)) => {
+                out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
+                i += 4;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    PathBuf::from(std::ffi::OsString::from_vec(out))
 }
 
 /// Starts the choosers. Returns `false` where there are none.

@@ -59,6 +59,9 @@ fn run(config: &Path, ctl: &Sender<Ctl>) {
     let watcher = RecommendedWatcher::new(
         move |ev: notify::Result<notify::Event>| {
             let relevant = match ev {
+                // Reads are not changes: our own reload opens the file,
+                // and counting that would reload again and again.
+                Ok(ev) if is_read(&ev.kind) => false,
                 Ok(ev) => {
                     ev.need_rescan()
                         || ev
@@ -115,6 +118,12 @@ fn run(config: &Path, ctl: &Sender<Ctl>) {
             return;
         }
     }
+}
+
+/// An event of a read (opened, closed without writing): not a change.
+fn is_read(kind: &notify::EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode, EventKind};
+    matches!(kind, EventKind::Access(a) if *a != AccessKind::Close(AccessMode::Write))
 }
 
 /// What identifies a version of the file, cheaply.

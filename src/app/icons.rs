@@ -1,4 +1,4 @@
-//! icons: the four tray icons, embedded in the binary (`include_bytes!`), so
+//! icons: the five tray icons, embedded in the binary (`include_bytes!`), so
 //! an installed `mirrortray` needs no files beside it. They are drawn by
 //! `icons/make_icons.py` (32 px, legible on light and dark panels) and
 //! decoded from PNG to RGBA here, once per change of state.
@@ -9,6 +9,7 @@ const IDLE: &[u8] = include_bytes!("../../icons/idle.png");
 const BUSY: &[u8] = include_bytes!("../../icons/busy.png");
 const PAUSED: &[u8] = include_bytes!("../../icons/paused.png");
 const ERROR: &[u8] = include_bytes!("../../icons/error.png");
+const SETUP: &[u8] = include_bytes!("../../icons/setup.png");
 
 /// An icon as RGBA pixels.
 pub struct Rgba {
@@ -23,6 +24,7 @@ fn png_of(look: Look) -> &'static [u8] {
         Look::Busy => BUSY,
         Look::Paused => PAUSED,
         Look::Error => ERROR,
+        Look::Setup => SETUP,
     }
 }
 
@@ -64,7 +66,13 @@ mod tests {
 
     #[test]
     fn every_icon_decodes_to_32px_rgba() {
-        for look in [Look::Idle, Look::Busy, Look::Paused, Look::Error] {
+        for look in [
+            Look::Idle,
+            Look::Busy,
+            Look::Paused,
+            Look::Error,
+            Look::Setup,
+        ] {
             let i = rgba(look).unwrap();
             assert_eq!((i.width, i.height), (32, 32), "{look:?}");
             assert_eq!(i.pixels.len(), 32 * 32 * 4, "{look:?}");

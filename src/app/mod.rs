@@ -24,6 +24,7 @@ mod add_folder;
 mod autostart;
 mod config_watch;
 mod control;
+mod first_run;
 mod icons;
 mod menu;
 mod notifications;

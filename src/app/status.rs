@@ -29,6 +29,8 @@ pub enum Look {
     Busy,
     Paused,
     Error,
+    /// No folder is backed up yet: the set-up icon, not the paused one.
+    Setup,
 }
 
 /// One folder pair as the tray shows it.
@@ -273,7 +275,7 @@ pub fn look(m: &Model) -> Look {
         return if m.config_error.is_some() && m.loaded {
             Look::Error
         } else if m.loaded {
-            Look::Paused
+            Look::Setup
         } else {
             Look::Busy
         };
@@ -495,7 +497,7 @@ mod tests {
         assert_eq!(status_line(&m, &now()), "Starting…");
         m.set_pairs(&[]);
         assert_eq!(status_line(&m, &now()), "No folders yet");
-        assert_eq!(look(&m), Look::Paused);
+        assert_eq!(look(&m), Look::Setup);
         m.config_error = Some("config file x, line 3: ...".into());
         assert_eq!(
             status_line(&m, &now()),

@@ -29,6 +29,7 @@ use tray_icon::{Icon, TrayIcon, TrayIconBuilder};
 use super::AppEvent;
 use super::actions::{Actions, Job};
 use super::control::Ctl;
+use super::first_run;
 use super::icons;
 use super::menu::{self, Action, Entry};
 use super::notifications::{Alerts, Level, Notifier, Popup};
@@ -85,6 +86,8 @@ pub struct Tray {
     /// The exit code once the workers have stopped (2: the icon failed).
     code_when_stopped: i32,
     exit: Option<i32>,
+    /// This user's first start, until the config is read (`first_run`).
+    first_start: bool,
 }
 
 /// Menu labels: `&` marks a mnemonic in muda, so a literal one is doubled.
@@ -127,6 +130,7 @@ impl Tray {
             recheck_autostart: Instant::now() + AUTOSTART_RECHECK,
             code_when_stopped: 0,
             exit: None,
+            first_start: first_run::pending(),
         }
     }
 
@@ -192,6 +196,20 @@ impl Tray {
         self.actions.send(Job::Integrate(None));
     }
 
+    /// The first start for this user (see `first_run`): once the config
+    /// is read, so the welcome knows whether folders are set up.
+    fn welcome(&mut self, folders: usize) {
+        first_run::done();
+        log::info!("first start: welcome shown, start at login turned on");
+        self.actions.send(Job::Autostart(Some(true)));
+        let (summary, body) = first_run::welcome(folders);
+        self.notifier
+            .show(Popup::new("welcome", Level::Info, summary, body));
+        if folders == 0 {
+            self.action(Action::AddFolder);
+        }
+    }
+
     fn now(&self) -> jiff::ZonedDateTime {
         Timestamp::now().to_zoned_datetime(self.tz.clone())
     }
@@ -215,6 +233,9 @@ impl Tray {
                 self.generation = generation;
                 self.status_file.reset(pairs.len());
                 self.model.set_pairs(&pairs);
+                if std::mem::take(&mut self.first_start) {
+                    self.welcome(pairs.len());
+                }
                 if let Some(page) = &self.page {
                     (page.set_pairs)(
                         self.model
@@ -345,12 +366,18 @@ impl Tray {
                     ));
                 }
             }
-            Action::OpenLog => match &self.log_path {
-                Some(p) => self.actions.send(Job::Open {
+            // The page shows the log's end in local time; without it, the
+            // file itself (an editor opens it at the top).
+            Action::OpenLog => match (&self.page, &self.log_path) {
+                (Some(page), Some(_)) => {
+                    self.actions
+                        .send(Job::OpenPage(format!("{}#end", page.url("/log"))));
+                }
+                (None, Some(p)) => self.actions.send(Job::Open {
                     path: p.clone(),
                     what: "the log".into(),
                 }),
-                None => self.notifier.show(Popup::new(
+                (_, None) => self.notifier.show(Popup::new(
                     "open",
                     Level::Error,
                     "No log file",

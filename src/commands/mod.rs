@@ -1,6 +1,7 @@
 //! commands: one module per command; each returns an exit code.
 
 mod config_cmd;
+mod generate;
 mod integrate;
 pub mod pairs;
 mod progress;
@@ -92,6 +93,7 @@ pub fn run(cli: Cli) -> ExitCode {
             logging::init(&g, true);
             ui::run(path.as_deref(), print_url)
         }
+        Some(Command::Generate { what, dir }) => generate::run(what, &dir),
         Some(Command::Restore {
             path,
             at,

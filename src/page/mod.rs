@@ -392,6 +392,7 @@ fn route(shared: &Shared, method: &Method, ask: &Ask) -> Reply {
         ("/diff", false) => views::diff(shared, ask),
         ("/deleted", false) => views::deleted(shared, ask),
         ("/search", false) => views::search(shared, ask),
+        ("/log", false) => views::log(shared),
         ("/settings", false) => settings::show_form(shared, ask),
         ("/settings", true) => settings::save(shared, ask),
         ("/restore", true) => actions::restore(shared, ask),

@@ -82,7 +82,7 @@ fn nav(shared: &Shared, current: Option<usize>) -> String {
             esc(&p.name)
         ));
     }
-    out.push_str(r#" <a href="/settings">Settings</a></nav>"#);
+    out.push_str(r#" <a href="/settings">Settings</a> <a href="/log#end">Log</a></nav>"#);
     out
 }
 
@@ -1098,4 +1098,87 @@ pub fn search(shared: &Shared, ask: &Ask) -> Reply {
         }
     );
     Reply::Html(200, html::frame("Find", &nav(shared, Some(t.index)), &body))
+}
+
+/// The log's end shown by `/log`: at most this many lines, from at most
+/// this many bytes at the end of the file.
+const LOG_LINES: usize = 500;
+const LOG_BYTES: u64 = 256 * 1024;
+
+/// `/log`: the end of the log, oldest of those lines first, the newest at
+/// the bottom (where `#end` scrolls), in local time. The file keeps UTC.
+pub fn log(shared: &Shared) -> Reply {
+    let Some(path) = crate::logging::log_path(&shared.global) else {
+        return Reply::Html(
+            404,
+            html::problem("There is no log file (no HOME, and no --log-file given)."),
+        );
+    };
+    let text = match read_end(&path, LOG_BYTES) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => {
+            return Reply::Html(
+                500,
+                html::problem(&format!(
+                    "Cannot read the log {}: {}",
+                    mirrortray::engine::error::show(&path),
+                    mirrortray::engine::error::reason(&e)
+                )),
+            );
+        }
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let shown = &lines[lines.len().saturating_sub(LOG_LINES)..];
+    let mut rows = String::new();
+    for l in shown {
+        let (when, rest) = match l.split_once(' ') {
+            Some((t, rest)) => match t.parse::<Timestamp>() {
+                Ok(t) => (local(t), rest),
+                Err(_) => (String::new(), *l),
+            },
+            None => (String::new(), *l),
+        };
+        let (level, msg) = match rest.strip_prefix('[').and_then(|r| r.split_once("] ")) {
+            Some((lv, m)) => (lv.trim(), m),
+            None => ("", rest),
+        };
+        rows.push_str(&format!(
+            r#"<tr class="{}"><td class="when">{}</td><td>{}</td><td>{}</td></tr>"#,
+            esc(&level.to_lowercase()),
+            esc(&when),
+            esc(level),
+            esc(msg)
+        ));
+    }
+    let body = format!(
+        r#"<h1>Log</h1><p class="note">The last {} lines of {}, the newest at the bottom; times are local.</p>{}<table class="entries" id="log"><thead><tr><th>When</th><th>Level</th><th>What</th></tr></thead><tbody>{rows}</tbody></table><p id="end"><a href="/log#end">Show newer lines</a></p>"#,
+        shown.len(),
+        html::path(&path),
+        if rows.is_empty() {
+            r#"<p class="empty">Nothing is logged yet.</p>"#
+        } else {
+            ""
+        },
+    );
+    Reply::Html(200, html::frame("Log", &nav(shared, None), &body))
+}
+
+/// The last `max` bytes of a file, from the first whole line in them.
+fn read_end(path: &Path, max: u64) -> std::io::Result<String> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = std::fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    let start = len.saturating_sub(max);
+    f.seek(SeekFrom::Start(start))?;
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf)?;
+    let from = if start > 0 {
+        buf.iter()
+            .position(|&b| b == b'\n')
+            .map_or(buf.len(), |i| i + 1)
+    } else {
+        0
+    };
+    Ok(String::from_utf8_lossy(&buf[from..]).into_owned())
 }
