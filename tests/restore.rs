@@ -1003,3 +1003,45 @@ fn old_versions_are_thinned_and_a_restore_to_a_thinned_time_says_so() {
     g.ok();
     assert_eq!(read(&w.src.join("gone.txt")).as_deref(), Some("gone, last"));
 }
+
+#[test]
+fn versions_shows_local_times_beside_the_exact_utc_one() {
+    let w = World::new();
+    w.write("a.txt", "one");
+    assert_eq!(w.sync(&[]).code, 0);
+    w.write("a.txt", "two");
+    filetime::set_file_mtime(
+        w.src.join("a.txt"),
+        filetime::FileTime::from_unix_time(1_796_169_600, 0), // 2026-12-02 00:00:00 UTC
+    )
+    .unwrap();
+    assert_eq!(w.sync(&[]).code, 0);
+    // A zone without daylight saving, written as TZ allows (no tz database
+    // needed): UTC+05:30.
+    let out = w
+        .cmd()
+        .env("TZ", "IST-5:30")
+        .arg("versions")
+        .arg(w.dst.join("a.txt"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("modified 2026-12-02 05:30:00 IST"),
+        "the file's time is not shown in local time:\n{text}"
+    );
+    // Each version: the UTC time `--at` takes back exactly, and the same
+    // moment in local time.
+    let row = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("20") && l.contains("modified"))
+        .unwrap_or_else(|| panic!("no version row:\n{text}"));
+    let utc: jiff::Timestamp = row.split_whitespace().next().unwrap().parse().unwrap();
+    let local = utc
+        .checked_add(jiff::SignedDuration::from_mins(330))
+        .unwrap()
+        .strftime("%Y-%m-%d %H:%M:%S IST")
+        .to_string();
+    assert!(row.contains(&local), "{local} not in {row:?}");
+}
