@@ -553,6 +553,28 @@ fn menu_shows_status_entries_and_check_marks() {
     w.write("photos/cat.jpg", "meow");
     let t = Tray::with_pair(w);
     let m = t.up_to_date();
+    // The panel is offered each size as drawn: the icon is named from a
+    // small theme holding 16, 22, 24 and 32 px (not one scaled picture).
+    t.icon_is("idle");
+    let shown = t.d.icon_file(t.app.pid).unwrap();
+    let theme = shown.parent().unwrap().join("hicolor");
+    let icons = Path::new(env!("CARGO_MANIFEST_DIR")).join("icons");
+    for (size, drawn) in [
+        (16, "idle-16.png"),
+        (22, "idle-22.png"),
+        (24, "idle-24.png"),
+        (32, "idle.png"),
+    ] {
+        let offered = theme
+            .join(format!("{size}x{size}/apps"))
+            .join(shown.file_name().unwrap());
+        assert_eq!(
+            rgba(&offered).unwrap(),
+            rgba(&icons.join(drawn)).unwrap(),
+            "{}",
+            offered.display()
+        );
+    }
     assert_eq!(
         m.labels(),
         [

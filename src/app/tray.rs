@@ -24,7 +24,7 @@ use tao::event::{Event, StartCause};
 use tao::event_loop::{ControlFlow, EventLoop, EventLoopProxy};
 use tao::platform::run_return::EventLoopExtRunReturn;
 use tray_icon::menu::{CheckMenuItem, IsMenuItem, Menu, MenuId, MenuItem, PredefinedMenuItem};
-use tray_icon::{Icon, TrayIcon, TrayIconBuilder};
+use tray_icon::{Icon, NativeIcon, TrayIcon, TrayIconBuilder};
 
 use super::AppEvent;
 use super::actions::{Actions, Job};
@@ -88,6 +88,8 @@ pub struct Tray {
     exit: Option<i32>,
     /// This user's first start, until the config is read (`first_run`).
     first_start: bool,
+    /// The icons at every size, for the panel to pick from (`icons`).
+    theme: Option<icons::Theme>,
 }
 
 /// Menu labels: `&` marks a mnemonic in muda, so a literal one is doubled.
@@ -131,6 +133,7 @@ impl Tray {
             code_when_stopped: 0,
             exit: None,
             first_start: first_run::pending(),
+            theme: None,
         }
     }
 
@@ -161,17 +164,34 @@ impl Tray {
     fn start(&mut self) {
         self.redraw();
         let look = status::look(&self.model);
-        let built = icons::rgba(look)
-            .and_then(|i| Icon::from_rgba(i.pixels, i.width, i.height).map_err(|e| e.to_string()))
-            .and_then(|icon| {
-                TrayIconBuilder::new()
-                    .with_id("mirrortray")
-                    .with_menu(Box::new(self.menu.clone()))
-                    .with_icon(icon)
-                    .with_tooltip("mirrortray")
-                    .build()
-                    .map_err(|e| e.to_string())
-            });
+        let dir = runtime_dir().join(format!("icons-{}", std::process::id()));
+        self.theme = match icons::Theme::write(dir.clone()) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                log::warn!(
+                    "{}: cannot write the tray's icons ({}); the panel scales the 32 px one",
+                    show(&dir),
+                    reason(&e)
+                );
+                None
+            }
+        };
+        let builder = TrayIconBuilder::new()
+            .with_id("mirrortray")
+            .with_menu(Box::new(self.menu.clone()))
+            .with_tooltip("mirrortray");
+        let built = match &self.theme {
+            Some(t) => builder
+                .with_temp_dir_path(t.dir())
+                .with_native_icon(NativeIcon::from_name(icons::name(look)))
+                .build()
+                .map_err(|e| e.to_string()),
+            None => icons::rgba(look)
+                .and_then(|i| {
+                    Icon::from_rgba(i.pixels, i.width, i.height).map_err(|e| e.to_string())
+                })
+                .and_then(|icon| builder.with_icon(icon).build().map_err(|e| e.to_string())),
+        };
         match built {
             Ok(icon) => {
                 self.icon = Some(icon);
@@ -462,15 +482,18 @@ impl Tray {
         let look = status::look(&self.model);
         if let Some(icon) = &mut self.icon {
             if self.look != Some(look) {
-                match icons::rgba(look).and_then(|i| {
-                    Icon::from_rgba(i.pixels, i.width, i.height).map_err(|e| e.to_string())
-                }) {
-                    Ok(i) => {
-                        if let Err(e) = icon.set_icon(Some(i)) {
-                            log::warn!("cannot change the tray icon: {e}");
-                        }
-                    }
-                    Err(e) => log::warn!("{e}"),
+                let set = match &self.theme {
+                    Some(_) => icon
+                        .set_native_icon(Some(NativeIcon::from_name(icons::name(look))))
+                        .map_err(|e| e.to_string()),
+                    None => icons::rgba(look)
+                        .and_then(|i| {
+                            Icon::from_rgba(i.pixels, i.width, i.height).map_err(|e| e.to_string())
+                        })
+                        .and_then(|i| icon.set_icon(Some(i)).map_err(|e| e.to_string())),
+                };
+                if let Err(e) = set {
+                    log::warn!("cannot change the tray icon: {e}");
                 }
                 self.look = Some(look);
             }
