@@ -414,6 +414,11 @@ fn choose_folder(d: &Desktop, title: &str, folder: &Path) {
     // A trailing slash: GTK completes nothing, and Return accepts the folder.
     let text = format!("{}/", folder.display());
     x_tool(d, "xdotool", &["type", "--delay", "20", &text]).unwrap();
+    return_closes(d, title, &id);
+}
+
+/// Presses Return in the chooser `id` and waits for it to close.
+fn return_closes(d: &Desktop, title: &str, id: &str) {
     x_tool(d, "xdotool", &["key", "Return"]).unwrap();
     let gone = wait_for(LONG, || {
         x_tool(
@@ -1242,18 +1247,7 @@ fn no_folders_yet_then_add_a_folder_with_the_choosers() {
 fn accept_shown_folder(d: &Desktop, title: &str) {
     let id = wait_window(d, title);
     x_tool(d, "xdotool", &["windowfocus", "--sync", &id]).unwrap();
-    x_tool(d, "xdotool", &["key", "Return"]).unwrap();
-    let gone = wait_for(LONG, || {
-        x_tool(
-            d,
-            "xdotool",
-            &["search", "--onlyvisible", "--name", &literal(title)],
-        )
-        .unwrap_or_default()
-        .split_whitespace()
-        .all(|w| w != id)
-    });
-    assert!(gone, "the chooser {title:?} did not close after Return");
+    return_closes(d, title, &id);
 }
 
 #[test]

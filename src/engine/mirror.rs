@@ -1136,6 +1136,20 @@ mod tests {
         rustix::fs::utimensat(rustix::fs::CWD, p, &t, rustix::fs::AtFlags::empty()).unwrap();
     }
 
+    /// A live mirror of `src` into `dst`, after its first full pass.
+    fn watching(src: &Path, dst: &Path) -> (Mirror, Control) {
+        let opts = Options {
+            command: "watch".into(),
+            create_dst: true,
+            live: true,
+            ..Options::default()
+        };
+        let m = Mirror::open(&PairSpec::new(src, dst), &opts).unwrap();
+        let ctl = Control::new();
+        m.reconcile(&ctl, &NullSink, false).unwrap();
+        (m, ctl)
+    }
+
     /// Mix seed 146, made deterministic: two files of the same size written
     /// in one clock tick (the same mtime); SRC moves the first into a new
     /// folder and renames the second to its name before the watcher copied
@@ -1147,15 +1161,7 @@ mod tests {
         let (src, dst) = (t.path().join("src"), t.path().join("dst"));
         std::fs::create_dir_all(src.join("x")).unwrap();
         std::fs::write(src.join("x/new2"), "an older, longer content\n").unwrap();
-        let opts = Options {
-            command: "watch".into(),
-            create_dst: true,
-            live: true,
-            ..Options::default()
-        };
-        let m = Mirror::open(&PairSpec::new(&src, &dst), &opts).unwrap();
-        let ctl = Control::new();
-        m.reconcile(&ctl, &NullSink, false).unwrap();
+        let (m, ctl) = watching(&src, &dst);
 
         // x/new2 rewritten, x/c3 written in the same tick, the same size.
         std::fs::write(src.join("x/new2"), "AAAAAAAAAAAAAAAAAAA\n").unwrap();
@@ -1208,15 +1214,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let (src, dst) = (t.path().join("src"), t.path().join("dst"));
         std::fs::create_dir_all(&src).unwrap();
-        let opts = Options {
-            command: "watch".into(),
-            create_dst: true,
-            live: true,
-            ..Options::default()
-        };
-        let m = Mirror::open(&PairSpec::new(&src, &dst), &opts).unwrap();
-        let ctl = Control::new();
-        m.reconcile(&ctl, &NullSink, false).unwrap();
+        let (m, ctl) = watching(&src, &dst);
 
         std::fs::create_dir_all(src.join("new")).unwrap();
         std::fs::File::create(src.join("new/doc")).unwrap();
