@@ -712,4 +712,19 @@ fn the_log_page_shows_the_end_of_the_log_in_local_time() {
             .body
             .contains(r#"href="/log#end""#)
     );
+    // The log names the user's files: without the key, or asked for under
+    // another host name, it is not shown.
+    let a = get(&r, "/log", "");
+    assert_ne!(a.status, 200, "{}", a.body);
+    assert!(!a.body.contains("watching for changes"), "{}", a.body);
+    let a = send(
+        r.port,
+        &format!(
+            "GET /log HTTP/1.1\nHost: evil.example:{}\n{}Connection: close\n\n",
+            r.port,
+            cookie(&r)
+        ),
+    );
+    assert_ne!(a.status, 200, "{}", a.body);
+    assert!(!a.body.contains("watching for changes"), "{}", a.body);
 }
