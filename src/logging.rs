@@ -15,9 +15,7 @@ use crate::cli::Global;
 /// The default log file: `$XDG_STATE_HOME/mirrortray/mirrortray.log` on
 /// Linux (the original script's `dev.log`, in a place that survives).
 pub fn default_log_path() -> Option<PathBuf> {
-    let dirs = directories::ProjectDirs::from("", "", "mirrortray")?;
-    let dir = dirs.state_dir().unwrap_or_else(|| dirs.data_local_dir());
-    Some(dir.join("mirrortray.log"))
+    Some(mirrortray::engine::paths::state_dir()?.join("mirrortray.log"))
 }
 
 /// The log file in use.

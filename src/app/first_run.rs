@@ -13,9 +13,7 @@ use mirrortray::engine::error::{reason, show};
 
 /// `~/.local/state/mirrortray/welcomed` (`None`: no state folder here).
 fn marker() -> Option<PathBuf> {
-    let dirs = directories::ProjectDirs::from("", "", "mirrortray")?;
-    let dir = dirs.state_dir().unwrap_or_else(|| dirs.data_local_dir());
-    Some(dir.join("welcomed"))
+    Some(mirrortray::engine::paths::state_dir()?.join("welcomed"))
 }
 
 /// Whether this is the user's first start of the tray.

@@ -19,9 +19,7 @@ use std::path::{Path, PathBuf};
 
 /// The file the records live in (`None`: no state folder on this system).
 pub fn records_path() -> Option<PathBuf> {
-    let dirs = directories::ProjectDirs::from("", "", "mirrortray")?;
-    let dir = dirs.state_dir().unwrap_or_else(|| dirs.data_local_dir());
-    Some(dir.join("drives"))
+    Some(super::paths::state_dir()?.join("drives"))
 }
 
 fn read_all(file: &Path) -> BTreeMap<PathBuf, u64> {

@@ -12,6 +12,18 @@ use std::path::{Component, Path, PathBuf};
 
 use super::error::{SetupError, reason};
 
+/// mirrortray's own state folder (`$XDG_STATE_HOME/mirrortray` on Linux):
+/// the log, the drive records, the first-start marker. `None`: this system
+/// has no place for it (no HOME).
+pub fn state_dir() -> Option<PathBuf> {
+    let dirs = directories::ProjectDirs::from("", "", "mirrortray")?;
+    Some(
+        dirs.state_dir()
+            .unwrap_or_else(|| dirs.data_local_dir())
+            .to_path_buf(),
+    )
+}
+
 /// A resolved, checked pair of roots.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Roots {
