@@ -48,6 +48,9 @@ TEST_PKGS=(
 	exfatprogs                 # mkfs.exfat: a source (or backup) on exFAT
 	exfat-fuse
 	ntfs-3g                    # NTFS backup drives
+	btrfs-progs                # mkfs.btrfs: a loop-mounted btrfs for reflink copies
+	attr                       # setfattr/getfattr: extended attributes in the fidelity tests
+	acl                        # setfacl/getfacl: ACLs in the fidelity tests
 	git
 	python3
 	chromium                   # the local page in a real browser (WebDriver)

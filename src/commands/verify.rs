@@ -75,7 +75,12 @@ fn line(d: &Difference) -> String {
         DiffKind::Extra => format!("{path}{}", slash(d.dst.as_deref())),
         DiffKind::Content => format!("{path}: bytes differ"),
         DiffKind::Target => format!("{path}: -> {src} in source, -> {dst} in backup"),
-        DiffKind::Type | DiffKind::Size | DiffKind::Mtime | DiffKind::Mode => {
+        DiffKind::Type
+        | DiffKind::Size
+        | DiffKind::Mtime
+        | DiffKind::Mode
+        | DiffKind::Xattrs
+        | DiffKind::Link => {
             format!("{path}: {src} in source, {dst} in backup")
         }
     }
@@ -111,6 +116,13 @@ fn summary(r: &Report) -> String {
         out.push_str(&format!(
             "; times compared to {}, as precisely as the backup's file system keeps them",
             precision(r.granularity_ns)
+        ));
+    }
+    if r.times_out_of_range > 0 {
+        let k = r.times_out_of_range;
+        out.push_str(&format!(
+            "; {k} {} dated beyond what the backup's file system can store, kept as the nearest date it can",
+            if k == 1 { "entry is" } else { "entries are" }
         ));
     }
     out

@@ -13,6 +13,7 @@ use std::io;
 use std::path::Path;
 
 use super::batch::Look;
+use super::content;
 use super::ctx::Ctx;
 use super::error::{DISK_FULL, EntryError};
 use super::event::{Event, VersionReason};
@@ -201,14 +202,13 @@ fn copy_file_to_temp(
                 ));
             }
         };
-        let write = (|| -> io::Result<u64> {
-            let n = fsops::copy_data(&file, &tmp, before.size)?;
-            fsops::set_file_mode(&tmp, before.mode)?;
-            fsops::set_file_times(&tmp, before.atime, before.mtime)?;
-            Ok(n)
-        })();
-        let n = match write {
-            Ok(n) => n,
+        let n = match content::write(&file, &tmp, &before) {
+            Ok(w) => {
+                if w.xattrs_dropped {
+                    ctx.xattrs_dropped(rel);
+                }
+                w.bytes
+            }
             Err(e) => {
                 store.discard(&tmp_name);
                 drop(tmp);

@@ -10,13 +10,14 @@
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::batch::Look;
 use super::error::EntryError;
 use super::event::{Control, Event, Sink, Stats, VersionReason};
 use super::filter::Filter;
 use super::fsops::{DirHandle, Kind, changed_under_us};
+use super::plan::TimeLimits;
 use super::store::Store;
 
 /// Everything one reconcile shares between its threads.
@@ -31,8 +32,16 @@ pub(crate) struct Ctx<'a> {
     pub sink: &'a dyn Sink,
     pub stats: &'a Stats,
     pub ctl: &'a Control,
-    /// mtime precision of DST's file system in ns (probed at open).
-    pub granularity: &'a AtomicU32,
+    /// What DST's file system keeps of times (probed at open).
+    pub limits: TimeLimits,
+    /// The backup drive keeps extended attributes and ACLs.
+    pub xattrs_kept: bool,
+    /// The backup drive keeps no extended attributes: said once per pair.
+    pub xattrs_told: &'a AtomicBool,
+    /// DST's root (`None` in a dry run of a DST not made yet).
+    pub dst_dir: Option<&'a DirHandle>,
+    /// SRC files with several names met in this pass.
+    pub links: super::links::Links,
     /// Records where each copy came from (live mirroring only).
     pub origins: Option<&'a super::origins::Origins>,
     /// Versions on for this pair (off: DST's lost entries are removed).
@@ -84,8 +93,16 @@ impl<'a> Ctx<'a> {
     pub fn set_look(&self, look: Look) {
         self.look.store(look as u8, Ordering::Relaxed);
     }
-    pub fn granularity(&self) -> u32 {
-        self.granularity.load(Ordering::Relaxed).max(1)
+    /// Tells, once per pair, that the backup drive cannot keep `rel`'s
+    /// extended attributes or ACLs (a note: the file itself is backed up).
+    pub fn xattrs_dropped(&self, rel: &Path) {
+        if !self.xattrs_told.swap(true, Ordering::Relaxed) {
+            log::warn!(
+                "{}: the backup drive cannot keep extended attributes or ACLs (first seen on {}); files are backed up without them",
+                super::error::show(self.dst_root),
+                super::error::show(&self.src_path(rel))
+            );
+        }
     }
     pub fn failed(&self, e: EntryError) {
         if self.dst_gone.load(Ordering::Relaxed) {

@@ -69,6 +69,8 @@ pub struct Meta {
     pub ctime: Time,
     pub dev: u64,
     pub ino: u64,
+    /// Names the inode has (hard links).
+    pub nlink: u64,
     /// Raw `st_mode`, to tell FIFOs from sockets and devices in messages.
     pub raw_mode: u32,
 }
@@ -102,6 +104,7 @@ impl Meta {
             },
             dev: st.st_dev as u64,
             ino: st.st_ino as u64,
+            nlink: st.st_nlink as u64,
             raw_mode,
         }
     }
@@ -524,52 +527,6 @@ pub fn open_for_writing_elsewhere(file: &File) -> Option<bool> {
 /// `fstat` on an open file.
 pub fn file_meta(fd: impl AsFd) -> io::Result<Meta> {
     Ok(Meta::from_stat(&rfs::fstat(fd)?))
-}
-
-/// Copies `len` bytes from `from` to `to` (both at offset 0), in the kernel
-/// where it can (`copy_file_range`), else through a buffer. Returns the bytes
-/// copied, which is less than `len` if the source shrank.
-pub fn copy_data(from: &File, to: &File, len: u64) -> io::Result<u64> {
-    let mut done: u64 = 0;
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    {
-        let mut in_off: u64 = 0;
-        let mut out_off: u64 = 0;
-        let mut kernel_ok = true;
-        while done < len && kernel_ok {
-            let chunk = (len - done).min(1 << 30) as usize;
-            match rfs::copy_file_range(from, Some(&mut in_off), to, Some(&mut out_off), chunk) {
-                Ok(0) => return Ok(done),
-                Ok(n) => done += n as u64,
-                Err(Errno::INTR) => {}
-                Err(Errno::XDEV)
-                | Err(Errno::NOSYS)
-                | Err(Errno::INVAL)
-                | Err(Errno::OPNOTSUPP)
-                | Err(Errno::PERM) => {
-                    kernel_ok = false;
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        if done >= len {
-            return Ok(done);
-        }
-    }
-    use std::os::unix::fs::FileExt;
-    let mut buf = vec![0u8; (len - done).clamp(1, 1 << 20) as usize];
-    while done < len {
-        let want = ((len - done) as usize).min(buf.len());
-        let n = match from.read_at(&mut buf[..want], done) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        to.write_all_at(&buf[..n], done)?;
-        done += n as u64;
-    }
-    Ok(done)
 }
 
 /// Which side a read failed on, in [`same_content`].

@@ -18,7 +18,7 @@ use std::ffi::OsStr;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64};
 
 use super::batch::{Applied, Batch, Dirty, Failure, Leave, Look};
 use super::ctx::Ctx;
@@ -27,7 +27,7 @@ use super::event::{Control, Event, Sink, Stats, Summary, VersionReason};
 use super::filter::{Filter, is_reserved};
 use super::fsops::{DirHandle, Kind, Meta};
 use super::paths::{self, Roots};
-use super::store::{SourceRecord, Store};
+use super::store::{Limits, SourceRecord, Store};
 
 /// The mass-deletion guard holds deletions above this share of DST...
 pub const MASS_DELETE_SHARE: f64 = 0.5;
@@ -94,7 +94,10 @@ pub struct Mirror {
     filter: Filter,
     dst: Option<DirHandle>,
     store: Option<Store>,
-    granularity: AtomicU32,
+    /// What DST's file system keeps.
+    limits: Limits,
+    /// The backup drive keeps no extended attributes: said once.
+    xattrs_told: AtomicBool,
     /// Deletions held by the guard, until allowed or SRC changes.
     held: Mutex<Option<(u64, u64)>>,
     live: bool,
@@ -152,10 +155,11 @@ impl Mirror {
                 reason(&e)
             );
         }
-        let granularity = match &store {
-            Some(s) => s.probe_granularity().unwrap_or(1),
-            None => 1,
+        let limits = match &store {
+            Some(s) => s.probe_limits().unwrap_or(Limits::ALL),
+            None => Limits::ALL,
         };
+        let granularity = limits.times.granularity_ns;
         if granularity > 1 {
             log::info!(
                 "{}: the backup's file system keeps modification times to {} ns; comparing at that precision",
@@ -169,7 +173,8 @@ impl Mirror {
             filter,
             dst,
             store,
-            granularity: AtomicU32::new(granularity),
+            limits,
+            xattrs_told: AtomicBool::new(false),
             held: Mutex::new(None),
             live: opts.live,
             origins: Default::default(),
@@ -262,7 +267,11 @@ impl Mirror {
             sink,
             stats,
             ctl,
-            granularity: &self.granularity,
+            limits: self.limits.times,
+            xattrs_kept: self.limits.xattrs,
+            xattrs_told: &self.xattrs_told,
+            dst_dir: self.dst.as_ref(),
+            links: Default::default(),
             origins: self.live.then_some(&self.origins),
             versions_on: self.spec.versions,
             recheck_recent: !self.live,
@@ -301,6 +310,7 @@ impl Mirror {
         let none = HashSet::new();
         let ctx = self.ctx(ctl, &collector, &stats, &none);
         ctx.sync_tree(&src, self.dst.as_ref(), &src_meta);
+        ctx.link_pending(&src);
         self.check_dst_kept(&ctx)?;
         let extras = ctx.take_extras();
         let mut held = None;
@@ -546,6 +556,7 @@ impl Mirror {
         dst: &DirHandle,
         mut written: BTreeSet<PathBuf>,
     ) -> Result<Applied, SetupError> {
+        ctx.link_pending(src);
         let extras = ctx.take_extras();
         written.extend(extras.iter().map(|x| parent_of(&x.rel)));
         if !extras.is_empty() {
@@ -557,8 +568,8 @@ impl Mirror {
         let mut revisit = Vec::new();
         for p in written.iter().filter(|p| !p.as_os_str().is_empty()) {
             let Ok(d) = dst.open_path(p) else { continue };
-            match src.open_path(p).and_then(|s| s.meta()) {
-                Ok(sm) => ctx.fix_dir_meta(Some(&d), p, &sm),
+            match src.open_path(p).and_then(|s| Ok((s.meta()?, s))) {
+                Ok((sm, s)) => ctx.fix_dir_meta(&s, Some(&d), p, &sm),
                 Err(e) if super::fsops::changed_under_us(&e) => revisit.push(p.clone()),
                 Err(e) => ctx.failed(EntryError::new(ctx.src_path(p), "read", &e)),
             }
@@ -1110,7 +1121,7 @@ impl Ctx<'_> {
         if let (Ok(s), Ok(d)) = (src.open_dir(name), dst.open_dir(name))
             && let Ok(sm) = s.meta()
         {
-            self.fix_dir_meta(Some(&d), rel, &sm);
+            self.fix_dir_meta(&s, Some(&d), rel, &sm);
         }
     }
 }

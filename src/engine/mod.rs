@@ -7,9 +7,11 @@
 //! - `fsops`: directory-handle operations that never follow a symlink.
 //! - `plan`: pure per-name decisions. `reconcile`: the parallel tree walk.
 //! - `ctx`: what one pass shares and how each outcome is reported.
-//! - `copy`: one file, complete or not at all. `versions`, `store`: what DST
-//!   loses is kept; DST's `.mirrortray/` folder and its lock. `thinning`:
-//!   which old versions go as they age.
+//! - `copy`: one file, complete or not at all; `content`: its bytes (holes
+//!   and clones kept), attributes, mode and times; `xattrs`: attributes and ACLs;
+//!   `links`: hard links kept as hard links.
+//! - `versions`, `store`: what DST loses is kept; DST's `.mirrortray/`
+//!   folder and its lock. `thinning`: which old versions go as they age.
 //! - `history`: what DST held at any time, read from the versions (read
 //!   only). `restore`: puts a tree back as it was, into SRC or beside.
 //! - `verify`: compare only. `config`: the pairs. `watch`: live mirroring.
@@ -18,6 +20,7 @@
 pub mod batch;
 pub mod config;
 pub mod config_edit;
+pub mod content;
 pub mod copy;
 pub mod ctx;
 pub mod drives;
@@ -26,6 +29,7 @@ pub mod event;
 pub mod filter;
 pub mod fsops;
 pub mod history;
+pub mod links;
 pub mod mirror;
 pub mod origins;
 pub mod paths;
@@ -40,3 +44,4 @@ pub mod verify;
 pub mod versions;
 pub mod watch;
 pub mod words;
+pub mod xattrs;

@@ -36,6 +36,81 @@ pub enum Step {
     Skip,
 }
 
+/// What DST's file system keeps of a time: its precision and its range.
+/// A time SRC holds outside the range is stored as the nearest end (ext4
+/// keeps up to 2446, exFAT 1980 to 2107), and compared as that, so a file
+/// dated 2500 is not copied again on every pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeLimits {
+    /// 1 for nanoseconds, 1e9 for whole seconds, 2e9 for FAT's two seconds.
+    pub granularity_ns: u32,
+    /// The earliest and latest second it keeps.
+    pub min_sec: i64,
+    pub max_sec: i64,
+}
+
+impl TimeLimits {
+    /// Nanoseconds, any date: what a dry run and the tests assume.
+    pub const EXACT: TimeLimits = TimeLimits {
+        granularity_ns: 1,
+        min_sec: i64::MIN,
+        max_sec: i64::MAX,
+    };
+
+    /// The time DST holds for SRC's time `t` (its range only; precision
+    /// is [`same`](Self::same)'s business).
+    pub fn clamp(&self, t: Time) -> Time {
+        if t.sec > self.max_sec {
+            Time {
+                sec: self.max_sec,
+                nsec: 0,
+            }
+        } else if t.sec < self.min_sec {
+            Time {
+                sec: self.min_sec,
+                nsec: 0,
+            }
+        } else {
+            t
+        }
+    }
+
+    /// Whether DST's time `dst` is what the file system keeps of SRC's `src`.
+    pub fn same(&self, src: Time, dst: Time) -> bool {
+        let s = self.clamp(src);
+        if s != src {
+            // Stored as the end of the range: the seconds say it.
+            return s.sec == dst.sec;
+        }
+        same_time(src, dst, self.granularity_ns)
+    }
+
+    /// Whether SRC's time lies outside what DST keeps.
+    pub fn out_of_range(&self, t: Time) -> bool {
+        self.clamp(t) != t
+    }
+
+    /// The limits from a probe: a fine time set and read back, and the
+    /// furthest future and past set and read back (the kernel stores the
+    /// nearest end of the range). A far time that reads back as another
+    /// nearer one than now is not trusted (a file system that wraps).
+    pub fn from_probe(fine: (Time, Time), future: Time, past: Time, now_sec: i64) -> TimeLimits {
+        TimeLimits {
+            granularity_ns: granularity_from(fine.0, fine.1),
+            max_sec: if future.sec > now_sec {
+                future.sec
+            } else {
+                i64::MAX
+            },
+            min_sec: if past.sec < now_sec {
+                past.sec
+            } else {
+                i64::MIN
+            },
+        }
+    }
+}
+
 /// Compares two times at the precision DST's file system keeps
 /// (`granularity_ns` = 1 for nanoseconds, 1e9 for whole seconds, 2e9 for
 /// FAT's two seconds).
@@ -76,7 +151,7 @@ pub fn decide(
     src: Option<&Meta>,
     dst: Option<&Meta>,
     links_equal: bool,
-    granularity_ns: u32,
+    limits: TimeLimits,
 ) -> Step {
     let Some(s) = src else {
         return if dst.is_some() {
@@ -104,7 +179,7 @@ pub fn decide(
         Kind::File => match dst {
             None => Step::Copy { replace: None },
             Some(d) if d.kind == Kind::File => {
-                if d.size == s.size && same_time(d.mtime, s.mtime, granularity_ns) {
+                if d.size == s.size && limits.same(s.mtime, d.mtime) {
                     if d.mode == s.mode {
                         Step::Keep
                     } else {
@@ -127,7 +202,7 @@ pub fn decide(
                     Step::Copy {
                         replace: Some(VersionReason::Modified),
                     }
-                } else if same_time(d.mtime, s.mtime, granularity_ns) {
+                } else if limits.same(s.mtime, d.mtime) {
                     Step::Keep
                 } else {
                     Step::FixMeta
@@ -141,8 +216,8 @@ pub fn decide(
 }
 
 /// Whether a mirrored folder's own metadata needs setting after its content.
-pub fn dir_meta_differs(src: &Meta, dst: &Meta, granularity_ns: u32) -> bool {
-    src.mode != dst.mode || !same_time(src.mtime, dst.mtime, granularity_ns)
+pub fn dir_meta_differs(src: &Meta, dst: &Meta, limits: TimeLimits) -> bool {
+    src.mode != dst.mode || !limits.same(src.mtime, dst.mtime)
 }
 
 #[cfg(test)]
@@ -160,6 +235,7 @@ mod tests {
             ctime: t,
             dev: 1,
             ino: 1,
+            nlink: 1,
             raw_mode: mode,
         }
     }
@@ -243,7 +319,7 @@ mod tests {
             (Some(&fifo), None, false, Step::Skip),
         ];
         for (i, (s, d, le, want)) in cases.iter().enumerate() {
-            assert_eq!(decide(*s, *d, *le, 1), *want, "case {i}");
+            assert_eq!(decide(*s, *d, *le, TimeLimits::EXACT), *want, "case {i}");
         }
     }
 
@@ -309,5 +385,91 @@ mod tests {
             ),
             2_000_000_000
         );
+    }
+
+    #[test]
+    fn times_beyond_the_file_system_s_range() {
+        // ext4 with large inodes: 1901 to 2446, nanoseconds.
+        let ext4 = TimeLimits {
+            granularity_ns: 1,
+            min_sec: -(1 << 31),
+            max_sec: 16_725_225_600,
+        };
+        let y2500 = Time {
+            sec: 16_725_225_600 + 1_700_000_000,
+            nsec: 5,
+        };
+        let kept = Time {
+            sec: ext4.max_sec,
+            nsec: 0,
+        };
+        let cases: &[(TimeLimits, Time, Time, bool)] = &[
+            (ext4, y2500, kept, true),
+            (ext4, y2500, Time { sec: 0, nsec: 0 }, false),
+            (TimeLimits::EXACT, y2500, kept, false),
+            (
+                ext4,
+                Time { sec: 5, nsec: 1 },
+                Time { sec: 5, nsec: 1 },
+                true,
+            ),
+            (
+                ext4,
+                Time { sec: 5, nsec: 1 },
+                Time { sec: 5, nsec: 2 },
+                false,
+            ),
+            (
+                ext4,
+                Time {
+                    sec: -(1 << 40),
+                    nsec: 0,
+                },
+                Time {
+                    sec: -(1 << 31),
+                    nsec: 0,
+                },
+                true,
+            ),
+        ];
+        for (i, (limits, src, dst, want)) in cases.iter().enumerate() {
+            assert_eq!(limits.same(*src, *dst), *want, "case {i}");
+        }
+        let f = meta(Kind::File, 3, y2500.sec, 5, 0o644);
+        let d = meta(Kind::File, 3, kept.sec, 0, 0o644);
+        assert_eq!(decide(Some(&f), Some(&d), false, ext4), Step::Keep);
+    }
+
+    #[test]
+    fn range_probe() {
+        let fine = Time { sec: 11, nsec: 7 };
+        let now = 1_700_000_000;
+        let l = TimeLimits::from_probe(
+            (fine, fine),
+            Time {
+                sec: 16_725_225_600,
+                nsec: 0,
+            },
+            Time {
+                sec: -(1 << 31),
+                nsec: 0,
+            },
+            now,
+        );
+        assert_eq!(
+            (l.granularity_ns, l.min_sec, l.max_sec),
+            (1, -(1 << 31), 16_725_225_600)
+        );
+        // A file system that wrapped the far future round to the past.
+        let w = TimeLimits::from_probe(
+            (fine, fine),
+            Time { sec: 12, nsec: 0 },
+            Time {
+                sec: now + 5,
+                nsec: 0,
+            },
+            now,
+        );
+        assert_eq!((w.min_sec, w.max_sec), (i64::MIN, i64::MAX));
     }
 }

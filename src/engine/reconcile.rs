@@ -30,7 +30,9 @@ use super::error::EntryError;
 use super::event::{Event, Stats, VersionReason};
 use super::filter::{RESERVED, is_file_system_own, join};
 use super::fsops::{DirHandle, Kind, Meta};
+use super::links::Linked;
 use super::plan::{self, Step};
+use super::xattrs::{self, SetError};
 
 /// A folder to go into (see `Ctx::enter`).
 pub(crate) struct Into {
@@ -116,6 +118,14 @@ impl<'a> Ctx<'a> {
             return None;
         }
         self.scanned(1);
+        if let Some(s) = &sm
+            && matches!(
+                self.link_name(dst, rel, s, dm.as_ref()),
+                Linked::Already | Linked::Made
+            )
+        {
+            return None;
+        }
         let links_equal = match (&sm, &dm, dst) {
             (Some(s), Some(d), Some(dd)) if s.kind == Kind::Symlink && d.kind == Kind::Symlink => {
                 match (src.read_link(name), dd.read_link(name)) {
@@ -125,14 +135,18 @@ impl<'a> Ctx<'a> {
             }
             _ => false,
         };
-        let step = plan::decide(sm.as_ref(), dm.as_ref(), links_equal, self.granularity());
+        let step = plan::decide(sm.as_ref(), dm.as_ref(), links_equal, self.limits);
         match step {
-            Step::Keep => {}
-            Step::FixMeta => {
+            Step::Keep | Step::FixMeta => {
                 let (Some(s), Some(d)) = (&sm, dst) else {
                     return None;
                 };
-                if self.store.is_some() {
+                // Extended attributes and ACLs change no time: compared
+                // here, on every look (as rsync -X does).
+                let attrs = s.kind == Kind::File
+                    && self.xattrs_kept
+                    && self.fix_file_xattrs(src, d, rel, name);
+                if step == Step::FixMeta && self.store.is_some() {
                     let r = if s.kind == Kind::Symlink {
                         d.set_times(name, s.atime, s.mtime)
                     } else {
@@ -143,10 +157,12 @@ impl<'a> Ctx<'a> {
                         return None;
                     }
                 }
-                Stats::add(&self.stats.meta, 1);
-                self.sink.event(Event::MetaUpdated {
-                    path: rel.to_path_buf(),
-                });
+                if step == Step::FixMeta || attrs {
+                    Stats::add(&self.stats.meta, 1);
+                    self.sink.event(Event::MetaUpdated {
+                        path: rel.to_path_buf(),
+                    });
+                }
             }
             Step::Copy { replace } => {
                 let Some(s) = &sm else { return None };
@@ -447,14 +463,21 @@ impl<'a> Ctx<'a> {
                 return;
             }
             if !n.rel.as_os_str().is_empty() && !self.halted() {
-                self.fix_dir_meta(n.dst.as_ref(), &n.rel, &n.meta);
+                self.fix_dir_meta(&n.src, n.dst.as_ref(), &n.rel, &n.meta);
             }
             cur = n.parent.clone();
         }
     }
 
-    /// Sets a DST folder's mode and times to SRC's, after its content.
-    pub fn fix_dir_meta(&self, dst: Option<&DirHandle>, rel: &Path, src_meta: &Meta) {
+    /// Sets a DST folder's attributes, mode and times to SRC's, after its
+    /// content.
+    pub fn fix_dir_meta(
+        &self,
+        src: &DirHandle,
+        dst: Option<&DirHandle>,
+        rel: &Path,
+        src_meta: &Meta,
+    ) {
         let Some(d) = dst else { return };
         if self.store.is_none() {
             return;
@@ -466,7 +489,36 @@ impl<'a> Ctx<'a> {
                 return;
             }
         };
-        if !plan::dir_meta_differs(src_meta, &dm, self.granularity()) {
+        // Attributes first: an ACL set moves the mode's group bits.
+        let attrs = if self.xattrs_kept {
+            (xattrs::of_fd(src), xattrs::of_fd(d))
+        } else {
+            (Ok(Default::default()), Ok(Default::default()))
+        };
+        match attrs {
+            (Ok(want), Ok(have)) if want != have => match xattrs::apply(d, &want, &have) {
+                Ok(()) => {}
+                Err(SetError::Unsupported) => self.xattrs_dropped(rel),
+                Err(SetError::Io(e)) => {
+                    self.failed(EntryError::new(
+                        self.dst_path(rel),
+                        "set extended attributes",
+                        &e,
+                    ));
+                }
+            },
+            (Err(e), _) => self.failed(EntryError::new(
+                self.src_path(rel),
+                "read extended attributes",
+                &e,
+            )),
+            _ => {}
+        }
+        let dm = match d.meta() {
+            Ok(m) => m,
+            Err(_) => dm,
+        };
+        if !plan::dir_meta_differs(src_meta, &dm, self.limits) {
             return;
         }
         let r = d
@@ -478,6 +530,52 @@ impl<'a> Ctx<'a> {
                 "set permissions and times",
                 &e,
             ));
+        }
+    }
+
+    /// Makes the attributes of DST's file `name` SRC's (both exist, same
+    /// content). Returns whether anything was set.
+    fn fix_file_xattrs(&self, src: &DirHandle, dst: &DirHandle, rel: &Path, name: &OsStr) -> bool {
+        let want = match xattrs::of_name(src, name) {
+            Ok(x) => x,
+            Err(e) if super::fsops::changed_under_us(&e) => return false,
+            Err(e) => {
+                self.failed(EntryError::new(
+                    self.src_path(rel),
+                    "read extended attributes",
+                    &e,
+                ));
+                return false;
+            }
+        };
+        let have = match xattrs::of_name(dst, name) {
+            Ok(x) => x,
+            Err(e) => {
+                self.dst_failed(rel, "read extended attributes", &e);
+                return false;
+            }
+        };
+        if want == have || self.store.is_none() {
+            return want != have;
+        }
+        let r = match dst.open_read(name) {
+            Ok(f) => xattrs::apply(&f, &want, &have),
+            Err(e) => Err(SetError::Io(e)),
+        };
+        match r {
+            Ok(()) => true,
+            Err(SetError::Unsupported) => {
+                self.xattrs_dropped(rel);
+                false
+            }
+            Err(SetError::Io(e)) => {
+                self.failed(EntryError::new(
+                    self.dst_path(rel),
+                    "set extended attributes",
+                    &e,
+                ));
+                false
+            }
         }
     }
 
@@ -569,9 +667,10 @@ impl<'a> Ctx<'a> {
                 self.remove_entry(&dst_dir, &x.rel, x.kind, VersionReason::Deleted);
             }
             if !parent.as_os_str().is_empty()
-                && let Some(Ok(sm)) = src_dir.as_ref().map(DirHandle::meta)
+                && let Some(s) = &src_dir
+                && let Ok(sm) = s.meta()
             {
-                self.fix_dir_meta(Some(&dst_dir), parent, &sm);
+                self.fix_dir_meta(s, Some(&dst_dir), parent, &sm);
             }
         });
     }

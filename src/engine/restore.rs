@@ -30,6 +30,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::content;
 use super::error::EntryError;
 use super::fsops::{self, DirHandle, Kind, Meta};
 use super::history::{self, Held, History, Tree};
@@ -586,14 +587,13 @@ fn write_file(
     is_new: bool,
 ) -> io::Result<()> {
     let fill = |to: &File| -> io::Result<()> {
-        let n = fsops::copy_data(from, to, meta.size)?;
-        if n != meta.size {
+        let w = content::write(from, to, meta)?;
+        if w.bytes != meta.size {
             return Err(io::Error::other(
                 "the kept version is shorter than recorded (changed while read?)",
             ));
         }
-        fsops::set_file_mode(to, meta.mode)?;
-        fsops::set_file_times(to, meta.atime, meta.mtime)
+        Ok(())
     };
     #[cfg(any(target_os = "linux", target_os = "android"))]
     if let Some(anon) = unnamed_file(parent)? {

@@ -4,6 +4,7 @@
 //! DST/.mirrortray/
 //!   lock          held (flock) by the one process mirroring into DST; names it
 //!   source        SRC's path and device at the last backup (safety rule 4)
+//!   limits        what DST's file system keeps: time precision and range, attributes
 //!   tmp/          copies in progress; renamed into place when complete
 //!   versions/     <UTC time>/<relative path>: what DST lost (see versions.rs)
 //!   versions.log  one line per kept version: time, reason, kind, path
@@ -26,6 +27,7 @@ use super::error::{SetupError, reason, show};
 use super::filter::RESERVED;
 use super::fsops::{DirHandle, Kind};
 use super::history::History;
+use super::plan::TimeLimits;
 use super::thinning::{self, Candidate, Policy};
 use super::versions::{Pruned, THINNED_LOG, Thinned, Versions};
 
@@ -255,22 +257,60 @@ impl Store {
         Ok(())
     }
 
-    /// How finely DST's file system keeps modification times, learned by
-    /// setting an odd second with nanoseconds on a temp file (so a coarse
-    /// file system — FAT's 2 s, whole seconds — does not make every file
-    /// look changed on every run).
-    pub fn probe_granularity(&self) -> io::Result<u32> {
+    /// What DST's file system keeps, learned on a temp file: an odd second
+    /// with nanoseconds set and read back gives the time precision (FAT's
+    /// 2 s, whole seconds), so a coarse file system does not make every
+    /// file look changed on every run; the furthest future and past set and
+    /// read back give the range (the kernel keeps the nearest end); a user
+    /// attribute set tells whether attributes are kept. Recorded in
+    /// `.mirrortray/limits` for `verify`.
+    pub fn probe_limits(&self) -> io::Result<Limits> {
+        use super::fsops::{Time, file_meta, set_file_times};
         let (name, file) = self.temp_file()?;
         let now = jiff::Timestamp::now().as_second();
-        let wanted = super::fsops::Time {
+        let fine = Time {
             sec: now | 1,
             nsec: 123_456_789,
         };
-        let r = super::fsops::set_file_times(&file, wanted, wanted)
-            .and_then(|()| super::fsops::file_meta(&file));
+        let far = |sec: i64| -> io::Result<Time> {
+            let t = Time { sec, nsec: 0 };
+            set_file_times(&file, t, t)?;
+            Ok(file_meta(&file)?.mtime)
+        };
+        let r = (|| -> io::Result<Limits> {
+            set_file_times(&file, fine, fine)?;
+            let got = file_meta(&file)?.mtime;
+            // Refused outright (some FUSE file systems): no range known.
+            let future = far(1 << 40).unwrap_or(Time { sec: 0, nsec: 0 });
+            let past = far(-(1 << 40)).unwrap_or(Time { sec: now, nsec: 0 });
+            let xattrs = !matches!(
+                rustix::fs::fsetxattr(
+                    &file,
+                    "user.mirrortray",
+                    b"1",
+                    rustix::fs::XattrFlags::empty()
+                ),
+                Err(rustix::io::Errno::NOTSUP)
+            );
+            Ok(Limits {
+                times: TimeLimits::from_probe((fine, got), future, past, now),
+                xattrs,
+            })
+        })();
         drop(file);
         self.discard(&name);
-        Ok(super::plan::granularity_from(wanted, r?.mtime))
+        let limits = r?;
+        let text = format!(
+            "granularity_ns={}\nmin_sec={}\nmax_sec={}\nxattrs={}\n",
+            limits.times.granularity_ns,
+            limits.times.min_sec,
+            limits.times.max_sec,
+            u8::from(limits.xattrs)
+        );
+        if let Err(e) = self.write_small(OsStr::new("limits"), text.as_bytes()) {
+            log::debug!("cannot record the backup's limits: {e}");
+        }
+        Ok(limits)
     }
 
     /// The recorded source, if any.
@@ -283,15 +323,57 @@ impl Store {
         if self.source_record().as_ref() == Some(rec) {
             return Ok(());
         }
-        let (name, mut f) = self.temp_file()?;
         use std::os::unix::ffi::OsStrExt;
         let mut text = b"path=".to_vec();
         text.extend_from_slice(rec.path.as_os_str().as_bytes());
         text.extend_from_slice(format!("\ndev={}\n", rec.dev).as_bytes());
-        f.write_all(&text)?;
-        drop(f);
-        self.tmp.rename_to(&name, &self.root, OsStr::new("source"))
+        self.write_small(OsStr::new("source"), &text)
     }
+
+    /// Writes a small file of `.mirrortray/`, atomically (via tmp/).
+    fn write_small(&self, name: &OsStr, text: &[u8]) -> io::Result<()> {
+        let (tmp, mut f) = self.temp_file()?;
+        f.write_all(text)?;
+        drop(f);
+        self.tmp.rename_to(&tmp, &self.root, name)
+    }
+}
+
+/// What DST's file system keeps (see [`Store::probe_limits`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub times: TimeLimits,
+    /// Extended attributes and ACLs.
+    pub xattrs: bool,
+}
+
+impl Limits {
+    /// Everything: what is assumed before anything was learned.
+    pub const ALL: Limits = Limits {
+        times: TimeLimits::EXACT,
+        xattrs: true,
+    };
+}
+
+/// The limits `sync` or `watch` recorded in a DST's `.mirrortray/` (`root`)
+/// (`None`: none recorded yet).
+pub fn read_limits(root: &DirHandle) -> Option<Limits> {
+    let mut f = root.open_read(OsStr::new("limits")).ok()?;
+    let mut text = String::new();
+    f.read_to_string(&mut text).ok()?;
+    let field = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .and_then(|v| v.parse::<i64>().ok())
+    };
+    Some(Limits {
+        times: TimeLimits {
+            granularity_ns: u32::try_from(field("granularity_ns")?).ok()?,
+            min_sec: field("min_sec")?,
+            max_sec: field("max_sec")?,
+        },
+        xattrs: field("xattrs") != Some(0),
+    })
 }
 
 /// Reads `.mirrortray/source` from a DST, without taking the lock.

@@ -38,7 +38,7 @@
 //! settled after the walk, once the precision is known
 //! ([`plan::same_time`]).
 
-use std::collections::{BTreeMap, HashSet, btree_map};
+use std::collections::{BTreeMap, HashMap, HashSet, btree_map};
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -49,6 +49,8 @@ use super::fsops::{self, DirHandle, Kind, Meta, ReadSide, Time};
 use super::mirror::PairSpec;
 use super::paths;
 use super::plan;
+use super::store::{Limits, read_limits};
+use super::xattrs;
 
 /// Distinct DST nanosecond values needed before a coarser mtime precision
 /// than 1 ns is believed (the chance that as many independent kernel
@@ -74,6 +76,10 @@ pub enum DiffKind {
     Target,
     /// Same size and time, other bytes (only with `checksum`).
     Content,
+    /// Extended attributes or ACLs: the names on each side.
+    Xattrs,
+    /// Hard links: `src` says which name SRC links it with (or "separate").
+    Link,
 }
 
 impl DiffKind {
@@ -88,6 +94,8 @@ impl DiffKind {
             DiffKind::Mode => "mode",
             DiffKind::Target => "target",
             DiffKind::Content => "content",
+            DiffKind::Xattrs => "xattrs",
+            DiffKind::Link => "hardlink",
         }
     }
 }
@@ -126,6 +134,9 @@ pub struct Report {
     pub compared: u64,
     /// The mtime precision used, in ns (1 unless DST's file system is coarse).
     pub granularity_ns: u32,
+    /// Files whose time DST's file system cannot hold (kept as the nearest
+    /// it can: not a difference).
+    pub times_out_of_range: u64,
 }
 
 impl Report {
@@ -174,6 +185,12 @@ pub fn verify(spec: &PairSpec, checksum: bool) -> Result<Report, SetupError> {
         pending: Vec::new(),
         finest: None,
         distinct: HashSet::new(),
+        limits: dst
+            .as_ref()
+            .and_then(|d| d.open_dir(OsStr::new(RESERVED)).ok())
+            .and_then(|r| read_limits(&r)),
+        links: HashMap::new(),
+        dst_links: HashMap::new(),
     };
     if let Some(d) = &dst {
         match d.meta() {
@@ -246,7 +263,17 @@ struct Walk<'a> {
     finest: Option<u32>,
     /// Distinct DST nanosecond values seen (up to [`PRECISION_EVIDENCE`]).
     distinct: HashSet<u32>,
+    /// What `sync` or `watch` learned DST's file system keeps, if recorded.
+    limits: Option<Limits>,
+    /// SRC files with several names: (device, inode) → the first name
+    /// seen and DST's (device, inode) there.
+    links: HashMap<Id, (PathBuf, Id)>,
+    /// The same, seen from DST: DST's inode → SRC's inode of its first name.
+    dst_links: HashMap<Id, (PathBuf, Id)>,
 }
+
+/// A file's (device, inode).
+type Id = (u64, u64);
 
 /// Which side(s) listed a name.
 #[derive(Default, Clone, Copy)]
@@ -292,9 +319,87 @@ impl Walk<'_> {
         }
     }
 
-    /// DST's mtime precision in ns, from what the walk saw.
+    /// DST's mtime precision in ns: recorded by the last backup, else
+    /// read off what the walk saw.
     fn precision(&self) -> u32 {
-        infer_precision(self.finest, self.distinct.len(), &self.pending)
+        match self.limits {
+            Some(l) => l.times.granularity_ns,
+            None => infer_precision(self.finest, self.distinct.len(), &self.pending),
+        }
+    }
+
+    /// Attributes and ACLs, where DST's file system keeps them.
+    fn xattrs(&mut self, src: &DirHandle, dst: &DirHandle, name: &OsStr, rel: &Path) {
+        if self.limits.is_some_and(|l| !l.xattrs) {
+            return;
+        }
+        let (a, b) = match (xattrs::of_name(src, name), xattrs::of_name(dst, name)) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(e), _) => {
+                return self.error(self.src_root.join(rel), "read extended attributes", &e);
+            }
+            (_, Err(e)) => {
+                return self.error(self.dst_root.join(rel), "read extended attributes", &e);
+            }
+        };
+        if a != b {
+            // Only what differs: a name one side lacks, or holds otherwise.
+            let (only_a, only_b) = (a.not_in(&b), b.not_in(&a));
+            let words = |v: Vec<&[u8]>| {
+                if v.is_empty() {
+                    return "none".to_string();
+                }
+                let v: Vec<_> = v.iter().map(|n| String::from_utf8_lossy(n)).collect();
+                v.join(", ")
+            };
+            self.diff(
+                rel,
+                DiffKind::Xattrs,
+                Some(words(only_a)),
+                Some(words(only_b)),
+            );
+        }
+    }
+
+    /// Hard links: names SRC links together are one file in DST, and names
+    /// DST links together are one file in SRC.
+    fn links(&mut self, rel: &Path, s: &Meta, d: &Meta) {
+        let (sid, did) = ((s.dev, s.ino), (d.dev, d.ino));
+        if s.nlink > 1 {
+            match self.links.get(&sid) {
+                None => {
+                    self.links.insert(sid, (rel.to_path_buf(), did));
+                }
+                Some((first, first_dst)) if *first_dst != did => {
+                    let with = format!("one file with {}", first.display());
+                    self.diff(
+                        rel,
+                        DiffKind::Link,
+                        Some(with),
+                        Some("a separate copy".into()),
+                    );
+                    return;
+                }
+                Some(_) => {}
+            }
+        }
+        if d.nlink > 1 {
+            match self.dst_links.get(&did) {
+                None => {
+                    self.dst_links.insert(did, (rel.to_path_buf(), sid));
+                }
+                Some((first, first_src)) if *first_src != sid => {
+                    let with = format!("one file with {}", first.display());
+                    self.diff(
+                        rel,
+                        DiffKind::Link,
+                        Some("a separate file".into()),
+                        Some(with),
+                    );
+                }
+                Some(_) => {}
+            }
+        }
     }
 
     /// Compares the trees under the roots `src` and `dst` (`None`: DST does
@@ -491,6 +596,8 @@ impl Walk<'_> {
                     );
                 }
                 self.mode(rel, s, d);
+                self.xattrs(src, dst, name, rel);
+                self.links(rel, s, d);
                 if s.mtime != d.mtime {
                     self.pending.push(Pending {
                         rel: rel.to_path_buf(),
@@ -517,6 +624,7 @@ impl Walk<'_> {
             }
             Kind::Dir => {
                 self.mode(rel, s, d);
+                self.xattrs(src, dst, name, rel);
                 self.mtime_later(rel, s, d);
                 let sub_src = match src.open_dir(name) {
                     Ok(h) => h,
@@ -583,8 +691,15 @@ impl Walk<'_> {
     /// precision `g` is known; files whose times are equal at it get their
     /// bytes compared (with `checksum`).
     fn settle_times(&mut self, src_root: &DirHandle, dst_root: Option<&DirHandle>, g: u32) {
+        let limits = plan::TimeLimits {
+            granularity_ns: g,
+            ..self.limits.map_or(plan::TimeLimits::EXACT, |l| l.times)
+        };
         for p in std::mem::take(&mut self.pending) {
-            if !plan::same_time(p.src, p.dst, g) {
+            if limits.out_of_range(p.src) && limits.same(p.src, p.dst) {
+                self.report.times_out_of_range += 1;
+            }
+            if !limits.same(p.src, p.dst) {
                 self.diff(
                     &p.rel,
                     DiffKind::Mtime,
