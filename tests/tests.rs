@@ -8,6 +8,7 @@ mod cli_config;
 mod cli_sync;
 mod cli_verify;
 mod deep;
+mod fidelity;
 mod mix;
 mod package;
 mod page;
