@@ -369,3 +369,231 @@ fn copies_on_btrfs_share_their_blocks_with_the_source() {
     assert!(same_bytes(&big, &copy));
     assert!(shared(&copy));
 }
+
+/// A FUSE file system (`exfat-fuse`, `ntfs-3g`) on a loop device holding
+/// an image made by `mkfs`; unmounted and the device let go when dropped.
+struct FuseDrive {
+    dir: std::path::PathBuf,
+    dev: String,
+}
+
+impl Drop for FuseDrive {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+        let _ = Command::new("losetup").args(["-d", &self.dev]).status();
+    }
+}
+
+fn fuse_drive(w: &World, name: &str, mkfs: &[&str], mount_cmd: &str) -> Option<FuseDrive> {
+    if !is_root() {
+        skip("a loop device needs root");
+        return None;
+    }
+    let img = w.path(&format!("{name}.img"));
+    run("truncate", &["-s", "64M", img.to_str().unwrap()]);
+    let mut args: Vec<&str> = mkfs[1..].to_vec();
+    args.push(img.to_str().unwrap());
+    match Command::new(mkfs[0]).args(&args).output() {
+        Ok(o) if o.status.success() => {}
+        other => {
+            skip(&format!("{} cannot make the image: {other:?}", mkfs[0]));
+            return None;
+        }
+    }
+    let out = Command::new("losetup")
+        .args(["-f", "--show"])
+        .arg(&img)
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        skip(&format!(
+            "no loop device: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+        return None;
+    }
+    let dev = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let dir = w.path(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let drive = FuseDrive { dir, dev };
+    let m = Command::new(mount_cmd)
+        .arg(&drive.dev)
+        .arg(&drive.dir)
+        .output();
+    match m {
+        Ok(o) if o.status.success() => Some(drive),
+        other => {
+            skip(&format!("{mount_cmd} failed: {other:?}"));
+            None
+        }
+    }
+}
+
+/// What people keep in a folder, with what FAT-family and NTFS drives
+/// cannot all hold: modes, a symlink, names with `:` and a trailing dot,
+/// two names that differ only in case, nanosecond and pre-1980 times.
+fn awkward_tree(w: &World) {
+    use std::os::unix::fs::PermissionsExt;
+    let secret = w.write("secret.txt", "mine only");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let script = w.write("bin/run.sh", "#!/bin/sh\necho hi\n");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink("secret.txt", w.src.join("link")).unwrap();
+    w.write("a:b", "colon");
+    w.write("x.", "trailing dot");
+    w.write("Report", "capital");
+    w.write("report", "small");
+    let old = w.write("old.txt", "from 1970");
+    run("touch", &["-d", "@1", old.to_str().unwrap()]);
+    run(
+        "touch",
+        &[
+            "-d",
+            "2024-05-06 07:08:09.123456789",
+            w.src.join("bin").to_str().unwrap(),
+        ],
+    );
+}
+
+#[test]
+fn an_exfat_backup_drive_is_up_to_date_when_as_exact_as_it_can_be() {
+    let w = World::new();
+    let Some(drive) = fuse_drive(&w, "exfat", &["mkfs.exfat"], "mount.exfat-fuse") else {
+        return;
+    };
+    awkward_tree(&w);
+    let dst = drive.dir.join("Backups/src");
+    let sync = || w.run(["sync", w.src.to_str().unwrap(), dst.to_str().unwrap()]);
+    let first = sync();
+    first.ok().stdout_has("failed 0").stdout_has("skipped 3");
+    first
+        .stderr_has("link: skipped: the backup drive's file system cannot hold symlinks")
+        .stderr_has("a:b: skipped: the backup drive's file system refuses this name")
+        .stderr_has("report: skipped: the backup drive's file system cannot tell it from a name that differs only in case");
+    for _ in 0..2 {
+        let again = sync();
+        again
+            .ok()
+            .stdout_has("copied 0 files")
+            .stdout_has("versioned 0");
+        assert!(!again.stdout.contains("updated"), "{}", again.stdout);
+    }
+    let v = w.run(["verify", w.src.to_str().unwrap(), dst.to_str().unwrap()]);
+    v.ok()
+        .stdout_has("same")
+        .stdout_has("skipped  link: symlink: the backup drive's file system cannot hold symlinks")
+        .stdout_has("times compared to the second");
+    // A changed byte is still caught.
+    std::fs::write(w.src.join("x."), "trailing Dot").unwrap();
+    run(
+        "touch",
+        &[
+            "-r",
+            dst.join("x.").to_str().unwrap(),
+            w.src.join("x.").to_str().unwrap(),
+        ],
+    );
+    w.run([
+        "verify",
+        "--checksum",
+        w.src.to_str().unwrap(),
+        dst.to_str().unwrap(),
+    ])
+    .code(1)
+    .stdout_has("content  x.: bytes differ");
+    std::fs::write(w.src.join("x."), "trailing dot").unwrap();
+    sync().ok();
+
+    // Given back onto ext4: what the drive held, with ordinary permission
+    // bits (the drive keeps none), times to its second.
+    let out = w.path("restored");
+    std::fs::create_dir_all(&out).unwrap();
+    w.run([
+        "restore",
+        dst.to_str().unwrap(),
+        "--at",
+        "now",
+        "--to",
+        out.to_str().unwrap(),
+    ])
+    .ok();
+    let back = out.join("src");
+    use std::os::unix::fs::PermissionsExt;
+    for (rel, text, mode) in [
+        ("secret.txt", "mine only", 0o644),
+        ("bin/run.sh", "#!/bin/sh\necho hi\n", 0o644),
+        ("x.", "trailing dot", 0o644),
+        ("Report", "capital", 0o644),
+    ] {
+        let p = back.join(rel);
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), text, "{rel}");
+        let m = std::fs::metadata(&p).unwrap();
+        assert_eq!(m.permissions().mode() & 0o7777, mode, "{rel}");
+        let src_m = std::fs::metadata(w.src.join(rel)).unwrap();
+        assert_eq!(m.mtime(), src_m.mtime(), "{rel}");
+    }
+    let bin = std::fs::metadata(back.join("bin")).unwrap();
+    assert_eq!(bin.permissions().mode() & 0o7777, 0o755);
+    assert_eq!(
+        bin.mtime(),
+        std::fs::metadata(w.src.join("bin")).unwrap().mtime()
+    );
+    assert!(!back.join("link").exists() && !back.join("a:b").exists());
+    drop(drive);
+}
+
+#[test]
+fn an_ntfs_backup_drive_keeps_links_and_names_and_is_up_to_date() {
+    let w = World::new();
+    let Some(drive) = fuse_drive(&w, "ntfs", &["mkntfs", "-q", "-F", "-f"], "ntfs-3g") else {
+        return;
+    };
+    awkward_tree(&w);
+    let dst = drive.dir.join("Backups/src");
+    let sync = || w.run(["sync", w.src.to_str().unwrap(), dst.to_str().unwrap()]);
+    sync().ok().stdout_has("failed 0").stdout_has("skipped 0");
+    for _ in 0..2 {
+        let again = sync();
+        again
+            .ok()
+            .stdout_has("copied 0 files")
+            .stdout_has("versioned 0");
+        assert!(!again.stdout.contains("updated"), "{}", again.stdout);
+    }
+    w.run(["verify", w.src.to_str().unwrap(), dst.to_str().unwrap()])
+        .ok()
+        .stdout_has("same");
+    assert_eq!(
+        std::fs::read_link(dst.join("link")).unwrap(),
+        std::path::PathBuf::from("secret.txt")
+    );
+    for rel in ["a:b", "x.", "Report", "report", "old.txt"] {
+        assert_eq!(
+            std::fs::read(dst.join(rel)).unwrap(),
+            std::fs::read(w.src.join(rel)).unwrap(),
+            "{rel}"
+        );
+    }
+    let out = w.path("restored");
+    std::fs::create_dir_all(&out).unwrap();
+    w.run([
+        "restore",
+        dst.to_str().unwrap(),
+        "--at",
+        "now",
+        "--to",
+        out.to_str().unwrap(),
+    ])
+    .ok();
+    let back = out.join("src");
+    assert_eq!(
+        std::fs::read_link(back.join("link")).unwrap(),
+        std::path::PathBuf::from("secret.txt")
+    );
+    assert_eq!(std::fs::read_to_string(back.join("a:b")).unwrap(), "colon");
+    assert_eq!(
+        std::fs::read_to_string(back.join("report")).unwrap(),
+        "small"
+    );
+    drop(drive);
+}

@@ -7,6 +7,8 @@
 //! the write is turned into a look again ([`Event::Again`]) while watching.
 //! One place decides what is a failure, so the walk and the copy agree.
 
+use std::collections::HashMap;
+use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -17,7 +19,7 @@ use super::error::EntryError;
 use super::event::{Control, Event, Sink, Stats, VersionReason};
 use super::filter::Filter;
 use super::fsops::{DirHandle, Kind, changed_under_us};
-use super::plan::TimeLimits;
+use super::keeps::Keeps;
 use super::store::Store;
 
 /// Everything one reconcile shares between its threads.
@@ -32,10 +34,11 @@ pub(crate) struct Ctx<'a> {
     pub sink: &'a dyn Sink,
     pub stats: &'a Stats,
     pub ctl: &'a Control,
-    /// What DST's file system keeps of times (probed at open).
-    pub limits: TimeLimits,
-    /// The backup drive keeps extended attributes and ACLs.
-    pub xattrs_kept: bool,
+    /// What DST's file system keeps (probed at open).
+    pub keeps: Keeps,
+    /// Drives that cannot tell case: each SRC folder's names as the drive
+    /// sees them, and the one name of each that is mirrored.
+    pub case_names: Mutex<HashMap<PathBuf, HashMap<String, OsString>>>,
     /// The backup drive keeps no extended attributes: said once per pair.
     pub xattrs_told: &'a AtomicBool,
     /// DST's root (`None` in a dry run of a DST not made yet).

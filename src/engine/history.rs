@@ -145,6 +145,10 @@ pub struct History {
     journal: HashMap<String, HashMap<PathBuf, Line>>,
     pruned_up_to: Option<Timestamp>,
     thinned: Thinned,
+    /// The backup drive keeps permission bits (see `keeps`); when it does
+    /// not (exFAT reads 777 everywhere), what it holds is given back with
+    /// ordinary ones, never world-writable.
+    modes_kept: bool,
 }
 
 /// What `thinned.log` says.
@@ -226,6 +230,10 @@ impl History {
             journal,
             pruned_up_to,
             thinned,
+            modes_kept: store
+                .as_ref()
+                .and_then(super::store::read_limits)
+                .is_none_or(|k| k.modes),
         })
     }
 
@@ -285,13 +293,27 @@ impl History {
             return Ok(None);
         }
         let Some(name) = rel.file_name() else {
-            return self.root.meta().map(Some);
+            return self.root.meta().map(|m| Some(self.seen(m)));
         };
         match self.root.open_path(rel.parent().unwrap_or(Path::new(""))) {
-            Ok(p) => p.stat_opt(name),
+            Ok(p) => Ok(p.stat_opt(name)?.map(|m| self.seen(m))),
             Err(e) if gone(&e) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// Whether the permission bits it gives are the ones backed up.
+    pub fn modes_kept(&self) -> bool {
+        self.modes_kept
+    }
+
+    /// An entry as read from the backup drive, with ordinary permission
+    /// bits where the drive keeps none.
+    fn seen(&self, mut m: Meta) -> Meta {
+        if !self.modes_kept {
+            m.mode = if m.kind == Kind::Dir { 0o755 } else { 0o644 };
+        }
+        m
     }
 
     /// Every line of `versions.log` whose time folder is still there and
@@ -673,6 +695,7 @@ impl History {
         let Some(meta) = parent.stat_opt(name).map_err(|e| at(&e))? else {
             return Ok(None);
         };
+        let meta = self.seen(meta);
         let line = self.line(s, rel);
         let folder = self.versioned_ancestor(s, rel);
         Ok(Some(Found {
@@ -772,6 +795,7 @@ impl History {
             let Some(meta) = here.stat_opt(&e.name)? else {
                 continue;
             };
+            let meta = self.seen(meta);
             let q = top.rel.join(&e.name);
             let line = self.line(s, &q);
             let real = meta.kind != Kind::Dir || line.is_some() || top.folder.is_some();
@@ -807,6 +831,15 @@ impl History {
 
     /// DST's current entries under `rel` (and `rel` itself).
     fn walk_current(&self, rel: &Path, out: &mut Vec<(PathBuf, Meta)>) -> io::Result<()> {
+        let start = out.len();
+        let r = self.walk_current_raw(rel, out);
+        for (_, m) in &mut out[start..] {
+            *m = self.seen(*m);
+        }
+        r
+    }
+
+    fn walk_current_raw(&self, rel: &Path, out: &mut Vec<(PathBuf, Meta)>) -> io::Result<()> {
         /// Everything under `dir` (which is `rel`), pre-order, in the order
         /// the folders list their names; one frame per level of the path the
         /// walk is in, each holding its folder (`None`: `dir` itself) and

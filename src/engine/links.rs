@@ -177,7 +177,7 @@ impl Ctx<'_> {
 
     /// Whether DST's file `d` holds the content of SRC's `s`.
     fn holds(&self, s: &Meta, d: &Meta) -> bool {
-        d.kind == Kind::File && d.size == s.size && self.limits.same(s.mtime, d.mtime)
+        d.kind == Kind::File && d.size == s.size && self.keeps.times.same(s.mtime, d.mtime)
     }
 
     /// Links the names that were copied because their leader was not in

@@ -26,8 +26,9 @@ use super::error::{EntryError, SetupError, reason, show};
 use super::event::{Control, Event, Sink, Stats, Summary, VersionReason};
 use super::filter::{Filter, is_reserved};
 use super::fsops::{DirHandle, Kind, Meta};
+use super::keeps::Keeps;
 use super::paths::{self, Roots};
-use super::store::{Limits, SourceRecord, Store};
+use super::store::{SourceRecord, Store};
 
 /// The mass-deletion guard holds deletions above this share of DST...
 pub const MASS_DELETE_SHARE: f64 = 0.5;
@@ -95,7 +96,7 @@ pub struct Mirror {
     dst: Option<DirHandle>,
     store: Option<Store>,
     /// What DST's file system keeps.
-    limits: Limits,
+    keeps: Keeps,
     /// The backup drive keeps no extended attributes: said once.
     xattrs_told: AtomicBool,
     /// Deletions held by the guard, until allowed or SRC changes.
@@ -155,11 +156,11 @@ impl Mirror {
                 reason(&e)
             );
         }
-        let limits = match &store {
-            Some(s) => s.probe_limits().unwrap_or(Limits::ALL),
-            None => Limits::ALL,
+        let keeps = match &store {
+            Some(s) => s.probe().unwrap_or(Keeps::ALL),
+            None => Keeps::ALL,
         };
-        let granularity = limits.times.granularity_ns;
+        let granularity = keeps.times.granularity_ns;
         if granularity > 1 {
             log::info!(
                 "{}: the backup's file system keeps modification times to {} ns; comparing at that precision",
@@ -173,7 +174,7 @@ impl Mirror {
             filter,
             dst,
             store,
-            limits,
+            keeps,
             xattrs_told: AtomicBool::new(false),
             held: Mutex::new(None),
             live: opts.live,
@@ -267,8 +268,8 @@ impl Mirror {
             sink,
             stats,
             ctl,
-            limits: self.limits.times,
-            xattrs_kept: self.limits.xattrs,
+            keeps: self.keeps,
+            case_names: Default::default(),
             xattrs_told: &self.xattrs_told,
             dst_dir: self.dst.as_ref(),
             links: Default::default(),

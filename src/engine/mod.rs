@@ -14,6 +14,7 @@
 //!   folder and its lock. `thinning`: which old versions go as they age.
 //! - `history`: what DST held at any time, read from the versions (read
 //!   only). `restore`: puts a tree back as it was, into SRC or beside.
+//! - `keeps`: what the backup drive's file system can hold (exFAT, NTFS…).
 //! - `verify`: compare only. `config`: the pairs. `watch`: live mirroring.
 //! - `words`: numbers and sizes for people.
 
@@ -29,6 +30,7 @@ pub mod event;
 pub mod filter;
 pub mod fsops;
 pub mod history;
+pub mod keeps;
 pub mod links;
 pub mod mirror;
 pub mod origins;

@@ -13,6 +13,7 @@
 
 use super::event::VersionReason;
 use super::fsops::{Kind, Meta, Time};
+use super::keeps::{Keeps, Unheld};
 
 /// What to do at one name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +35,9 @@ pub enum Step {
     Remove,
     /// Not mirrored (special file); DST's entry, if any, goes.
     Skip,
+    /// The backup drive cannot hold it (a symlink on exFAT): not mirrored,
+    /// said as a note; DST's entry, if any, goes.
+    Unheld(Unheld),
 }
 
 /// What DST's file system keeps of a time: its precision and its range.
@@ -78,11 +82,9 @@ impl TimeLimits {
     /// Whether DST's time `dst` is what the file system keeps of SRC's `src`.
     pub fn same(&self, src: Time, dst: Time) -> bool {
         let s = self.clamp(src);
-        if s != src {
-            // Stored as the end of the range: the seconds say it.
-            return s.sec == dst.sec;
-        }
-        same_time(src, dst, self.granularity_ns)
+        // Stored as the end of the range, the seconds say it; or shown as
+        // set (a FUSE driver, until the drive is mounted again).
+        (s != src && s.sec == dst.sec) || same_time(src, dst, self.granularity_ns)
     }
 
     /// Whether SRC's time lies outside what DST keeps.
@@ -147,12 +149,8 @@ pub fn granularity_from(wanted: Time, got: Time) -> u32 {
 
 /// Decides the step for one name. `links_equal` is whether two symlinks have
 /// the same target text (read by the caller only when both are symlinks).
-pub fn decide(
-    src: Option<&Meta>,
-    dst: Option<&Meta>,
-    links_equal: bool,
-    limits: TimeLimits,
-) -> Step {
+pub fn decide(src: Option<&Meta>, dst: Option<&Meta>, links_equal: bool, keeps: &Keeps) -> Step {
+    let limits = keeps.times;
     let Some(s) = src else {
         return if dst.is_some() {
             Step::Remove
@@ -180,7 +178,7 @@ pub fn decide(
             None => Step::Copy { replace: None },
             Some(d) if d.kind == Kind::File => {
                 if d.size == s.size && limits.same(s.mtime, d.mtime) {
-                    if d.mode == s.mode {
+                    if keeps.same_mode(s.mode, d.mode) {
                         Step::Keep
                     } else {
                         Step::FixMeta
@@ -195,6 +193,7 @@ pub fn decide(
                 replace: Some(VersionReason::Replaced),
             },
         },
+        Kind::Symlink if !keeps.symlinks => Step::Unheld(Unheld::Symlink),
         Kind::Symlink => match dst {
             None => Step::Copy { replace: None },
             Some(d) if d.kind == Kind::Symlink => {
@@ -216,8 +215,8 @@ pub fn decide(
 }
 
 /// Whether a mirrored folder's own metadata needs setting after its content.
-pub fn dir_meta_differs(src: &Meta, dst: &Meta, limits: TimeLimits) -> bool {
-    src.mode != dst.mode || !limits.same(src.mtime, dst.mtime)
+pub fn dir_meta_differs(src: &Meta, dst: &Meta, keeps: &Keeps) -> bool {
+    !keeps.same_mode(src.mode, dst.mode) || !keeps.times.same(src.mtime, dst.mtime)
 }
 
 #[cfg(test)]
@@ -319,7 +318,7 @@ mod tests {
             (Some(&fifo), None, false, Step::Skip),
         ];
         for (i, (s, d, le, want)) in cases.iter().enumerate() {
-            assert_eq!(decide(*s, *d, *le, TimeLimits::EXACT), *want, "case {i}");
+            assert_eq!(decide(*s, *d, *le, &Keeps::ALL), *want, "case {i}");
         }
     }
 
@@ -437,7 +436,11 @@ mod tests {
         }
         let f = meta(Kind::File, 3, y2500.sec, 5, 0o644);
         let d = meta(Kind::File, 3, kept.sec, 0, 0o644);
-        assert_eq!(decide(Some(&f), Some(&d), false, ext4), Step::Keep);
+        let on_ext4 = Keeps {
+            times: ext4,
+            ..Keeps::ALL
+        };
+        assert_eq!(decide(Some(&f), Some(&d), false, &on_ext4), Step::Keep);
     }
 
     #[test]
@@ -471,5 +474,30 @@ mod tests {
             now,
         );
         assert_eq!((w.min_sec, w.max_sec), (i64::MIN, i64::MAX));
+    }
+
+    #[test]
+    fn a_drive_without_modes_or_symlinks() {
+        let exfat = Keeps {
+            modes: false,
+            symlinks: false,
+            ..Keeps::ALL
+        };
+        let f = meta(Kind::File, 3, 100, 0, 0o600);
+        let on_drive = meta(Kind::File, 3, 100, 0, 0o777);
+        let l = meta(Kind::Symlink, 3, 100, 0, 0o777);
+        let d = meta(Kind::Dir, 0, 100, 0, 0o755);
+        let d_on_drive = meta(Kind::Dir, 0, 100, 0, 0o777);
+        assert_eq!(decide(Some(&f), Some(&on_drive), false, &exfat), Step::Keep);
+        assert_eq!(
+            decide(Some(&f), Some(&on_drive), false, &Keeps::ALL),
+            Step::FixMeta
+        );
+        assert_eq!(
+            decide(Some(&l), None, false, &exfat),
+            Step::Unheld(Unheld::Symlink)
+        );
+        assert!(!dir_meta_differs(&d, &d_on_drive, &exfat));
+        assert!(dir_meta_differs(&d, &d_on_drive, &Keeps::ALL));
     }
 }

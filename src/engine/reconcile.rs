@@ -30,6 +30,7 @@ use super::error::EntryError;
 use super::event::{Event, Stats, VersionReason};
 use super::filter::{RESERVED, is_file_system_own, join};
 use super::fsops::{DirHandle, Kind, Meta};
+use super::keeps::Unheld;
 use super::links::Linked;
 use super::plan::{self, Step};
 use super::xattrs::{self, SetError};
@@ -118,6 +119,10 @@ impl<'a> Ctx<'a> {
             return None;
         }
         self.scanned(1);
+        if let Some(why) = sm.as_ref().and_then(|_| self.unheld_name(src, rel, name)) {
+            self.skipped(rel, why.why().to_string(), true);
+            return None;
+        }
         if let Some(s) = &sm
             && matches!(
                 self.link_name(dst, rel, s, dm.as_ref()),
@@ -135,7 +140,7 @@ impl<'a> Ctx<'a> {
             }
             _ => false,
         };
-        let step = plan::decide(sm.as_ref(), dm.as_ref(), links_equal, self.limits);
+        let step = plan::decide(sm.as_ref(), dm.as_ref(), links_equal, &self.keeps);
         match step {
             Step::Keep | Step::FixMeta => {
                 let (Some(s), Some(d)) = (&sm, dst) else {
@@ -144,7 +149,7 @@ impl<'a> Ctx<'a> {
                 // Extended attributes and ACLs change no time: compared
                 // here, on every look (as rsync -X does).
                 let attrs = s.kind == Kind::File
-                    && self.xattrs_kept
+                    && self.keeps.xattrs
                     && self.fix_file_xattrs(src, d, rel, name);
                 if step == Step::FixMeta && self.store.is_some() {
                     let r = if s.kind == Kind::Symlink {
@@ -179,6 +184,13 @@ impl<'a> Ctx<'a> {
                 });
             }
             Step::Remove => {
+                if let Some(d) = dm {
+                    self.extra(rel, d.kind);
+                }
+            }
+            Step::Unheld(why) => {
+                self.skipped(rel, why.why().to_string(), true);
+                // Whatever DST holds there is from before: stale.
                 if let Some(d) = dm {
                     self.extra(rel, d.kind);
                 }
@@ -490,7 +502,7 @@ impl<'a> Ctx<'a> {
             }
         };
         // Attributes first: an ACL set moves the mode's group bits.
-        let attrs = if self.xattrs_kept {
+        let attrs = if self.keeps.xattrs {
             (xattrs::of_fd(src), xattrs::of_fd(d))
         } else {
             (Ok(Default::default()), Ok(Default::default()))
@@ -518,7 +530,7 @@ impl<'a> Ctx<'a> {
             Ok(m) => m,
             Err(_) => dm,
         };
-        if !plan::dir_meta_differs(src_meta, &dm, self.limits) {
+        if !plan::dir_meta_differs(src_meta, &dm, &self.keeps) {
             return;
         }
         let r = d
@@ -577,6 +589,36 @@ impl<'a> Ctx<'a> {
                 false
             }
         }
+    }
+
+    /// Whether the backup drive cannot hold the name `name` (at `rel`, in
+    /// SRC's folder `src`): refused, or the drive cannot tell it from a
+    /// name before it in byte order that differs only in case.
+    fn unheld_name(&self, src: &DirHandle, rel: &Path, name: &OsStr) -> Option<Unheld> {
+        if self.keeps.refuses(name) {
+            return Some(Unheld::Name);
+        }
+        let folded = self.keeps.folded(name)?;
+        let parent = rel.parent().unwrap_or(Path::new("")).to_path_buf();
+        let mut all = self.case_names.lock().ok()?;
+        let names = match all.entry(parent) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let mut listed: Vec<OsString> =
+                    src.list().ok()?.into_iter().map(|e| e.name).collect();
+                listed.sort();
+                let mut first: HashMap<String, OsString> = HashMap::new();
+                for n in listed {
+                    if let Some(f) = self.keeps.folded(&n) {
+                        first.entry(f).or_insert(n);
+                    }
+                }
+                v.insert(first)
+            }
+        };
+        // A name made since the listing: the first of its kind, or later.
+        let winner = names.entry(folded).or_insert_with(|| name.to_os_string());
+        (winner.as_os_str() != name).then_some(Unheld::Case)
     }
 
     pub fn extra(&self, rel: &Path, kind: Kind) {

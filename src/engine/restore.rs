@@ -268,7 +268,7 @@ fn same(history: &History, held: &Held, now: &Meta, dest: &Dest, to: &Path) -> b
             _ => false,
         },
         Kind::File => {
-            if held.meta.mode != now.mode {
+            if history.modes_kept() && held.meta.mode != now.mode {
                 return false;
             }
             match (dparent.open_read(name), kparent.open_read(kept_name)) {

@@ -27,6 +27,7 @@ use super::error::{SetupError, reason, show};
 use super::filter::RESERVED;
 use super::fsops::{DirHandle, Kind};
 use super::history::History;
+use super::keeps::Keeps;
 use super::plan::TimeLimits;
 use super::thinning::{self, Candidate, Policy};
 use super::versions::{Pruned, THINNED_LOG, Thinned, Versions};
@@ -257,15 +258,15 @@ impl Store {
         Ok(())
     }
 
-    /// What DST's file system keeps, learned on a temp file: an odd second
-    /// with nanoseconds set and read back gives the time precision (FAT's
-    /// 2 s, whole seconds), so a coarse file system does not make every
-    /// file look changed on every run; the furthest future and past set and
-    /// read back give the range (the kernel keeps the nearest end); a user
-    /// attribute set tells whether attributes are kept. Recorded in
-    /// `.mirrortray/limits` for `verify`.
-    pub fn probe_limits(&self) -> io::Result<Limits> {
-        use super::fsops::{Time, file_meta, set_file_times};
+    /// What DST's file system keeps, learned in `tmp/` (see `keeps`): an
+    /// odd second with nanoseconds set and read back gives the time
+    /// precision; the furthest future and past set and read back give the
+    /// range (the kernel keeps the nearest end); then a mode, a user
+    /// attribute, a symlink, a name with `:`, and a name read back in
+    /// other case. Recorded in `.mirrortray/limits` for `verify`.
+    pub fn probe(&self) -> io::Result<Keeps> {
+        use super::fsops::{Time, file_meta, set_file_mode, set_file_times};
+        use rustix::io::Errno;
         let (name, file) = self.temp_file()?;
         let now = jiff::Timestamp::now().as_second();
         let fine = Time {
@@ -277,12 +278,14 @@ impl Store {
             set_file_times(&file, t, t)?;
             Ok(file_meta(&file)?.mtime)
         };
-        let r = (|| -> io::Result<Limits> {
+        let r = (|| -> io::Result<Keeps> {
             set_file_times(&file, fine, fine)?;
             let got = file_meta(&file)?.mtime;
             // Refused outright (some FUSE file systems): no range known.
             let future = far(1 << 40).unwrap_or(Time { sec: 0, nsec: 0 });
             let past = far(-(1 << 40)).unwrap_or(Time { sec: now, nsec: 0 });
+            let modes =
+                set_file_mode(&file, 0o640).is_ok() && file_meta(&file)?.mode & 0o777 == 0o640;
             let xattrs = !matches!(
                 rustix::fs::fsetxattr(
                     &file,
@@ -290,27 +293,48 @@ impl Store {
                     b"1",
                     rustix::fs::XattrFlags::empty()
                 ),
-                Err(rustix::io::Errno::NOTSUP)
+                Err(Errno::NOTSUP)
             );
-            Ok(Limits {
+            Ok(Keeps {
                 times: TimeLimits::from_probe((fine, got), future, past, now),
+                modes,
                 xattrs,
+                ..Keeps::ALL
             })
         })();
         drop(file);
+        let mut keeps = r?;
+        // Other case: the same entry on a case-blind drive.
+        let upper = OsString::from(name.to_string_lossy().to_uppercase());
+        // (Not by inode: exfat-fuse gives each spelling its own number.)
+        keeps.case_blind = upper != name && self.tmp.stat_opt(&upper).ok().flatten().is_some();
         self.discard(&name);
-        let limits = r?;
-        let text = format!(
-            "granularity_ns={}\nmin_sec={}\nmax_sec={}\nxattrs={}\n",
-            limits.times.granularity_ns,
-            limits.times.min_sec,
-            limits.times.max_sec,
-            u8::from(limits.xattrs)
-        );
-        if let Err(e) = self.write_small(OsStr::new("limits"), text.as_bytes()) {
+        let link = self.temp_name();
+        keeps.symlinks = match self.tmp.symlink(OsStr::new("probe"), &link) {
+            Ok(()) => true,
+            Err(e) => ![
+                Errno::NOSYS,
+                Errno::PERM,
+                Errno::NOTSUP,
+                Errno::INVAL,
+                Errno::IO,
+            ]
+            .iter()
+            .any(|x| e.raw_os_error() == Some(x.raw_os_error())),
+        };
+        self.discard(&link);
+        let mut odd = self.temp_name();
+        odd.push(":?");
+        keeps.windows_names = match self.tmp.create_new(&odd) {
+            Ok(_) => false,
+            Err(e) => e.kind() != io::ErrorKind::AlreadyExists,
+        };
+        self.discard(&odd);
+        keeps.times = keeps.fat_range();
+        if let Err(e) = self.write_small(OsStr::new("limits"), keeps.record().as_bytes()) {
             log::debug!("cannot record the backup's limits: {e}");
         }
-        Ok(limits)
+        Ok(keeps)
     }
 
     /// The recorded source, if any.
@@ -339,41 +363,13 @@ impl Store {
     }
 }
 
-/// What DST's file system keeps (see [`Store::probe_limits`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    pub times: TimeLimits,
-    /// Extended attributes and ACLs.
-    pub xattrs: bool,
-}
-
-impl Limits {
-    /// Everything: what is assumed before anything was learned.
-    pub const ALL: Limits = Limits {
-        times: TimeLimits::EXACT,
-        xattrs: true,
-    };
-}
-
-/// The limits `sync` or `watch` recorded in a DST's `.mirrortray/` (`root`)
-/// (`None`: none recorded yet).
-pub fn read_limits(root: &DirHandle) -> Option<Limits> {
+/// What `sync` or `watch` learned a DST's file system keeps, as recorded
+/// in its `.mirrortray/` (`root`) (`None`: nothing recorded yet).
+pub fn read_limits(root: &DirHandle) -> Option<Keeps> {
     let mut f = root.open_read(OsStr::new("limits")).ok()?;
     let mut text = String::new();
     f.read_to_string(&mut text).ok()?;
-    let field = |key: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
-            .and_then(|v| v.parse::<i64>().ok())
-    };
-    Some(Limits {
-        times: TimeLimits {
-            granularity_ns: u32::try_from(field("granularity_ns")?).ok()?,
-            min_sec: field("min_sec")?,
-            max_sec: field("max_sec")?,
-        },
-        xattrs: field("xattrs") != Some(0),
-    })
+    Keeps::parse(&text)
 }
 
 /// Reads `.mirrortray/source` from a DST, without taking the lock.

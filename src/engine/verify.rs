@@ -46,10 +46,11 @@ use std::path::{Path, PathBuf};
 use super::error::{EntryError, SetupError, reason};
 use super::filter::{Filter, RESERVED, is_file_system_own, join};
 use super::fsops::{self, DirHandle, Kind, Meta, ReadSide, Time};
+use super::keeps::{Keeps, Unheld};
 use super::mirror::PairSpec;
 use super::paths;
 use super::plan;
-use super::store::{Limits, read_limits};
+use super::store::read_limits;
 use super::xattrs;
 
 /// Distinct DST nanosecond values needed before a coarser mtime precision
@@ -264,7 +265,7 @@ struct Walk<'a> {
     /// Distinct DST nanosecond values seen (up to [`PRECISION_EVIDENCE`]).
     distinct: HashSet<u32>,
     /// What `sync` or `watch` learned DST's file system keeps, if recorded.
-    limits: Option<Limits>,
+    limits: Option<Keeps>,
     /// SRC files with several names: (device, inode) → the first name
     /// seen and DST's (device, inode) there.
     links: HashMap<Id, (PathBuf, Id)>,
@@ -280,6 +281,8 @@ type Id = (u64, u64);
 struct Sides {
     src: bool,
     dst: bool,
+    /// The backup drive cannot tell it from a name before it (case).
+    case_twin: bool,
 }
 
 /// A folder being compared, one per level of the path the walk is in (the
@@ -425,6 +428,20 @@ impl Walk<'_> {
                 None => (src, dst),
             };
             let child = join(&top.rel, &name);
+            let unheld = if sides.case_twin {
+                Some(Unheld::Case)
+            } else {
+                (sides.src && self.keeps().refuses(&name)).then_some(Unheld::Name)
+            };
+            if let Some(why) = unheld {
+                if !self.filter.ignores(&child, false) {
+                    self.report.skipped.push(Skipped {
+                        rel: child,
+                        why: why.why().into(),
+                    });
+                }
+                continue;
+            }
             let sm = if sides.src {
                 match src.stat_opt(&name) {
                     Ok(m) => m,
@@ -502,6 +519,13 @@ impl Walk<'_> {
             }
             names.entry(e.name).or_default().dst = true;
         }
+        let keeps = self.keeps();
+        let mut seen = HashSet::new();
+        for (name, sides) in names.iter_mut().filter(|(_, s)| s.src) {
+            if let Some(f) = keeps.folded(name) {
+                sides.case_twin = !seen.insert(f);
+            }
+        }
         Some(names.into_iter())
     }
 
@@ -525,6 +549,16 @@ impl Walk<'_> {
         }
         match (sm, dm) {
             (None, None) => {}
+            (Some(s), d) if s.kind == Kind::Symlink && !self.keeps().symlinks => {
+                self.report.skipped.push(Skipped {
+                    rel: rel.to_path_buf(),
+                    why: format!("symlink: {}", Unheld::Symlink.why()),
+                });
+                if let Some(d) = d {
+                    self.report.compared += 1;
+                    self.diff(rel, DiffKind::Extra, None, Some(d.kind.noun().into()));
+                }
+            }
             (Some(s), _) if s.kind == Kind::Special => {
                 self.report.skipped.push(Skipped {
                     rel: rel.to_path_buf(),
@@ -647,8 +681,14 @@ impl Walk<'_> {
         None
     }
 
+    /// What DST's file system keeps: as the last backup recorded it, else
+    /// everything.
+    fn keeps(&self) -> Keeps {
+        self.limits.unwrap_or(Keeps::ALL)
+    }
+
     fn mode(&mut self, rel: &Path, s: &Meta, d: &Meta) {
-        if s.mode != d.mode {
+        if !self.keeps().same_mode(s.mode, d.mode) {
             self.diff(
                 rel,
                 DiffKind::Mode,
