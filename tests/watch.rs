@@ -575,6 +575,31 @@ fn chmod_is_mirrored_without_a_version() {
 }
 
 #[test]
+fn hard_links_made_and_written_while_watching_stay_one_file() {
+    let w = World::new();
+    let f = w.write("f.txt", "one");
+    let mut watch = Watch::start(&w, &[]);
+    // `ln` tells only the new name's folder: the watcher finds the rest.
+    fs::create_dir_all(w.src.join("sub")).unwrap();
+    fs::hard_link(&f, w.src.join("g.txt")).unwrap();
+    fs::hard_link(&f, w.src.join("sub/h.txt")).unwrap();
+    let linked = |w: &World| {
+        let i = |r: &str| fs::metadata(w.dst.join(r)).map(|m| m.ino()).ok();
+        i("f.txt").is_some() && i("f.txt") == i("g.txt") && i("f.txt") == i("sub/h.txt")
+    };
+    let ok = wait_for(CONVERGE_DEADLINE, || linked(&w));
+    assert!(ok, "not linked in DST\n{}", watch.log_tail());
+    watch.converged();
+    // Written in place through one name: the kernel tells that name's
+    // folder only, yet every name changed.
+    fs::write(w.src.join("sub/h.txt"), "two, through h").unwrap();
+    watch.converged();
+    assert!(linked(&w));
+    assert_eq!(fs::read(w.dst.join("f.txt")).unwrap(), b"two, through h");
+    watch.stop();
+}
+
+#[test]
 fn touch_mtime_only_is_mirrored() {
     let w = World::new();
     let f = w.write("a.txt", "same bytes");

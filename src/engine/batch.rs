@@ -125,4 +125,7 @@ pub struct Applied {
     /// Folders whose listings are to be compared once the events of this
     /// batch's time have been heard (`Mirror::verify_folders`).
     pub touched: Vec<PathBuf>,
+    /// A file with several names was met whose other names the pair has
+    /// not seen (see `links`): a full pass finds and links them.
+    pub links_unknown: bool,
 }

@@ -45,6 +45,8 @@ pub(crate) struct Ctx<'a> {
     pub dst_dir: Option<&'a DirHandle>,
     /// SRC files with several names met in this pass.
     pub links: super::links::Links,
+    /// Live: the names the pair has seen of such files.
+    pub names: Option<&'a super::links::Names>,
     /// Records where each copy came from (live mirroring only).
     pub origins: Option<&'a super::origins::Origins>,
     /// Versions on for this pair (off: DST's lost entries are removed).

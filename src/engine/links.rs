@@ -14,9 +14,13 @@
 //! replaces at no loss (as when a backup made before links were kept is
 //! brought up to date).
 //!
-//! Live, only the names a batch touches are seen, so a link made while
-//! watching is a copy until the next whole-pair pass (start, "Back up now",
-//! the drift check) links it.
+//! Live, a change reaches the watcher under the one name it was made
+//! through, though every name of the file changed. So the pair remembers
+//! the names it has seen of each such file ([`Names`]), and a batch that
+//! meets one looks at the others too (linking them again). A file with more
+//! names than the pair has seen (`ln` while watching: the kernel tells the
+//! new name's folder only) asks for a full pass, which meets every name.
+//! Until then the new name is a copy.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -35,6 +39,71 @@ pub(crate) struct Links {
     leaders: Mutex<HashMap<(u64, u64), PathBuf>>,
     /// Names copied because their leader was not in place yet.
     later: Mutex<Vec<PathBuf>>,
+    /// Files with several names met in this pass, and how many names
+    /// each has.
+    met: Mutex<HashMap<(u64, u64), u64>>,
+}
+
+/// The names a pair has seen of each SRC file with several (kept across
+/// passes; a full pass starts it afresh).
+#[derive(Debug, Default)]
+pub struct Names(
+    Mutex<HashMap<(u64, u64), std::collections::BTreeSet<PathBuf>>>,
+    Settled,
+);
+
+/// How many names each such file had when the last full pass met them all:
+/// more than the pair has seen means names outside SRC, not ones to find.
+type Settled = Mutex<HashMap<(u64, u64), u64>>;
+
+impl Names {
+    pub(crate) fn clear(&self) {
+        if let Ok(mut n) = self.0.lock() {
+            n.clear();
+        }
+    }
+
+    /// The end of a full pass: every name in SRC was met.
+    pub(crate) fn settle(&self, links: &Links) {
+        if let (Ok(met), Ok(mut settled)) = (links.met.lock(), self.1.lock()) {
+            *settled = met.clone();
+        }
+    }
+
+    fn settled(&self, id: (u64, u64)) -> u64 {
+        self.1
+            .lock()
+            .map(|s| s.get(&id).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    fn saw(&self, id: (u64, u64), rel: &Path) {
+        if let Ok(mut n) = self.0.lock() {
+            n.entry(id).or_default().insert(rel.to_path_buf());
+        }
+    }
+
+    fn of(&self, id: (u64, u64)) -> Vec<PathBuf> {
+        self.0
+            .lock()
+            .map(|n| {
+                n.get(&id)
+                    .map(|s| s.iter().cloned().collect())
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default()
+    }
+
+    fn forget(&self, id: (u64, u64), rel: &Path) {
+        if let Ok(mut n) = self.0.lock()
+            && let Some(s) = n.get_mut(&id)
+        {
+            s.remove(rel);
+            if s.is_empty() {
+                n.remove(&id);
+            }
+        }
+    }
 }
 
 /// What to do with a name of a SRC file with several links.
@@ -73,6 +142,12 @@ impl Ctx<'_> {
     ) -> Linked {
         if sm.kind != Kind::File || sm.nlink < 2 {
             return Linked::Mirror;
+        }
+        if let Some(names) = self.names {
+            names.saw((sm.dev, sm.ino), rel);
+        }
+        if let Ok(mut met) = self.links.met.lock() {
+            met.insert((sm.dev, sm.ino), sm.nlink);
         }
         let Some(leader) = self.links.leader(rel, sm) else {
             return Linked::Mirror;
@@ -221,5 +296,48 @@ impl Ctx<'_> {
                 self.failed(EntryError::new(self.dst_path(&rel), "make hard link", &e));
             }
         }
+    }
+}
+
+impl Ctx<'_> {
+    /// Live: the other names seen of the files with several names this
+    /// batch met, still naming them in SRC (each to be looked at: a change
+    /// made through one name changed them all). The second value: some
+    /// file has names the pair has not seen.
+    pub(crate) fn other_names(&self, src: &DirHandle, tried: &[PathBuf]) -> (Vec<PathBuf>, bool) {
+        let Some(names) = self.names else {
+            return (Vec::new(), false);
+        };
+        let met = match self.links.met.lock() {
+            Ok(m) => m.clone(),
+            Err(_) => return (Vec::new(), false),
+        };
+        let mut look = Vec::new();
+        let mut unknown = false;
+        for (id, nlink) in met {
+            let mut known = 0;
+            for rel in names.of(id) {
+                let (Some(name), parent) = (rel.file_name(), rel.parent().unwrap_or(Path::new("")))
+                else {
+                    continue;
+                };
+                let here = src
+                    .open_path(parent)
+                    .and_then(|d| d.stat_opt(name))
+                    .ok()
+                    .flatten()
+                    .is_some_and(|m| (m.dev, m.ino) == id);
+                if !here {
+                    names.forget(id, &rel);
+                    continue;
+                }
+                known += 1;
+                if !tried.contains(&rel) {
+                    look.push(rel);
+                }
+            }
+            unknown |= known < nlink && nlink > names.settled(id);
+        }
+        (look, unknown)
     }
 }

@@ -104,6 +104,8 @@ pub struct Mirror {
     live: bool,
     /// Where the watcher's recent copies came from (see `origins`).
     origins: super::origins::Origins,
+    /// The names seen of each SRC file with several (see `links`).
+    names: super::links::Names,
 }
 
 impl Mirror {
@@ -179,6 +181,7 @@ impl Mirror {
             held: Mutex::new(None),
             live: opts.live,
             origins: Default::default(),
+            names: Default::default(),
         };
         m.check_source(&src)?;
         Ok(m)
@@ -273,6 +276,7 @@ impl Mirror {
             xattrs_told: &self.xattrs_told,
             dst_dir: self.dst.as_ref(),
             links: Default::default(),
+            names: self.live.then_some(&self.names),
             origins: self.live.then_some(&self.origins),
             versions_on: self.spec.versions,
             recheck_recent: !self.live,
@@ -310,8 +314,13 @@ impl Mirror {
         let stats = Stats::default();
         let none = HashSet::new();
         let ctx = self.ctx(ctl, &collector, &stats, &none);
+        // The walk meets every name: what was seen before is not needed.
+        self.names.clear();
         ctx.sync_tree(&src, self.dst.as_ref(), &src_meta);
         ctx.link_pending(&src);
+        if !ctl.stopped() {
+            self.names.settle(&ctx.links);
+        }
         self.check_dst_kept(&ctx)?;
         let extras = ctx.take_extras();
         let mut held = None;
@@ -494,6 +503,17 @@ impl Mirror {
             touched.insert(parent_of(&d.rel));
             written.extend(self.sync_path(&ctx, &src, dst, d));
         }
+        // The other names of files with several: changed with them.
+        let (others, links_unknown) = ctx.other_names(&src, &tried);
+        for rel in others {
+            if ctl.stopped() {
+                break;
+            }
+            let d = Dirty::new(rel, false, Look::Written);
+            tried.push(d.rel.clone());
+            touched.insert(parent_of(&d.rel));
+            written.extend(self.sync_path(&ctx, &src, dst, &d));
+        }
         // The touched folders' listings are compared by `verify_folders`,
         // once the events of this batch's time have been heard.
         let to_verify: Vec<PathBuf> = touched
@@ -507,6 +527,7 @@ impl Mirror {
         applied.summary.renamed += renamed;
         applied.tried = tried;
         applied.touched = to_verify;
+        applied.links_unknown = links_unknown;
         Ok(collector.merge_into(applied))
     }
 

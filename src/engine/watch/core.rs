@@ -124,6 +124,9 @@ pub enum Why {
     /// Live watching is off (watch limit): the periodic scan.
     Poll,
     AllowMassDelete,
+    /// A file got another name whose other names this pair has not seen
+    /// (`ln` while watching): a full pass finds them and links them.
+    Links,
 }
 
 /// Why the watch of SRC could not start.
@@ -686,7 +689,7 @@ impl Core {
             self.status_state(State::Busy { pending: 0 }, now, true);
             self.out.push(Effect::Reconcile {
                 allow_mass_delete: self.allow_mass,
-                count: !matches!(why, Why::Drift | Why::Poll),
+                count: !matches!(why, Why::Drift | Why::Poll | Why::Links),
             });
         } else if let Some(mut batch) = self.pending.take_ready(now) {
             batch.recent = self.recent.iter().flatten().cloned().collect();
@@ -835,6 +838,9 @@ impl Core {
         }
         for rel in &a.revisit {
             self.pending.note(Hint::Attr(rel.clone()), now);
+        }
+        if !full && a.links_unknown {
+            self.want_full(Why::Links);
         }
         let busy: std::collections::HashSet<&PathBuf> = a.busy.iter().collect();
         for rel in &a.busy {
