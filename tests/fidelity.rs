@@ -102,6 +102,12 @@ fn extended_attributes_and_acls_are_kept_compared_and_followed() {
         "setfattr",
         &["-n", "user.project", "-v", "x", sub.to_str().unwrap()],
     );
+    if is_root() {
+        // As root, the security and trusted namespaces too (rsync -X as root).
+        let d = doc.to_str().unwrap();
+        run("setfattr", &["-n", "security.mirrortray", "-v", "label", d]);
+        run("setfattr", &["-n", "trusted.mirrortray", "-v", "t", d]);
+    }
 
     w.sync(&[]).ok();
     for rel in ["doc.txt", "shared", "shared/plan.txt"] {
@@ -109,6 +115,10 @@ fn extended_attributes_and_acls_are_kept_compared_and_followed() {
         assert_eq!(s, d, "{rel}");
     }
     assert!(attrs(&w.dst.join("doc.txt")).contains("system.posix_acl_access"));
+    if is_root() {
+        assert!(attrs(&w.dst.join("doc.txt")).contains("trusted.mirrortray"));
+        assert!(attrs(&w.dst.join("doc.txt")).contains("security.mirrortray"));
+    }
     assert!(attrs(&w.dst.join("shared")).contains("system.posix_acl_default"));
     assert_mirrored(&w.src, &w.dst);
     nothing_to_do(&w);
