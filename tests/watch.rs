@@ -600,6 +600,54 @@ fn hard_links_made_and_written_while_watching_stay_one_file() {
 }
 
 #[test]
+fn an_attribute_set_or_removed_while_watching_is_mirrored_without_a_copy() {
+    let w = World::new();
+    let f = w.write("notes.txt", "notes");
+    fs::create_dir_all(w.src.join("album")).unwrap();
+    let mut watch = Watch::start(&w, &[]);
+    let set = |p: &Path, v: &str| {
+        Command::new("setfattr")
+            .args(["-n", "user.tag", "-v", v])
+            .arg(p)
+            .status()
+            .unwrap()
+            .success()
+    };
+    let tag = |p: &Path| {
+        let out = Command::new("getfattr")
+            .args(["--only-values", "-n", "user.tag"])
+            .arg(p)
+            .output()
+            .unwrap();
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    if !set(&f, "red") {
+        return skip("the temp folder's file system keeps no user attributes");
+    }
+    assert!(set(&w.src.join("album"), "holiday"));
+    let ok = wait_for(CONVERGE_DEADLINE, || {
+        tag(&w.dst.join("notes.txt")).as_deref() == Some("red")
+            && tag(&w.dst.join("album")).as_deref() == Some("holiday")
+    });
+    assert!(ok, "attributes not mirrored\n{}", watch.log_tail());
+    let removed = Command::new("setfattr")
+        .args(["-x", "user.tag"])
+        .arg(&f)
+        .status()
+        .unwrap();
+    assert!(removed.success());
+    let ok = wait_for(CONVERGE_DEADLINE, || {
+        tag(&w.dst.join("notes.txt")).is_none()
+    });
+    assert!(ok, "removal not mirrored\n{}", watch.log_tail());
+    watch.converged();
+    assert!(version_entries(&w).is_empty(), "{:?}", version_entries(&w));
+    watch.stop();
+}
+
+#[test]
 fn touch_mtime_only_is_mirrored() {
     let w = World::new();
     let f = w.write("a.txt", "same bytes");

@@ -285,6 +285,7 @@ impl Mirror {
             extras: Mutex::new(Vec::new()),
             dst_entries: AtomicU64::new(0),
             dst_gone: Default::default(),
+            live_batch: false,
         }
     }
 
@@ -388,7 +389,8 @@ impl Mirror {
         };
         let collector = Collector::new(sink, &self.roots);
         let stats = Stats::default();
-        let ctx = self.ctx(ctl, &collector, &stats, &batch.deferred);
+        let mut ctx = self.ctx(ctl, &collector, &stats, &batch.deferred);
+        ctx.live_batch = true;
         if let Some(s) = &self.store {
             s.versions.begin_batch();
         }
@@ -552,7 +554,8 @@ impl Mirror {
         };
         let collector = Collector::new(sink, &self.roots);
         let stats = Stats::default();
-        let ctx = self.ctx(ctl, &collector, &stats, &leave.paths);
+        let mut ctx = self.ctx(ctl, &collector, &stats, &leave.paths);
+        ctx.live_batch = true;
         if let Some(s) = &self.store {
             s.versions.begin_batch();
         }
