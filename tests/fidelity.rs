@@ -453,6 +453,7 @@ fn awkward_tree(w: &World) {
     w.write("x.", "trailing dot");
     w.write("Report", "capital");
     w.write("report", "small");
+    std::fs::hard_link(&secret, w.src.join("secret-again.txt")).unwrap();
     let old = w.write("old.txt", "from 1970");
     run("touch", &["-d", "@1", old.to_str().unwrap()]);
     run(
@@ -576,6 +577,12 @@ fn an_ntfs_backup_drive_keeps_links_and_names_and_is_up_to_date() {
     assert_eq!(
         std::fs::read_link(dst.join("link")).unwrap(),
         std::path::PathBuf::from("secret.txt")
+    );
+    let ino = |rel: &str| std::fs::metadata(dst.join(rel)).unwrap().ino();
+    assert_eq!(
+        ino("secret.txt"),
+        ino("secret-again.txt"),
+        "hard link on NTFS"
     );
     for rel in ["a:b", "x.", "Report", "report", "old.txt"] {
         assert_eq!(

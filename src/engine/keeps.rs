@@ -3,7 +3,7 @@
 //!
 //! Most USB drives are exFAT, FAT32 or NTFS, not ext4: they keep times to
 //! the second or two (or only up to 2107), store no permission bits (every
-//! entry reads 777), no symlinks, no extended attributes, refuse names with
+//! entry reads 777), no symlinks, no hard links, no extended attributes, refuse names with
 //! `: * ? " < > | \`, and cannot tell `Report` from `report`. Comparing what
 //! such a drive cannot hold would make every file look changed on every pass
 //! (copied again, a version kept each time) and a symlink fail forever. So a
@@ -26,6 +26,8 @@ pub struct Keeps {
     /// Permission bits.
     pub modes: bool,
     pub symlinks: bool,
+    /// Two names for one file.
+    pub hardlinks: bool,
     /// Extended attributes and ACLs.
     pub xattrs: bool,
     /// `A` and `a` are one name (exFAT, FAT; NTFS as Windows mounts it).
@@ -64,6 +66,7 @@ impl Keeps {
         times: TimeLimits::EXACT,
         modes: true,
         symlinks: true,
+        hardlinks: true,
         xattrs: true,
         case_blind: false,
         windows_names: false,
@@ -108,13 +111,14 @@ impl Keeps {
     pub fn record(&self) -> String {
         let b = |v: bool| u8::from(v);
         format!(
-            "granularity_ns={}\nmin_sec={}\nmax_sec={}\nxattrs={}\nmodes={}\nsymlinks={}\ncase_blind={}\nwindows_names={}\n",
+            "granularity_ns={}\nmin_sec={}\nmax_sec={}\nxattrs={}\nmodes={}\nsymlinks={}\nhardlinks={}\ncase_blind={}\nwindows_names={}\n",
             self.times.granularity_ns,
             self.times.min_sec,
             self.times.max_sec,
             b(self.xattrs),
             b(self.modes),
             b(self.symlinks),
+            b(self.hardlinks),
             b(self.case_blind),
             b(self.windows_names),
         )
@@ -139,6 +143,7 @@ impl Keeps {
             xattrs: flag("xattrs", all.xattrs),
             modes: flag("modes", all.modes),
             symlinks: flag("symlinks", all.symlinks),
+            hardlinks: flag("hardlinks", all.hardlinks),
             case_blind: flag("case_blind", all.case_blind),
             windows_names: flag("windows_names", all.windows_names),
         })
@@ -158,6 +163,7 @@ mod tests {
             },
             modes: false,
             symlinks: false,
+            hardlinks: false,
             xattrs: false,
             case_blind: true,
             windows_names: true,

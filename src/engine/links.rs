@@ -140,7 +140,7 @@ impl Ctx<'_> {
         sm: &Meta,
         dm: Option<&Meta>,
     ) -> Linked {
-        if sm.kind != Kind::File || sm.nlink < 2 {
+        if sm.kind != Kind::File || sm.nlink < 2 || !self.keeps.hardlinks {
             return Linked::Mirror;
         }
         if let Some(names) = self.names {

@@ -262,8 +262,8 @@ impl Store {
     /// odd second with nanoseconds set and read back gives the time
     /// precision; the furthest future and past set and read back give the
     /// range (the kernel keeps the nearest end); then a mode, a user
-    /// attribute, a symlink, a name with `:`, and a name read back in
-    /// other case. Recorded in `.mirrortray/limits` for `verify`.
+    /// attribute, a hard link, a symlink, a name with `:`, and a name read
+    /// back in other case. Recorded in `.mirrortray/limits` for `verify`.
     pub fn probe(&self) -> io::Result<Keeps> {
         use super::fsops::{Time, file_meta, set_file_mode, set_file_times};
         use rustix::io::Errno;
@@ -304,6 +304,9 @@ impl Store {
         })();
         drop(file);
         let mut keeps = r?;
+        let link = self.temp_name();
+        keeps.hardlinks = self.tmp.link_to(&name, &self.tmp, &link).is_ok();
+        self.discard(&link);
         // Other case: the same entry on a case-blind drive.
         let upper = OsString::from(name.to_string_lossy().to_uppercase());
         // (Not by inode: exfat-fuse gives each spelling its own number.)

@@ -367,6 +367,9 @@ impl Walk<'_> {
     /// Hard links: names SRC links together are one file in DST, and names
     /// DST links together are one file in SRC.
     fn links(&mut self, rel: &Path, s: &Meta, d: &Meta) {
+        if !self.keeps().hardlinks {
+            return;
+        }
         let (sid, did) = ((s.dev, s.ino), (d.dev, d.ino));
         if s.nlink > 1 {
             match self.links.get(&sid) {
