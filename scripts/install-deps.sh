@@ -49,6 +49,7 @@ TEST_PKGS=(
 	exfat-fuse
 	ntfs-3g                    # NTFS backup drives
 	btrfs-progs                # mkfs.btrfs: a loop-mounted btrfs for reflink copies
+	xfsprogs                   # mkfs.xfs: a loop-mounted XFS with reflink, the same
 	attr                       # setfattr/getfattr: extended attributes in the fidelity tests
 	acl                        # setfacl/getfacl: ACLs in the fidelity tests
 	git

@@ -344,12 +344,23 @@ fn a_time_the_backup_drive_cannot_hold_is_kept_as_its_nearest_and_not_copied_aga
 
 #[test]
 fn copies_on_btrfs_share_their_blocks_with_the_source() {
+    clones_on("btrfs", "256M", &["mkfs.btrfs", "-q", "-f"]);
+}
+
+#[test]
+fn copies_on_xfs_with_reflink_share_their_blocks_with_the_source() {
+    clones_on("xfs", "320M", &["mkfs.xfs", "-q", "-f", "-m", "reflink=1"]);
+}
+
+/// On a loop-mounted `fs` made by `mkfs`: a copy and the version a change
+/// leaves share their blocks with the source (`filefrag`: shared extents).
+fn clones_on(fs: &str, size: &str, mkfs: &[&str]) {
     let w = World::new();
-    let Some(_m) = loop_fs(&w, "btrfs", "256M", &["mkfs.btrfs", "-q", "-f"]) else {
+    let Some(_m) = loop_fs(&w, fs, size, mkfs) else {
         return;
     };
-    let src = w.path("btrfs/src");
-    let dst = w.path("btrfs/dst");
+    let src = w.path(&format!("{fs}/src"));
+    let dst = w.path(&format!("{fs}/dst"));
     std::fs::create_dir_all(&src).unwrap();
     let big = src.join("video.bin");
     let data: Vec<u8> = (0..48u32 << 20)

@@ -67,9 +67,6 @@ pub(crate) struct Ctx<'a> {
     /// The backup folder was deleted during this walk: it stops, and says
     /// so once instead of once per file.
     pub dst_gone: std::sync::atomic::AtomicBool,
-    /// A live batch (not a whole-pair pass): attributes are compared only
-    /// where SRC changed after DST (see `look_at`).
-    pub live_batch: bool,
 }
 
 /// An entry DST holds that SRC does not.

@@ -285,7 +285,6 @@ impl Mirror {
             extras: Mutex::new(Vec::new()),
             dst_entries: AtomicU64::new(0),
             dst_gone: Default::default(),
-            live_batch: false,
         }
     }
 
@@ -389,8 +388,7 @@ impl Mirror {
         };
         let collector = Collector::new(sink, &self.roots);
         let stats = Stats::default();
-        let mut ctx = self.ctx(ctl, &collector, &stats, &batch.deferred);
-        ctx.live_batch = true;
+        let ctx = self.ctx(ctl, &collector, &stats, &batch.deferred);
         if let Some(s) = &self.store {
             s.versions.begin_batch();
         }
@@ -554,8 +552,7 @@ impl Mirror {
         };
         let collector = Collector::new(sink, &self.roots);
         let stats = Stats::default();
-        let mut ctx = self.ctx(ctl, &collector, &stats, &leave.paths);
-        ctx.live_batch = true;
+        let ctx = self.ctx(ctl, &collector, &stats, &leave.paths);
         if let Some(s) = &self.store {
             s.versions.begin_batch();
         }

@@ -147,14 +147,12 @@ impl<'a> Ctx<'a> {
                     return None;
                 };
                 // Extended attributes and ACLs change no time: compared
-                // here (as rsync -X does), on every look of a whole-pair
-                // pass; in a live batch only where SRC changed (its ctime)
-                // since DST was last written, which a change of attributes
-                // shows (two lookups a file cost more than the batch).
-                let changed_since = dm.is_none_or(|d| s.ctime >= d.ctime);
+                // here, on every look (as rsync -X does). Not only where
+                // SRC's ctime is newer than DST's: DST's moves with every
+                // rename replayed and version linked, so a change made
+                // before those would be missed (the mix found it).
                 let attrs = s.kind == Kind::File
                     && self.keeps.xattrs
-                    && (!self.live_batch || changed_since)
                     && self.fix_file_xattrs(src, d, rel, name);
                 if step == Step::FixMeta && self.store.is_some() {
                     let r = if s.kind == Kind::Symlink {
