@@ -93,7 +93,10 @@ pub fn of_name(dir: &DirHandle, name: &OsStr) -> io::Result<Xattrs> {
 /// The length of `name`'s attribute list by `listxattrat(2)` (Linux 6.13),
 /// not following a symlink. `None`: this kernel has no such call.
 fn list_at(dir: &DirHandle, name: &OsStr) -> io::Result<Option<usize>> {
-    #[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64")))]
+    #[cfg(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    ))]
     {
         use std::os::fd::AsRawFd;
         use std::sync::atomic::{AtomicBool, Ordering};
