@@ -7,8 +7,13 @@
 //!   anywhere. Both trees are walked through [`DirHandle`]s, never following
 //!   a symlink: a link is compared by its target text.
 //! - "The same" means what a reconcile would leave: same types, sizes,
-//!   modification times (nanoseconds), permission bits and link targets;
-//!   folders' own mode and mtime count too (not the roots'). With `checksum`,
+//!   modification times (nanoseconds), permission bits, link targets,
+//!   extended attributes and ACLs, and hard links (names one file in SRC are
+//!   one file in DST, and the other way round); folders' own mode, mtime
+//!   and attributes count too (not the roots'). On a drive that cannot hold
+//!   some of these (exFAT, NTFS: `keeps`, as the last backup recorded in
+//!   `.mirrortray/limits`), only what it holds is compared, and what it
+//!   cannot hold at all is [`Skipped`]. With `checksum`,
 //!   the bytes of files whose size and mtime match are compared as well
 //!   (streamed in chunks, never a whole file in memory).
 //! - Not differences: ignored paths (the pair's filter), DST's reserved
@@ -21,9 +26,10 @@
 //!   "missing". SRC missing, SRC a file, overlapping roots and an SRC that
 //!   looks unmounted are [`SetupError`]s, as for `sync`.
 //!
-//! Time precision: `sync` learns from its first copy how finely DST's file
-//! system keeps mtimes (exFAT, NTFS, some network shares are coarse). Verify
-//! may not write a probe, so it reads the answer off DST itself: the largest
+//! Time precision: `sync` learns how finely DST's file system keeps mtimes
+//! (exFAT, NTFS, some network shares are coarse) and records it; verify
+//! uses that record. Without one it may not write a probe, so it reads the
+//! answer off DST itself: the largest
 //! power of ten that divides the nanoseconds of every DST mtime seen
 //! (including DST's root, whose mtime the kernel sets). That is evidence only
 //! when there is enough of it: the kernel stamps files with a clock that
