@@ -347,7 +347,7 @@ fn link_to_temp(
 }
 
 /// Renames the temp entry into place at `rel`, versioning what is there.
-fn place(
+pub(crate) fn place(
     ctx: &Ctx<'_>,
     dst: &DirHandle,
     rel: &Path,

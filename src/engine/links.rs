@@ -23,11 +23,11 @@
 //! Until then the new name is a copy.
 
 use std::collections::HashMap;
-use std::ffi::OsStr;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use super::copy::place;
 use super::ctx::Ctx;
 use super::error::EntryError;
 use super::event::VersionReason;
@@ -219,8 +219,13 @@ impl Ctx<'_> {
             Some(d) if d.kind == Kind::File && self.holds(sm, d) => {
                 dst.writable(|| store.tmp().rename_to(&tmp, dst, name))
             }
-            Some(d) => self.place_linked(dst, rel, &tmp, d.kind),
-            None => dst.writable(|| store.tmp().rename_noreplace(&tmp, dst, name)),
+            _ => place(
+                self,
+                dst,
+                rel,
+                &tmp,
+                dm.map(|d| (d.kind, VersionReason::Modified)),
+            ),
         };
         if let Err(e) = r {
             store.discard(&tmp);
@@ -231,23 +236,6 @@ impl Ctx<'_> {
         }
         self.copied(rel, 0);
         Ok(Some(Linked::Made))
-    }
-
-    fn place_linked(&self, dst: &DirHandle, rel: &Path, tmp: &OsStr, kind: Kind) -> io::Result<()> {
-        let (Some(store), Some(name)) = (self.store, rel.file_name()) else {
-            return Ok(());
-        };
-        let reason = VersionReason::Modified;
-        if !(matches!(kind, Kind::File | Kind::Symlink)
-            && store.versions.keep_linked(dst, rel, kind, reason)?)
-        {
-            store.versions.keep(dst, rel, kind, reason)?;
-        }
-        dst.writable(|| store.tmp().rename_to(tmp, dst, name))?;
-        if store.versions.enabled() {
-            self.versioned(rel, reason);
-        }
-        Ok(())
     }
 
     /// Whether DST's file `d` holds the content of SRC's `s`.
