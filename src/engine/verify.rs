@@ -377,40 +377,28 @@ impl Walk<'_> {
             return;
         }
         let (sid, did) = ((s.dev, s.ino), (d.dev, d.ino));
-        if s.nlink > 1 {
-            match self.links.get(&sid) {
-                None => {
-                    self.links.insert(sid, (rel.to_path_buf(), did));
-                }
-                Some((first, first_dst)) if *first_dst != did => {
-                    let with = format!("one file with {}", first.display());
-                    self.diff(
-                        rel,
-                        DiffKind::Link,
-                        Some(with),
-                        Some("a separate copy".into()),
-                    );
-                    return;
-                }
-                Some(_) => {}
-            }
+        if s.nlink > 1
+            && let Some(first) = first_name_elsewhere(&mut self.links, sid, rel, did)
+        {
+            let with = format!("one file with {}", first.display());
+            self.diff(
+                rel,
+                DiffKind::Link,
+                Some(with),
+                Some("a separate copy".into()),
+            );
+            return;
         }
-        if d.nlink > 1 {
-            match self.dst_links.get(&did) {
-                None => {
-                    self.dst_links.insert(did, (rel.to_path_buf(), sid));
-                }
-                Some((first, first_src)) if *first_src != sid => {
-                    let with = format!("one file with {}", first.display());
-                    self.diff(
-                        rel,
-                        DiffKind::Link,
-                        Some("a separate file".into()),
-                        Some(with),
-                    );
-                }
-                Some(_) => {}
-            }
+        if d.nlink > 1
+            && let Some(first) = first_name_elsewhere(&mut self.dst_links, did, rel, sid)
+        {
+            let with = format!("one file with {}", first.display());
+            self.diff(
+                rel,
+                DiffKind::Link,
+                Some("a separate file".into()),
+                Some(with),
+            );
         }
     }
 
@@ -780,6 +768,26 @@ impl Walk<'_> {
             };
             self.content(&s, &d, name, &p.rel);
         }
+    }
+}
+
+/// Hard links, from one side: `key` is a file with several names, `other`
+/// what the other side holds at `rel`. The first name of `key` seen is
+/// remembered with its `other`; a later name whose `other` differs gets
+/// that first name back (linked on one side, not on the other).
+fn first_name_elsewhere(
+    seen: &mut HashMap<Id, (PathBuf, Id)>,
+    key: Id,
+    rel: &Path,
+    other: Id,
+) -> Option<PathBuf> {
+    match seen.get(&key) {
+        None => {
+            seen.insert(key, (rel.to_path_buf(), other));
+            None
+        }
+        Some((first, o)) if *o != other => Some(first.clone()),
+        Some(_) => None,
     }
 }
 
