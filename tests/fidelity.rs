@@ -64,11 +64,35 @@ fn same_bytes(a: &Path, b: &Path) -> bool {
 /// A second `sync` that finds nothing to do.
 #[track_caller]
 fn nothing_to_do(w: &World) {
-    let r = w.sync(&[]);
+    nothing_to_do_into(w, &w.dst);
+}
+
+/// A `sync` of SRC into `dst` that finds nothing to do.
+#[track_caller]
+fn nothing_to_do_into(w: &World, dst: &Path) {
+    let r = w.run(["sync", w.src.to_str().unwrap(), dst.to_str().unwrap()]);
     r.ok()
         .stdout_has("copied 0 files")
         .stdout_has("versioned 0");
     assert!(!r.stdout.contains("updated"), "{}", r.stdout);
+}
+
+/// `restore DST --at now --to DIR`: the backup as it is now, given back
+/// beside (into the World's `restored/`); returns where SRC's top landed.
+#[track_caller]
+fn restore_beside(w: &World, dst: &Path) -> std::path::PathBuf {
+    let out = w.path("restored");
+    std::fs::create_dir_all(&out).unwrap();
+    w.run([
+        "restore",
+        dst.to_str().unwrap(),
+        "--at",
+        "now",
+        "--to",
+        out.to_str().unwrap(),
+    ])
+    .ok();
+    out.join("src")
 }
 
 #[test]
@@ -499,12 +523,7 @@ fn an_exfat_backup_drive_is_up_to_date_when_as_exact_as_it_can_be() {
         .stderr_has("a:b: skipped: the backup drive's file system refuses this name")
         .stderr_has("report: skipped: the backup drive's file system cannot tell it from a name that differs only in case");
     for _ in 0..2 {
-        let again = sync();
-        again
-            .ok()
-            .stdout_has("copied 0 files")
-            .stdout_has("versioned 0");
-        assert!(!again.stdout.contains("updated"), "{}", again.stdout);
+        nothing_to_do_into(&w, &dst);
     }
     let v = w.run(["verify", w.src.to_str().unwrap(), dst.to_str().unwrap()]);
     v.ok()
@@ -534,18 +553,7 @@ fn an_exfat_backup_drive_is_up_to_date_when_as_exact_as_it_can_be() {
 
     // Given back onto ext4: what the drive held, with ordinary permission
     // bits (the drive keeps none), times to its second.
-    let out = w.path("restored");
-    std::fs::create_dir_all(&out).unwrap();
-    w.run([
-        "restore",
-        dst.to_str().unwrap(),
-        "--at",
-        "now",
-        "--to",
-        out.to_str().unwrap(),
-    ])
-    .ok();
-    let back = out.join("src");
+    let back = restore_beside(&w, &dst);
     use std::os::unix::fs::PermissionsExt;
     for (rel, text, mode) in [
         ("secret.txt", "mine only", 0o644),
@@ -581,12 +589,7 @@ fn an_ntfs_backup_drive_keeps_links_and_names_and_is_up_to_date() {
     let sync = || w.run(["sync", w.src.to_str().unwrap(), dst.to_str().unwrap()]);
     sync().ok().stdout_has("failed 0").stdout_has("skipped 0");
     for _ in 0..2 {
-        let again = sync();
-        again
-            .ok()
-            .stdout_has("copied 0 files")
-            .stdout_has("versioned 0");
-        assert!(!again.stdout.contains("updated"), "{}", again.stdout);
+        nothing_to_do_into(&w, &dst);
     }
     w.run(["verify", w.src.to_str().unwrap(), dst.to_str().unwrap()])
         .ok()
@@ -608,18 +611,7 @@ fn an_ntfs_backup_drive_keeps_links_and_names_and_is_up_to_date() {
             "{rel}"
         );
     }
-    let out = w.path("restored");
-    std::fs::create_dir_all(&out).unwrap();
-    w.run([
-        "restore",
-        dst.to_str().unwrap(),
-        "--at",
-        "now",
-        "--to",
-        out.to_str().unwrap(),
-    ])
-    .ok();
-    let back = out.join("src");
+    let back = restore_beside(&w, &dst);
     assert_eq!(
         std::fs::read_link(back.join("link")).unwrap(),
         std::path::PathBuf::from("secret.txt")
