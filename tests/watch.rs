@@ -2348,9 +2348,13 @@ fn median_change_to_copy_delay_is_under_a_second() {
         let name = format!("f{i}.txt");
         let written = epoch_secs(std::time::SystemTime::now());
         w.write(&name, format!("change {i}"));
-        let copied = wait_for(CONVERGE_DEADLINE, || w.dst.join(&name).exists());
+        // The copy's log line follows its rename into place: wait for both.
+        let line = format!("copied {}", w.dst.join(&name).display());
+        let copied = wait_for(CONVERGE_DEADLINE, || {
+            w.dst.join(&name).exists() && !log_stamps(&w, &line).is_empty()
+        });
         assert!(copied, "{name} never copied\n{}", watch.log_tail());
-        let at = log_stamps(&w, &format!("copied {}", w.dst.join(&name).display()));
+        let at = log_stamps(&w, &line);
         assert_eq!(at.len(), 1, "one copy of {name}: {at:?}");
         delays.push(at[0] - written);
     }
