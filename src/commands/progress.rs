@@ -182,7 +182,7 @@ impl Sink for CliSink {
                 self.say(|| log::warn!("{text}"));
             }
             // Only a watcher is told this (a one-shot run reports a failure).
-            Event::Busy { .. } | Event::Again { .. } => {}
+            Event::Busy { .. } | Event::JustMade { .. } | Event::Again { .. } => {}
         }
         self.redraw();
     }

@@ -111,6 +111,9 @@ pub struct Applied {
     /// Files left because another program is writing them (or they kept
     /// changing through every copy attempt): to be looked at again.
     pub busy: Vec<PathBuf>,
+    /// Empty files made a moment ago (their creator may not show as a
+    /// writer yet): looked at again shortly.
+    pub just_made: Vec<PathBuf>,
     /// Entries DST lost from under a write (see `Ctx::dst_failed`): looked
     /// at again after a back-off, not failures.
     pub again: Vec<PathBuf>,

@@ -156,13 +156,15 @@ fn copy_file_to_temp(
         // shows the name before the opener counts as a writer, so the check
         // above cannot see it (about 1 creation in 4,000 under CPU load here). Copied
         // now, it would be replaced a moment later and its empty copy kept as
-        // a version. Watching: looked at again when closed, or once quiet.
+        // a version. Watching: looked at again in a moment, when open(2) is
+        // surely over and a writer shows (not after the quiet time of a
+        // busy file: most such files are simply empty).
         if look == Look::Gentle
             && !ctx.recheck_recent
             && before.size == 0
             && changed_within(&before, FRESH)
         {
-            ctx.sink.event(Event::Busy {
+            ctx.sink.event(Event::JustMade {
                 path: rel.to_path_buf(),
             });
             return Ok(None);

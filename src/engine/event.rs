@@ -83,6 +83,10 @@ pub enum Event {
     /// changing through every copy attempt); it is looked at again once
     /// closed or quiet (not a failure).
     Busy { path: PathBuf },
+    /// Watching: an empty file made a moment ago, whose creator may still
+    /// be inside `open(2)` (not yet counted as a writer); looked at again
+    /// in a moment (not a failure).
+    JustMade { path: PathBuf },
     /// The backup disk was short of space: the oldest version folders were
     /// removed to make room (`reach`: the oldest one left).
     Pruned {

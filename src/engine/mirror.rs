@@ -1031,6 +1031,7 @@ struct Collector<'a> {
     roots: &'a Roots,
     failures: Mutex<Vec<Failure>>,
     busy: Mutex<Vec<PathBuf>>,
+    just_made: Mutex<Vec<PathBuf>>,
     again: Mutex<Vec<PathBuf>>,
 }
 
@@ -1041,6 +1042,7 @@ impl<'a> Collector<'a> {
             roots,
             failures: Mutex::new(Vec::new()),
             busy: Mutex::new(Vec::new()),
+            just_made: Mutex::new(Vec::new()),
             again: Mutex::new(Vec::new()),
         }
     }
@@ -1057,6 +1059,7 @@ impl<'a> Collector<'a> {
     fn merge_into(self, mut a: Applied) -> Applied {
         a.failures = self.failures.into_inner().unwrap_or_default();
         a.busy = self.busy.into_inner().unwrap_or_default();
+        a.just_made = self.just_made.into_inner().unwrap_or_default();
         a.again = self.again.into_inner().unwrap_or_default();
         a
     }
@@ -1082,6 +1085,11 @@ impl Sink for Collector<'_> {
             Event::Busy { path } => {
                 if let Ok(mut b) = self.busy.lock() {
                     b.push(path.clone());
+                }
+            }
+            Event::JustMade { path } => {
+                if let Ok(mut m) = self.just_made.lock() {
+                    m.push(path.clone());
                 }
             }
             Event::Again { path } => {
@@ -1257,7 +1265,8 @@ mod tests {
             ..Batch::default()
         };
         let a = m.apply(&scan, &ctl, &NullSink).unwrap();
-        assert_eq!(a.busy, vec![PathBuf::from("new/doc")]);
+        assert_eq!(a.just_made, vec![PathBuf::from("new/doc")]);
+        assert!(a.busy.is_empty());
         assert!(!dst.join("new/doc").exists());
         assert_eq!(
             std::fs::read_to_string(dst.join("new/other")).unwrap(),
@@ -1276,6 +1285,17 @@ mod tests {
             std::fs::read_to_string(dst.join("new/doc")).unwrap(),
             "the content"
         );
+
+        // Looked at again in a moment (`Open`) and still empty with nobody
+        // writing it: copied as it is, not after a busy file's quiet time.
+        std::fs::File::create(src.join("new/touched")).unwrap();
+        let again = Batch {
+            paths: vec![Dirty::new("new/touched", false, Look::Open)],
+            ..Batch::default()
+        };
+        let a = m.apply(&again, &ctl, &NullSink).unwrap();
+        assert!(a.busy.is_empty() && a.just_made.is_empty(), "{a:?}");
+        assert_eq!(std::fs::metadata(dst.join("new/touched")).unwrap().len(), 0);
 
         // Forced (quiet for long enough, or a retry): an empty file is
         // copied as it is.

@@ -842,9 +842,12 @@ impl Core {
         if !full && a.links_unknown {
             self.want_full(Why::Links);
         }
-        let busy: std::collections::HashSet<&PathBuf> = a.busy.iter().collect();
+        let busy: std::collections::HashSet<&PathBuf> = a.busy.iter().chain(&a.just_made).collect();
         for rel in &a.busy {
             self.pending.busy(rel.clone(), now);
+        }
+        for rel in &a.just_made {
+            self.pending.just_made(rel.clone(), now);
         }
         let failed: std::collections::HashSet<&PathBuf> =
             a.failures.iter().map(|f| &f.rel).collect();

@@ -7,7 +7,10 @@
 //! - a file closed after writing, an attribute change, a new folder or one
 //!   moved in: ready now;
 //! - a file created and not closed yet: ready after a moment (most writers
-//!   close first; symlinks and `mknod` never send a close);
+//!   close first; symlinks and `mknod` never send a close); one the mirror
+//!   found empty and made a moment ago (its creator may still be inside
+//!   `open(2)`, not yet counted as a writer) is looked at again after
+//!   `MADE_WAIT`, and copied then unless someone has it open for writing;
 //! - a file written and not closed (`truncate(2)`, a log kept open): ready
 //!   after a moment too; at that look it is copied if nobody has it open
 //!   for writing, else it is *busy*: copied when closed, or once quiet for
@@ -48,6 +51,10 @@ pub const HOT_WINDOW: Duration = Duration::from_secs(1);
 pub const HOT_QUIET: Duration = Duration::from_millis(100);
 /// A created file usually closes within this; else it is looked at anyway.
 pub const CREATE_WAIT: Duration = Duration::from_millis(10);
+/// An empty file made a moment ago is looked at again after this: its
+/// creator is surely past `open(2)` by then, and shows as a writer if it
+/// still is one.
+pub const MADE_WAIT: Duration = Duration::from_millis(50);
 /// Writes without a close are gathered this long before a look (a program
 /// writing in many small `write()`s is looked at once).
 pub const WRITE_WAIT: Duration = Duration::from_millis(20);
@@ -329,6 +336,13 @@ impl Pending {
         }
         let at = (now + QUIET).min(*since + MAX_QUIET);
         self.add(rel, false, Look::Forced, at);
+    }
+
+    /// The mirror left `rel`, an empty file made a moment ago whose
+    /// creator may not show as a writer yet: looked at again in a moment,
+    /// copied then unless someone has it open for writing.
+    pub fn just_made(&mut self, rel: PathBuf, now: Instant) {
+        self.add(rel, false, Look::Open, now + MADE_WAIT);
     }
 
     /// Files another program is writing, waiting for it (at most `max`).
@@ -694,6 +708,28 @@ mod tests {
         assert!(name == "log" && look >= Written, "{b:?}");
         q.note(Modified(p("log")), now);
         assert!(q.take_ready(now + WRITE_WAIT).is_some());
+    }
+
+    #[test]
+    fn an_empty_file_just_made_is_looked_at_again_in_a_moment_not_after_the_quiet_time() {
+        let t = Instant::now();
+        let mut q = Pending::new(Quirks::default());
+        q.note(Created(p("new"), false), t);
+        let b = q.take_ready(t + CREATE_WAIT).unwrap();
+        assert_eq!(paths(&b), vec![("new".into(), false, Gentle)]);
+        // The mirror left it: empty, made a moment ago.
+        q.just_made(p("new"), t + CREATE_WAIT);
+        assert!(q.take_ready(t + CREATE_WAIT + MADE_WAIT - ms(1)).is_none());
+        let b = q.take_ready(t + CREATE_WAIT + MADE_WAIT).unwrap();
+        // Copied then unless someone has it open for writing.
+        assert_eq!(paths(&b), vec![("new".into(), false, Open)]);
+        assert!(MADE_WAIT * 10 < QUIET);
+        // Its close meanwhile makes it ready at once.
+        let mut q = Pending::new(Quirks::default());
+        q.just_made(p("new"), t);
+        q.note(Closed(p("new")), t + ms(1));
+        let b = q.take_ready(t + ms(1)).unwrap();
+        assert_eq!(paths(&b), vec![("new".into(), false, Written)]);
     }
 
     #[test]

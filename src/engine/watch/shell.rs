@@ -385,6 +385,10 @@ impl Sink for LogSink<'_> {
                 "{}: being written; copied when it is closed or quiet",
                 show(&self.src.join(&path))
             ),
+            Event::JustMade { path } => log::debug!(
+                "{}: empty and just made; looked at again in a moment",
+                show(&self.src.join(&path))
+            ),
             Event::Pruned {
                 count,
                 bytes,
