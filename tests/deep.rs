@@ -1,6 +1,7 @@
 //! A folder tree 4,096 levels deep: `sync`, `verify`, `versions` (of one
-//! file, of the whole backup, and `--stats`) and removing the whole chain
-//! from the backup all get through it without running out of stack. Every
+//! file, of the whole backup, and `--stats`), removing the whole chain
+//! from the backup, and `watch` (its first pass and a live change at the
+//! bottom) all get through it without running out of stack. Every
 //! walk keeps its folders in a list of its own, not in nested calls, so
 //! depth costs memory and open handles, never stack.
 //!
@@ -219,4 +220,76 @@ fn a_tree_4096_levels_deep_is_mirrored_verified_versioned_and_removed() {
         .no_debug_dump();
     assert!(!w.dst.join("d").exists(), "the chain is still in DST");
     verify(&w).ok().stdout_has("same: ");
+}
+
+/// `watch` on the same chain: the first pass, a file written at the
+/// bottom while watching, and a clean stop, all without running out of
+/// stack (4,096 folders watched, each named relative to its parent).
+#[test]
+fn a_tree_4096_levels_deep_is_watched_and_a_change_at_the_bottom_mirrored() {
+    let w = World::new();
+    let _clean = RemoveDeep(&w);
+    make_chain(&w.src);
+    w.write("keep.txt", "stays, so the source is never empty");
+    let log = w.path("watch.log");
+    let mut child = w
+        .cmd()
+        .arg("watch")
+        .arg(&w.src)
+        .arg(&w.dst)
+        .arg("-v")
+        .stdout(std::process::Stdio::null())
+        .stderr(File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let deadline = std::time::Duration::from_secs(120);
+    let ready = wait_for(deadline, || {
+        read_log().contains("mirrored; watching for changes")
+            || child.try_wait().ok().flatten().is_some()
+    });
+    assert!(
+        ready && read_log().contains("mirrored; watching for changes"),
+        "the watcher never said it was watching:\n{}",
+        read_log()
+    );
+    let read_at = |top: &Path, name: &CStr| -> Option<String> {
+        let bottom = open_bottom(top);
+        // SAFETY: as in `open_dir`.
+        let fd = unsafe {
+            libc::openat(
+                bottom.as_raw_fd(),
+                name.as_ptr(),
+                libc::O_RDONLY | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: a descriptor just opened, owned from here.
+        let mut f = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut f, &mut s).ok()?;
+        Some(s)
+    };
+    assert_eq!(read_at(&w.dst, c"bottom.txt").as_deref(), Some(BOTTOM));
+
+    // Written at the bottom while watching: it arrives.
+    write_at(&open_bottom(&w.src), c"new.txt", "written while watching\n");
+    let arrived = wait_for(deadline, || {
+        read_at(&w.dst, c"new.txt").as_deref() == Some("written while watching\n")
+    });
+    assert!(
+        arrived,
+        "the change at the bottom never arrived:\n{}",
+        read_log()
+    );
+
+    let _ = Command::new("kill")
+        .arg(child.id().to_string())
+        .status();
+    let st = child.wait().unwrap();
+    let text = read_log();
+    assert_eq!(st.code(), Some(0), "{text}");
+    assert!(!text.contains("overflow") && !text.contains("panicked"), "{text}");
 }

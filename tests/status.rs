@@ -22,7 +22,7 @@ fn status(w: &World, json: bool) -> (i32, String, String) {
     (r.code, r.stdout.clone(), r.stderr.clone())
 }
 
-fn status_until(w: &World, what: &str, ok: impl Fn(i32, &str) -> bool) -> (i32, String) {
+pub(crate) fn status_until(w: &World, what: &str, ok: impl Fn(i32, &str) -> bool) -> (i32, String) {
     let mut last = (0, String::new());
     let seen = wait_for(LONG, || {
         let (code, out, _) = status(w, false);
@@ -37,7 +37,7 @@ fn status_until(w: &World, what: &str, ok: impl Fn(i32, &str) -> bool) -> (i32, 
     last
 }
 
-fn json(w: &World) -> (i32, serde_json::Value) {
+pub(crate) fn json(w: &World) -> (i32, serde_json::Value) {
     let (code, out, err) = status(w, true);
     let v = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
     (code, v)

@@ -1907,6 +1907,17 @@ fn a_mass_deletion_at_start_is_held_until_allowed() {
     let mut watch = Watch::spawn(&w, &[]);
     watch.expect_log("holding", START_DEADLINE);
     assert_eq!(files_under(&w.dst), before, "held deletions touched DST");
+    let (_, out) = crate::status::status_until(&w, "the held deletions", |c, o| {
+        c == 1 && o.contains("deletions held — confirm to allow")
+    });
+    assert!(!out.contains("Up to date"), "{out}");
+    let (_, v) = crate::status::json(&w);
+    let pair = &v["instances"][0]["pairs"][0];
+    assert_eq!(
+        (&pair["state"], &pair["up_to_date"]),
+        (&"error".into(), &false.into()),
+        "{v}"
+    );
     assert!(
         !watch.log().contains(READY),
         "it said it mirrored while holding deletions"
@@ -2309,6 +2320,13 @@ fn watch_limit_falls_back_to_periodic_scans_and_says_how_to_raise_it() {
         "the log does not say why and how to raise the limit\n{log}"
     );
     watch.converged();
+    // Not live: `status` says how it works instead (exit 1, degraded).
+    let (_, out) = crate::status::status_until(&w, "the periodic scans", |c, o| {
+        c == 1 && o.contains("Scanning every 1 s (watch limit reached)")
+    });
+    assert!(!out.contains("Up to date"), "{out}");
+    let (_, v) = crate::status::json(&w);
+    assert_eq!(v["instances"][0]["pairs"][0]["state"], "degraded", "{v}");
     // Changes still arrive, by the periodic scans.
     fs::write(w.src.join("d3/new.txt"), "made while scanning").unwrap();
     fs::remove_file(w.src.join("d0/e0/f0.txt")).unwrap();
@@ -2616,6 +2634,13 @@ fn a_backup_drive_unmounted_while_watching_is_missing_never_refilled() {
         "its drive looks unplugged or unmounted",
         Duration::from_secs(30),
     );
+    // `mirrortray status` says so, as a problem of the pair (exit 1).
+    let (_, out) = crate::status::status_until(&w, "the missing drive", |c, o| {
+        c == 1 && o.contains("Backup drive missing")
+    });
+    assert!(out.contains(&w.dst.display().to_string()), "{out}");
+    let (_, v) = crate::status::json(&w);
+    assert_eq!(v["instances"][0]["pairs"][0]["state"], "error", "{v}");
     let on_system_disk: Vec<_> = fs::read_dir(&w.dst).unwrap().flatten().collect();
     assert!(
         on_system_disk.is_empty(),
@@ -2631,6 +2656,9 @@ fn a_backup_drive_unmounted_while_watching_is_missing_never_refilled() {
         return;
     };
     watch.converged_except(CONVERGE_DEADLINE, &fs_own);
+    crate::status::status_until(&w, "up to date again", |c, o| {
+        c == 0 && o.contains("Up to date")
+    });
     watch.stop();
 }
 
