@@ -285,11 +285,12 @@ fn a_tree_4096_levels_deep_is_watched_and_a_change_at_the_bottom_mirrored() {
         read_log()
     );
 
-    let _ = Command::new("kill")
-        .arg(child.id().to_string())
-        .status();
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
     let st = child.wait().unwrap();
     let text = read_log();
     assert_eq!(st.code(), Some(0), "{text}");
-    assert!(!text.contains("overflow") && !text.contains("panicked"), "{text}");
+    assert!(
+        !text.contains("overflow") && !text.contains("panicked"),
+        "{text}"
+    );
 }

@@ -20,6 +20,7 @@
 #![cfg(target_os = "linux")]
 
 use std::ffi::OsString;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -45,6 +46,11 @@ struct Tray {
 impl Tray {
     /// A tray backing up the world's SRC to DST.
     fn with_pair(w: World) -> Tray {
+        Tray::with_pair_run_by(w, bin())
+    }
+
+    /// [`Tray::with_pair`], launched through `program` (a wrapper).
+    fn with_pair_run_by(w: World, program: PathBuf) -> Tray {
         std::fs::create_dir_all(&w.dst).unwrap();
         let config = w.path("config.toml");
         std::fs::write(
@@ -56,7 +62,7 @@ impl Tray {
             ),
         )
         .unwrap();
-        Tray::launch(w, Desktop::start(), bin())
+        Tray::launch(w, Desktop::start(), program)
     }
 
     /// A tray whose config file does not exist yet.
@@ -845,6 +851,134 @@ fn unwritable_backup_folder_raises_a_notification_with_the_path() {
         t.d.popups_displayed()
     );
     assert_eq!(errors(&t), 1, "{:#?}", t.d.notifications());
+}
+
+/// A file the user's own account cannot read, on the desktop: the tray
+/// runs as root without the capabilities that let root read anything
+/// (`setpriv`), so a mode-000 file fails as it does for a user. The first
+/// line and the icon turn to the reason, the popup names the file; made
+/// readable, it is copied and everything clears by itself.
+#[test]
+fn an_unreadable_file_shows_its_reason_and_clears_by_itself() {
+    let w = World::new();
+    w.write("notes.txt", "readable");
+    let wrapper = w.path("without-dac");
+    write_program(
+        &wrapper,
+        &format!(
+            "#!/bin/sh\nexec setpriv --bounding-set -dac_override,-dac_read_search --inh-caps -dac_override,-dac_read_search '{}' \"$@\"\n",
+            bin().display()
+        ),
+    );
+    let t = Tray::with_pair_run_by(w, wrapper);
+    t.up_to_date();
+    // Made unreadable before it enters SRC, so no copy can win a race.
+    let outside = t.w.path("private.txt");
+    std::fs::write(&outside, "only its owner's eyes").unwrap();
+    std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let private = t.w.src.join("private.txt");
+    let failed_at = Instant::now();
+    std::fs::rename(&outside, &private).unwrap();
+    let m = t.menu_until("the unreadable file and why", |m| {
+        status(m) == "1 file can't be backed up: permission denied"
+    });
+    assert!(!m.items.is_empty());
+    // Measured, not asserted (a loaded machine may take longer).
+    eprintln!(
+        "the status line showed the failure after {:?}",
+        failed_at.elapsed()
+    );
+    t.icon_is("error");
+    let shown = private.display().to_string();
+    t.notification("naming the file", |n| {
+        n.summary == "Backup errors: src" && n.body.contains(&shown)
+    });
+    t.screenshot("unreadable_file");
+    assert!(!t.w.dst.join("private.txt").exists());
+    let closes_before = t.d.close_calls();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o644)).unwrap();
+    t.up_to_date();
+    t.icon_is("idle");
+    assert_eq!(
+        std::fs::read(t.w.dst.join("private.txt")).unwrap(),
+        b"only its owner's eyes"
+    );
+    t.notification("saying the backup is complete again", |n| {
+        n.summary == "Backups resumed: src"
+    });
+    assert!(
+        wait_for(LONG, || t.d.close_calls() > closes_before),
+        "the error popup was never closed"
+    );
+}
+
+/// The backup drive pulled while the tray watches (`umount -l`, as a
+/// desktop does): the first line names the missing drive, the icon and a
+/// popup say so, nothing lands on the system disk; plugged in again, the
+/// pair resumes by itself.
+#[test]
+fn a_backup_drive_pulled_is_shown_missing_and_resumes_when_back() {
+    let w = World::new();
+    w.write("photo.jpg", "pixels");
+    let img = w.path("drive.img");
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    let mk = Command::new("mkfs.ext4")
+        .args(["-q", "-F"])
+        .arg(&img)
+        .output()
+        .unwrap();
+    assert!(
+        mk.status.success(),
+        "{}",
+        String::from_utf8_lossy(&mk.stderr)
+    );
+    std::fs::create_dir_all(&w.dst).unwrap();
+    let loop_opts = ["-o", "loop", &img.to_string_lossy()];
+    let Some(m) = crate::safety::mount(&loop_opts, &w.dst) else {
+        return;
+    };
+    std::fs::remove_dir(w.dst.join("lost+found")).unwrap();
+    let t = Tray::with_pair(w);
+    t.up_to_date();
+    let st = Command::new("umount")
+        .arg("-l")
+        .arg(&t.w.dst)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::mem::forget(m);
+    t.w.write("while-away.txt", "made while the drive was away");
+    let dst = t.w.dst.display().to_string();
+    t.menu_until("the missing drive", |m| {
+        status(m) == format!("Backup drive missing: {dst}")
+    });
+    t.icon_is("error");
+    t.notification("about the missing drive", |n| {
+        n.summary == "Backups stopped: src"
+            && n.body.contains(&format!("Backup drive missing: {dst}"))
+    });
+    t.screenshot("drive_missing");
+    let on_system_disk: Vec<_> = std::fs::read_dir(&t.w.dst)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(on_system_disk.is_empty(), "{on_system_disk:?}");
+    let Some(_m) = crate::safety::mount(&loop_opts, &t.w.dst) else {
+        return;
+    };
+    t.up_to_date();
+    t.icon_is("idle");
+    assert_eq!(
+        std::fs::read(t.w.dst.join("while-away.txt")).unwrap(),
+        b"made while the drive was away"
+    );
+    t.notification("saying the backup is complete again", |n| {
+        n.summary == "Backups resumed: src"
+    });
 }
 
 /// The backup disk full while the tray watches: the first line turns to
