@@ -59,11 +59,11 @@ TEST_PKGS=(
 	desktop-file-utils         # desktop-file-validate: the package's launcher
 	appstream                  # appstreamcli validate: the package's metainfo
 	debootstrap                # a clean Debian root to install the package into
+	rsync                      # a folder copied in as rsync does (temp names)
 )
 
 BENCH_PKGS=(
 	lsyncd
-	rsync
 )
 
 usage() {

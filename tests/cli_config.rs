@@ -98,7 +98,7 @@ fn config_shows_versions_and_retention() {
     w.run(["config"])
         .ok()
         .stdout_has("versions: on, kept 30 days")
-        .stdout_has("ignore: nothing");
+        .stdout_has("ignore: temporary files of well-known programs");
     let other = w.path("src2");
     std::fs::create_dir(&other).unwrap();
     add(&w, &other, &w.path("dst2"), &["--retention-days", "5"]).ok();

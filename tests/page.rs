@@ -454,7 +454,7 @@ fn settings_are_saved_into_the_users_file_with_its_comments_and_bad_values_chang
             "csrf={token}&retention_days={retention}&max_versions_mb=&min_free_percent={floor}{thin}&drift_check_minutes=5&alert_after_hours=24&ignore_0=*.tmp%0D%0Acache%2F&versions_0=on&retention_0="
         )
     };
-    let as_now = "&thin_versions=on&keep_all_hours=24&keep_hourly_days=7&keep_daily_days=30";
+    let as_now = "&ignore_temporary_files=on&thin_versions=on&keep_all_hours=24&keep_hourly_days=7&keep_daily_days=30";
     let form = |retention: &str, floor: &str| form_with(retention, floor, as_now);
     // Thinning that would end its daily part before its hourly one.
     let a = post(

@@ -2730,3 +2730,67 @@ fn quick_rewrites_keep_what_was_there_and_are_copied_once_quiet() {
     assert!(kept.len() < 10, "{} versions: {kept:?}", kept.len());
     assert_eq!(fs::read(w.dst.join("hot.txt")).unwrap(), b"edit 2000\n");
 }
+
+/// The temporary files programs make and remove by themselves —
+/// LibreOffice's lock, vim's swap, a browser's download in progress,
+/// rsync's temp names — never reach the backup or its versions; the files
+/// they were for do (issue: versions full of junk).
+#[test]
+fn temporary_files_of_well_known_programs_leave_nothing_behind() {
+    let w = World::new();
+    w.write("report.odt", "report, first draft");
+    let mut watch = Watch::start(&w, &[]);
+    // The document opened in LibreOffice and in vim, a download started.
+    let lock = w.write(".~lock.report.odt#", "Me,me,host,02.12.2026 14:00,file:///");
+    let swap = w.write(".notes.txt.swp", "vim swap, 1");
+    w.write(".notes.txt.swp", "vim swap, 2");
+    let part = w.write("Downloads/movie.mkv.part", vec![7u8; 200_000]);
+    // Saved meanwhile (written to a temp name, renamed over: an atomic save).
+    w.write(".goutputstream-ABC123", "report, second draft");
+    fs::rename(
+        w.src.join(".goutputstream-ABC123"),
+        w.src.join("report.odt"),
+    )
+    .unwrap();
+    w.write("notes.txt", "notes");
+    let temporary = |p: &Path| {
+        let n = p.file_name().unwrap_or_default().to_string_lossy();
+        n.starts_with(".~lock.") || n.ends_with(".swp") || n.ends_with(".part")
+    };
+    watch.converged_except(CONVERGE_DEADLINE, &temporary);
+    for t in [&lock, &swap, &part] {
+        let rel = t.strip_prefix(&w.src).unwrap();
+        assert!(
+            !w.dst.join(rel).exists(),
+            "{} reached the backup",
+            rel.display()
+        );
+    }
+    // Closed: the lock and swap go, the download gets its name.
+    fs::remove_file(&lock).unwrap();
+    fs::remove_file(&swap).unwrap();
+    fs::rename(&part, w.src.join("Downloads/movie.mkv")).unwrap();
+    // A folder copied in with rsync (temp names `.x.jpg.AbC123`, renamed).
+    let outside = w.path("camera");
+    for i in 0..20 {
+        let p = outside.join(format!("img{i:02}.jpg"));
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, vec![i as u8; 50_000]).unwrap();
+    }
+    let st = Command::new("rsync")
+        .arg("-a")
+        .arg(format!("{}/", outside.display()))
+        .arg(w.src.join("Photos"))
+        .status()
+        .unwrap();
+    assert!(st.success(), "rsync failed");
+    watch.converged();
+    // The one version is what the save replaced: no junk.
+    assert_eq!(
+        w.all_version_contents(),
+        vec![b"report, first draft".to_vec()],
+        "\n{}",
+        watch.log_tail()
+    );
+    watch.stop();
+}

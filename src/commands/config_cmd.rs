@@ -38,7 +38,7 @@ pub fn add(
         Ok((pair, default_retention)) => {
             if !g.quiet {
                 println!("Added {}", pair.label());
-                println!("  ignore: {}", ignore_list(&pair));
+                println!("  ignore: {}", ignore_list(&pair, false));
                 println!("  {}", describe_options(&pair, default_retention));
                 println!("Config file: {}", shown(&path));
                 println!("{}", next_step(&mirrortray::engine::status_file::running()));
@@ -152,7 +152,7 @@ pub fn show(g: &Global) -> ExitCode {
         } else {
             println!("{}  (source folder not found: unmounted?)", p.label());
         }
-        println!("  ignore: {}", ignore_list(p));
+        println!("  ignore: {}", ignore_list(p, s.ignore_temporary_files));
         println!("  {}", describe_options(p, s.retention_days));
     }
     ExitCode::Success
@@ -176,13 +176,19 @@ fn describe_options(p: &PairConfig, default_retention: u32) -> String {
     }
 }
 
-fn ignore_list(p: &PairConfig) -> String {
-    if p.ignore.is_empty() {
-        "nothing".to_string()
-    } else {
-        p.ignore.join(", ")
+/// The pair's own patterns, and the temporary files of well-known
+/// programs when the settings leave those out too.
+fn ignore_list(p: &PairConfig, temporary: bool) -> String {
+    match (p.ignore.is_empty(), temporary) {
+        (true, false) => "nothing".to_string(),
+        (true, true) => TEMPORARY_WORDS.to_string(),
+        (false, false) => p.ignore.join(", "),
+        (false, true) => format!("{}, and {TEMPORARY_WORDS}", p.ignore.join(", ")),
     }
 }
+
+const TEMPORARY_WORDS: &str =
+    "temporary files of well-known programs (lock, swap, .part; ignore_temporary_files)";
 
 /// Whether two paths name the same place once resolved.
 fn refused(path: &Path, what: String) -> ConfigError {

@@ -14,6 +14,7 @@
 //! keep_all_hours = 24
 //! keep_hourly_days = 7
 //! keep_daily_days = 30
+//! ignore_temporary_files = true  (lock, swap, .part files: filter.rs)
 //!
 //! [[pair]]
 //! src = "/home/me/Documents"
@@ -95,6 +96,9 @@ pub struct Settings {
     pub keep_all_hours: u32,
     pub keep_hourly_days: u32,
     pub keep_daily_days: u32,
+    /// Leave the lock, swap and part-downloaded files of well-known
+    /// programs out of the mirror (`filter::TEMPORARY`).
+    pub ignore_temporary_files: bool,
 }
 
 impl Default for Settings {
@@ -110,6 +114,7 @@ impl Default for Settings {
             keep_all_hours: 24,
             keep_hourly_days: 7,
             keep_daily_days: 30,
+            ignore_temporary_files: true,
         }
     }
 }
@@ -133,6 +138,7 @@ impl Settings {
         spec.max_versions_mb = self.max_versions_mb;
         spec.min_free_percent = self.min_free_percent;
         spec.thinning = self.thinning();
+        spec.ignore_temporary = self.ignore_temporary_files;
         spec
     }
 }

@@ -60,6 +60,7 @@ fn settings(doc: &mut DocumentMut, old: &Settings, new: &Settings) -> Option<()>
     set!(keep_all_hours, i64::from(new.keep_all_hours));
     set!(keep_hourly_days, i64::from(new.keep_hourly_days));
     set!(keep_daily_days, i64::from(new.keep_daily_days));
+    set!(ignore_temporary_files, new.ignore_temporary_files);
     if old.max_versions_mb != new.max_versions_mb {
         match new.max_versions_mb {
             Some(m) => {

@@ -5,10 +5,43 @@
 //! `!keep.tmp`. An ignored path is neither copied to DST nor deleted from it.
 //! DST's own `.mirrortray/` folder at its root is reserved and never part of
 //! the mirror.
+//!
+//! Unless a pair's settings turn it off (`ignore_temporary_files = false`),
+//! [`TEMPORARY`] comes before the user's own patterns: the lock, swap and
+//! part-downloaded files programs make and remove by themselves. Mirrored,
+//! each would become a version of junk when its program removes it. The
+//! list names only files no person keeps on purpose (a name pattern a real
+//! document could have, such as `*.tmp` or `*~`, is not on it), and a user's
+//! `!pattern` takes one back.
 
 use std::path::{Path, PathBuf};
 
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
+
+/// Temporary files of well-known programs, never part of the mirror unless
+/// the user says otherwise (gitignore syntax).
+pub const TEMPORARY: &[&str] = &[
+    // LibreOffice / OpenOffice lock files.
+    ".~lock.*#",
+    // Microsoft Office owner files (`~$report.docx`).
+    "~$*",
+    // Vim swap files (`.notes.txt.swp`, then .swo, .swn...).
+    ".*.sw[a-p]",
+    // Emacs lock links and auto-save files.
+    ".#*",
+    // (`\#`: a line starting with `#` is a comment in gitignore syntax.)
+    "\\#*#",
+    // Kate swap files.
+    ".*.kate-swp",
+    // Downloads in progress: Firefox, Chrome, Safari.
+    "*.part",
+    "*.crdownload",
+    "*.download/",
+    // GLib/GNOME atomic saves before their rename.
+    ".goutputstream-*",
+    // A file still open when deleted on an NFS mount.
+    ".nfs[0-9a-f]*[0-9a-f]",
+];
 
 /// The reserved folder at DST's root.
 pub const RESERVED: &str = ".mirrortray";
@@ -44,6 +77,22 @@ impl Filter {
             matcher,
             patterns: patterns.to_vec(),
         })
+    }
+
+    /// A pair's filter: [`TEMPORARY`] first when `temporary`, then the
+    /// user's patterns (which may take names back with `!`). A bad pattern
+    /// is named as the user wrote it.
+    pub fn for_pair(patterns: &[String], temporary: bool) -> Result<Filter, BadPattern> {
+        let own = Filter::new(patterns)?;
+        if !temporary {
+            return Ok(own);
+        }
+        let all: Vec<String> = TEMPORARY
+            .iter()
+            .map(|p| p.to_string())
+            .chain(patterns.iter().cloned())
+            .collect();
+        Filter::new(&all)
     }
 
     pub fn none() -> Filter {
@@ -103,6 +152,56 @@ pub fn join(dir: &Path, name: &std::ffi::OsStr) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The temporary files programs make (left out), and real files with
+    /// names like them (kept).
+    #[test]
+    fn temporary_files_of_well_known_programs_and_only_those() {
+        let f = Filter::for_pair(&[], true).unwrap();
+        let temporary = [
+            (".~lock.report.odt#", false),
+            ("docs/~$report.docx", false),
+            (".notes.txt.swp", false),
+            ("a/.notes.txt.swo", false),
+            (".#draft.org", false),
+            ("#draft.org#", false),
+            (".notes.txt.kate-swp", false),
+            ("Downloads/movie.mkv.part", false),
+            ("Downloads/setup.exe.crdownload", false),
+            ("Downloads/big.zip.download", true),
+            (".goutputstream-4XK2Q1", false),
+            (".nfs000000000012345600000001", false),
+        ];
+        for (name, dir) in temporary {
+            assert!(f.ignores_path(Path::new(name), dir), "{name} kept");
+        }
+        let real = [
+            "report.odt",
+            "notes.swp",
+            ".swp",
+            "draft.org~",
+            "page.tmp",
+            "backup.bak",
+            "archive.part1.rar",
+            "lock.report.odt#",
+            "~report.docx",
+            ".nfsrc",
+            "#notes",
+            ".profile",
+        ];
+        for name in real {
+            assert!(!f.ignores_path(Path::new(name), false), "{name} left out");
+        }
+        // Off: every one of them is mirrored.
+        let off = Filter::for_pair(&[], false).unwrap();
+        assert!(!off.ignores_path(Path::new(".~lock.report.odt#"), false));
+        // A user's `!pattern` takes one back; a bad pattern is the user's.
+        let back = Filter::for_pair(&["!*.part".into()], true).unwrap();
+        assert!(!back.ignores_path(Path::new("movie.mkv.part"), false));
+        assert!(back.ignores_path(Path::new(".notes.txt.swp"), false));
+        let bad = Filter::for_pair(&["a{b".into()], true).unwrap_err();
+        assert_eq!(bad.pattern, "a{b");
+    }
 
     #[test]
     fn gitignore_syntax() {

@@ -41,6 +41,8 @@ pub struct PairSpec {
     pub src: PathBuf,
     pub dst: PathBuf,
     pub ignore: Vec<String>,
+    /// Leave well-known temporary files alone (`filter::TEMPORARY`).
+    pub ignore_temporary: bool,
     pub versions: bool,
     pub retention_days: u32,
     /// Most space (MiB) the versions may use (`None`: no limit).
@@ -59,6 +61,7 @@ impl PairSpec {
             src: src.into(),
             dst: dst.into(),
             ignore: Vec::new(),
+            ignore_temporary: true,
             versions: true,
             retention_days: 30,
             max_versions_mb: None,
@@ -113,7 +116,7 @@ impl Mirror {
     /// in a dry run, nothing is written at all.
     pub fn open(spec: &PairSpec, opts: &Options) -> Result<Mirror, SetupError> {
         let roots = paths::resolve_pair(&spec.src, &spec.dst)?;
-        let filter = Filter::new(&spec.ignore)
+        let filter = Filter::for_pair(&spec.ignore, spec.ignore_temporary)
             .map_err(|e| SetupError::Other(roots.src.clone(), e.to_string()))?;
         let src = open_src(&roots.src)?;
         src.list()

@@ -156,7 +156,7 @@ impl Report {
 /// Compares `spec`'s SRC and DST without changing anything.
 pub fn verify(spec: &PairSpec, checksum: bool) -> Result<Report, SetupError> {
     let roots = paths::resolve_pair(&spec.src, &spec.dst)?;
-    let filter = Filter::new(&spec.ignore)
+    let filter = Filter::for_pair(&spec.ignore, spec.ignore_temporary)
         .map_err(|e| SetupError::Other(roots.src.clone(), e.to_string()))?;
     let src = DirHandle::open_root(&roots.src).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => SetupError::SrcMissing(roots.src.clone()),

@@ -84,6 +84,7 @@ fn apply(cfg: &mut Config, form: &HashMap<String, String>) -> Result<(), String>
     };
     s.min_free_percent = whole("Keep free on the backup disk (%)", get("min_free_percent"))?;
     s.thin_versions = form.contains_key("thin_versions");
+    s.ignore_temporary_files = form.contains_key("ignore_temporary_files");
     s.keep_all_hours = whole("Keep every version for (hours)", get("keep_all_hours"))?;
     s.keep_hourly_days = whole("Then one an hour up to (days)", get("keep_hourly_days"))?;
     s.keep_daily_days = whole("Then one a day up to (days)", get("keep_daily_days"))?;
@@ -188,6 +189,10 @@ fn page(
         "Then one a day up to (days)",
         s.keep_daily_days.to_string(),
         "After that, one a week. A deleted file's last version always stays.",
+    ));
+    body.push_str(&format!(
+        r#"<label class="check"><input type="checkbox" name="ignore_temporary_files" id="ignore_temporary_files"{}> Leave out the temporary files of well-known programs (lock, swap and part-downloaded files)</label>"#,
+        if s.ignore_temporary_files { " checked" } else { "" }
     ));
     body.push_str("</fieldset><fieldset><legend>Watching</legend>");
     body.push_str(&field(
