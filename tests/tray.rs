@@ -604,7 +604,10 @@ fn menu_shows_status_entries_and_check_marks() {
         "\n{m}"
     );
     let first = m.status().unwrap();
-    assert!(!first.enabled, "the status line is not clickable:\n{m}");
+    assert!(
+        first.enabled,
+        "the status line does not open the page:\n{m}"
+    );
     assert!(!checked(&m, "Pause watching"));
     assert!(!checked(&m, "Start at login"));
     assert_mirrored(&t.w.src, &t.w.dst);
@@ -1491,6 +1494,22 @@ fn settings_opens_the_config_and_edits_apply_without_a_restart() {
         "the page was never opened; xdg-open got {:?}\n--- log\n{}",
         t.opened(),
         t.log_text()
+    );
+    // The status line opens the page's overview, key included.
+    // (Its words hold the time: read and clicked again if the minute turns.)
+    let clicked = wait_for(LONG, || {
+        let line = status(&t.up_to_date());
+        t.d.try_click(t.app.pid, &line).is_ok()
+    });
+    assert!(clicked, "the status line could not be clicked");
+    let overview = |p: &PathBuf| {
+        let s = p.to_string_lossy();
+        s.starts_with("http://127.0.0.1:") && s.contains("/?token=")
+    };
+    assert!(
+        wait_for(LONG, || t.opened().iter().any(overview)),
+        "the overview was never opened; xdg-open got {:?}",
+        t.opened()
     );
     // Open log: the page at the log's end (the file keeps UTC; the page
     // shows local times, the newest line at the bottom).

@@ -5,7 +5,7 @@
 //! check marks in place.
 //!
 //! ```text
-//!  Up to date · 14:02            <- status line (disabled)
+//!  Up to date · 14:02            <- status line: opens the local page
 //!  Photos: Copying 4 files       <- one line per pair, with two pairs or more
 //!  Allow deletions in ~/bk/Docs  <- only while the guard holds deletions
 //!  Show what can't be backed up… <- only while files fail
@@ -32,6 +32,8 @@ use super::status::{Model, pair_line, status_line};
 /// What choosing an entry does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
+    /// The status line: the local page's overview.
+    Overview,
     Pause,
     BackupNow,
     OpenBackup(usize),
@@ -99,7 +101,13 @@ pub fn plan(m: &Model, now: &ZonedDateTime) -> Vec<Entry> {
         label: label.to_string(),
         enabled: on,
     };
-    let mut v = vec![Entry::Line(status_line(m, now))];
+    // The status line opens the page, where the whole status is (plain
+    // text when no page is served).
+    let mut v = vec![if m.page {
+        item(Action::Overview, &status_line(m, now))
+    } else {
+        Entry::Line(status_line(m, now))
+    }];
     if m.pairs.len() > 1 {
         v.extend(m.pairs.iter().map(|p| Entry::Line(pair_line(m, p, now))));
     }
@@ -241,6 +249,11 @@ mod tests {
         m.set_held(0, 150, 200);
         let p = labels(&plan(&m, &now()));
         assert_eq!(p[0], "(Paused)");
+        // With the local page served, the status line opens it.
+        m.page = true;
+        let v = plan(&m, &now());
+        assert_eq!(v[0].shape(), Shape::Item(Action::Overview));
+        assert_eq!(labels(&v)[0], "Paused");
         assert_eq!(p[1], "Allow deletions in /mnt/bk/Documents");
         assert_eq!(p[3], "[x] Pause watching");
         assert_eq!(p[4], "Back up now (off)");

@@ -182,6 +182,7 @@ pub fn run(g: &Global, config: Result<PathBuf, String>, page: Option<PageLink>) 
     let home = directories::BaseDirs::new().map(|d| d.home_dir().to_path_buf());
     let model = status::Model {
         home,
+        page: page.is_some(),
         ..status::Model::default()
     };
     let tray = tray::Tray::new(

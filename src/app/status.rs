@@ -71,6 +71,8 @@ pub struct Model {
     pub loaded: bool,
     /// The user's home, to write `~/Docs` instead of `/home/me/Docs`.
     pub home: Option<PathBuf>,
+    /// The local page is served: the status line opens it.
+    pub page: bool,
 }
 
 impl Model {

@@ -325,6 +325,11 @@ impl Tray {
     fn action(&mut self, a: Action) {
         let pair = |i: usize| self.model.pairs.get(i).cloned();
         match a {
+            Action::Overview => {
+                if let Some(page) = &self.page {
+                    self.actions.send(Job::OpenPage(page.url("/")));
+                }
+            }
             Action::Pause => {
                 self.model.paused = !self.model.paused;
                 log::info!("{}", if self.model.paused { "paused by the user" } else { "resumed by the user" });
