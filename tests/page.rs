@@ -508,6 +508,106 @@ fn settings_are_saved_into_the_users_file_with_its_comments_and_bad_values_chang
     assert!(a.body.contains(r#"value="45""#), "{}", a.body);
 }
 
+/// Pairs added and removed in the page, by the same rule as `mirrortray
+/// add` and `remove`: a backup folder holding other files is refused with
+/// what would happen to them, a pair is removed by its source and its backup
+/// folder stays; both only by POST with the form's token.
+#[test]
+fn pairs_are_added_and_removed_in_the_page_with_the_rules_of_add_and_remove() {
+    let (w, r) = watched();
+    let cfg = w.config_file();
+    let c = cookie(&r);
+    let token = csrf(&r, "/settings");
+    let photos = w.path("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    std::fs::write(photos.join("cat.jpg"), "meow").unwrap();
+    let stuff = w.path("stuff");
+    std::fs::create_dir_all(&stuff).unwrap();
+    std::fs::write(stuff.join("old-taxes.txt"), "keep me").unwrap();
+    let add = |src: &str, dst: &str| {
+        post(
+            &r,
+            "/settings/add",
+            &c,
+            &format!("csrf={token}&add_src={src}&add_dst={dst}"),
+        )
+    };
+    let before = std::fs::read_to_string(&cfg).unwrap();
+    // A folder of other files: refused, saying what would happen to them.
+    let a = add(&photos.to_string_lossy(), &stuff.to_string_lossy());
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(a.body.contains("Not saved"), "{}", a.body);
+    assert!(a.body.contains("already holds 1 entry"), "{}", a.body);
+    assert!(a.body.contains("into its versions"), "{}", a.body);
+    assert_eq!(std::fs::read_to_string(&cfg).unwrap(), before);
+    assert_eq!(
+        std::fs::read(stuff.join("old-taxes.txt")).unwrap(),
+        b"keep me"
+    );
+    // Half a pair, or a relative path: said, nothing written.
+    let a = add(&photos.to_string_lossy(), "");
+    assert!(a.body.contains("give both folders"), "{}", a.body);
+    let a = add("photos", "photos-backup");
+    assert!(a.body.contains("full paths"), "{}", a.body);
+    assert_eq!(std::fs::read_to_string(&cfg).unwrap(), before);
+    // A new, empty backup folder: added, and made.
+    let backup = w.path("photos-backup");
+    let a = add(&photos.to_string_lossy(), &backup.to_string_lossy());
+    assert_eq!(a.status, 303, "{}", a.body);
+    let now = std::fs::read_to_string(&cfg).unwrap();
+    assert!(now.contains(&*photos.to_string_lossy()), "{now}");
+    assert!(backup.is_dir());
+    let shown = get(&r, "/settings?added=1", &c);
+    assert!(shown.body.contains("Added."), "{}", shown.body);
+    // Twice: the second is refused as `add` refuses it.
+    let a = add(
+        &photos.to_string_lossy(),
+        &w.path("elsewhere").to_string_lossy(),
+    );
+    assert!(a.body.contains("is already backed up"), "{}", a.body);
+    // Removing: only by POST with the form's token...
+    let remove = format!("remove={}", photos.to_string_lossy());
+    let a = post(&r, "/settings/remove", &c, &remove);
+    assert_eq!(a.status, 403, "{}", a.body);
+    let a = get(&r, &format!("/settings/remove?{remove}&csrf={token}"), &c);
+    assert_eq!(a.status, 405, "{}", a.body);
+    assert!(
+        std::fs::read_to_string(&cfg)
+            .unwrap()
+            .contains(&*photos.to_string_lossy())
+    );
+    // ...then the pair goes, its backup folder stays.
+    let a = post(
+        &r,
+        "/settings/remove",
+        &c,
+        &format!("{remove}&csrf={token}"),
+    );
+    assert_eq!(a.status, 303, "{}", a.body);
+    let after = std::fs::read_to_string(&cfg).unwrap();
+    assert!(!after.contains(&*photos.to_string_lossy()), "{after}");
+    assert!(after.contains(&*w.src.to_string_lossy()), "{after}");
+    assert!(backup.is_dir());
+    let shown = get(&r, "/settings?removed=1", &c);
+    assert!(
+        shown.body.contains("Its backup folder was left as it is"),
+        "{}",
+        shown.body
+    );
+    // A pair that is not there (any more): said.
+    let a = post(
+        &r,
+        "/settings/remove",
+        &c,
+        &format!("{remove}&csrf={token}"),
+    );
+    assert!(
+        a.body.contains("no pair has the source folder"),
+        "{}",
+        a.body
+    );
+}
+
 #[test]
 fn previous_versions_in_the_file_managers_open_the_page_at_that_file() {
     let (w, r) = watched();

@@ -465,6 +465,80 @@ async fn a_restored_version_of_a_changed_file() {
     drop(watch);
 }
 
+/// Another folder backed up from the page, and a pair removed there: the
+/// removal asks first (Cancel keeps it), and the backup folder stays.
+#[tokio::test]
+async fn a_folder_pair_is_added_and_removed_in_the_page() {
+    browser::tools();
+    let w = World::new();
+    w.write("notes.txt", "hello\n");
+    let photos = w.path("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    std::fs::write(photos.join("cat.jpg"), "meow").unwrap();
+    let backup = w.path("photos-backup");
+    let watch = Watcher::start(&w).await;
+    let b = Browser::start(w.dir.path()).await;
+    // The address with its key first (it becomes a cookie), as the tray opens it.
+    b.open(&watch.url).await;
+    b.open(&format!("{}/settings", watch.origin())).await;
+    b.element("input#add_src")
+        .await
+        .send_keys(&photos.to_string_lossy())
+        .await
+        .unwrap();
+    b.element("input#add_dst")
+        .await
+        .send_keys(&backup.to_string_lossy())
+        .await
+        .unwrap();
+    b.click("button#add").await;
+    b.text_with("p#saved", "Added.").await;
+    let cfg = std::fs::read_to_string(w.config_file()).unwrap();
+    assert!(cfg.contains(&*photos.to_string_lossy()), "{cfg}");
+    assert!(backup.is_dir());
+    b.text_with("fieldset#pair-settings-1 legend", "photos")
+        .await;
+    b.screenshot("settings_pair_added").await;
+
+    // Stop backing it up: asked first; Cancel keeps it.
+    let ask = |b: &Browser| {
+        let c = b.client().clone();
+        async move {
+            let mut text = None;
+            for _ in 0..100 {
+                if let Ok(t) = c.get_alert_text().await {
+                    text = Some(t);
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            text.expect("no question was asked")
+        }
+    };
+    b.click("button#remove_1").await;
+    let q = ask(&b).await;
+    assert!(
+        q.contains("Stop backing up") && q.contains("stays as it is"),
+        "{q}"
+    );
+    b.client().dismiss_alert().await.unwrap();
+    let cfg = std::fs::read_to_string(w.config_file()).unwrap();
+    assert!(
+        cfg.contains(&*photos.to_string_lossy()),
+        "cancelled, yet: {cfg}"
+    );
+    b.click("button#remove_1").await;
+    ask(&b).await;
+    b.client().accept_alert().await.unwrap();
+    b.text_with("p#saved", "Removed.").await;
+    let cfg = std::fs::read_to_string(w.config_file()).unwrap();
+    assert!(!cfg.contains(&*photos.to_string_lossy()), "{cfg}");
+    assert!(cfg.contains(&*w.src.to_string_lossy()), "{cfg}");
+    assert!(backup.is_dir(), "the backup folder went with the pair");
+    b.close().await;
+    drop(watch);
+}
+
 /// Issue 12: a setting changed in the page's form is saved into the
 /// user's config and applied: the overview and `versions --stats` tell the
 /// new policy.

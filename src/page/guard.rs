@@ -79,7 +79,7 @@ impl Refusal {
                 "This page answers only at 127.0.0.1 (the address mirrortray printed)."
             }
             Refusal::NoToken => {
-                "Open this page from the tray (Restore files…) or with `mirrortray ui`: the address they open carries its key."
+                "Open this page from the tray (its status line, or Restore: …) or with `mirrortray ui`: the address they open carries its key."
             }
             Refusal::WrongToken => {
                 "This key is not the running mirrortray's (it changes at every start): open the page again from the tray or with `mirrortray ui`."

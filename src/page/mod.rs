@@ -395,6 +395,8 @@ fn route(shared: &Shared, method: &Method, ask: &Ask) -> Reply {
         ("/log", false) => views::log(shared),
         ("/settings", false) => settings::show_form(shared, ask),
         ("/settings", true) => settings::save(shared, ask),
+        ("/settings/add", true) => settings::add(shared, ask),
+        ("/settings/remove", true) => settings::remove(shared, ask),
         ("/restore", true) => actions::restore(shared, ask),
         ("/undo", true) => actions::undo(shared, ask),
         ("/page.css", false) => Reply::Bytes {
@@ -407,7 +409,7 @@ fn route(shared: &Shared, method: &Method, ask: &Ask) -> Reply {
             mime: "text/javascript; charset=utf-8",
             attachment: None,
         },
-        (_, true) | ("/restore" | "/undo", false) => {
+        (_, true) | ("/restore" | "/undo" | "/settings/add" | "/settings/remove", false) => {
             Reply::Html(405, html::refusal(Refusal::NotPost.text()))
         }
         _ => Reply::Html(404, html::refusal("There is no such page here.")),

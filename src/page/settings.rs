@@ -2,7 +2,10 @@
 //! Settings entry opens, through `config::update` — so the same checks and
 //! messages as `mirrortray add`, and the user's comments kept (toml_edit).
 //! A form value that is not a number is refused here, naming the field;
-//! nothing is written then.
+//! nothing is written then. Pairs are added through `config::add_pair`, the
+//! one rule `mirrortray add` and the tray's "Add a folder…" use, and removed
+//! by their source folder as `mirrortray remove` does (the backup folder is
+//! left as it is).
 
 use std::collections::HashMap;
 
@@ -26,11 +29,87 @@ pub fn show_form(shared: &Shared, ask: &Ask) -> Reply {
         Ok(c) => c,
         Err(e) => return Reply::Html(200, page(shared, &path, None, Some(&e.to_string()), None)),
     };
-    let saved = ask.get("saved").is_some();
-    Reply::Html(
-        200,
-        page(shared, &path, Some(&cfg), None, saved.then_some(())),
-    )
+    let note = if ask.get("saved").is_some() {
+        Some("Saved.")
+    } else if ask.get("added").is_some() {
+        Some("Added. The tray backs it up at once; a running `mirrortray watch` at its next start.")
+    } else if ask.get("removed").is_some() {
+        Some(
+            "Removed. Its backup folder was left as it is (delete it yourself if you no longer need it).",
+        )
+    } else {
+        None
+    };
+    Reply::Html(200, page(shared, &path, Some(&cfg), None, note))
+}
+
+/// `POST /settings/add`: a new pair from the form's two folders.
+pub fn add(shared: &Shared, ask: &Ask) -> Reply {
+    let path = match config_path(shared) {
+        Ok(p) => p,
+        Err(e) => return Reply::Html(500, html::problem(&e)),
+    };
+    let field = |k: &str| ask.form.get(k).map(|v| v.trim()).unwrap_or("");
+    let (src, dst) = (field("add_src"), field("add_dst"));
+    let refused = |e: String| {
+        let cfg = config::load(&path).ok();
+        Reply::Html(200, page(shared, &path, cfg.as_ref(), Some(&e), None))
+    };
+    if src.is_empty() || dst.is_empty() {
+        return refused(
+            "give both folders: the folder to back up, and where its backup goes".into(),
+        );
+    }
+    let (src, dst) = (std::path::Path::new(src), std::path::Path::new(dst));
+    if !src.is_absolute() || !dst.is_absolute() {
+        return refused(format!(
+            "give both folders as full paths, starting with / (got {} and {})",
+            show(src),
+            show(dst)
+        ));
+    }
+    match config::add_pair(&path, src, dst, &[], true, None, false) {
+        Ok((pair, _)) => {
+            log::info!("local page: added {}", pair.label());
+            Reply::Redirect("/settings?added=1".into())
+        }
+        Err(e) => refused(e.to_string()),
+    }
+}
+
+/// `POST /settings/remove`: the pair whose source folder is `remove`.
+pub fn remove(shared: &Shared, ask: &Ask) -> Reply {
+    let path = match config_path(shared) {
+        Ok(p) => p,
+        Err(e) => return Reply::Html(500, html::problem(&e)),
+    };
+    let src = std::path::PathBuf::from(ask.form.get("remove").map(String::as_str).unwrap_or(""));
+    let result = config::update(&path, |cfg: &mut Config| -> Result<Vec<_>, NotSaved> {
+        let before = cfg.pairs.len();
+        let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut cfg.pairs)
+            .into_iter()
+            .partition(|p| p.src == src);
+        cfg.pairs = kept;
+        if cfg.pairs.len() == before {
+            return Err(NotSaved(format!(
+                "no pair has the source folder {} (any more)",
+                show(&src)
+            )));
+        }
+        Ok(gone)
+    });
+    match result {
+        Ok(gone) => {
+            for p in gone {
+                log::info!("local page: removed {}", p.label());
+            }
+            Reply::Redirect("/settings?removed=1".into())
+        }
+        Err(NotSaved(e)) => {
+            let cfg = config::load(&path).ok();
+            Reply::Html(200, page(shared, &path, cfg.as_ref(), Some(&e), None))
+        }
+    }
 }
 
 /// `POST /settings`.
@@ -116,7 +195,7 @@ fn page(
     path: &std::path::Path,
     cfg: Option<&Config>,
     problem: Option<&str>,
-    saved: Option<()>,
+    note: Option<&str>,
 ) -> String {
     let applies = match shared.status.get().map(|i| i.kind) {
         Some(k) if k == "tray" => "The tray applies it at once.",
@@ -126,8 +205,8 @@ fn page(
         r#"<h1>Settings</h1><p>Saved in {} (comments in it are kept). {applies}</p>"#,
         html::path(path)
     );
-    if saved.is_some() {
-        body.push_str(r#"<p class="ok" id="saved">Saved.</p>"#);
+    if let Some(n) = note {
+        body.push_str(&format!(r#"<p class="ok" id="saved">{}</p>"#, esc(n)));
     }
     if let Some(p) = problem {
         body.push_str(&format!(
@@ -213,7 +292,7 @@ fn page(
             r#"<fieldset id="pair-settings-{i}"><legend>{} → {}</legend>
 <label class="field"><span>Leave alone (one pattern per line, as in .gitignore)</span><textarea name="ignore_{i}" id="ignore_{i}" rows="4">{}</textarea></label>
 <label class="check"><input type="checkbox" name="versions_{i}" id="versions_{i}"{}> Keep versions of what the backup replaces or loses</label>
-{}</fieldset>"#,
+{}<p><button class="danger" id="remove_{i}" formaction="/settings/remove" name="remove" value="{}" data-confirm="{}">Stop backing up this folder</button></p></fieldset>"#,
             html::path(&p.src),
             html::path(&p.dst),
             esc(&p.ignore.join("\n")),
@@ -223,12 +302,25 @@ fn page(
                 "Keep its versions (days)",
                 p.retention_days.map(|d| d.to_string()).unwrap_or_default(),
                 "Empty: as above.",
-            )
+            ),
+            esc(&p.src.to_string_lossy()),
+            esc(&format!(
+                "Stop backing up {}? Its backup folder {} stays as it is, with its versions.",
+                show(&p.src),
+                show(&p.dst)
+            )),
         ));
     }
     if cfg.pairs.is_empty() {
-        body.push_str(r#"<p class="empty">No folder pairs yet: add one from the tray (Add a folder…) or with <code>mirrortray add SRC DST</code>.</p>"#);
+        body.push_str(r#"<p class="empty">No folder pairs yet: add one below, from the tray (Add a folder…) or with <code>mirrortray add SRC DST</code>.</p>"#);
     }
+    body.push_str(r#"<fieldset id="add-pair"><legend>Back up another folder</legend>"#);
+    body.push_str(&format!(
+        r#"<label class="field"><span>Folder to back up</span><input name="add_src" id="add_src" placeholder="/home/me/Documents"></label>
+<label class="field"><span>Its backup folder</span><input name="add_dst" id="add_dst" placeholder="/media/me/Backup/Documents"><small>{}</small></label>
+<p><button id="add" formaction="/settings/add">Add</button></p></fieldset>"#,
+        esc("Made if missing. An empty folder, or a mirrortray backup: a folder of other files is refused, because mirroring into it would move them into its versions.")
+    ));
     body.push_str(r#"<p><button class="primary" id="save">Save</button></p></form>"#);
     html::frame(
         "Settings",
