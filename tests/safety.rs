@@ -925,6 +925,65 @@ fn full_disk_fails_per_file_and_leaves_no_partial_file() {
     }
 }
 
+/// The free-space floor on a real (small) disk: versions that would leave
+/// less than `min_free_percent` free go, the oldest first, never the
+/// newest; it is said with what went and how far back restores reach; the
+/// backup itself stays exact.
+#[test]
+fn versions_below_the_free_space_floor_go_oldest_first_never_the_newest() {
+    let w = World::new();
+    let Some(_m) = mount(&["-t", "tmpfs", "-o", "size=8m", "tmpfs"], &w.dst) else {
+        return;
+    };
+    let cfg = w.path("floor.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[settings]\nmin_free_percent = 50\n\n[[pair]]\nsrc = \"{}\"\ndst = \"{}\"\n",
+            w.src.display(),
+            w.dst.display()
+        ),
+    )
+    .unwrap();
+    let sync = || {
+        w.run([
+            "sync".as_ref(),
+            "--config".as_ref(),
+            cfg.as_os_str(),
+            "-v".as_ref(),
+        ])
+    };
+    // 1.5 MB each time, four times: the file and three versions would take
+    // 6 MB of 8, past the floor of 4 MB free.
+    let content = |n: u8| vec![n; 1_500_000];
+    let mut said = String::new();
+    for n in 1..=4u8 {
+        w.write("big.bin", content(n));
+        let r = sync();
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        said.push_str(&r.stderr);
+        assert_eq!(std::fs::read(w.dst.join("big.bin")).unwrap(), content(n));
+    }
+    let kept: Vec<u8> = w.versions_of("big.bin").iter().map(|(_, b)| b[0]).collect();
+    // The newest version (3) stays; the oldest (1) went first.
+    assert!(kept.contains(&3), "the newest version went: {kept:?}");
+    assert!(!kept.contains(&1), "the oldest version was kept: {kept:?}");
+    let free = |p: &Path| {
+        let st = rustix::fs::statvfs(p).unwrap();
+        st.f_bavail * st.f_frsize
+    };
+    assert!(
+        free(&w.dst) >= 4 << 20 || kept.len() == 1,
+        "below the floor with {kept:?} kept: {} free",
+        free(&w.dst)
+    );
+    assert!(
+        said.contains("the backup disk was short of space: removed")
+            && said.contains("restores now reach back to"),
+        "the pruning was not said:\n{said}"
+    );
+}
+
 // ---------------------------------------------------------------- changed while copied (rule 7)
 
 #[test]
