@@ -580,3 +580,119 @@ async fn a_setting_changed_in_the_page_is_saved_and_applied() {
     b.close().await;
     drop(watch);
 }
+
+/// Find a file by name across history, compare two of its versions,
+/// download one, and bring a deleted one back into another folder with
+/// "Restore to…" (SRC untouched).
+#[tokio::test]
+async fn find_compare_download_and_restore_into_another_folder() {
+    browser::tools();
+    let w = World::new();
+    let (one, two) = (
+        b"first draft\nsame line\n".as_slice(),
+        b"second draft\nsame line\n".as_slice(),
+    );
+    w.write("letters/doc.txt", one);
+    w.write("letters/old-recipe.txt", "flour, water, salt\n");
+    let watch = Watcher::start(&w).await;
+    w.write("letters/doc.txt", two);
+    eventually("DST has the new content", || {
+        dst_is(&w, "letters/doc.txt", two)
+    })
+    .await;
+    std::fs::remove_file(w.src.join("letters/old-recipe.txt")).unwrap();
+    eventually("the deletion backed up", || {
+        absent(&w.dst.join("letters/old-recipe.txt"))
+    })
+    .await;
+
+    let b = Browser::start(w.dir.path()).await;
+    b.open(&watch.url).await;
+    // Find: by part of its name, case not mattering; the deleted one marked.
+    let q = b.element("form.search input[name=q]").await;
+    q.send_keys("RECIPE").await.unwrap();
+    b.click("form.search button").await;
+    let hit = b
+        .text_with(r#"tr[data-path="letters/old-recipe.txt"]"#, "deleted")
+        .await;
+    assert!(hit.contains("old-recipe.txt"), "{hit}");
+    b.screenshot("search").await;
+
+    // Its page: Restore to another folder.
+    b.click(r#"tr[data-path="letters/old-recipe.txt"] a"#).await;
+    b.text_with("p#now.warn", "Not in the backup now").await;
+    b.click("form.restore details summary").await;
+    let elsewhere = w.path("restored-here");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    b.element("form.restore input[name=to]")
+        .await
+        .send_keys(&elsewhere.to_string_lossy())
+        .await
+        .unwrap();
+    b.click(r#"form.restore button[value="to"]"#).await;
+    b.text_with("h1", "Restored").await;
+    let brought: Vec<PathBuf> = walkdir::WalkDir::new(&elsewhere)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.into_path())
+        .collect();
+    assert_eq!(brought.len(), 1, "{brought:?}");
+    assert!(brought[0].ends_with("old-recipe.txt"), "{brought:?}");
+    assert_eq!(std::fs::read(&brought[0]).unwrap(), b"flour, water, salt\n");
+    assert!(
+        absent(&w.src.join("letters/old-recipe.txt")),
+        "Restore to… wrote into SRC"
+    );
+
+    // Compare: the older version with the newer one.
+    b.open(&format!(
+        "{}/file?pair=0&path=letters/doc.txt",
+        watch.origin()
+    ))
+    .await;
+    let mut vs = Vec::new();
+    for r in b.elements("table#versions tbody tr[data-v]").await {
+        vs.push(r.attr("data-v").await.unwrap().unwrap_or_default());
+    }
+    assert_eq!(vs.len(), 2, "{vs:?}");
+    let row = format!(r#"table#versions tr[data-v="{}"]"#, vs[1]);
+    b.click(&format!(r#"{row} a[href^="/diff"]"#)).await;
+    let d = b.text_with("pre#diff", "+second draft").await;
+    assert!(
+        d.contains("-first draft") && d.contains(" same line"),
+        "{d}"
+    );
+    b.screenshot("diff").await;
+
+    // Download: the version's bytes, as an attachment named after the file.
+    b.open(&format!(
+        "{}/file?pair=0&path=letters/doc.txt",
+        watch.origin()
+    ))
+    .await;
+    let link = b
+        .element(&format!(r#"{row} a[href*="download=1"]"#))
+        .await
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    let got = b
+        .client()
+        .execute_async(
+            "const [href, done] = arguments; fetch(href).then(async r => done([r.status, r.headers.get('content-disposition') || '', await r.text()]));",
+            vec![serde_json::Value::String(link)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(got[0], 200, "{got}");
+    let disposition = got[1].as_str().unwrap_or_default();
+    assert!(
+        disposition.starts_with("attachment") && disposition.contains("doc.txt"),
+        "{got}"
+    );
+    assert_eq!(got[2].as_str().unwrap_or_default().as_bytes(), one);
+    b.close().await;
+    drop(watch);
+}
