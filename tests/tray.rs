@@ -1067,6 +1067,50 @@ fn a_full_backup_disk_removes_the_oldest_versions_and_says_so() {
     assert!(is_mirrored(&t.w.src, &t.w.dst));
 }
 
+/// Versions below the free-space floor (`min_free_percent`, raised in the
+/// settings while the tray runs): the oldest go at the next pass, never
+/// the newest, and one popup says what went.
+#[test]
+fn versions_below_the_free_space_floor_go_with_one_popup() {
+    let w = World::new();
+    let Some(_m) = crate::safety::mount(&["-t", "tmpfs", "-o", "size=8m", "tmpfs"], &w.dst) else {
+        return;
+    };
+    w.write("a.bin", vec![0u8; 1_500_000]);
+    let t = Tray::with_pair(w);
+    t.up_to_date();
+    for b in [1u8, 2, 3] {
+        t.w.write("a.bin", vec![b; 1_500_000]);
+        let dst = t.w.dst.join("a.bin");
+        assert!(
+            wait_for(LONG, || std::fs::read(&dst).is_ok_and(|c| c[0] == b)),
+            "\n--- log\n{}",
+            t.log_text()
+        );
+    }
+    assert_eq!(t.w.versions_of("a.bin").len(), 3);
+    // Half the disk to be kept free: 6 of 8 MB are in use.
+    let text = std::fs::read_to_string(&t.config).unwrap();
+    std::fs::write(
+        &t.config,
+        format!("[settings]\nmin_free_percent = 50\n\n{text}"),
+    )
+    .unwrap();
+    let n = t.notification("about the versions removed", |n| {
+        n.summary == "Old versions removed: src"
+    });
+    assert!(
+        n.body.contains(
+            "the backup disk was short of space: removed the 2 oldest version folders (3.0 MB)"
+        ),
+        "{n:?}"
+    );
+    let kept: Vec<u8> = t.w.versions_of("a.bin").iter().map(|(_, c)| c[0]).collect();
+    assert_eq!(kept, vec![2], "the newest version must stay");
+    t.up_to_date();
+    assert!(is_mirrored(&t.w.src, &t.w.dst));
+}
+
 #[test]
 fn a_first_backup_says_how_far_it_has_got() {
     let w = World::new();

@@ -95,7 +95,7 @@ pub fn run(g: &Global, args: &PairArgs, dry_run: bool, allow_mass_delete: bool) 
             }
         };
         if !dry_run {
-            match mirror.prune_versions() {
+            match mirror.prune_versions(&sink) {
                 Ok(0) => {}
                 Ok(n) => log::info!(
                     "{}: pruned {n} version folders older than {} days",

@@ -915,7 +915,7 @@ impl Mirror {
     /// remove folders inside the window, removes the oldest first, so the
     /// window shrinks from its old end and never gets a hole; the restore
     /// commands then say how far back they reach (see `history.rs`).
-    pub fn prune_versions(&self) -> io::Result<usize> {
+    pub fn prune_versions(&self, sink: &dyn Sink) -> io::Result<usize> {
         let Some(store) = &self.store else {
             return Ok(0);
         };
@@ -961,11 +961,17 @@ impl Mirror {
             }
             n += removed;
         }
-        // Below the free-space floor: the oldest versions go first.
+        // Below the free-space floor: the oldest versions go first, and
+        // the user is told (a popup while watching), as when a copy finds
+        // the disk full.
         let room = store.make_room(0)?;
         if room.count > 0 {
-            log::warn!("{}", room.describe(self.dst()));
             n += room.count;
+            sink.event(Event::Pruned {
+                count: room.count,
+                bytes: room.bytes,
+                reach: room.reach,
+            });
         }
         Ok(n)
     }

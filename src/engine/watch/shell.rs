@@ -233,7 +233,7 @@ impl Shell {
             }
             Effect::PruneVersions => {
                 if let Some(m) = &self.mirror {
-                    match m.prune_versions() {
+                    match m.prune_versions(&LogSink::new(m, self)) {
                         Ok(0) => {}
                         Ok(n) => log::info!(
                             "{}: pruned {n} old version folders",
