@@ -64,6 +64,8 @@ pub fn copy_data(from: &File, to: &File, len: u64) -> io::Result<u64> {
         return Ok(fsops::file_meta(to)?.size.min(len));
     }
     let mut off = 0;
+    // How far data was written: only a hole at the end needs the length set.
+    let mut written_to = 0;
     while off < len {
         let start = match rfs::seek(from, SeekFrom::Data(off)) {
             Ok(s) => s,
@@ -84,9 +86,12 @@ pub fn copy_data(from: &File, to: &File, len: u64) -> io::Result<u64> {
             return Ok(start + copied);
         }
         off = end;
+        written_to = end;
     }
     // A hole at the end: the length says it.
-    to.set_len(len)?;
+    if written_to < len {
+        to.set_len(len)?;
+    }
     Ok(len)
 }
 
