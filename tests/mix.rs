@@ -255,6 +255,7 @@ impl Mix<'_> {
                 let c = self.content(id);
                 fs::write(self.abs(&p), &c).unwrap();
                 self.m.put_file(&p, id);
+                self.written_through(&p, id);
                 self.did(format!("write {:?} ({} B, id {id})", p, c.len()));
             }
             18..=25 => {
@@ -417,6 +418,7 @@ impl Mix<'_> {
                 f.write_all(&c).unwrap();
                 drop(f);
                 self.m.put_file(&p, id);
+                self.written_through(&p, id);
                 self.did(format!("rewrite {p:?} ({} B, id {id})", c.len()));
             }
             100..=102 => {
@@ -498,13 +500,37 @@ impl Mix<'_> {
 }
 
 impl Mix<'_> {
-    /// Now and then, `user.mix` set to a new value or removed on an
-    /// existing file or folder (what `setfattr` or a file manager's tags do).
-    fn attr_op(&mut self) {
-        let Some(r) = self.attrs.as_mut() else { return };
-        if r.below(8) != 0 {
+    /// Content `id` written in place at `p`: every other name of the same
+    /// file (a hard link) holds it too.
+    fn written_through(&mut self, p: &Path, id: u64) {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(m) = fs::symlink_metadata(self.abs(p)) else {
+            return;
+        };
+        if m.nlink() < 2 {
             return;
         }
+        for q in self.m.of_kind(|e| matches!(e, E::File(_))) {
+            if q != p && fs::symlink_metadata(self.abs(&q)).is_ok_and(|n| n.ino() == m.ino()) {
+                self.m.ids_at.entry(q).or_default().insert(id);
+            }
+        }
+    }
+
+    /// Now and then (a separate random stream, so that pinned seeds keep
+    /// their sequences): a second name for an existing file (a hard link),
+    /// or `user.mix` set to a new value or removed on an existing file or
+    /// folder (what `setfattr` or a file manager's tags do).
+    fn attr_op(&mut self) {
+        let Some(r) = self.attrs.as_mut() else { return };
+        match r.below(16) {
+            0 => {}
+            // Hard links: only with MIX_LINKS=1 until the open failure
+            // kept in tests/mix-open/ is understood (see its README).
+            1 if std::env::var_os("MIX_LINKS").is_some() => return self.link_op(),
+            _ => return,
+        }
+        let Some(r) = self.attrs.as_mut() else { return };
         let v = self.m.of_kind(|e| matches!(e, E::File(_) | E::Dir));
         let Some(p) = r.pick(&v).cloned() else { return };
         let remove = r.below(4) == 0;
@@ -534,6 +560,38 @@ impl Mix<'_> {
             format!("setxattr {value}")
         };
         self.did(format!("{what} {p:?} -> {rc}"));
+    }
+}
+
+impl Mix<'_> {
+    /// `ln EXISTING NEW`: a hard link at a random new path.
+    fn link_op(&mut self) {
+        let Some(r) = self.attrs.as_mut() else { return };
+        let files = self.m.of_kind(|e| matches!(e, E::File(_)));
+        let Some(p) = r.pick(&files).cloned() else {
+            return;
+        };
+        let q = self.target();
+        if self.m.get(&q).is_some() || !self.m.parents_ok(&q) {
+            return;
+        }
+        let Some(E::File(id)) = self.m.get(&p) else {
+            return;
+        };
+        self.mkdir_p(&q);
+        fs::hard_link(self.abs(&p), self.abs(&q)).unwrap();
+        // Both names hold every content either has held since.
+        let ids: Vec<u64> = self
+            .m
+            .ids_at
+            .get(&p)
+            .into_iter()
+            .flatten()
+            .copied()
+            .collect();
+        self.m.put_file(&q, id);
+        self.m.ids_at.entry(q.clone()).or_default().extend(ids);
+        self.did(format!("ln {p:?} {q:?}"));
     }
 }
 

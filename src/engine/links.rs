@@ -94,6 +94,40 @@ impl Names {
             .unwrap_or_default()
     }
 
+    /// SRC renamed `from` (a file or a folder) to `to`: the names seen
+    /// under it now live under `to` (else a change through another name
+    /// would look for this one where it no longer is).
+    pub(crate) fn renamed(&self, from: &Path, to: &Path) {
+        if let Ok(mut n) = self.0.lock() {
+            for names in n.values_mut() {
+                let moved: Vec<PathBuf> = names
+                    .iter()
+                    .filter(|p| p.starts_with(from))
+                    .cloned()
+                    .collect();
+                for p in moved {
+                    names.remove(&p);
+                    if let Ok(rest) = p.strip_prefix(from) {
+                        names.insert(to.join(rest));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The files one of whose names is in `rels`.
+    fn naming(&self, rels: &std::collections::HashSet<&Path>) -> Vec<(u64, u64)> {
+        self.0
+            .lock()
+            .map(|n| {
+                n.iter()
+                    .filter(|(_, names)| names.iter().any(|p| rels.contains(p.as_path())))
+                    .map(|(id, _)| *id)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     fn forget(&self, id: (u64, u64), rel: &Path) {
         if let Ok(mut n) = self.0.lock()
             && let Some(s) = n.get_mut(&id)
@@ -245,15 +279,20 @@ impl Ctx<'_> {
 
     /// Links the names that were copied because their leader was not in
     /// place yet (end of a pass; `src` and `root` are SRC's and DST's roots).
-    pub(crate) fn link_pending(&self, src: &DirHandle) {
+    ///
+    /// Returns the folders it linked into: their times are to be put back.
+    pub(crate) fn link_pending(&self, src: &DirHandle) -> Vec<PathBuf> {
         let later = match self.links.later.lock() {
             Ok(mut l) => std::mem::take(&mut *l),
-            Err(_) => return,
+            Err(_) => return Vec::new(),
         };
-        let Some(root) = self.dst_dir else { return };
+        let Some(root) = self.dst_dir else {
+            return Vec::new();
+        };
+        let mut into = Vec::new();
         for rel in later {
             if self.halted() {
-                return;
+                break;
             }
             let (Some(name), parent) = (rel.file_name(), rel.parent().unwrap_or(Path::new("")))
             else {
@@ -280,26 +319,35 @@ impl Ctx<'_> {
                     continue;
                 }
             };
+            into.push(parent.to_path_buf());
             if let Err(e) = self.link_to_leader(root, &dst, &rel, &leader, &sm, dm.as_ref()) {
                 self.failed(EntryError::new(self.dst_path(&rel), "make hard link", &e));
             }
         }
+        into
     }
 }
 
 impl Ctx<'_> {
     /// Live: the other names seen of the files with several names this
-    /// batch met, still naming them in SRC (each to be looked at: a change
-    /// made through one name changed them all). The second value: some
-    /// file has names the pair has not seen.
+    /// batch met, or whose name it tried (a name already gone: written
+    /// through, then unlinked), still naming them in SRC (each to be looked
+    /// at: a change made through one name changed them all). The second
+    /// value: some file has names the pair has not seen.
     pub(crate) fn other_names(&self, src: &DirHandle, tried: &[PathBuf]) -> (Vec<PathBuf>, bool) {
         let Some(names) = self.names else {
             return (Vec::new(), false);
         };
-        let met = match self.links.met.lock() {
+        let mut met = match self.links.met.lock() {
             Ok(m) => m.clone(),
             Err(_) => return (Vec::new(), false),
         };
+        let tried_set: std::collections::HashSet<&Path> =
+            tried.iter().map(PathBuf::as_path).collect();
+        for id in names.naming(&tried_set) {
+            // Its count of names is not known here: none are taken as unseen.
+            met.entry(id).or_insert(0);
+        }
         let mut look = Vec::new();
         let mut unknown = false;
         for (id, nlink) in met {

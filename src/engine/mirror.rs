@@ -320,7 +320,11 @@ impl Mirror {
         // The walk meets every name: what was seen before is not needed.
         self.names.clear();
         ctx.sync_tree(&src, self.dst.as_ref(), &src_meta);
-        ctx.link_pending(&src);
+        let linked_into: BTreeSet<PathBuf> = ctx.link_pending(&src).into_iter().collect();
+        if let Some(dst) = self.dst.as_ref() {
+            // The walk set those folders' times before the links went in.
+            put_back_folder_times(&ctx, &src, dst, &linked_into);
+        }
         if !ctl.stopped() {
             self.names.settle(&ctx.links);
         }
@@ -420,6 +424,7 @@ impl Mirror {
             let (from_now, to_now) = (moved_on(later, from), moved_on(later, to));
             touched.insert(parent_of(&from_now));
             touched.insert(parent_of(&to_now));
+            self.names.renamed(from, to);
             let replay = if unreplayed.iter().any(|u| from.starts_with(u)) {
                 Ok(false)
             } else {
@@ -581,24 +586,13 @@ impl Mirror {
         dst: &DirHandle,
         mut written: BTreeSet<PathBuf>,
     ) -> Result<Applied, SetupError> {
-        ctx.link_pending(src);
+        written.extend(ctx.link_pending(src));
         let extras = ctx.take_extras();
         written.extend(extras.iter().map(|x| parent_of(&x.rel)));
         if !extras.is_empty() {
             ctx.remove_extras(src, dst, extras);
         }
-        // Writing into a folder changed its mtime: put SRC's back. A folder
-        // SRC no longer has there was moved on (its rename comes in a later
-        // batch): it is looked at again, at its new name, then.
-        let mut revisit = Vec::new();
-        for p in written.iter().filter(|p| !p.as_os_str().is_empty()) {
-            let Ok(d) = dst.open_path(p) else { continue };
-            match src.open_path(p).and_then(|s| Ok((s.meta()?, s))) {
-                Ok((sm, s)) => ctx.fix_dir_meta(&s, Some(&d), p, &sm),
-                Err(e) if super::fsops::changed_under_us(&e) => revisit.push(p.clone()),
-                Err(e) => ctx.failed(EntryError::new(ctx.src_path(p), "read", &e)),
-            }
-        }
+        let revisit = put_back_folder_times(ctx, src, dst, &written);
         self.check_dst_kept(ctx)?;
         let mut summary = ctx.stats.snapshot();
         summary.interrupted = ctx.ctl.stopped();
@@ -1110,6 +1104,27 @@ impl Sink for Collector<'_> {
         }
         self.inner.event(e);
     }
+}
+
+/// Writing into a folder changed its mtime: SRC's is put back. A folder SRC
+/// no longer has there was moved on (its rename comes in a later batch):
+/// returned, to be looked at again at its new name then.
+fn put_back_folder_times(
+    ctx: &Ctx<'_>,
+    src: &DirHandle,
+    dst: &DirHandle,
+    written: &BTreeSet<PathBuf>,
+) -> Vec<PathBuf> {
+    let mut revisit = Vec::new();
+    for p in written.iter().filter(|p| !p.as_os_str().is_empty()) {
+        let Ok(d) = dst.open_path(p) else { continue };
+        match src.open_path(p).and_then(|s| Ok((s.meta()?, s))) {
+            Ok((sm, s)) => ctx.fix_dir_meta(&s, Some(&d), p, &sm),
+            Err(e) if super::fsops::changed_under_us(&e) => revisit.push(p.clone()),
+            Err(e) => ctx.failed(EntryError::new(ctx.src_path(p), "read", &e)),
+        }
+    }
+    revisit
 }
 
 /// `lstat` of a relative path, walking folders without following links.
