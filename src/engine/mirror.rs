@@ -1215,6 +1215,56 @@ mod tests {
         (m, ctl)
     }
 
+    /// Hard links live (found by the mix's `ln`): a write through one name
+    /// reaches the other's copy after that other was renamed, and after
+    /// the name written through was unlinked before the batch looked.
+    #[test]
+    fn a_write_through_one_hard_link_reaches_the_other_renamed_or_not() {
+        use std::io::Write as _;
+        let t = tempfile::tempdir().unwrap();
+        let (src, dst) = (t.path().join("src"), t.path().join("dst"));
+        std::fs::create_dir_all(src.join("d")).unwrap();
+        std::fs::create_dir_all(src.join("x")).unwrap();
+        std::fs::write(src.join("x/a"), "one").unwrap();
+        std::fs::hard_link(src.join("x/a"), src.join("d/b")).unwrap();
+        let (m, ctl) = watching(&src, &dst);
+        let append = |p: &Path, s: &str| {
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(p)
+                .unwrap()
+                .write_all(s.as_bytes())
+                .unwrap();
+        };
+        // Its folder `x` renamed to `y`, then written through `d/b`.
+        std::fs::rename(src.join("x"), src.join("y")).unwrap();
+        let renamed = Batch {
+            renames: vec![("x".into(), "y".into())],
+            ..Batch::default()
+        };
+        m.apply(&renamed, &ctl, &NullSink).unwrap();
+        append(&src.join("d/b"), " two");
+        let written = Batch {
+            paths: vec![Dirty::new("d/b", false, Look::Written)],
+            ..Batch::default()
+        };
+        m.apply(&written, &ctl, &NullSink).unwrap();
+        assert_eq!(std::fs::read_to_string(dst.join("y/a")).unwrap(), "one two");
+        // Written through `d/b`, which is gone when the batch looks.
+        append(&src.join("d/b"), " three");
+        std::fs::remove_file(src.join("d/b")).unwrap();
+        let gone = Batch {
+            paths: vec![Dirty::new("d/b", false, Look::Written)],
+            ..Batch::default()
+        };
+        m.apply(&gone, &ctl, &NullSink).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dst.join("y/a")).unwrap(),
+            "one two three"
+        );
+        assert!(!dst.join("d/b").exists());
+    }
+
     /// Mix seed 146, made deterministic: two files of the same size written
     /// in one clock tick (the same mtime); SRC moves the first into a new
     /// folder and renames the second to its name before the watcher copied
