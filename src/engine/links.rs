@@ -45,7 +45,8 @@ pub(crate) struct Links {
 }
 
 /// The names a pair has seen of each SRC file with several (kept across
-/// passes; a full pass starts it afresh).
+/// passes and moved along by the renames a batch applies; a full pass
+/// starts it afresh).
 #[derive(Debug, Default)]
 pub struct Names(
     Mutex<HashMap<(u64, u64), std::collections::BTreeSet<PathBuf>>>,
