@@ -1295,18 +1295,24 @@ fn pruning_removes_old_versions_that_hold_read_only_folders() {
     );
 }
 
-/// Makes a file-system image of `mib` MiB with `mkfs_args` and mounts it
-/// (loop) at `dir`; `None` (with a note) only when not root.
-fn mount_image(
+/// The image [`mount_image`] makes for `dir`.
+pub(crate) fn image_for(w: &World, dir: &Path) -> PathBuf {
+    w.path(&format!(
+        "{}.img",
+        dir.file_name().unwrap().to_string_lossy()
+    ))
+}
+
+/// Makes an ext4 image of `mib` MiB with `mkfs_args` and mounts it (loop)
+/// at `dir`; `None` (with a note) only when not root. The image stays, at
+/// [`image_for`], to be mounted again (a drive plugged back in).
+pub(crate) fn mount_image(
     w: &World,
     mkfs_args: &[&str],
     mib: u64,
     dir: &Path,
 ) -> Option<crate::safety::Mount> {
-    let img = w.path(&format!(
-        "{}.img",
-        dir.file_name().unwrap().to_string_lossy()
-    ));
+    let img = image_for(w, dir);
     std::fs::File::create(&img)
         .unwrap()
         .set_len(mib << 20)

@@ -923,26 +923,12 @@ fn an_unreadable_file_shows_its_reason_and_clears_by_itself() {
 fn a_backup_drive_pulled_is_shown_missing_and_resumes_when_back() {
     let w = World::new();
     w.write("photo.jpg", "pixels");
-    let img = w.path("drive.img");
-    std::fs::File::create(&img)
-        .unwrap()
-        .set_len(64 << 20)
-        .unwrap();
-    let mk = Command::new("mkfs.ext4")
-        .args(["-q", "-F"])
-        .arg(&img)
-        .output()
-        .unwrap();
-    assert!(
-        mk.status.success(),
-        "{}",
-        String::from_utf8_lossy(&mk.stderr)
-    );
     std::fs::create_dir_all(&w.dst).unwrap();
-    let loop_opts = ["-o", "loop", &img.to_string_lossy()];
-    let Some(m) = crate::safety::mount(&loop_opts, &w.dst) else {
+    let Some(m) = crate::cli_sync::mount_image(&w, &[], 64, &w.dst) else {
         return;
     };
+    let img = crate::cli_sync::image_for(&w, &w.dst);
+    let loop_opts = ["-o", "loop", &img.to_string_lossy()];
     std::fs::remove_dir(w.dst.join("lost+found")).unwrap();
     let t = Tray::with_pair(w);
     t.up_to_date();

@@ -2602,22 +2602,11 @@ fn a_name_too_long_for_the_backup_fails_with_the_path() {
 fn a_backup_drive_unmounted_while_watching_is_missing_never_refilled() {
     let w = World::new();
     make_tree(&w.src, 30, "drive");
-    let img = w.path("drive.img");
-    File::create(&img).unwrap().set_len(64 << 20).unwrap();
-    let mk = Command::new("mkfs.ext4")
-        .args(["-q", "-F"])
-        .arg(&img)
-        .output()
-        .unwrap();
-    assert!(
-        mk.status.success(),
-        "mkfs.ext4: {}",
-        String::from_utf8_lossy(&mk.stderr)
-    );
-    let loop_opts = ["-o", "loop", &img.to_string_lossy()];
-    let Some(m) = crate::safety::mount(&loop_opts, &w.dst) else {
+    let Some(m) = crate::cli_sync::mount_image(&w, &[], 64, &w.dst) else {
         return;
     };
+    let img = crate::cli_sync::image_for(&w, &w.dst);
+    let loop_opts = ["-o", "loop", &img.to_string_lossy()];
     // The drive's own lost+found is the file system's, not the mirror's.
     let fs_own = |p: &Path| p.starts_with("lost+found");
     let mut watch = Watch::start(&w, &[]);
