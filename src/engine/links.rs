@@ -369,7 +369,7 @@ impl Ctx<'_> {
                     continue;
                 }
                 known += 1;
-                if !tried.contains(&rel) {
+                if !tried_set.contains(rel.as_path()) {
                     look.push(rel);
                 }
             }
