@@ -102,6 +102,10 @@ pub struct Mirror {
     keeps: Keeps,
     /// The backup drive keeps no extended attributes: said once.
     xattrs_told: AtomicBool,
+    /// What the drive cannot hold (see `record`), as of the last pass.
+    record: Mutex<super::record::Record>,
+    /// The drive cannot hold everything: said once.
+    record_told: AtomicBool,
     /// Deletions held by the guard, until allowed or SRC changes.
     held: Mutex<Option<(u64, u64)>>,
     live: bool,
@@ -173,6 +177,20 @@ impl Mirror {
                 granularity
             );
         }
+        let record = match &store {
+            Some(s) => {
+                let r = s.read_record();
+                if let Err(e) = s.clean_aside(&r) {
+                    log::warn!(
+                        "{}: cannot clean mirrortray's own aside folder: {}",
+                        show(&roots.dst),
+                        reason(&e)
+                    );
+                }
+                r
+            }
+            None => Default::default(),
+        };
         let m = Mirror {
             roots,
             spec: spec.clone(),
@@ -181,6 +199,8 @@ impl Mirror {
             store,
             keeps,
             xattrs_told: AtomicBool::new(false),
+            record: Mutex::new(record),
+            record_told: AtomicBool::new(false),
             held: Mutex::new(None),
             live: opts.live,
             origins: Default::default(),
@@ -277,6 +297,8 @@ impl Mirror {
             keeps: self.keeps,
             case_names: Default::default(),
             xattrs_told: &self.xattrs_told,
+            record: self.store.as_ref().map(|_| &self.record),
+            record_told: &self.record_told,
             dst_dir: self.dst.as_ref(),
             links: Default::default(),
             names: self.live.then_some(&self.names),
@@ -356,6 +378,7 @@ impl Mirror {
         if !ctl.stopped() && held.is_none() {
             self.record_source(&src_meta);
         }
+        self.save_record();
         let mut summary = stats.snapshot();
         summary.held_deletions = held;
         summary.interrupted = ctl.stopped();
@@ -593,6 +616,7 @@ impl Mirror {
             ctx.remove_extras(src, dst, extras);
         }
         let revisit = put_back_folder_times(ctx, src, dst, &written);
+        self.save_record();
         self.check_dst_kept(ctx)?;
         let mut summary = ctx.stats.snapshot();
         summary.interrupted = ctx.ctl.stopped();
@@ -729,6 +753,14 @@ impl Mirror {
                 return None;
             }
         };
+        {
+            let names: HashSet<&OsStr> = src_list
+                .iter()
+                .map(|e| e.name.as_os_str())
+                .filter(|n| !(at_root && *n == super::filter::RESERVED))
+                .collect();
+            ctx.note_listing(&f, &names);
+        }
         let mut in_dst: std::collections::HashMap<std::ffi::OsString, Option<Kind>> = dst_list
             .into_iter()
             .filter(|e| !(at_root && e.name == super::filter::RESERVED))
@@ -878,11 +910,37 @@ impl Mirror {
         if src_to.kind == Kind::File {
             self.origins.moved(from, to);
         }
+        ctx.note_renamed(from, to);
         ctx.sink.event(Event::Renamed {
             from: from.to_path_buf(),
             to: to.to_path_buf(),
         });
         Ok(true)
+    }
+
+    /// Writes the record of what the drive cannot hold, if it changed.
+    fn save_record(&self) {
+        let Some(store) = &self.store else { return };
+        let Ok(mut r) = self.record.lock() else {
+            return;
+        };
+        if !r.dirty() {
+            return;
+        }
+        match store.write_record(&r) {
+            Ok(()) => r.saved(),
+            Err(e) => log::warn!(
+                "{}: cannot write the record of what the backup drive cannot hold: {}",
+                show(
+                    &self
+                        .roots
+                        .dst
+                        .join(super::filter::RESERVED)
+                        .join(super::record::RECORD_FILE)
+                ),
+                reason(&e)
+            ),
+        }
     }
 
     /// Removes temp files (at a clean stop).

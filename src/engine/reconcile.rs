@@ -112,17 +112,32 @@ impl<'a> Ctx<'a> {
             },
             _ => None,
         };
-        if let Some(s) = &sm
-            && (self.filter.ignores(rel, s.kind == Kind::Dir)
-                || (s.kind == Kind::File && self.deferred.contains(rel)))
-        {
-            return None;
+        if let Some(s) = &sm {
+            if self.filter.ignores(rel, s.kind == Kind::Dir) {
+                self.note(rel, None);
+                return None;
+            }
+            if s.kind == Kind::File && self.deferred.contains(rel) {
+                return None;
+            }
         }
         self.scanned(1);
-        if let Some(why) = sm.as_ref().and_then(|_| self.unheld_name(src, rel, name)) {
-            self.skipped(rel, why.why().to_string(), true);
-            return None;
+        if let Some(s) = &sm {
+            let why = self.unheld_name(src, rel, name).or_else(|| {
+                (s.kind == Kind::Symlink && !self.keeps.symlinks).then_some(Unheld::Symlink)
+            });
+            if let Some(why) = why {
+                self.hold_aside(src, rel, s, why);
+                // Whatever DST holds there is from before: stale.
+                if let Some(d) = dm
+                    && why == Unheld::Symlink
+                {
+                    self.extra(rel, d.kind);
+                }
+                return None;
+            }
         }
+        self.note(rel, sm.as_ref());
         if let Some(s) = &sm
             && matches!(
                 self.link_name(dst, rel, s, dm.as_ref()),
@@ -192,7 +207,9 @@ impl<'a> Ctx<'a> {
                 }
             }
             Step::Unheld(why) => {
-                self.skipped(rel, why.why().to_string(), true);
+                if let Some(s) = &sm {
+                    self.hold_aside(src, rel, s, why);
+                }
                 // Whatever DST holds there is from before: stale.
                 if let Some(d) = dm {
                     self.extra(rel, d.kind);
@@ -417,6 +434,7 @@ impl<'a> Ctx<'a> {
         // Extras: in DST only.
         let src_names: std::collections::HashSet<&OsStr> =
             names.iter().map(OsString::as_os_str).collect();
+        self.note_listing(rel, &src_names);
         for (name, kind) in &dst_names {
             if src_names.contains(name.as_os_str()) {
                 continue;
