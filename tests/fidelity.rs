@@ -623,3 +623,170 @@ fn an_ntfs_backup_drive_keeps_links_and_names_and_is_up_to_date() {
     );
     drop(drive);
 }
+
+/// `awkward_tree`, and more that a drive may not hold: absolute and
+/// dangling symlinks, a private folder, a file with the group's write bit,
+/// a folder with a refused name and two folders whose names differ only in
+/// case (each with content); every entry but `old.txt` (1970) then gets a
+/// time to the nanosecond, folders after their content.
+fn exact_tree(w: &World) {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    awkward_tree(w);
+    symlink("/etc/hostname", w.src.join("abs-link")).unwrap();
+    symlink("nowhere/at/all", w.src.join("dangling")).unwrap();
+    w.write("private/key", "k");
+    let mode = |p: &str, m: u32| {
+        std::fs::set_permissions(w.src.join(p), std::fs::Permissions::from_mode(m)).unwrap()
+    };
+    mode("private", 0o700);
+    w.write("shared.txt", "group writes");
+    mode("shared.txt", 0o664);
+    w.write("c:d/inner.txt", "inside a refused folder");
+    symlink("inner.txt", w.src.join("c:d/link")).unwrap();
+    std::fs::create_dir_all(w.src.join("c:d/empty")).unwrap();
+    w.write("Docs/a.txt", "capital folder");
+    w.write("docs/b.txt", "small folder");
+    mode("docs/b.txt", 0o640);
+    set_fine_times(&w.src, 0);
+}
+
+/// Sets every entry under `root` but `old.txt` to its own time with
+/// nanoseconds (`salt` moves them all), folders after their content.
+fn set_fine_times(root: &Path, salt: i64) {
+    for (i, e) in walkdir::WalkDir::new(root)
+        .min_depth(1)
+        .contents_first(true)
+        .sort_by_file_name()
+        .into_iter()
+        .enumerate()
+    {
+        let e = e.unwrap();
+        if e.file_name() == "old.txt" {
+            continue;
+        }
+        let i = i as i64 + salt;
+        let t = filetime::FileTime::from_unix_time(
+            1_700_000_000 + i * 7,
+            (123_456_789 + i * 1_001) as u32,
+        );
+        filetime::set_symlink_file_times(e.path(), t, t).unwrap();
+    }
+}
+
+/// `restore DST --at AT --to w/NAME`; returns where SRC's top landed.
+#[track_caller]
+fn restore_at(w: &World, dst: &Path, at: &str, name: &str) -> std::path::PathBuf {
+    let out = w.path(name);
+    std::fs::create_dir_all(&out).unwrap();
+    w.run([
+        "restore",
+        dst.to_str().unwrap(),
+        "--at",
+        at,
+        "--to",
+        out.to_str().unwrap(),
+    ])
+    .ok();
+    out.join("src")
+}
+
+fn utc_now() -> String {
+    let out = Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%S.%6NZ"])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// What a drive cannot hold is recorded in `.mirrortray/`: the backup is
+/// up to date, a second pass changes nothing, and a restore onto ext4 gives
+/// back every entry exactly (types, bytes, modes, times to the nanosecond,
+/// link targets, names). Then changes to recorded entries (a mode, a link's
+/// target, a refused name's bytes, a file gone from a case-twin folder) are
+/// followed, restored exactly, and what they replaced is still there as of
+/// before.
+fn a_drive_gives_back_everything(w: &World, drive: &FuseDrive) {
+    exact_tree(w);
+    let dst = drive.dir.join("Backups/src");
+    let args = [w.src.to_str().unwrap(), dst.to_str().unwrap()];
+    let first = w.run(["sync", args[0], args[1]]);
+    first.ok().stdout_has("failed 0");
+    assert_eq!(
+        first
+            .stderr
+            .matches("so that a restore gives it back exactly")
+            .count(),
+        1,
+        "told once: {}",
+        first.stderr
+    );
+    for _ in 0..2 {
+        nothing_to_do_into(w, &dst);
+    }
+    w.run(["verify", args[0], args[1]]).ok().stdout_has("same");
+    let back = restore_at(w, &dst, "now", "restored");
+    assert_mirrored(&w.src, &back);
+
+    let before = utc_now();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        w.src.join("secret.txt"),
+        std::fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
+    std::fs::remove_file(w.src.join("link")).unwrap();
+    std::os::unix::fs::symlink("bin/run.sh", w.src.join("link")).unwrap();
+    std::fs::write(w.src.join("a:b"), "colon, edited").unwrap();
+    std::fs::remove_file(w.src.join("docs/b.txt")).unwrap();
+    std::fs::write(w.src.join("c:d/inner.txt"), "inside, edited").unwrap();
+    set_fine_times(&w.src, 1000);
+    let v = w.run(["verify", args[0], args[1]]);
+    v.code(1);
+    for changed in ["secret.txt", "link", "a:b", "docs/b.txt", "c:d/inner.txt"] {
+        assert!(v.stdout.contains(changed), "{changed} not in: {}", v.stdout);
+    }
+    w.run(["sync", args[0], args[1]])
+        .ok()
+        .stdout_has("failed 0");
+    nothing_to_do_into(w, &dst);
+    w.run(["verify", args[0], args[1]]).ok().stdout_has("same");
+    let back = restore_at(w, &dst, "now", "restored-after");
+    assert_mirrored(&w.src, &back);
+
+    // As it was before the changes: what the record held then.
+    let old = restore_at(w, &dst, &before, "restored-before");
+    let read = |p: &str| std::fs::read_to_string(old.join(p)).unwrap();
+    assert_eq!(read("a:b"), "colon");
+    assert_eq!(read("c:d/inner.txt"), "inside a refused folder");
+    assert_eq!(read("docs/b.txt"), "small folder");
+    assert_eq!(
+        std::fs::read_link(old.join("c:d/link")).unwrap(),
+        std::path::PathBuf::from("inner.txt")
+    );
+}
+
+#[test]
+fn an_exfat_backup_drive_gives_back_everything_exactly() {
+    let w = World::new();
+    let Some(drive) = fuse_drive(&w, "exfat", &["mkfs.exfat"], "mount.exfat-fuse") else {
+        return;
+    };
+    a_drive_gives_back_everything(&w, &drive);
+    // What the drive held before the changes: the link's old target.
+    let old = w.path("restored-before/src");
+    assert_eq!(
+        std::fs::read_link(old.join("link")).unwrap(),
+        std::path::PathBuf::from("secret.txt")
+    );
+    drop(drive);
+}
+
+#[test]
+fn an_ntfs_backup_drive_gives_back_everything_exactly() {
+    let w = World::new();
+    let Some(drive) = fuse_drive(&w, "ntfs", &["mkntfs", "-q", "-F", "-f"], "ntfs-3g") else {
+        return;
+    };
+    a_drive_gives_back_everything(&w, &drive);
+    drop(drive);
+}
