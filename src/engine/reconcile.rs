@@ -102,7 +102,7 @@ impl<'a> Ctx<'a> {
                 return None;
             }
         };
-        let dm = match (dst, dst_listed) {
+        let mut dm = match (dst, dst_listed) {
             (Some(d), true) => match d.stat_opt(name) {
                 Ok(m) => m,
                 Err(e) => {
@@ -112,6 +112,18 @@ impl<'a> Ctx<'a> {
             },
             _ => None,
         };
+        // A case-blind drive finds `Report` for `report`: only an entry
+        // listed under this very name is this name's (else deleting
+        // `report` in SRC would take `Report` away).
+        if sm.is_none()
+            && dm.is_some()
+            && self.keeps.case_blind
+            && let Some(d) = dst
+            && let Ok(list) = d.list()
+            && !list.iter().any(|e| e.name == name)
+        {
+            dm = None;
+        }
         if let Some(s) = &sm {
             if self.filter.ignores(rel, s.kind == Kind::Dir) {
                 self.note(rel, None);
@@ -515,6 +527,8 @@ impl<'a> Ctx<'a> {
         if self.store.is_none() {
             return;
         }
+        // The time set below is the one the record must give back.
+        self.note(rel, Some(src_meta));
         let dm = match d.meta() {
             Ok(m) => m,
             Err(e) => {
