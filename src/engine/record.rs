@@ -225,7 +225,7 @@ pub fn time_kept(limits: &TimeLimits, t: Time) -> bool {
     limits.clamp(t) == t
         && match g {
             0 | 1 => true,
-            g if g < 1_000_000_000 => t.nsec % g == 0,
+            g if g < 1_000_000_000 => t.nsec.is_multiple_of(g),
             g => t.nsec == 0 && t.sec.rem_euclid(i64::from(g / 1_000_000_000)) == 0,
         }
 }
@@ -244,9 +244,12 @@ fn key(rel: &Path) -> Vec<u8> {
     rel.as_os_str().as_bytes().to_vec()
 }
 
+/// A range of keys.
+type Span = (Bound<Vec<u8>>, Bound<Vec<u8>>);
+
 /// The range of keys strictly under `rel` (everything, for the root), and
 /// the length of their common prefix.
-fn under(rel: &Path) -> ((Bound<Vec<u8>>, Bound<Vec<u8>>), usize) {
+fn under(rel: &Path) -> (Span, usize) {
     let k = key(rel);
     if k.is_empty() {
         return ((Bound::Unbounded, Bound::Unbounded), 0);

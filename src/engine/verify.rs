@@ -733,7 +733,7 @@ impl Walk<'_> {
             None => !want,
         };
         if !ok {
-            let got = got.map_or_else(|| "nothing".to_string(), |e| recorded_words(e));
+            let got = got.map_or_else(|| "nothing".to_string(), recorded_words);
             self.diff(rel, DiffKind::Record, Some(meta_words(s, None)), Some(got));
         }
     }
