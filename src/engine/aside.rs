@@ -45,8 +45,10 @@ impl Ctx<'_> {
     }
 
     /// Notes SRC's entry at `rel`, mirrored the ordinary way (`sm`: its
-    /// metadata; `None`: SRC holds nothing there any more).
-    pub(crate) fn note(&self, rel: &Path, sm: Option<&Meta>) {
+    /// metadata; `None`: SRC holds nothing there any more). `dm`: DST's
+    /// entry there, which this pass versions if it no longer holds SRC's
+    /// content: the overlay that described it then goes along with it.
+    pub(crate) fn note(&self, rel: &Path, sm: Option<&Meta>, dm: Option<&Meta>) {
         let (true, Some(rec)) = (self.recording(), self.record) else {
             return;
         };
@@ -66,14 +68,18 @@ impl Ctx<'_> {
                 Some(e) => r.set(rel, e.clone()),
                 None => r.remove(rel).map(|(_, e)| e),
             };
+            let versioned = |old: &Entry| {
+                dm.is_some_and(|d| old.describes(&self.keeps.times, d))
+                    && want.as_ref().is_none_or(|e| !same_content(old, e))
+            };
             if let Some(old) = old
-                && (old.aside || want.as_ref().is_none_or(|e| !same_content(&old, e)))
+                && (old.aside || versioned(&old))
             {
                 gone.push((rel.to_path_buf(), old));
             }
             gone
         };
-        self.retire(gone);
+        self.retire(gone, dm.is_some());
         if want.is_some() {
             self.tell_recorded(rel);
         }
@@ -89,7 +95,7 @@ impl Ctx<'_> {
             Ok(mut r) if !r.is_empty() => r.retain_children(folder, |n| names.contains(n)),
             _ => return,
         };
-        self.retire(gone);
+        self.retire(gone, false);
     }
 
     /// SRC's `from` was renamed `to`, and DST's too: the entries go along.
@@ -101,7 +107,7 @@ impl Ctx<'_> {
             Ok(mut r) if !r.is_empty() => r.renamed(from, to),
             _ => return,
         };
-        self.retire(gone);
+        self.retire(gone, false);
     }
 
     /// Keeps SRC's entry `rel` (`sm`, in SRC's folder `src`), which the
@@ -115,7 +121,7 @@ impl Ctx<'_> {
         self.tell_recorded(rel);
         let Some(name) = rel.file_name() else { return };
         if sm.kind == Kind::Special {
-            return self.note(rel, None);
+            return self.note(rel, None, None);
         }
         self.hold_one(src, name, rel, sm);
         if sm.kind == Kind::Dir {
@@ -198,7 +204,7 @@ impl Ctx<'_> {
             }
             Err(_) => return,
         };
-        self.retire(gone);
+        self.retire(gone, false);
     }
 
     /// Records one aside entry (a folder's own entry only).
@@ -267,7 +273,7 @@ impl Ctx<'_> {
                 if want.kind != super::record::EntryKind::Dir
                     && (o.aside || !same_content(o, &want))
                 {
-                    self.retire(vec![(rel.to_path_buf(), o.clone())]);
+                    self.retire(vec![(rel.to_path_buf(), o.clone())], false);
                 }
             }
             None => {
@@ -347,11 +353,12 @@ impl Ctx<'_> {
         None
     }
 
-    /// Entries that no longer say what SRC holds: with versions on, what
+    /// Entries that no longer say what SRC holds (`versioned`: what DST
+    /// held of them is versioned in this batch): with versions on, what
     /// they held is kept as a version (an aside file's blob moves into the
     /// batch's time folder; a line in `aside.log` says what it was);
     /// without, blobs are removed.
-    fn retire(&self, gone: Vec<(PathBuf, Entry)>) {
+    fn retire(&self, gone: Vec<(PathBuf, Entry)>, versioned: bool) {
         let Some(store) = self.store else { return };
         if gone.is_empty() {
             return;
@@ -377,10 +384,11 @@ impl Ctx<'_> {
                         None
                     }
                 }
-            } else if e.aside {
+            } else if e.aside || versioned {
                 store.versions.batch_stamp().ok()
             } else {
-                // An overlay: only worth a line next to a version of its file.
+                // An overlay: only worth a line next to a version of its
+                // file, if this batch kept one.
                 store.versions.batch_stamp_if_used()
             };
             if let Some(at) = at {

@@ -126,7 +126,7 @@ impl<'a> Ctx<'a> {
         }
         if let Some(s) = &sm {
             if self.filter.ignores(rel, s.kind == Kind::Dir) {
-                self.note(rel, None);
+                self.note(rel, None, None);
                 return None;
             }
             if s.kind == Kind::File && self.deferred.contains(rel) {
@@ -149,7 +149,7 @@ impl<'a> Ctx<'a> {
                 return None;
             }
         }
-        self.note(rel, sm.as_ref());
+        self.note(rel, sm.as_ref(), dm.as_ref());
         if let Some(s) = &sm
             && matches!(
                 self.link_name(dst, rel, s, dm.as_ref()),
@@ -528,7 +528,7 @@ impl<'a> Ctx<'a> {
             return;
         }
         // The time set below is the one the record must give back.
-        self.note(rel, Some(src_meta));
+        self.note(rel, Some(src_meta), None);
         let dm = match d.meta() {
             Ok(m) => m,
             Err(e) => {
