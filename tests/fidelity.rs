@@ -426,6 +426,16 @@ fn clones_on(fs: &str, size: &str, mkfs: &[&str]) {
 struct FuseDrive {
     dir: std::path::PathBuf,
     dev: String,
+    mount_cmd: String,
+}
+
+impl FuseDrive {
+    /// Unplugged and plugged in again: what the driver shows from its
+    /// memory is gone, what the drive stored is read back.
+    fn remount(&self) {
+        run("umount", &[self.dir.to_str().unwrap()]);
+        run(&self.mount_cmd, &[&self.dev, self.dir.to_str().unwrap()]);
+    }
 }
 
 impl Drop for FuseDrive {
@@ -466,7 +476,11 @@ fn fuse_drive(w: &World, name: &str, mkfs: &[&str], mount_cmd: &str) -> Option<F
     let dev = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let dir = w.path(name);
     std::fs::create_dir_all(&dir).unwrap();
-    let drive = FuseDrive { dir, dev };
+    let drive = FuseDrive {
+        dir,
+        dev,
+        mount_cmd: mount_cmd.to_string(),
+    };
     let m = Command::new(mount_cmd)
         .arg(&drive.dev)
         .arg(&drive.dir)
@@ -705,6 +719,9 @@ fn a_drive_gives_back_everything(w: &World, drive: &FuseDrive) {
     w.run(["verify", args[0], args[1]]).ok().stdout_has("same");
     let back = restore_at(w, &dst, "now", "restored");
     assert_mirrored(&w.src, &back);
+    drive.remount();
+    nothing_to_do_into(w, &dst);
+    w.run(["verify", args[0], args[1]]).ok().stdout_has("same");
 
     let before = utc_now();
     let then = snapshot(&w.src);

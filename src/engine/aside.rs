@@ -25,7 +25,7 @@ use std::sync::atomic::Ordering;
 use super::content;
 use super::ctx::Ctx;
 use super::error::{EntryError, show};
-use super::event::{Event, Stats};
+use super::event::{Event, Stats, VersionReason};
 use super::filter::join;
 use super::fsops::{self, DirHandle, Kind, Meta};
 use super::keeps::Unheld;
@@ -79,7 +79,12 @@ impl Ctx<'_> {
             }
             gone
         };
-        self.retire(gone, dm.is_some());
+        let reason = if sm.is_some() {
+            VersionReason::Modified
+        } else {
+            VersionReason::Deleted
+        };
+        self.retire(gone, dm.is_some(), reason);
         if want.is_some() {
             self.tell_recorded(rel);
         }
@@ -95,7 +100,7 @@ impl Ctx<'_> {
             Ok(mut r) if !r.is_empty() => r.retain_children(folder, |n| names.contains(n)),
             _ => return,
         };
-        self.retire(gone, false);
+        self.retire(gone, false, VersionReason::Deleted);
     }
 
     /// SRC's `from` was renamed `to`, and DST's too: the entries go along.
@@ -107,7 +112,7 @@ impl Ctx<'_> {
             Ok(mut r) if !r.is_empty() => r.renamed(from, to),
             _ => return,
         };
-        self.retire(gone, false);
+        self.retire(gone, false, VersionReason::RenamedOver);
     }
 
     /// Keeps SRC's entry `rel` (`sm`, in SRC's folder `src`), which the
@@ -204,7 +209,7 @@ impl Ctx<'_> {
             }
             Err(_) => return,
         };
-        self.retire(gone, false);
+        self.retire(gone, false, VersionReason::Deleted);
     }
 
     /// Records one aside entry (a folder's own entry only).
@@ -273,7 +278,11 @@ impl Ctx<'_> {
                 if want.kind != super::record::EntryKind::Dir
                     && (o.aside || !same_content(o, &want))
                 {
-                    self.retire(vec![(rel.to_path_buf(), o.clone())], false);
+                    self.retire(
+                        vec![(rel.to_path_buf(), o.clone())],
+                        false,
+                        VersionReason::Modified,
+                    );
                 }
             }
             None => {
@@ -358,7 +367,7 @@ impl Ctx<'_> {
     /// they held is kept as a version (an aside file's blob moves into the
     /// batch's time folder; a line in `aside.log` says what it was);
     /// without, blobs are removed.
-    fn retire(&self, gone: Vec<(PathBuf, Entry)>, versioned: bool) {
+    fn retire(&self, gone: Vec<(PathBuf, Entry)>, versioned: bool, reason: VersionReason) {
         let Some(store) = self.store else { return };
         if gone.is_empty() {
             return;
@@ -396,6 +405,7 @@ impl Ctx<'_> {
                     Kept {
                         at,
                         path: Bytes::of(rel.as_os_str()),
+                        reason: Some(reason.as_str().to_string()),
                         entry: e,
                     }
                     .line(),

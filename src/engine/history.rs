@@ -386,6 +386,11 @@ impl History {
         if is_reserved(rel) {
             return Ok(None);
         }
+        // Held in the record only: what the drive shows at that name (a
+        // case twin's) is not it.
+        if let Some(e) = self.record.get(rel).filter(|e| e.aside) {
+            return Ok(Some(e.meta()));
+        }
         let Some(name) = rel.file_name() else {
             return self.root.meta().map(|m| Some(self.seen(rel, m, None)));
         };
@@ -535,7 +540,9 @@ impl History {
     /// Every kept version of `rel` and of anything under it, newest first.
     /// A folder versioned as a whole is one entry (with its total size).
     pub fn versions_of(&self, rel: &Path) -> Result<Vec<Version>, EntryError> {
-        let mut out = Vec::new();
+        let aside = self.aside_versions_of(rel);
+        let mixed = !aside.is_empty();
+        let mut out = aside;
         for s in self.stamps.iter().rev() {
             let found = self.walk_stamp(s, rel)?;
             for (i, f) in found.iter().enumerate() {
@@ -575,7 +582,40 @@ impl History {
                 });
             }
         }
+        if mixed {
+            // Newest first, each time folder's own order kept (stable).
+            out.sort_by(|a, b| b.stamp.cmp(&a.stamp));
+        }
         Ok(out)
+    }
+
+    /// The kept versions of entries the drive cannot hold (see `record`) at
+    /// `rel` and under it, newest first.
+    fn aside_versions_of(&self, rel: &Path) -> Vec<Version> {
+        let mut out: Vec<Version> = self
+            .kept
+            .iter()
+            .filter(|(q, _)| q.starts_with(rel))
+            .flat_map(|(q, lines)| {
+                lines
+                    .iter()
+                    .filter(|k| k.entry.aside && k.entry.kind != super::record::EntryKind::Dir)
+                    .filter_map(move |k| {
+                        let stamp = self.stamps.iter().find(|s| s.name == k.at)?;
+                        Some(Version {
+                            stamp: stamp.clone(),
+                            rel: q.clone(),
+                            meta: k.entry.meta(),
+                            bytes: k.entry.size,
+                            files: 1,
+                            reason: k.reason.as_deref().and_then(VersionReason::parse),
+                            with_folder: None,
+                        })
+                    })
+            })
+            .collect();
+        out.sort_by(|a, b| (&b.stamp, &a.rel).cmp(&(&a.stamp, &b.rel)));
+        out
     }
 
     /// The time folder of the last change of `rel` or anything under it:

@@ -37,7 +37,7 @@
 //! An aside entry replaced or dropped (versions on) is kept as a version:
 //! its blob moves to `versions/<time>/.mirrortray/aside/<blob>` (pruned with
 //! that time folder), and `.mirrortray/aside.log` gets one JSON line
-//! `{"at":"<time folder>","path":…,<the entry>}`: held until that time, as
+//! `{"at":"<time folder>","path":…,"reason":…,<the entry>}`: held until that time, as
 //! the versions are (see `history.rs`).
 
 use std::collections::BTreeMap;
@@ -291,6 +291,9 @@ struct File {
 pub struct Kept {
     pub at: String,
     pub path: Bytes,
+    /// Why (`modified`, `deleted`...: `VersionReason`'s words).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     #[serde(flatten)]
     pub entry: Entry,
 }
@@ -618,6 +621,7 @@ mod tests {
         let k = Kept {
             at: "2026-01-01T00-00-00.000000Z".into(),
             path: Bytes(b"a:b".to_vec()),
+            reason: Some("modified".into()),
             entry: f,
         };
         let mut log = k.line();
