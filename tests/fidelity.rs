@@ -852,6 +852,21 @@ fn the_watcher_keeps_the_record_of_an_exfat_drive_in_step() {
     std::fs::rename(w.src.join("c:d"), w.src.join("e:f")).unwrap();
     let ok = wait_for(Duration::from_secs(90), same);
     assert!(ok, "{}\n--- log\n{}", verify().stdout, said());
+    // Inside a folder the drive cannot hold by name: the case twin `docs`
+    // (the drive would find `Docs` there) and a refused name.
+    std::fs::write(w.src.join("docs/c.txt"), "new in the small folder").unwrap();
+    std::fs::write(w.src.join("e:f/inner.txt"), "edited live").unwrap();
+    let ok = wait_for(Duration::from_secs(90), same);
+    assert!(ok, "{}\n--- log\n{}", verify().stdout, said());
+    assert!(!dst.join("Docs/c.txt").exists() && dst.join("Docs/a.txt").exists());
+    // The twin renamed to a name of its own: now mirrored as any folder.
+    std::fs::rename(w.src.join("docs"), w.src.join("notes")).unwrap();
+    let ok = wait_for(Duration::from_secs(90), same);
+    assert!(ok, "{}\n--- log\n{}", verify().stdout, said());
+    assert_eq!(
+        std::fs::read_to_string(dst.join("notes/c.txt")).unwrap(),
+        "new in the small folder"
+    );
 
     run("kill", &["-TERM", &child.id().to_string()]);
     let mut status = None;

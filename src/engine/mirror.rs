@@ -640,6 +640,13 @@ impl Mirror {
         if self.filter.ignores_path(&d.rel, false) && self.filter.ignores_path(&d.rel, true) {
             return None;
         }
+        // Under a name the drive cannot hold: the whole of it is looked at
+        // from the top (DST's entry at such a path is another name's).
+        if let Some(top) = ctx.unheld_ancestor(src, &d.rel)
+            && top != d.rel
+        {
+            return self.sync_path(ctx, src, dst, &Dirty::new(top, true, d.look));
+        }
         let parent = parent_of(&d.rel);
         // The nearest ancestor DST already has; from there down, the first
         // missing folder is created by a deep reconcile of it.
@@ -725,6 +732,9 @@ impl Mirror {
         };
         if !f.as_os_str().is_empty() && self.filter.ignores_path(&f, true) {
             return None;
+        }
+        if let Some(top) = ctx.unheld_ancestor(src, &f) {
+            return self.sync_path(ctx, src, dst, &Dirty::new(top, true, Look::Gentle));
         }
         let dst_dir = match dst.open_path(&f) {
             Ok(h) => h,
@@ -841,6 +851,10 @@ impl Mirror {
         let Some(src_to) = stat_at(src, to_now)? else {
             return Ok(false);
         };
+        // A name the drive cannot hold has no entry of its own in DST.
+        if ctx.unheld_ancestor(src, from).is_some() || ctx.unheld_ancestor(src, to_now).is_some() {
+            return Ok(false);
+        }
         let is_dir = src_to.kind == Kind::Dir;
         if src_to.kind == Kind::Special
             || self.filter.ignores_path(from, is_dir)
@@ -855,6 +869,11 @@ impl Mirror {
         let Some(dst_from) = from_parent.stat_opt(from_name)? else {
             return Ok(false);
         };
+        // A case-blind drive finds `Docs` for `docs`: only DST's own name
+        // is moved.
+        if self.keeps.case_blind && !from_parent.list()?.iter().any(|e| e.name == from_name) {
+            return Ok(false);
+        }
         if dst_from.kind != src_to.kind {
             return Ok(false);
         }
@@ -1175,6 +1194,10 @@ fn put_back_folder_times(
 ) -> Vec<PathBuf> {
     let mut revisit = Vec::new();
     for p in written.iter().filter(|p| !p.as_os_str().is_empty()) {
+        // Held in the record: DST's folder at that path is another name's.
+        if ctx.unheld_ancestor(src, p).is_some() {
+            continue;
+        }
         let Ok(d) = dst.open_path(p) else { continue };
         match src.open_path(p).and_then(|s| Ok((s.meta()?, s))) {
             Ok((sm, s)) => ctx.fix_dir_meta(&s, Some(&d), p, &sm),

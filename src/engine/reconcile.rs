@@ -656,6 +656,29 @@ impl<'a> Ctx<'a> {
         (winner.as_os_str() != name).then_some(Unheld::Case)
     }
 
+    /// The topmost path of `rel` (itself included) whose name the drive
+    /// cannot hold (see [`unheld_name`](Self::unheld_name)): everything
+    /// under it is held in the record, and looked at from there. A
+    /// case-blind drive would find the other name's folder at such a path.
+    pub(crate) fn unheld_ancestor(&self, src: &DirHandle, rel: &Path) -> Option<PathBuf> {
+        if !self.keeps.windows_names && !self.keeps.case_blind {
+            return None;
+        }
+        let mut dir = src.try_clone().ok()?;
+        let mut at = PathBuf::new();
+        for c in rel.components() {
+            let std::path::Component::Normal(name) = c else {
+                return None;
+            };
+            at.push(name);
+            if self.unheld_name(&dir, &at, name).is_some() {
+                return Some(at);
+            }
+            dir = dir.open_dir(name).ok()?;
+        }
+        None
+    }
+
     pub fn extra(&self, rel: &Path, kind: Kind) {
         if let Ok(mut x) = self.extras.lock() {
             x.push(Extra {
