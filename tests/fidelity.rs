@@ -781,6 +781,22 @@ fn an_exfat_backup_drive_gives_back_everything_exactly() {
         return;
     };
     a_drive_gives_back_everything(&w, &drive);
+    // The versions of a name the drive refuses, and the newest one back.
+    let a_b = drive.dir.join("Backups/src/a:b");
+    w.run(["versions", a_b.to_str().unwrap()])
+        .ok()
+        .stdout_has("1 version kept")
+        .stdout_has("modified");
+    let out = w.path("a-b-before");
+    std::fs::create_dir_all(&out).unwrap();
+    w.run([
+        "restore",
+        a_b.to_str().unwrap(),
+        "--to",
+        out.to_str().unwrap(),
+    ])
+    .ok();
+    assert_eq!(std::fs::read_to_string(out.join("a:b")).unwrap(), "colon");
     // What the drive held before the changes: the link's old target.
     let old = w.path("restored-before/src");
     assert_eq!(

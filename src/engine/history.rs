@@ -627,6 +627,22 @@ impl History {
     /// already accounted for is an earlier change (a file saved twice), and
     /// ends the search.
     pub fn last_change(&self, rel: &Path) -> Result<Option<Stamp>, EntryError> {
+        // What the drive cannot hold has its versions in the record's log.
+        let aside = self
+            .aside_versions_of(rel)
+            .into_iter()
+            .next()
+            .map(|v| v.stamp);
+        let held = self.last_change_held(rel)?;
+        Ok(match (held, aside) {
+            (Some(h), Some(a)) if a > h => Some(a),
+            (None, a) => a,
+            (h, _) => h,
+        })
+    }
+
+    /// [`last_change`](Self::last_change) among what the drive holds.
+    fn last_change_held(&self, rel: &Path) -> Result<Option<Stamp>, EntryError> {
         let mut newer = self.stamps.iter().rev();
         let Some(last) = newer
             .by_ref()
