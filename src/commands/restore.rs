@@ -660,6 +660,10 @@ fn describe(s: &Step) -> String {
     let from = match &s.held.origin {
         Origin::Version(st) => format!("version kept at {}", utc(st.time)),
         Origin::Current => "as the backup holds it now".into(),
+        Origin::Recorded(a) => match &a.stamp {
+            Some(st) => format!("recorded, kept at {}", utc(st.time)),
+            None => "recorded: the backup drive cannot hold it".into(),
+        },
     };
     match s.held.meta.kind {
         Kind::Symlink => format!("  (symlink, {from})"),

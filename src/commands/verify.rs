@@ -75,6 +75,7 @@ fn line(d: &Difference) -> String {
         DiffKind::Extra => format!("{path}{}", slash(d.dst.as_deref())),
         DiffKind::Content => format!("{path}: bytes differ"),
         DiffKind::Target => format!("{path}: -> {src} in source, -> {dst} in backup"),
+        DiffKind::Record => format!("{path}: {src} in source, {dst} in the record"),
         DiffKind::Type
         | DiffKind::Size
         | DiffKind::Mtime

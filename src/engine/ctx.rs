@@ -41,6 +41,11 @@ pub(crate) struct Ctx<'a> {
     pub case_names: Mutex<HashMap<PathBuf, HashMap<String, OsString>>>,
     /// The backup drive keeps no extended attributes: said once per pair.
     pub xattrs_told: &'a AtomicBool,
+    /// What the drive cannot hold, written down (see `record`); `None`
+    /// when nothing is written (a dry run).
+    pub record: Option<&'a Mutex<super::record::Record>>,
+    /// The note that the drive cannot hold everything: said once per pair.
+    pub record_told: &'a AtomicBool,
     /// DST's root (`None` in a dry run of a DST not made yet).
     pub dst_dir: Option<&'a DirHandle>,
     /// SRC files with several names met in this pass.

@@ -44,6 +44,8 @@ use super::error::EntryError;
 use super::event::VersionReason;
 use super::filter::RESERVED;
 use super::fsops::{DirHandle, Entry, Kind, Meta, Time};
+use super::plan::TimeLimits;
+use super::record::{ASIDE_DIR, Entry as RecordEntry, Kept, Record};
 use super::stamp;
 use super::versions;
 
@@ -66,6 +68,17 @@ pub enum Origin {
     Version(Stamp),
     /// DST's current entry.
     Current,
+    /// Only in the record: the drive cannot hold it (see `record`).
+    Recorded(Aside),
+}
+
+/// An entry the drive cannot hold, as the record has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Aside {
+    /// The time folder it was kept in until then (`None`: the record as it
+    /// is now).
+    pub stamp: Option<Stamp>,
+    pub entry: RecordEntry,
 }
 
 /// An entry as the mirror held it, and where it is stored.
@@ -147,8 +160,15 @@ pub struct History {
     thinned: Thinned,
     /// The backup drive keeps permission bits (see `keeps`); when it does
     /// not (exFAT reads 777 everywhere), what it holds is given back with
-    /// ordinary ones, never world-writable.
+    /// the recorded ones, or ordinary ones, never world-writable.
     modes_kept: bool,
+    /// How finely the drive keeps times (to match the record's entries).
+    limits: TimeLimits,
+    /// What the drive cannot hold, as recorded now (see `record`).
+    record: Record,
+    /// `aside.log`: per path, what the record held until a time, oldest
+    /// first.
+    kept: HashMap<PathBuf, Vec<Kept>>,
 }
 
 /// What `thinned.log` says.
@@ -215,6 +235,26 @@ impl History {
             Some(s) => (read_journal(s), read_thinned(s)),
             None => (HashMap::new(), Thinned::default()),
         };
+        let limits = store.as_ref().and_then(super::store::read_limits);
+        let record = match &store {
+            Some(s) => super::store::read_record(s).unwrap_or_else(|e| {
+                log::warn!(
+                    "{}: cannot read it ({e}); what the backup drive cannot hold is given back as the drive holds it",
+                    super::error::show(&store_path.join(super::record::RECORD_FILE))
+                );
+                Record::default()
+            }),
+            None => Record::default(),
+        };
+        let mut kept: HashMap<PathBuf, Vec<Kept>> = HashMap::new();
+        if let Some(s) = &store {
+            for k in super::store::read_aside_log(s) {
+                kept.entry(k.rel()).or_default().push(k);
+            }
+        }
+        for v in kept.values_mut() {
+            v.sort_by(|a, b| a.at.cmp(&b.at));
+        }
         let present: HashSet<&str> = stamps.iter().map(|s| s.name.as_str()).collect();
         let pruned_up_to = journal
             .keys()
@@ -230,10 +270,10 @@ impl History {
             journal,
             pruned_up_to,
             thinned,
-            modes_kept: store
-                .as_ref()
-                .and_then(super::store::read_limits)
-                .is_none_or(|k| k.modes),
+            modes_kept: limits.is_none_or(|k| k.modes),
+            limits: limits.map_or(TimeLimits::EXACT, |k| k.times),
+            record,
+            kept,
         })
     }
 
@@ -269,7 +309,58 @@ impl History {
         match &h.origin {
             Origin::Version(s) => self.versions_path().join(&s.name).join(&h.rel),
             Origin::Current => self.dst.join(&h.rel),
+            Origin::Recorded(a) => match (&a.stamp, a.entry.blob) {
+                (Some(s), Some(b)) => self
+                    .versions_path()
+                    .join(&s.name)
+                    .join(RESERVED)
+                    .join(ASIDE_DIR)
+                    .join(b.to_string()),
+                (None, Some(b)) => self.dst.join(RESERVED).join(ASIDE_DIR).join(b.to_string()),
+                (_, None) => self.dst.join(RESERVED).join(super::record::RECORD_FILE),
+            },
         }
+    }
+
+    /// Opens a stored file's bytes for reading.
+    pub fn open_file(&self, h: &Held) -> io::Result<std::fs::File> {
+        let Origin::Recorded(a) = &h.origin else {
+            let name = h
+                .rel
+                .file_name()
+                .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+            return self.open_parent(h)?.open_read(name);
+        };
+        let blob = a
+            .entry
+            .blob
+            .ok_or_else(|| io::Error::other("the record holds no bytes for it"))?;
+        let dir = match &a.stamp {
+            None => self.root.open_path(&Path::new(RESERVED).join(ASIDE_DIR))?,
+            Some(s) => self
+                .versions
+                .as_ref()
+                .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?
+                .open_path(&Path::new(&s.name).join(RESERVED).join(ASIDE_DIR))?,
+        };
+        dir.open_read(OsStr::new(&blob.to_string()))
+    }
+
+    /// A stored symlink's target.
+    pub fn link_target(&self, h: &Held) -> io::Result<std::ffi::OsString> {
+        if let Origin::Recorded(a) = &h.origin {
+            return a
+                .entry
+                .target
+                .as_ref()
+                .map(|t| t.as_os_str().to_os_string())
+                .ok_or_else(|| io::Error::other("the record holds no target for it"));
+        }
+        let name = h
+            .rel
+            .file_name()
+            .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+        self.open_parent(h)?.read_link(name)
     }
 
     /// The folder holding a stored entry (to read it through handles).
@@ -277,6 +368,9 @@ impl History {
         let parent = h.rel.parent().unwrap_or(Path::new(""));
         match &h.origin {
             Origin::Current => self.root.open_path(parent),
+            Origin::Recorded(_) => Err(io::Error::other(
+                "the backup drive cannot hold it: it is in mirrortray's record",
+            )),
             Origin::Version(s) => {
                 let v = self
                     .versions
@@ -292,11 +386,16 @@ impl History {
         if is_reserved(rel) {
             return Ok(None);
         }
+        // Held in the record only: what the drive shows at that name (a
+        // case twin's) is not it.
+        if let Some(e) = self.record.get(rel).filter(|e| e.aside) {
+            return Ok(Some(e.meta()));
+        }
         let Some(name) = rel.file_name() else {
-            return self.root.meta().map(|m| Some(self.seen(m)));
+            return self.root.meta().map(|m| Some(self.seen(rel, m, None)));
         };
         match self.root.open_path(rel.parent().unwrap_or(Path::new(""))) {
-            Ok(p) => Ok(p.stat_opt(name)?.map(|m| self.seen(m))),
+            Ok(p) => Ok(p.stat_opt(name)?.map(|m| self.seen(rel, m, None))),
             Err(e) if gone(&e) => Ok(None),
             Err(e) => Err(e),
         }
@@ -307,13 +406,77 @@ impl History {
         self.modes_kept
     }
 
-    /// An entry as read from the backup drive, with ordinary permission
-    /// bits where the drive keeps none.
-    fn seen(&self, mut m: Meta) -> Meta {
+    /// An entry as read from the backup drive (at `rel`, in the time
+    /// folder `stamp` or DST's current one), with the mode and time the
+    /// record gives it where the record describes it; else with ordinary
+    /// permission bits where the drive keeps none.
+    fn seen(&self, rel: &Path, mut m: Meta, stamp: Option<&Stamp>) -> Meta {
+        let logged = stamp.and_then(|s| {
+            self.kept
+                .get(rel)?
+                .iter()
+                .find(|k| k.at == s.name && !k.entry.aside)
+                .map(|k| &k.entry)
+        });
+        if let Some(e) = logged
+            .into_iter()
+            .chain(self.record.get(rel).filter(|e| !e.aside))
+            .find(|e| e.describes(&self.limits, &m))
+        {
+            return e.apply(&m);
+        }
         if !self.modes_kept {
-            m.mode = if m.kind == Kind::Dir { 0o755 } else { 0o644 };
+            m.mode = super::record::ordinary_mode(m.kind);
         }
         m
+    }
+
+    /// The entries the drive cannot hold at `rel` and under it as they
+    /// were at `t` (see `record`): for each path, the first one kept as a
+    /// version at or after `t` whose time folder is still there, else the
+    /// record's current one.
+    fn aside_at(&self, rel: &Path, t: Timestamp) -> BTreeMap<PathBuf, Held> {
+        let mut out = BTreeMap::new();
+        let stamp_of = |name: &str| self.stamps.iter().find(|s| s.name == name);
+        for (q, lines) in &self.kept {
+            if !q.starts_with(rel) {
+                continue;
+            }
+            let found = lines
+                .iter()
+                .filter(|k| k.entry.aside)
+                .filter_map(|k| Some((stamp_of(&k.at)?, k)))
+                .find(|(s, _)| s.time >= t);
+            if let Some((s, k)) = found {
+                out.insert(
+                    q.clone(),
+                    Held {
+                        rel: q.clone(),
+                        meta: k.entry.meta(),
+                        origin: Origin::Recorded(Aside {
+                            stamp: Some(s.clone()),
+                            entry: k.entry.clone(),
+                        }),
+                    },
+                );
+            }
+        }
+        for (q, e) in self.record.tree(rel) {
+            if e.aside && !out.contains_key(&q) {
+                out.insert(
+                    q.clone(),
+                    Held {
+                        rel: q,
+                        meta: e.meta(),
+                        origin: Origin::Recorded(Aside {
+                            stamp: None,
+                            entry: e.clone(),
+                        }),
+                    },
+                );
+            }
+        }
+        out
     }
 
     /// Every line of `versions.log` whose time folder is still there and
@@ -377,7 +540,9 @@ impl History {
     /// Every kept version of `rel` and of anything under it, newest first.
     /// A folder versioned as a whole is one entry (with its total size).
     pub fn versions_of(&self, rel: &Path) -> Result<Vec<Version>, EntryError> {
-        let mut out = Vec::new();
+        let aside = self.aside_versions_of(rel);
+        let mixed = !aside.is_empty();
+        let mut out = aside;
         for s in self.stamps.iter().rev() {
             let found = self.walk_stamp(s, rel)?;
             for (i, f) in found.iter().enumerate() {
@@ -417,7 +582,40 @@ impl History {
                 });
             }
         }
+        if mixed {
+            // Newest first, each time folder's own order kept (stable).
+            out.sort_by(|a, b| b.stamp.cmp(&a.stamp));
+        }
         Ok(out)
+    }
+
+    /// The kept versions of entries the drive cannot hold (see `record`) at
+    /// `rel` and under it, newest first.
+    fn aside_versions_of(&self, rel: &Path) -> Vec<Version> {
+        let mut out: Vec<Version> = self
+            .kept
+            .iter()
+            .filter(|(q, _)| q.starts_with(rel))
+            .flat_map(|(q, lines)| {
+                lines
+                    .iter()
+                    .filter(|k| k.entry.aside && k.entry.kind != super::record::EntryKind::Dir)
+                    .filter_map(move |k| {
+                        let stamp = self.stamps.iter().find(|s| s.name == k.at)?;
+                        Some(Version {
+                            stamp: stamp.clone(),
+                            rel: q.clone(),
+                            meta: k.entry.meta(),
+                            bytes: k.entry.size,
+                            files: 1,
+                            reason: k.reason.as_deref().and_then(VersionReason::parse),
+                            with_folder: None,
+                        })
+                    })
+            })
+            .collect();
+        out.sort_by(|a, b| (&b.stamp, &a.rel).cmp(&(&a.stamp, &b.rel)));
+        out
     }
 
     /// The time folder of the last change of `rel` or anything under it:
@@ -429,6 +627,22 @@ impl History {
     /// already accounted for is an earlier change (a file saved twice), and
     /// ends the search.
     pub fn last_change(&self, rel: &Path) -> Result<Option<Stamp>, EntryError> {
+        // What the drive cannot hold has its versions in the record's log.
+        let aside = self
+            .aside_versions_of(rel)
+            .into_iter()
+            .next()
+            .map(|v| v.stamp);
+        let held = self.last_change_held(rel)?;
+        Ok(match (held, aside) {
+            (Some(h), Some(a)) if a > h => Some(a),
+            (None, a) => a,
+            (h, _) => h,
+        })
+    }
+
+    /// [`last_change`](Self::last_change) among what the drive holds.
+    fn last_change_held(&self, rel: &Path) -> Result<Option<Stamp>, EntryError> {
         let mut newer = self.stamps.iter().rev();
         let Some(last) = newer
             .by_ref()
@@ -498,6 +712,9 @@ impl History {
     /// The entry held at `rel` at time `t` (the path alone, not what is
     /// under it), whether or not it existed then (see [`exists_at`]).
     pub fn entry_at(&self, rel: &Path, t: Timestamp) -> Result<Option<Held>, EntryError> {
+        if let Some(h) = self.aside_at(rel, t).remove(rel) {
+            return Ok(Some(h));
+        }
         for s in self.stamps.iter().filter(|s| s.time >= t) {
             if let Some(f) = self.find_in_stamp(s, rel)?
                 && f.real
@@ -546,6 +763,10 @@ impl History {
                 origin: Origin::Current,
             });
         }
+        // What the drive cannot hold at a path, it holds nothing of there:
+        // an entry read at that name is another one's (a case-blind drive
+        // finds `Report` for `report`).
+        res.extend(self.aside_at(rel, t));
         for (q, h) in res.iter_mut() {
             h.rel = q.clone();
         }
@@ -622,6 +843,8 @@ impl History {
             let shown_is_later = match &h.origin {
                 Origin::Version(s) => s.time > *gone,
                 Origin::Current => true,
+                // Thinning never touches the record's entries.
+                Origin::Recorded(_) => false,
             };
             if shown_is_later && to_timestamp(*mtime) <= t {
                 out.insert(q.clone(), *gone);
@@ -695,7 +918,7 @@ impl History {
         let Some(meta) = parent.stat_opt(name).map_err(|e| at(&e))? else {
             return Ok(None);
         };
-        let meta = self.seen(meta);
+        let meta = self.seen(rel, meta, Some(s));
         let line = self.line(s, rel);
         let folder = self.versioned_ancestor(s, rel);
         Ok(Some(Found {
@@ -792,11 +1015,16 @@ impl History {
                 continue;
             };
             let here = top.dir.as_ref().unwrap_or(dir);
+            // The time folder's own corner: the record's files kept as
+            // versions (see `record`), not entries of the mirror.
+            if top.dir.is_none() && top.rel.as_os_str().is_empty() && e.name == RESERVED {
+                continue;
+            }
             let Some(meta) = here.stat_opt(&e.name)? else {
                 continue;
             };
-            let meta = self.seen(meta);
             let q = top.rel.join(&e.name);
+            let meta = self.seen(&q, meta, Some(s));
             let line = self.line(s, &q);
             let real = meta.kind != Kind::Dir || line.is_some() || top.folder.is_some();
             let inner = match line {
@@ -833,8 +1061,8 @@ impl History {
     fn walk_current(&self, rel: &Path, out: &mut Vec<(PathBuf, Meta)>) -> io::Result<()> {
         let start = out.len();
         let r = self.walk_current_raw(rel, out);
-        for (_, m) in &mut out[start..] {
-            *m = self.seen(*m);
+        for (q, m) in &mut out[start..] {
+            *m = self.seen(q, *m, None);
         }
         r
     }

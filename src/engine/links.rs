@@ -232,9 +232,11 @@ impl Ctx<'_> {
         sm: &Meta,
         dm: Option<&Meta>,
     ) -> Linked {
-        if sm.kind != Kind::File || sm.nlink < 2 || !self.keeps.hardlinks {
+        if sm.kind != Kind::File || sm.nlink < 2 {
             return Linked::Mirror;
         }
+        // Names are followed on a drive without hard links too: there each
+        // is a copy, and a change made through one name is the others'.
         if let Some(names) = self.names {
             names.saw((sm.dev, sm.ino), rel);
         }
@@ -245,6 +247,9 @@ impl Ctx<'_> {
             && let Ok(mut moving) = self.links.moving.lock()
         {
             moving.insert((sm.dev, sm.ino));
+        }
+        if !self.keeps.hardlinks {
+            return Linked::Mirror;
         }
         let Some(leader) = self.links.leader(rel, sm) else {
             return Linked::Mirror;

@@ -102,6 +102,10 @@ pub struct Mirror {
     keeps: Keeps,
     /// The backup drive keeps no extended attributes: said once.
     xattrs_told: AtomicBool,
+    /// What the drive cannot hold (see `record`), as of the last pass.
+    record: Mutex<super::record::Record>,
+    /// The drive cannot hold everything: said once.
+    record_told: AtomicBool,
     /// Deletions held by the guard, until allowed or SRC changes.
     held: Mutex<Option<(u64, u64)>>,
     live: bool,
@@ -173,6 +177,20 @@ impl Mirror {
                 granularity
             );
         }
+        let record = match &store {
+            Some(s) => {
+                let r = s.read_record();
+                if let Err(e) = s.clean_aside(&r) {
+                    log::warn!(
+                        "{}: cannot clean mirrortray's own aside folder: {}",
+                        show(&roots.dst),
+                        reason(&e)
+                    );
+                }
+                r
+            }
+            None => Default::default(),
+        };
         let m = Mirror {
             roots,
             spec: spec.clone(),
@@ -181,6 +199,8 @@ impl Mirror {
             store,
             keeps,
             xattrs_told: AtomicBool::new(false),
+            record: Mutex::new(record),
+            record_told: AtomicBool::new(false),
             held: Mutex::new(None),
             live: opts.live,
             origins: Default::default(),
@@ -277,6 +297,8 @@ impl Mirror {
             keeps: self.keeps,
             case_names: Default::default(),
             xattrs_told: &self.xattrs_told,
+            record: self.store.as_ref().map(|_| &self.record),
+            record_told: &self.record_told,
             dst_dir: self.dst.as_ref(),
             links: Default::default(),
             names: self.live.then_some(&self.names),
@@ -356,6 +378,7 @@ impl Mirror {
         if !ctl.stopped() && held.is_none() {
             self.record_source(&src_meta);
         }
+        self.save_record();
         let mut summary = stats.snapshot();
         summary.held_deletions = held;
         summary.interrupted = ctl.stopped();
@@ -593,6 +616,7 @@ impl Mirror {
             ctx.remove_extras(src, dst, extras);
         }
         let revisit = put_back_folder_times(ctx, src, dst, &written);
+        self.save_record();
         self.check_dst_kept(ctx)?;
         let mut summary = ctx.stats.snapshot();
         summary.interrupted = ctx.ctl.stopped();
@@ -615,6 +639,13 @@ impl Mirror {
     ) -> Option<PathBuf> {
         if self.filter.ignores_path(&d.rel, false) && self.filter.ignores_path(&d.rel, true) {
             return None;
+        }
+        // Under a name the drive cannot hold: the whole of it is looked at
+        // from the top (DST's entry at such a path is another name's).
+        if let Some(top) = ctx.unheld_ancestor(src, &d.rel)
+            && top != d.rel
+        {
+            return self.sync_path(ctx, src, dst, &Dirty::new(top, true, d.look));
         }
         let parent = parent_of(&d.rel);
         // The nearest ancestor DST already has; from there down, the first
@@ -702,6 +733,9 @@ impl Mirror {
         if !f.as_os_str().is_empty() && self.filter.ignores_path(&f, true) {
             return None;
         }
+        if let Some(top) = ctx.unheld_ancestor(src, &f) {
+            return self.sync_path(ctx, src, dst, &Dirty::new(top, true, Look::Gentle));
+        }
         let dst_dir = match dst.open_path(&f) {
             Ok(h) => h,
             Err(e) if super::fsops::changed_under_us(&e) => {
@@ -729,6 +763,14 @@ impl Mirror {
                 return None;
             }
         };
+        {
+            let names: HashSet<&OsStr> = src_list
+                .iter()
+                .map(|e| e.name.as_os_str())
+                .filter(|n| !(at_root && *n == super::filter::RESERVED))
+                .collect();
+            ctx.note_listing(&f, &names);
+        }
         let mut in_dst: std::collections::HashMap<std::ffi::OsString, Option<Kind>> = dst_list
             .into_iter()
             .filter(|e| !(at_root && e.name == super::filter::RESERVED))
@@ -809,6 +851,10 @@ impl Mirror {
         let Some(src_to) = stat_at(src, to_now)? else {
             return Ok(false);
         };
+        // A name the drive cannot hold has no entry of its own in DST.
+        if ctx.unheld_ancestor(src, from).is_some() || ctx.unheld_ancestor(src, to_now).is_some() {
+            return Ok(false);
+        }
         let is_dir = src_to.kind == Kind::Dir;
         if src_to.kind == Kind::Special
             || self.filter.ignores_path(from, is_dir)
@@ -823,6 +869,11 @@ impl Mirror {
         let Some(dst_from) = from_parent.stat_opt(from_name)? else {
             return Ok(false);
         };
+        // A case-blind drive finds `Docs` for `docs`: only DST's own name
+        // is moved.
+        if self.keeps.case_blind && !from_parent.list()?.iter().any(|e| e.name == from_name) {
+            return Ok(false);
+        }
         if dst_from.kind != src_to.kind {
             return Ok(false);
         }
@@ -878,11 +929,37 @@ impl Mirror {
         if src_to.kind == Kind::File {
             self.origins.moved(from, to);
         }
+        ctx.note_renamed(from, to);
         ctx.sink.event(Event::Renamed {
             from: from.to_path_buf(),
             to: to.to_path_buf(),
         });
         Ok(true)
+    }
+
+    /// Writes the record of what the drive cannot hold, if it changed.
+    fn save_record(&self) {
+        let Some(store) = &self.store else { return };
+        let Ok(mut r) = self.record.lock() else {
+            return;
+        };
+        if !r.dirty() {
+            return;
+        }
+        match store.write_record(&r) {
+            Ok(()) => r.saved(),
+            Err(e) => log::warn!(
+                "{}: cannot write the record of what the backup drive cannot hold: {}",
+                show(
+                    &self
+                        .roots
+                        .dst
+                        .join(super::filter::RESERVED)
+                        .join(super::record::RECORD_FILE)
+                ),
+                reason(&e)
+            ),
+        }
     }
 
     /// Removes temp files (at a clean stop).
@@ -1117,6 +1194,10 @@ fn put_back_folder_times(
 ) -> Vec<PathBuf> {
     let mut revisit = Vec::new();
     for p in written.iter().filter(|p| !p.as_os_str().is_empty()) {
+        // Held in the record: DST's folder at that path is another name's.
+        if ctx.unheld_ancestor(src, p).is_some() {
+            continue;
+        }
         let Ok(d) = dst.open_path(p) else { continue };
         match src.open_path(p).and_then(|s| Ok((s.meta()?, s))) {
             Ok((sm, s)) => ctx.fix_dir_meta(&s, Some(&d), p, &sm),

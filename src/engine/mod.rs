@@ -14,10 +14,13 @@
 //!   folder and its lock. `thinning`: which old versions go as they age.
 //! - `history`: what DST held at any time, read from the versions (read
 //!   only). `restore`: puts a tree back as it was, into SRC or beside.
-//! - `keeps`: what the backup drive's file system can hold (exFAT, NTFS…).
+//! - `keeps`: what the backup drive's file system can hold (exFAT, NTFS…);
+//!   `record`: what it cannot, written down so a restore is exact;
+//!   `aside`: keeps that record in step during a pass.
 //! - `verify`: compare only. `config`: the pairs. `watch`: live mirroring.
 //! - `words`: numbers and sizes for people.
 
+pub mod aside;
 pub mod batch;
 pub mod config;
 pub mod config_edit;
@@ -37,6 +40,7 @@ pub mod origins;
 pub mod paths;
 pub mod plan;
 pub mod reconcile;
+pub mod record;
 pub mod restore;
 pub mod stamp;
 pub mod status_file;

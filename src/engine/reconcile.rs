@@ -102,7 +102,7 @@ impl<'a> Ctx<'a> {
                 return None;
             }
         };
-        let dm = match (dst, dst_listed) {
+        let mut dm = match (dst, dst_listed) {
             (Some(d), true) => match d.stat_opt(name) {
                 Ok(m) => m,
                 Err(e) => {
@@ -112,17 +112,44 @@ impl<'a> Ctx<'a> {
             },
             _ => None,
         };
-        if let Some(s) = &sm
-            && (self.filter.ignores(rel, s.kind == Kind::Dir)
-                || (s.kind == Kind::File && self.deferred.contains(rel)))
+        // A case-blind drive finds `Report` for `report`: only an entry
+        // listed under this very name is this name's (else deleting
+        // `report` in SRC would take `Report` away).
+        if sm.is_none()
+            && dm.is_some()
+            && self.keeps.case_blind
+            && let Some(d) = dst
+            && let Ok(list) = d.list()
+            && !list.iter().any(|e| e.name == name)
         {
-            return None;
+            dm = None;
+        }
+        if let Some(s) = &sm {
+            if self.filter.ignores(rel, s.kind == Kind::Dir) {
+                self.note(rel, None, None);
+                return None;
+            }
+            if s.kind == Kind::File && self.deferred.contains(rel) {
+                return None;
+            }
         }
         self.scanned(1);
-        if let Some(why) = sm.as_ref().and_then(|_| self.unheld_name(src, rel, name)) {
-            self.skipped(rel, why.why().to_string(), true);
-            return None;
+        if let Some(s) = &sm {
+            let why = self.unheld_name(src, rel, name).or_else(|| {
+                (s.kind == Kind::Symlink && !self.keeps.symlinks).then_some(Unheld::Symlink)
+            });
+            if let Some(why) = why {
+                self.hold_aside(src, rel, s, why);
+                // Whatever DST holds there is from before: stale.
+                if let Some(d) = dm
+                    && why == Unheld::Symlink
+                {
+                    self.extra(rel, d.kind);
+                }
+                return None;
+            }
         }
+        self.note(rel, sm.as_ref(), dm.as_ref());
         if let Some(s) = &sm
             && matches!(
                 self.link_name(dst, rel, s, dm.as_ref()),
@@ -192,7 +219,9 @@ impl<'a> Ctx<'a> {
                 }
             }
             Step::Unheld(why) => {
-                self.skipped(rel, why.why().to_string(), true);
+                if let Some(s) = &sm {
+                    self.hold_aside(src, rel, s, why);
+                }
                 // Whatever DST holds there is from before: stale.
                 if let Some(d) = dm {
                     self.extra(rel, d.kind);
@@ -417,6 +446,7 @@ impl<'a> Ctx<'a> {
         // Extras: in DST only.
         let src_names: std::collections::HashSet<&OsStr> =
             names.iter().map(OsString::as_os_str).collect();
+        self.note_listing(rel, &src_names);
         for (name, kind) in &dst_names {
             if src_names.contains(name.as_os_str()) {
                 continue;
@@ -497,6 +527,8 @@ impl<'a> Ctx<'a> {
         if self.store.is_none() {
             return;
         }
+        // The time set below is the one the record must give back.
+        self.note(rel, Some(src_meta), None);
         let dm = match d.meta() {
             Ok(m) => m,
             Err(e) => {
@@ -622,6 +654,29 @@ impl<'a> Ctx<'a> {
         // A name made since the listing: the first of its kind, or later.
         let winner = names.entry(folded).or_insert_with(|| name.to_os_string());
         (winner.as_os_str() != name).then_some(Unheld::Case)
+    }
+
+    /// The topmost path of `rel` (itself included) whose name the drive
+    /// cannot hold (see [`unheld_name`](Self::unheld_name)): everything
+    /// under it is held in the record, and looked at from there. A
+    /// case-blind drive would find the other name's folder at such a path.
+    pub(crate) fn unheld_ancestor(&self, src: &DirHandle, rel: &Path) -> Option<PathBuf> {
+        if !self.keeps.windows_names && !self.keeps.case_blind {
+            return None;
+        }
+        let mut dir = src.try_clone().ok()?;
+        let mut at = PathBuf::new();
+        for c in rel.components() {
+            let std::path::Component::Normal(name) = c else {
+                return None;
+            };
+            at.push(name);
+            if self.unheld_name(&dir, &at, name).is_some() {
+                return Some(at);
+            }
+            dir = dir.open_dir(name).ok()?;
+        }
+        None
     }
 
     pub fn extra(&self, rel: &Path, kind: Kind) {

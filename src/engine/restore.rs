@@ -250,20 +250,14 @@ fn same(history: &History, held: &Held, now: &Meta, dest: &Dest, to: &Path) -> b
     let Some(name) = to.file_name() else {
         return false;
     };
-    let Some(kept_name) = held.rel.file_name() else {
-        return false;
-    };
     let Ok(dparent) = dest
         .root()
         .and_then(|r| r.open_path(to.parent().unwrap_or(Path::new(""))))
     else {
         return false;
     };
-    let Ok(kparent) = history.open_parent(held) else {
-        return false;
-    };
     match held.meta.kind {
-        Kind::Symlink => match (dparent.read_link(name), kparent.read_link(kept_name)) {
+        Kind::Symlink => match (dparent.read_link(name), history.link_target(held)) {
             (Ok(a), Ok(b)) => a == b,
             _ => false,
         },
@@ -271,7 +265,7 @@ fn same(history: &History, held: &Held, now: &Meta, dest: &Dest, to: &Path) -> b
             if history.modes_kept() && held.meta.mode != now.mode {
                 return false;
             }
-            match (dparent.open_read(name), kparent.open_read(kept_name)) {
+            match (dparent.open_read(name), history.open_file(held)) {
                 (Ok(a), Ok(b)) => same_bytes(a, b).unwrap_or(false),
                 _ => false,
             }
@@ -535,11 +529,6 @@ fn write_one(
         .to
         .file_name()
         .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let kept_name = step
-        .held
-        .rel
-        .file_name()
-        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
     let meta = &step.held.meta;
     match meta.kind {
         Kind::Dir => {
@@ -556,11 +545,11 @@ fn write_one(
             Ok(())
         }
         Kind::File => {
-            let from = history.open_parent(&step.held)?.open_read(kept_name)?;
+            let from = history.open_file(&step.held)?;
             write_file(parent, name, &from, meta, step.action == Action::Create)
         }
         Kind::Symlink => {
-            let target = history.open_parent(&step.held)?.read_link(kept_name)?;
+            let target = history.link_target(&step.held)?;
             write_symlink(parent, name, &target, meta)
         }
         Kind::Special => Err(io::Error::other("special files are not kept")),

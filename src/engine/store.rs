@@ -9,6 +9,9 @@
 //!   versions/     <UTC time>/<relative path>: what DST lost (see versions.rs)
 //!   versions.log  one line per kept version: time, reason, kind, path
 //!   thinned.log   one line per version thinning removed (see thinning.rs)
+//!   record.json   what the backup drive cannot hold (see record.rs)
+//!   aside/        <number>: bytes of files the drive holds under no name
+//!   aside.log     one JSON line per such entry kept as a version
 //! ```
 //! Temp files live on DST's file system, so putting a copy in place is one
 //! `rename` (safety rule 2). Leftovers of a crashed run are removed at start,
@@ -29,6 +32,7 @@ use super::fsops::{DirHandle, Kind};
 use super::history::History;
 use super::keeps::Keeps;
 use super::plan::TimeLimits;
+use super::record::{ASIDE_DIR, ASIDE_LOG, RECORD_FILE, Record};
 use super::thinning::{self, Candidate, Policy};
 use super::versions::{Pruned, THINNED_LOG, Thinned, Versions};
 
@@ -39,6 +43,7 @@ pub struct Store {
     dst_path: PathBuf,
     root: DirHandle,
     tmp: DirHandle,
+    aside: DirHandle,
     pub versions: Versions,
     counter: AtomicU64,
     /// Share of the backup disk kept free (percent; 0: no floor).
@@ -120,6 +125,9 @@ impl Store {
         let versions_dir = root
             .create_path(Path::new("versions"))
             .map_err(own("versions"))?;
+        let aside = root
+            .create_path(Path::new(ASIDE_DIR))
+            .map_err(own(ASIDE_DIR))?;
         let journal =
             open_append(&root, OsStr::new("versions.log")).map_err(own("versions.log"))?;
         let store = Store {
@@ -132,6 +140,7 @@ impl Store {
             ),
             root,
             tmp,
+            aside,
             counter: AtomicU64::new(0),
             min_free_percent: DEFAULT_MIN_FREE_PERCENT,
             pruning: std::sync::Mutex::new(()),
@@ -357,6 +366,54 @@ impl Store {
         self.write_small(OsStr::new("source"), &text)
     }
 
+    /// `.mirrortray/aside/`: bytes of files the drive holds under no name.
+    pub fn aside(&self) -> &DirHandle {
+        &self.aside
+    }
+
+    /// The record of what the drive cannot hold (empty when there is none
+    /// yet; one that cannot be read is said and started again).
+    pub fn read_record(&self) -> Record {
+        match read_record(&self.root) {
+            Ok(r) => r,
+            Err(e) => {
+                log::warn!(
+                    "{}: cannot read the record of what the backup drive cannot hold ({e}); making it again",
+                    show(&self.dst_path.join(RESERVED).join(RECORD_FILE))
+                );
+                Record::default()
+            }
+        }
+    }
+
+    /// Writes the record, atomically.
+    pub fn write_record(&self, r: &Record) -> io::Result<()> {
+        self.write_small(OsStr::new(RECORD_FILE), &r.to_json())
+    }
+
+    /// Appends lines to `aside.log`.
+    pub fn log_aside(&self, lines: &[u8]) -> io::Result<()> {
+        let mut f = open_append(&self.root, OsStr::new(ASIDE_LOG))?;
+        f.write_all(lines)
+    }
+
+    /// Removes blobs in `aside/` the record does not name (written by a
+    /// run that stopped before it saved the record).
+    pub fn clean_aside(&self, r: &Record) -> io::Result<()> {
+        let named: std::collections::HashSet<u64> = r
+            .tree(Path::new(""))
+            .into_iter()
+            .filter_map(|(_, e)| e.blob)
+            .collect();
+        for e in self.aside.list()? {
+            let n = e.name.to_str().and_then(|n| n.parse::<u64>().ok());
+            if n.is_none_or(|n| !named.contains(&n)) && e.kind != Some(Kind::Dir) {
+                self.aside.unlink(&e.name)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Writes a small file of `.mirrortray/`, atomically (via tmp/).
     fn write_small(&self, name: &OsStr, text: &[u8]) -> io::Result<()> {
         let (tmp, mut f) = self.temp_file()?;
@@ -373,6 +430,31 @@ pub fn read_limits(root: &DirHandle) -> Option<Keeps> {
     let mut text = String::new();
     f.read_to_string(&mut text).ok()?;
     Keeps::parse(&text)
+}
+
+/// Reads `.mirrortray/record.json` from a DST's `.mirrortray/` (`root`),
+/// without taking the lock (none yet: an empty record).
+pub fn read_record(root: &DirHandle) -> Result<Record, String> {
+    let mut f = match root.open_read(OsStr::new(RECORD_FILE)) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Record::default()),
+        Err(e) => return Err(reason(&e)),
+    };
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf).map_err(|e| reason(&e))?;
+    Record::parse(&buf).map_err(|e| e.to_string())
+}
+
+/// Reads `.mirrortray/aside.log` (none: empty).
+pub fn read_aside_log(root: &DirHandle) -> Vec<super::record::Kept> {
+    let Ok(mut f) = root.open_read(OsStr::new(ASIDE_LOG)) else {
+        return Vec::new();
+    };
+    let mut buf = Vec::new();
+    if f.read_to_end(&mut buf).is_err() {
+        return Vec::new();
+    }
+    super::record::parse_kept(&buf)
 }
 
 /// Reads `.mirrortray/source` from a DST, without taking the lock.

@@ -56,7 +56,8 @@ use super::keeps::{Keeps, Unheld};
 use super::mirror::PairSpec;
 use super::paths;
 use super::plan;
-use super::store::read_limits;
+use super::record::{Entry as Recorded, RECORD_FILE, Record, needs_overlay};
+use super::store::{read_limits, read_record};
 use super::xattrs;
 
 /// Distinct DST nanosecond values needed before a coarser mtime precision
@@ -87,6 +88,9 @@ pub enum DiffKind {
     Xattrs,
     /// Hard links: `src` says which name SRC links it with (or "separate").
     Link,
+    /// What `.mirrortray/record.json` says of an entry the drive cannot
+    /// hold exactly (see `record`): SRC's entry and the record's, in words.
+    Record,
 }
 
 impl DiffKind {
@@ -103,6 +107,7 @@ impl DiffKind {
             DiffKind::Content => "content",
             DiffKind::Xattrs => "xattrs",
             DiffKind::Link => "hardlink",
+            DiffKind::Record => "record",
         }
     }
 }
@@ -179,6 +184,9 @@ pub fn verify(spec: &PairSpec, checksum: bool) -> Result<Report, SetupError> {
     if let Some(d) = &dst {
         check_source(&src, src_list.is_empty(), d, &roots.src, &roots.dst)?;
     }
+    let store = dst
+        .as_ref()
+        .and_then(|d| d.open_dir(OsStr::new(RESERVED)).ok());
     let mut walk = Walk {
         src_root: &roots.src,
         dst_root: &roots.dst,
@@ -192,10 +200,10 @@ pub fn verify(spec: &PairSpec, checksum: bool) -> Result<Report, SetupError> {
         pending: Vec::new(),
         finest: None,
         distinct: HashSet::new(),
-        limits: dst
-            .as_ref()
-            .and_then(|d| d.open_dir(OsStr::new(RESERVED)).ok())
-            .and_then(|r| read_limits(&r)),
+        limits: store.as_ref().and_then(read_limits),
+        record: None,
+        aside_seen: HashSet::new(),
+        store,
         links: HashMap::new(),
         dst_links: HashMap::new(),
     };
@@ -205,7 +213,20 @@ pub fn verify(spec: &PairSpec, checksum: bool) -> Result<Report, SetupError> {
             Err(e) => walk.error(roots.dst.clone(), "read", &e),
         }
     }
+    if walk.limits.is_some()
+        && let Some(st) = &walk.store
+    {
+        match read_record(st) {
+            Ok(r) => walk.record = Some(r),
+            Err(e) => walk.report.errors.push(EntryError::msg(
+                roots.dst.join(RESERVED).join(RECORD_FILE),
+                "read",
+                e,
+            )),
+        }
+    }
     walk.tree(&src, dst.as_ref());
+    walk.aside_left_over();
     let g = walk.precision();
     walk.settle_times(&src, dst.as_ref(), g);
     let mut report = walk.report;
@@ -272,6 +293,13 @@ struct Walk<'a> {
     distinct: HashSet<u32>,
     /// What `sync` or `watch` learned DST's file system keeps, if recorded.
     limits: Option<Keeps>,
+    /// What the drive cannot hold, as the last backup recorded it (`None`:
+    /// no record, from before there was one: such entries are skipped).
+    record: Option<Record>,
+    /// The record's aside entries SRC was found to hold.
+    aside_seen: HashSet<PathBuf>,
+    /// DST's `.mirrortray/` (aside files' bytes, for `checksum`).
+    store: Option<DirHandle>,
     /// SRC files with several names: (device, inode) → the first name
     /// seen and DST's (device, inode) there.
     links: HashMap<Id, (PathBuf, Id)>,
@@ -431,11 +459,20 @@ impl Walk<'_> {
                 (sides.src && self.keeps().refuses(&name)).then_some(Unheld::Name)
             };
             if let Some(why) = unheld {
-                if !self.filter.ignores(&child, false) {
+                if self.filter.ignores(&child, false) {
+                    continue;
+                }
+                if self.record.is_none() {
                     self.report.skipped.push(Skipped {
                         rel: child,
                         why: why.why().into(),
                     });
+                    continue;
+                }
+                match src.stat_opt(&name) {
+                    Ok(Some(sm)) => self.aside(src, &name, &child, &sm),
+                    Ok(None) => {}
+                    Err(e) => self.error(self.src_root.join(&child), "read", &e),
                 }
                 continue;
             }
@@ -547,10 +584,14 @@ impl Walk<'_> {
         match (sm, dm) {
             (None, None) => {}
             (Some(s), d) if s.kind == Kind::Symlink && !self.keeps().symlinks => {
-                self.report.skipped.push(Skipped {
-                    rel: rel.to_path_buf(),
-                    why: format!("symlink: {}", Unheld::Symlink.why()),
-                });
+                if self.record.is_some() {
+                    self.aside(src, name, rel, &s);
+                } else {
+                    self.report.skipped.push(Skipped {
+                        rel: rel.to_path_buf(),
+                        why: format!("symlink: {}", Unheld::Symlink.why()),
+                    });
+                }
                 if let Some(d) = d {
                     self.report.compared += 1;
                     self.diff(rel, DiffKind::Extra, None, Some(d.kind.noun().into()));
@@ -588,6 +629,9 @@ impl Walk<'_> {
             }
             (Some(s), Some(d)) => {
                 self.report.compared += 1;
+                if s.kind == d.kind {
+                    self.overlay(rel, &s);
+                }
                 return self.both(src, dst, name, rel, &s, &d);
             }
         }
@@ -676,6 +720,149 @@ impl Walk<'_> {
             Kind::Special => {}
         }
         None
+    }
+
+    /// An entry DST holds: where the drive cannot hold all of it, the
+    /// record must say the rest (and say nothing where it can).
+    fn overlay(&mut self, rel: &Path, s: &Meta) {
+        let Some(rec) = &self.record else { return };
+        let want = needs_overlay(&self.keeps(), s);
+        let got = rec.get(rel).filter(|e| !e.aside);
+        let ok = match got {
+            Some(e) => want && e.matches(s),
+            None => !want,
+        };
+        if !ok {
+            let got = got.map_or_else(|| "nothing".to_string(), recorded_words);
+            self.diff(rel, DiffKind::Record, Some(meta_words(s, None)), Some(got));
+        }
+    }
+
+    /// An entry the drive cannot hold at all (`sm`, `name` in SRC's
+    /// folder `src`): the record must hold it, and everything under it.
+    fn aside(&mut self, src: &DirHandle, name: &OsStr, rel: &Path, sm: &Meta) {
+        self.aside_one(src, name, rel, sm);
+        if sm.kind != Kind::Dir {
+            return;
+        }
+        let mut stack = match src.open_dir(name) {
+            Ok(d) => vec![(d, rel.to_path_buf())],
+            Err(e) => return self.error(self.src_root.join(rel), "read folder", &e),
+        };
+        while let Some((dir, drel)) = stack.pop() {
+            let list = match dir.list() {
+                Ok(l) => l,
+                Err(e) => {
+                    self.error(self.src_root.join(&drel), "read folder", &e);
+                    continue;
+                }
+            };
+            for e in list {
+                let child = join(&drel, &e.name);
+                let m = match dir.stat_opt(&e.name) {
+                    Ok(Some(m)) => m,
+                    Ok(None) => continue,
+                    Err(err) => {
+                        self.error(self.src_root.join(&child), "read", &err);
+                        continue;
+                    }
+                };
+                if m.kind == Kind::Special || self.filter.ignores(&child, m.kind == Kind::Dir) {
+                    continue;
+                }
+                self.aside_one(&dir, &e.name, &child, &m);
+                if m.kind == Kind::Dir {
+                    match dir.open_dir(&e.name) {
+                        Ok(sub) => stack.push((sub, child)),
+                        Err(err) => self.error(self.src_root.join(&child), "read folder", &err),
+                    }
+                }
+            }
+        }
+    }
+
+    /// One entry the drive cannot hold against the record.
+    fn aside_one(&mut self, src: &DirHandle, name: &OsStr, rel: &Path, sm: &Meta) {
+        let Some(rec) = &self.record else { return };
+        self.report.compared += 1;
+        self.aside_seen.insert(rel.to_path_buf());
+        let got = rec.get(rel).filter(|e| e.aside).cloned();
+        let target = if sm.kind == Kind::Symlink {
+            match src.read_link(name) {
+                Ok(t) => Some(t),
+                Err(e) => return self.error(self.src_root.join(rel), "read symlink", &e),
+            }
+        } else {
+            None
+        };
+        let same = got.as_ref().is_some_and(|e| {
+            e.matches(sm)
+                && target
+                    .as_deref()
+                    .is_none_or(|t| e.target.as_ref().map(|x| x.as_os_str()) == Some(t))
+        });
+        if !same {
+            let theirs = got.map_or_else(|| "nothing".to_string(), |e| recorded_words(&e));
+            self.diff(
+                rel,
+                DiffKind::Record,
+                Some(meta_words(sm, target.as_deref())),
+                Some(theirs),
+            );
+            return;
+        }
+        if self.checksum
+            && sm.kind == Kind::File
+            && let Some(b) = got.and_then(|e| e.blob)
+        {
+            let blob = self.store.as_ref().map(|st| {
+                st.open_path(Path::new(super::record::ASIDE_DIR))
+                    .and_then(|d| d.open_read(OsStr::new(&b.to_string())))
+            });
+            let (a, b) = match (src.open_read(name), blob) {
+                (Ok(a), Some(Ok(b))) => (a, b),
+                (Err(e), _) => return self.error(self.src_root.join(rel), "read", &e),
+                (_, Some(Err(e))) => {
+                    let p = self
+                        .dst_root
+                        .join(RESERVED)
+                        .join(super::record::ASIDE_DIR)
+                        .join(b.to_string());
+                    return self.error(p, "read", &e);
+                }
+                (_, None) => return,
+            };
+            match fsops::same_content(&a, &b) {
+                Ok(true) => {}
+                Ok(false) => self.diff(rel, DiffKind::Content, None, None),
+                Err(ReadSide::First(e)) => self.error(self.src_root.join(rel), "read", &e),
+                Err(ReadSide::Second(e)) => {
+                    self.error(self.dst_root.join(RESERVED).join(RECORD_FILE), "read", &e)
+                }
+            }
+        }
+    }
+
+    /// The record's aside entries SRC no longer holds: a restore would
+    /// bring them back.
+    fn aside_left_over(&mut self) {
+        let Some(rec) = &self.record else { return };
+        let extra: Vec<(PathBuf, Kind)> = rec
+            .tree(Path::new(""))
+            .into_iter()
+            .filter(|(p, e)| e.aside && !self.aside_seen.contains(p))
+            .map(|(p, e)| (p, e.kind.kind()))
+            .filter(|(p, k)| !self.filter.ignores(p, *k == Kind::Dir))
+            .collect();
+        for (p, k) in extra {
+            self.report.compared += 1;
+            self.diff(
+                &p,
+                DiffKind::Extra,
+                None,
+                Some(format!("recorded {}", k.noun())),
+            );
+        }
     }
 
     /// What DST's file system keeps: as the last backup recorded it, else
@@ -818,6 +1005,27 @@ fn power_of_ten_dividing(nsec: u32) -> u32 {
         g *= 10;
     }
     g
+}
+
+/// An entry in words, for a record difference.
+fn meta_words(m: &Meta, target: Option<&OsStr>) -> String {
+    let mut out = format!(
+        "{} mode {:03o} mtime {}",
+        m.kind.noun(),
+        m.mode,
+        time_text(m.mtime)
+    );
+    if m.kind == Kind::File {
+        out.push_str(&format!(" {} bytes", m.size));
+    }
+    if let Some(t) = target {
+        out.push_str(&format!(" -> {}", text(t)));
+    }
+    out
+}
+
+fn recorded_words(e: &Recorded) -> String {
+    meta_words(&e.meta(), e.target.as_ref().map(|t| t.as_os_str()))
 }
 
 /// A symlink target for people (bytes that are not UTF-8 as `\xNN`).

@@ -69,6 +69,27 @@ impl Versions {
             .and_then(|b| b.as_ref().map(|(s, _)| s.clone()))
     }
 
+    /// The current batch's time folder name, made now if needed: what an
+    /// entry of the record kept as a version is named by (see `record`).
+    pub fn batch_stamp(&self) -> io::Result<String> {
+        self.batch_dir(false).map(|(name, _)| name)
+    }
+
+    /// The current batch's time folder name, if a version was kept in it.
+    pub fn batch_stamp_if_used(&self) -> Option<String> {
+        self.current_batch()
+    }
+
+    /// Moves the blob `name` (an aside file's bytes, see `record`) from
+    /// `from` into the current batch's `.mirrortray/aside/`. Returns the
+    /// time folder's name.
+    pub fn keep_blob(&self, from: &DirHandle, name: &OsStr) -> io::Result<String> {
+        let (stamp_name, bdir) = self.batch_dir(false)?;
+        let to = bdir.create_path(&Path::new(super::filter::RESERVED).join("aside"))?;
+        from.rename_noreplace(name, &to, name)?;
+        Ok(stamp_name)
+    }
+
     /// Starts a new batch: the next version kept opens a new time folder.
     pub fn begin_batch(&self) {
         if let Ok(mut b) = self.batch.lock() {

@@ -6,7 +6,6 @@
 //! has passed `guard::rel_path` first.
 
 use std::collections::{BTreeMap, HashSet};
-use std::ffi::OsStr;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -802,12 +801,10 @@ fn stored(t: &Target, v: &str) -> Option<Held> {
 
 /// Up to `limit` bytes of a stored file, read without following links.
 fn read_stored(t: &Target, h: &Held, limit: u64) -> std::io::Result<Vec<u8>> {
-    let name = h.rel.file_name().unwrap_or(OsStr::new(""));
-    let dir = t.history.open_parent(h)?;
     if h.meta.kind == Kind::Symlink {
-        return Ok(dir.read_link(name)?.into_encoded_bytes());
+        return Ok(t.history.link_target(h)?.into_encoded_bytes());
     }
-    let mut f = dir.open_read(name)?;
+    let mut f = t.history.open_file(h)?;
     let mut out = Vec::new();
     (&mut f).take(limit).read_to_end(&mut out)?;
     Ok(out)
