@@ -16,6 +16,7 @@
 //!   only). `restore`: puts a tree back as it was, into SRC or beside.
 //! - `keeps`: what the backup drive's file system can hold (exFAT, NTFS…).
 //! - `verify`: compare only. `config`: the pairs. `watch`: live mirroring.
+//! - `offsite`: snapshots of DST in a restic repository (rustic_core).
 //! - `words`: numbers and sizes for people.
 
 pub mod batch;
@@ -33,6 +34,7 @@ pub mod history;
 pub mod keeps;
 pub mod links;
 pub mod mirror;
+pub mod offsite;
 pub mod origins;
 pub mod paths;
 pub mod plan;
