@@ -71,9 +71,10 @@ pub fn run(g: &Global, cmd: OffsiteCommand) -> ExitCode {
                 o.repository()
             );
             for s in &snaps {
-                let size = match (s.files, s.bytes) {
-                    (Some(f), Some(b)) => format!("{f} files, {}", HumanBytes(b)),
-                    _ => String::new(),
+                let size = match s.files {
+                    Some(1) => "1 file".to_string(),
+                    Some(f) => format!("{f} files"),
+                    None => String::new(),
                 };
                 println!("  {}  {}  {}  {size}", s.short_id, both(s.time), s.host);
             }

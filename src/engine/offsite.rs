@@ -80,6 +80,10 @@ pub struct OffsiteConfig {
     pub keep_monthly: u32,
 }
 
+/// Retries of a failed request to a server (rustic's `retry` option),
+/// unless the config's `options` say otherwise.
+pub const DEFAULT_RETRIES: u32 = 2;
+
 pub const DEFAULT_INTERVAL_MINUTES: u32 = 60;
 pub const DEFAULT_KEEP_HOURLY: u32 = 24;
 pub const DEFAULT_KEEP_DAILY: u32 = 14;
@@ -392,8 +396,19 @@ impl Offsite {
     }
 
     fn repo(&self) -> Result<Repository<()>, OffsiteError> {
-        let mut backend = BackendOptions::default().repository(self.cfg.repository.trim());
+        let repository = self.cfg.repository.trim();
+        let mut backend = BackendOptions::default().repository(repository);
         backend.options = self.cfg.options.clone();
+        // rustic retries a failed request 5 times with a doubling pause
+        // (half a minute for a server that is down); a push that fails is
+        // tried again at the next interval anyway, so say it sooner.
+        if (repository.starts_with("rest:") || repository.starts_with("rclone:"))
+            && !backend.options.contains_key("retry")
+        {
+            backend
+                .options
+                .insert("retry".into(), DEFAULT_RETRIES.to_string());
+        }
         let backends = backend.to_backends().map_err(|e| self.rustic(&e))?;
         let mut opts = RepositoryOptions::default();
         match &self.cache_dir {

@@ -1,0 +1,386 @@
+//! `mirrortray offsite`: snapshots of a pair's backup folder in a restic
+//! repository, with real parts only: a local repository and a REST server
+//! (`rclone serve restic` on 127.0.0.1), and stock `restic` (Debian's) to
+//! read what mirrortray wrote — `snapshots`, `check --read-data` and
+//! `restore latest`, whose tree must equal the mirror (bytes, ns mtimes,
+//! modes, symlinks). A second push with nothing changed gives a snapshot of
+//! the same tree, having read no file again; a wrong password, a missing
+//! repository and a server that is down each give one sentence naming the
+//! repository, and exit 2.
+
+use std::fs;
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use filetime::FileTime;
+
+use crate::support::*;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// Whether `tool` is on PATH.
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool} >/dev/null")])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// restic and what else a test needs, or it is skipped (failed in CI).
+fn tools(needed: &[&str]) -> bool {
+    for t in needed {
+        if !have(t) {
+            skip(&format!(
+                "{t} is not installed (scripts/install-deps.sh --test installs it)"
+            ));
+            return false;
+        }
+    }
+    true
+}
+
+fn set_mtime(p: &Path, sec: i64, nsec: u32) {
+    let t = FileTime::from_unix_time(sec, nsec);
+    filetime::set_symlink_file_times(p, t, t).unwrap();
+}
+
+/// SRC with what a mirror must keep: bytes (an empty file, a larger one),
+/// modes, times to the nanosecond, a symlink, an empty folder, and a folder
+/// called `.mirrortray` deeper down (only DST's own is left out).
+fn sample_tree(w: &World) {
+    w.write("a.txt", "alpha\n");
+    w.write("empty", "");
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    w.write("docs/big.bin", &big);
+    w.write("docs/deep/note.md", "# note\n");
+    w.write(
+        "docs/deep/.mirrortray/mine.txt",
+        "a user's own folder of that name\n",
+    );
+    let script = w.write("bin/run.sh", "#!/bin/sh\necho hi\n");
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o750)).unwrap();
+    let private = w.write("private.txt", "secret\n");
+    fs::set_permissions(&private, fs::Permissions::from_mode(0o600)).unwrap();
+    fs::create_dir_all(w.src.join("empty-dir")).unwrap();
+    symlink("docs/deep/note.md", w.src.join("link")).unwrap();
+    symlink("/nowhere/at/all", w.src.join("docs/dangling")).unwrap();
+    // Times last, deepest first, so that no later write changes them.
+    let mut n = 0u32;
+    let mut paths: Vec<PathBuf> = walkdir::WalkDir::new(&w.src)
+        .min_depth(1)
+        .into_iter()
+        .map(|e| e.unwrap().path().to_path_buf())
+        .collect();
+    paths.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for p in paths {
+        n += 1;
+        set_mtime(&p, 1_700_000_000 + i64::from(n) * 1000, 123_456_789 + n);
+    }
+}
+
+/// Writes the config: one pair SRC -> DST with an offsite copy.
+fn configure(w: &World, repository: &str, password_file: &Path, extra: &str) {
+    let text = format!(
+        "[[pair]]\nsrc = '{}'\ndst = '{}'\noffsite = {{ repository = '{}', password_file = '{}'{extra} }}\n",
+        w.src.display(),
+        w.dst.display(),
+        repository,
+        password_file.display()
+    );
+    fs::create_dir_all(w.config_file().parent().unwrap()).unwrap();
+    fs::write(w.config_file(), text).unwrap();
+}
+
+fn password_file(w: &World) -> PathBuf {
+    let p = w.path("password");
+    fs::write(&p, format!("{PASSWORD}\n")).unwrap();
+    p
+}
+
+/// Stock restic on `repo`, with the password file and no cache.
+fn restic(w: &World, repo: &str, pw: &Path, args: &[&str]) -> Run {
+    let out = Command::new("restic")
+        .arg("-r")
+        .arg(repo)
+        .arg("--password-file")
+        .arg(pw)
+        .arg("--no-cache")
+        .args(args)
+        .env("HOME", &w.home)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    Run::from(out)
+}
+
+/// restic's snapshots of `repo`: (id, tree, paths, tags).
+fn restic_snapshots(w: &World, repo: &str, pw: &Path) -> Vec<serde_json::Value> {
+    let r = restic(w, repo, pw, &["snapshots", "--json"]);
+    r.ok();
+    serde_json::from_str::<Vec<serde_json::Value>>(&r.stdout).unwrap()
+}
+
+/// Where `restic restore --target X` puts DST: X/<DST's absolute path>.
+fn restored_dst(target: &Path, dst: &Path) -> PathBuf {
+    let real = fs::canonicalize(dst).unwrap();
+    target.join(real.strip_prefix("/").unwrap())
+}
+
+#[track_caller]
+fn assert_same_tree(want: &Path, got: &Path) {
+    let d = tree::diff(&snapshot(want), &snapshot(got));
+    assert!(
+        d.is_empty(),
+        "{} does not equal {}:\n{}",
+        got.display(),
+        want.display(),
+        d.join("\n")
+    );
+}
+
+/// What stock restic must find in a repository mirrortray pushed DST to:
+/// one more snapshot, a check that reads every byte, and a restore equal
+/// to the mirror without its `.mirrortray/`.
+fn restic_reads_it(w: &World, repo: &str, pw: &Path, snapshots: usize, restore_into: &str) {
+    let snaps = restic_snapshots(w, repo, pw);
+    assert_eq!(snaps.len(), snapshots, "{snaps:?}");
+    let last = snaps.last().unwrap();
+    let dst = fs::canonicalize(&w.dst).unwrap();
+    assert_eq!(last["paths"], serde_json::json!([dst.to_str().unwrap()]));
+    let tags = last["tags"].as_array().unwrap();
+    assert!(tags.contains(&serde_json::json!("mirrortray")), "{tags:?}");
+    assert!(tags.contains(&serde_json::json!("src")), "{tags:?}");
+    restic(w, repo, pw, &["check", "--read-data"]).ok();
+    let target = w.path(restore_into);
+    restic(
+        w,
+        repo,
+        pw,
+        &["restore", "latest", "--target", target.to_str().unwrap()],
+    )
+    .ok();
+    let got = restored_dst(&target, &w.dst);
+    assert_same_tree(&w.dst, &got);
+    assert!(
+        !got.join(".mirrortray").exists(),
+        "the backup's own folder went into the snapshot"
+    );
+    assert!(got.join("docs/deep/.mirrortray/mine.txt").is_file());
+}
+
+#[test]
+fn offsite_local_repository_is_read_by_stock_restic() {
+    if !tools(&["restic"]) {
+        return;
+    }
+    let w = World::new();
+    sample_tree(&w);
+    w.sync(&[]).ok();
+    assert_mirrored(&w.src, &w.dst);
+    let pw = password_file(&w);
+    let repo = w.path("repo");
+    let repo_text = repo.to_str().unwrap();
+    configure(&w, repo_text, &pw, "");
+
+    // Before init: a sentence, not a dump.
+    w.run(["offsite", "push"])
+        .code(2)
+        .stderr_has(repo_text)
+        .stderr_has("no restic repository there yet")
+        .no_debug_dump();
+
+    w.run(["offsite", "init"]).ok().stdout_has("created");
+    w.run(["offsite", "init"]).ok().stdout_has("using it");
+    let first = w.run(["offsite", "push"]);
+    first.ok().stdout_has("the first one").no_debug_dump();
+    restic_reads_it(&w, repo_text, &pw, 1, "restic-1");
+
+    // Nothing changed: a snapshot of the same tree, no file read again.
+    let second = w.run(["offsite", "push"]);
+    second
+        .ok()
+        .stdout_has("0 new, 0 changed")
+        .stdout_has("compared with");
+    let snaps = restic_snapshots(&w, repo_text, &pw);
+    assert_eq!(snaps.len(), 2);
+    assert_eq!(snaps[0]["tree"], snaps[1]["tree"], "{snaps:?}");
+
+    // A change reaches the next snapshot.
+    w.write("docs/deep/note.md", "# note, edited\n");
+    fs::remove_file(w.src.join("a.txt")).unwrap();
+    w.sync(&[]).ok();
+    w.run(["offsite", "push"])
+        .ok()
+        .stdout_has("0 new, 1 changed");
+    restic_reads_it(&w, repo_text, &pw, 3, "restic-3");
+
+    // mirrortray lists and gets files back itself.
+    w.run(["offsite", "snapshots"])
+        .ok()
+        .stdout_has("3 snapshots");
+    w.run(["offsite", "check"]).ok().stdout_has("no errors");
+    w.run(["offsite", "check", "--read-data"])
+        .ok()
+        .stdout_has("every byte read and verified");
+    let back = w.path("back");
+    w.run([
+        "offsite".as_ref(),
+        "restore".as_ref(),
+        w.src.as_os_str(),
+        "--to".as_ref(),
+        back.as_os_str(),
+    ])
+    .ok();
+    assert_same_tree(&w.dst, &back.join("src"));
+    // One file, from the first snapshot (before the edit), by time.
+    let t1 = snaps[1]["time"].as_str().unwrap().to_string();
+    let one = w.path("one");
+    w.run([
+        "offsite".as_ref(),
+        "restore".as_ref(),
+        w.src.join("docs/deep/note.md").as_os_str(),
+        "--at".as_ref(),
+        t1.as_ref(),
+        "--to".as_ref(),
+        one.as_os_str(),
+    ])
+    .ok();
+    assert_eq!(fs::read(one.join("note.md")).unwrap(), b"# note\n");
+    // Nothing is overwritten.
+    w.run([
+        "offsite".as_ref(),
+        "restore".as_ref(),
+        w.src.join("docs/deep/note.md").as_os_str(),
+        "--to".as_ref(),
+        one.as_os_str(),
+    ])
+    .code(2)
+    .stderr_has("exists already");
+    assert_eq!(fs::read(one.join("note.md")).unwrap(), b"# note\n");
+
+    // A wrong password: one sentence with the repository.
+    fs::write(&pw, "not the password\n").unwrap();
+    for cmd in ["push", "snapshots", "check"] {
+        w.run(["offsite", cmd])
+            .code(2)
+            .stderr_has(&format!("offsite repository {repo_text}: wrong password"))
+            .no_debug_dump();
+    }
+}
+
+/// `rclone serve restic` on a free port of 127.0.0.1, stopped on drop.
+struct RestServer {
+    child: Child,
+    port: u16,
+}
+
+impl RestServer {
+    fn start(w: &World, dir: &Path) -> RestServer {
+        fs::create_dir_all(dir).unwrap();
+        // A port taken between the probe and rclone's bind makes rclone
+        // exit: try another.
+        for _ in 0..5 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let mut child = Command::new("rclone")
+                .args(["serve", "restic", "--addr"])
+                .arg(format!("127.0.0.1:{port}"))
+                .arg(dir)
+                .env("HOME", &w.home)
+                .env("RCLONE_CONFIG", w.home.join("rclone.conf"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let up = wait_for(Duration::from_secs(30), || {
+                matches!(child.try_wait(), Ok(Some(_)))
+                    || TcpStream::connect(("127.0.0.1", port)).is_ok()
+            });
+            if up && child.try_wait().unwrap().is_none() {
+                return RestServer { child, port };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("rclone serve restic did not start");
+    }
+
+    fn url(&self) -> String {
+        format!("rest:http://127.0.0.1:{}/", self.port)
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RestServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[test]
+fn offsite_rest_server_is_read_by_stock_restic_and_a_server_down_is_said() {
+    if !tools(&["restic", "rclone"]) {
+        return;
+    }
+    let w = World::new();
+    sample_tree(&w);
+    w.sync(&[]).ok();
+    let pw = password_file(&w);
+    let mut server = RestServer::start(&w, &w.path("served"));
+    let url = server.url();
+    configure(&w, &url, &pw, "");
+
+    w.run(["offsite", "init"]).ok().stdout_has("created");
+    w.run(["offsite", "push"]).ok();
+    restic_reads_it(&w, &url, &pw, 1, "restic-1");
+    w.run(["offsite", "push"])
+        .ok()
+        .stdout_has("0 new, 0 changed");
+    let snaps = restic_snapshots(&w, &url, &pw);
+    assert_eq!(snaps.len(), 2);
+    assert_eq!(snaps[0]["tree"], snaps[1]["tree"], "{snaps:?}");
+
+    // The server goes away: every command says so, naming it; the local
+    // mirror goes on.
+    server.stop();
+    for cmd in ["push", "snapshots"] {
+        w.run(["offsite", cmd])
+            .code(2)
+            .stderr_has(&format!("offsite repository {url}: unreachable"))
+            .no_debug_dump();
+    }
+    w.write("after.txt", "made while the server was down\n");
+    w.sync(&[]).ok();
+    assert_mirrored(&w.src, &w.dst);
+}
+
+#[test]
+fn offsite_config_never_holds_the_password() {
+    let w = World::new();
+    let text = format!(
+        "[[pair]]\nsrc = '{}'\ndst = '{}'\noffsite = {{ repository = '/srv/r', password = 'hunter2' }}\n",
+        w.src.display(),
+        w.dst.display()
+    );
+    fs::create_dir_all(w.config_file().parent().unwrap()).unwrap();
+    fs::write(w.config_file(), text).unwrap();
+    w.run(["config"])
+        .code(2)
+        .stderr_has("field \"offsite\"")
+        .stderr_has("the offsite password is never kept in the config file")
+        .no_debug_dump();
+    w.run(["offsite", "push"])
+        .code(2)
+        .stderr_has("password_file");
+}
