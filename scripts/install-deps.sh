@@ -9,7 +9,7 @@
 #                                     daemon, screenshot and pointer tools, git, python3,
 #                                     the desktop-file and AppStream validators and
 #                                     debootstrap (the package is installed in a clean root),
-#                                     restic and rclone (the offsite copies)
+#                                     restic, rclone and OpenSSH (the offsite copies)
 #   scripts/install-deps.sh --bench   ... and lsyncd + rsync, to compare against
 #
 # Idempotent: when every package is already installed it says so and touches
@@ -63,6 +63,8 @@ TEST_PKGS=(
 	rsync                      # a folder copied in as rsync does (temp names)
 	restic                     # stock restic reads the offsite repositories mirrortray writes
 	rclone                     # rclone serve restic: a REST server for the offsite tests
+	openssh-server             # sshd on a loopback port: an SFTP server for the offsite tests
+	openssh-client             # ssh, ssh-keygen: restic's own SFTP, the test's keys
 )
 
 BENCH_PKGS=(

@@ -100,9 +100,11 @@ fn password_file(w: &World) -> PathBuf {
     p
 }
 
-/// Stock restic on `repo`, with the password file and no cache.
-fn restic(w: &World, repo: &str, pw: &Path, args: &[&str]) -> Run {
+/// Stock restic on `repo`, with global options (`-o sftp.command=...`),
+/// the password file and no cache.
+fn restic_with(w: &World, opts: &[String], repo: &str, pw: &Path, args: &[&str]) -> Run {
     let out = Command::new("restic")
+        .args(opts)
         .arg("-r")
         .arg(repo)
         .arg("--password-file")
@@ -118,7 +120,16 @@ fn restic(w: &World, repo: &str, pw: &Path, args: &[&str]) -> Run {
 
 /// restic's snapshots of `repo`: (id, tree, paths, tags).
 fn restic_snapshots(w: &World, repo: &str, pw: &Path) -> Vec<serde_json::Value> {
-    let r = restic(w, repo, pw, &["snapshots", "--json"]);
+    restic_snapshots_with(w, &[], repo, pw)
+}
+
+fn restic_snapshots_with(
+    w: &World,
+    opts: &[String],
+    repo: &str,
+    pw: &Path,
+) -> Vec<serde_json::Value> {
+    let r = restic_with(w, opts, repo, pw, &["snapshots", "--json"]);
     r.ok();
     serde_json::from_str::<Vec<serde_json::Value>>(&r.stdout).unwrap()
 }
@@ -145,7 +156,18 @@ fn assert_same_tree(want: &Path, got: &Path) {
 /// one more snapshot, a check that reads every byte, and a restore equal
 /// to the mirror without its `.mirrortray/`.
 fn restic_reads_it(w: &World, repo: &str, pw: &Path, snapshots: usize, restore_into: &str) {
-    let snaps = restic_snapshots(w, repo, pw);
+    restic_reads_it_with(w, &[], repo, pw, snapshots, restore_into)
+}
+
+fn restic_reads_it_with(
+    w: &World,
+    opts: &[String],
+    repo: &str,
+    pw: &Path,
+    snapshots: usize,
+    restore_into: &str,
+) {
+    let snaps = restic_snapshots_with(w, opts, repo, pw);
     assert_eq!(snaps.len(), snapshots, "{snaps:?}");
     let last = snaps.last().unwrap();
     let dst = fs::canonicalize(&w.dst).unwrap();
@@ -153,10 +175,11 @@ fn restic_reads_it(w: &World, repo: &str, pw: &Path, snapshots: usize, restore_i
     let tags = last["tags"].as_array().unwrap();
     assert!(tags.contains(&serde_json::json!("mirrortray")), "{tags:?}");
     assert!(tags.contains(&serde_json::json!("src")), "{tags:?}");
-    restic(w, repo, pw, &["check", "--read-data"]).ok();
+    restic_with(w, opts, repo, pw, &["check", "--read-data"]).ok();
     let target = w.path(restore_into);
-    restic(
+    restic_with(
         w,
+        opts,
         repo,
         pw,
         &["restore", "latest", "--target", target.to_str().unwrap()],
@@ -383,4 +406,152 @@ fn offsite_config_never_holds_the_password() {
     w.run(["offsite", "push"])
         .code(2)
         .stderr_has("password_file");
+}
+
+/// An OpenSSH server on a free port of 127.0.0.1, for the current user,
+/// with a key made for it in a temp folder; stopped on drop.
+struct SshServer {
+    child: Child,
+    port: u16,
+    user: String,
+    key: PathBuf,
+    known_hosts: PathBuf,
+}
+
+impl SshServer {
+    fn start(dir: &Path) -> SshServer {
+        fs::create_dir_all(dir).unwrap();
+        let keygen = |name: &str| {
+            let st = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(dir.join(name))
+                .stdin(Stdio::null())
+                .status()
+                .unwrap();
+            assert!(st.success(), "ssh-keygen failed");
+        };
+        keygen("host_key");
+        keygen("user_key");
+        fs::copy(dir.join("user_key.pub"), dir.join("authorized_keys")).unwrap();
+        let user = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout)
+            .unwrap()
+            .trim()
+            .to_string();
+        if is_root() {
+            // sshd's privilege separation needs its empty folder.
+            fs::create_dir_all("/run/sshd").unwrap();
+        }
+        for _ in 0..5 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let config = dir.join("sshd_config");
+            fs::write(
+                &config,
+                format!(
+                    "ListenAddress 127.0.0.1\nPort {port}\nHostKey {}\nAuthorizedKeysFile {}\nStrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nSubsystem sftp internal-sftp\nPidFile none\n",
+                    dir.join("host_key").display(),
+                    dir.join("authorized_keys").display()
+                ),
+            )
+            .unwrap();
+            let mut child = Command::new("/usr/sbin/sshd")
+                .args(["-D", "-e", "-f"])
+                .arg(&config)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let up = wait_for(Duration::from_secs(30), || {
+                matches!(child.try_wait(), Ok(Some(_)))
+                    || TcpStream::connect(("127.0.0.1", port)).is_ok()
+            });
+            if up && child.try_wait().unwrap().is_none() {
+                let host_key = fs::read_to_string(dir.join("host_key.pub")).unwrap();
+                let mut parts = host_key.split_whitespace();
+                let line = format!(
+                    "[127.0.0.1]:{port} {} {}\n",
+                    parts.next().unwrap(),
+                    parts.next().unwrap()
+                );
+                let known_hosts = dir.join("known_hosts");
+                fs::write(&known_hosts, line).unwrap();
+                return SshServer {
+                    child,
+                    port,
+                    user,
+                    key: dir.join("user_key"),
+                    known_hosts,
+                };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("sshd did not start");
+    }
+
+    /// The repository at `path` on this server, through rclone's SFTP
+    /// (the host key checked against the known one).
+    fn rclone_url(&self, path: &Path) -> String {
+        format!(
+            "rclone::sftp,host=127.0.0.1,port={},user={},key_file={},known_hosts_file={}:{}",
+            self.port,
+            self.user,
+            self.key.display(),
+            self.known_hosts.display(),
+            path.display()
+        )
+    }
+
+    /// restic's own SFTP: its URL and options.
+    fn restic_sftp(&self, path: &Path) -> (Vec<String>, String) {
+        (
+            vec![
+                "-o".into(),
+                format!(
+                    "sftp.command=ssh -i {} -p {} -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes -o BatchMode=yes {}@127.0.0.1 -s sftp",
+                    self.key.display(),
+                    self.port,
+                    self.known_hosts.display(),
+                    self.user
+                ),
+            ],
+            format!("sftp:{}@127.0.0.1:{}", self.user, path.display()),
+        )
+    }
+}
+
+impl Drop for SshServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn offsite_over_sftp_is_read_by_stock_restic_over_its_own_sftp() {
+    if !tools(&["restic", "rclone", "ssh", "ssh-keygen", "/usr/sbin/sshd"]) {
+        return;
+    }
+    let w = World::new();
+    sample_tree(&w);
+    w.sync(&[]).ok();
+    let pw = password_file(&w);
+    let server = SshServer::start(&w.path("ssh"));
+    let repo = w.path("remote/repo");
+    let url = server.rclone_url(&repo);
+    configure(&w, &url, &pw, "");
+
+    w.run(["offsite", "init"]).ok().stdout_has("created");
+    w.run(["offsite", "push"]).ok();
+    w.run(["offsite", "push"])
+        .ok()
+        .stdout_has("0 new, 0 changed");
+    let (opts, restic_url) = server.restic_sftp(&repo);
+    restic_reads_it_with(&w, &opts, &restic_url, &pw, 2, "restic-2");
+    let snaps = restic_snapshots_with(&w, &opts, &restic_url, &pw);
+    assert_eq!(snaps[0]["tree"], snaps[1]["tree"], "{snaps:?}");
 }
