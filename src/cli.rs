@@ -316,6 +316,16 @@ pub enum OffsiteCommand {
         #[arg(long, value_name = "DIR", required = true)]
         to: PathBuf,
     },
+    /// Forget the pair's snapshots that its keep policy (keep_hourly,
+    /// keep_daily, keep_weekly, keep_monthly) does not name, and free the
+    /// space only they used.
+    #[command(after_help = "Examples:
+  mirrortray offsite forget
+  mirrortray offsite forget ~/Documents")]
+    Forget {
+        /// The pair's source folder (default: every pair with an offsite copy).
+        src: Option<PathBuf>,
+    },
     /// Check the repository's structure (and with --read-data every byte).
     #[command(after_help = "Examples:
   mirrortray offsite check

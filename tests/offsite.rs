@@ -555,3 +555,88 @@ fn offsite_over_sftp_is_read_by_stock_restic_over_its_own_sftp() {
     let snaps = restic_snapshots_with(&w, &opts, &restic_url, &pw);
     assert_eq!(snaps[0]["tree"], snaps[1]["tree"], "{snaps:?}");
 }
+
+/// The keep policy, over days of pushes dated by the test (through the
+/// engine, so no day has to pass): the snapshots kept are the ones
+/// restic's rules name, the rest are forgotten and their data pruned, and
+/// stock restic still checks every byte and restores what is kept.
+#[test]
+fn offsite_keep_policy_keeps_the_snapshots_it_names() {
+    use mirrortray::engine::offsite::{Offsite, OffsiteConfig};
+    if !tools(&["restic"]) {
+        return;
+    }
+    let w = World::new();
+    w.write("f.txt", "start");
+    w.sync(&[]).ok();
+    let pw = password_file(&w);
+    let repo = w.path("repo");
+    let repo_text = repo.to_str().unwrap();
+    let mut cfg = OffsiteConfig::new(repo_text, &pw);
+    cfg.keep_hourly = 2;
+    cfg.keep_daily = 3;
+    cfg.keep_weekly = 0;
+    cfg.keep_monthly = 0;
+    let offsite = Offsite::new("src", &w.dst, &cfg, None);
+    offsite.init().unwrap();
+    // Minutes under 15 and hours 10 to 13 UTC: the same hours and days in
+    // any time zone the machine may be in.
+    let day = |d: i64, h: i64, m: i64| {
+        jiff::Timestamp::from_second(1_795_132_800 + d * 86_400 + h * 3600 + m * 60).unwrap()
+    };
+    let times = [
+        day(0, 10, 1),
+        day(0, 10, 7),
+        day(0, 11, 3),
+        day(1, 10, 2),
+        day(1, 12, 5),
+        day(1, 12, 11),
+        day(2, 10, 0),
+        day(2, 10, 6),
+        day(2, 13, 4),
+    ];
+    for (i, t) in times.iter().enumerate() {
+        w.write("f.txt", format!("push {i}"));
+        w.sync(&[]).ok();
+        offsite.push_at(Some(*t)).unwrap();
+    }
+    // Newest first: 13:04 (the last, hour 2-13, day 2), 10:06 (hour 2-10),
+    // then one a day: 12:11 on day 1, 11:03 on day 0.
+    let want = [times[2], times[5], times[7], times[8]];
+    let f = offsite.forget().unwrap();
+    let kept: Vec<_> = f.kept.iter().map(|s| s.time).collect();
+    assert_eq!(kept, want);
+    assert_eq!(f.forgotten.len(), 5);
+    let listed: Vec<_> = offsite
+        .snapshots()
+        .unwrap()
+        .iter()
+        .map(|s| s.time)
+        .collect();
+    assert_eq!(listed, want);
+    // Forgetting again changes nothing.
+    let again = offsite.forget().unwrap();
+    assert!(again.forgotten.is_empty());
+
+    let snaps = restic_snapshots(&w, repo_text, &pw);
+    let restic_times: Vec<jiff::Timestamp> = snaps
+        .iter()
+        .map(|s| s["time"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(restic_times, want);
+    restic_with(&w, &[], repo_text, &pw, &["check", "--read-data"]).ok();
+    let target = w.path("day1");
+    let id = snaps[1]["id"].as_str().unwrap();
+    restic_with(
+        &w,
+        &[],
+        repo_text,
+        &pw,
+        &["restore", id, "--target", target.to_str().unwrap()],
+    )
+    .ok();
+    assert_eq!(
+        fs::read_to_string(restored_dst(&target, &w.dst).join("f.txt")).unwrap(),
+        "push 5"
+    );
+}

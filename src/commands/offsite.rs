@@ -107,6 +107,27 @@ pub fn run(g: &Global, cmd: OffsiteCommand) -> ExitCode {
                 Err(e) => Err(e),
             })
         }
+        OffsiteCommand::Forget { src } => each(g, src.as_deref(), |o, name| {
+            let f = o.forget()?;
+            if !g.quiet {
+                println!(
+                    "{name}: kept {} of {} snapshots in {}, forgot {}{}",
+                    f.kept.len(),
+                    f.kept.len() + f.forgotten.len(),
+                    o.repository(),
+                    f.forgotten.len(),
+                    if f.bytes_freed > 0 {
+                        format!(", {} freed", HumanBytes(f.bytes_freed))
+                    } else {
+                        String::new()
+                    }
+                );
+                for s in &f.forgotten {
+                    println!("  forgot {}  {}", s.short_id, both(s.time));
+                }
+            }
+            Ok(Done::Ok)
+        }),
         OffsiteCommand::Restore { path, at, to } => restore(g, &path, at.as_deref(), &to),
     }
 }

@@ -33,8 +33,8 @@ use jiff::Timestamp;
 use rustic_backend::BackendOptions;
 use rustic_core::repofile::{NodeType, SnapshotFile};
 use rustic_core::{
-    BackupOptions, CheckOptions, ConfigOptions, Credentials, Excludes, KeyOptions,
-    LocalDestination, LsOptions, OpenStatus, PathList, Repository, RepositoryOptions,
+    BackupOptions, CheckOptions, ConfigOptions, Credentials, Excludes, KeepOptions, KeyOptions,
+    LocalDestination, LsOptions, OpenStatus, PathList, PruneOptions, Repository, RepositoryOptions,
     RestoreOptions, RusticError, SnapshotOptions,
 };
 use serde::{Deserialize, Serialize};
@@ -314,6 +314,15 @@ pub struct Restored {
     pub bytes: u64,
 }
 
+/// What `forget` kept and let go.
+#[derive(Debug, Clone)]
+pub struct Forgot {
+    /// Oldest first, both.
+    pub kept: Vec<Snap>,
+    pub forgotten: Vec<Snap>,
+    pub bytes_freed: u64,
+}
+
 /// What `check` found.
 #[derive(Debug, Clone)]
 pub struct Checked {
@@ -469,6 +478,12 @@ impl Offsite {
     /// One snapshot of DST now (without its `.mirrortray/`), with the
     /// pair's previous snapshot as parent.
     pub fn push(&self) -> Result<Pushed, OffsiteError> {
+        self.push_at(None)
+    }
+
+    /// [`Offsite::push`], the snapshot dated `time` instead of now (how
+    /// the keep policy is tested over days without waiting for them).
+    pub fn push_at(&self, time: Option<Timestamp>) -> Result<Pushed, OffsiteError> {
         let start = Instant::now();
         let dst = self.dst_text()?.to_string();
         match std::fs::metadata(&self.dst) {
@@ -493,6 +508,10 @@ impl Offsite {
             .add_tags(&tag_text(TAG))
             .and_then(|o| o.add_tags(&tag_text(&self.name)))
             .map_err(|e| self.rustic(&e))?;
+        let snap_opts = match time {
+            Some(t) => snap_opts.time(Some(to_zoned(t))),
+            None => snap_opts,
+        };
         let snap = snap_opts.to_snapshot().map_err(|e| self.rustic(&e))?;
         // Anchored to DST (a leading `/`), so a folder of the user's own
         // called `.mirrortray` deeper down is kept.
@@ -630,6 +649,60 @@ impl Offsite {
         })
     }
 
+    /// Applies the keep policy to the pair's snapshots (this host, this
+    /// backup folder; other pairs' and machines' are left alone), then
+    /// prunes the data no snapshot uses any more.
+    pub fn forget(&self) -> Result<Forgot, OffsiteError> {
+        let repo = self.open()?;
+        let snaps = self.our_snapshots(&repo)?;
+        let c = &self.cfg;
+        let keep = KeepOptions::default()
+            .keep_hourly(count(c.keep_hourly))
+            .keep_daily(count(c.keep_daily))
+            .keep_weekly(count(c.keep_weekly))
+            .keep_monthly(count(c.keep_monthly))
+            // The latest is always kept, whatever the policy says.
+            .keep_last(1);
+        let decided = keep
+            .apply(snaps, &rustic_core::jiff::Zoned::now())
+            .map_err(|e| self.rustic(&e))?;
+        let mut kept = Vec::new();
+        let mut forgotten = Vec::new();
+        for d in &decided {
+            if d.keep {
+                kept.push(to_snap(&d.snapshot));
+            } else {
+                forgotten.push(to_snap(&d.snapshot));
+            }
+        }
+        kept.sort_by_key(|s| s.time);
+        forgotten.sort_by_key(|s| s.time);
+        if forgotten.is_empty() {
+            return Ok(Forgot {
+                kept,
+                forgotten,
+                bytes_freed: 0,
+            });
+        }
+        let ids: Vec<_> = decided
+            .iter()
+            .filter(|d| !d.keep)
+            .map(|d| d.snapshot.id)
+            .collect();
+        repo.delete_snapshots(&ids).map_err(|e| self.rustic(&e))?;
+        // Unused packs go at once, as restic's prune does: stock restic
+        // does not know rustic's packs marked for a later delete.
+        let opts = PruneOptions::default().instant_delete(true);
+        let plan = repo.prune_plan(&opts).map_err(|e| self.rustic(&e))?;
+        let freed = plan.stats.size_to_delete.remove;
+        repo.prune(&opts, plan).map_err(|e| self.rustic(&e))?;
+        Ok(Forgot {
+            kept,
+            forgotten,
+            bytes_freed: freed,
+        })
+    }
+
     /// Checks the whole repository (every pair's snapshots in it);
     /// `read_data` also reads and verifies every pack.
     pub fn check(&self, read_data: bool) -> Result<Checked, OffsiteError> {
@@ -714,6 +787,17 @@ fn glob_escape(s: &str) -> String {
         out.push(c);
     }
     out
+}
+
+/// A policy count as rustic takes it (0: none of that kind).
+fn count(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+fn to_zoned(t: Timestamp) -> rustic_core::jiff::Zoned {
+    let ts = rustic_core::jiff::Timestamp::new(t.as_second(), t.subsec_nanosecond())
+        .unwrap_or(rustic_core::jiff::Timestamp::UNIX_EPOCH);
+    ts.to_zoned(rustic_core::jiff::tz::TimeZone::system())
 }
 
 fn short_id(s: &SnapshotFile) -> String {
