@@ -5,8 +5,11 @@
 //! `restore latest`, whose tree must equal the mirror (bytes, ns mtimes,
 //! modes, symlinks). A second push with nothing changed gives a snapshot of
 //! the same tree, having read no file again; a wrong password, a missing
-//! repository and a server that is down each give one sentence naming the
-//! repository, and exit 2.
+//! repository, a server that is down, a full disk and a link cut in the
+//! middle of an upload each give one sentence naming the repository, and
+//! exit 2 — and what a failed push leaves, restic accepts and the next push
+//! completes. SFTP goes to a real sshd on a loopback port; the keep policy
+//! is checked over days of pushes dated by the test.
 
 use std::fs;
 use std::net::{TcpListener, TcpStream};
@@ -100,8 +103,12 @@ fn password_file(w: &World) -> PathBuf {
     p
 }
 
-/// Stock restic on `repo`, with global options (`-o sftp.command=...`),
-/// the password file and no cache.
+/// Stock restic on `repo`, with the password file and no cache.
+fn restic(w: &World, repo: &str, pw: &Path, args: &[&str]) -> Run {
+    restic_with(w, &[], repo, pw, args)
+}
+
+/// [`restic`] with global options (`-o sftp.command=...`) first.
 fn restic_with(w: &World, opts: &[String], repo: &str, pw: &Path, args: &[&str]) -> Run {
     let out = Command::new("restic")
         .args(opts)
@@ -191,7 +198,9 @@ fn restic_reads_it_with(
         !got.join(".mirrortray").exists(),
         "the backup's own folder went into the snapshot"
     );
-    assert!(got.join("docs/deep/.mirrortray/mine.txt").is_file());
+    // A folder of that name deeper down is the user's, and kept.
+    let deep = "docs/deep/.mirrortray/mine.txt";
+    assert_eq!(got.join(deep).is_file(), w.dst.join(deep).is_file());
 }
 
 #[test]
@@ -624,12 +633,11 @@ fn offsite_keep_policy_keeps_the_snapshots_it_names() {
         .map(|s| s["time"].as_str().unwrap().parse().unwrap())
         .collect();
     assert_eq!(restic_times, want);
-    restic_with(&w, &[], repo_text, &pw, &["check", "--read-data"]).ok();
+    restic(&w, repo_text, &pw, &["check", "--read-data"]).ok();
     let target = w.path("day1");
     let id = snaps[1]["id"].as_str().unwrap();
-    restic_with(
+    restic(
         &w,
-        &[],
         repo_text,
         &pw,
         &["restore", id, "--target", target.to_str().unwrap()],
@@ -639,4 +647,185 @@ fn offsite_keep_policy_keeps_the_snapshots_it_names() {
         fs::read_to_string(restored_dst(&target, &w.dst).join("f.txt")).unwrap(),
         "push 5"
     );
+}
+
+/// `len` bytes that do not compress, the same every run.
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut rng = rng::Rng(seed);
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        out.extend_from_slice(&rng.next().to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+#[test]
+fn offsite_disk_full_on_the_repository_is_said_and_the_next_push_works() {
+    if !tools(&["restic"]) {
+        return;
+    }
+    let w = World::new();
+    w.write("small.txt", "small\n");
+    w.write("big.bin", noise(1, 3 << 20));
+    w.sync(&[]).ok();
+    let pw = password_file(&w);
+    let disk = w.path("far-disk");
+    let Some(_mount) = crate::safety::mount(&["-t", "tmpfs", "-o", "size=1m", "tmpfs"], &disk)
+    else {
+        return;
+    };
+    let repo = disk.join("repo");
+    let repo_text = repo.to_str().unwrap();
+    configure(&w, repo_text, &pw, "");
+    w.run(["offsite", "init"]).ok();
+    w.run(["offsite", "push"])
+        .code(2)
+        .stderr_has(&format!(
+            "offsite repository {repo_text}: the repository's disk is full"
+        ))
+        .no_debug_dump();
+    // What the failed push left, restic accepts.
+    restic(&w, repo_text, &pw, &["check"]).ok();
+    // Room made: the next push goes through, and restic reads it all.
+    let st = Command::new("mount")
+        .args(["-o", "remount,size=32m"])
+        .arg(&disk)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    w.run(["offsite", "push"]).ok();
+    restic_reads_it(&w, repo_text, &pw, 1, "restic-1");
+}
+
+/// A TCP proxy on 127.0.0.1 in front of `upstream`: it passes the
+/// clients' first `budget` bytes on, then cuts every connection and
+/// refuses new ones — a network that goes down in the middle of an upload.
+struct CuttingProxy {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl CuttingProxy {
+    fn start(upstream: u16, budget: u64) -> CuttingProxy {
+        use std::io::{Read, Write};
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let cut = Arc::new(AtomicBool::new(false));
+        let passed = Arc::new(AtomicU64::new(0));
+        let (stop2, cut2) = (stop.clone(), cut.clone());
+        std::thread::spawn(move || {
+            let mut open: Vec<TcpStream> = Vec::new();
+            while !stop2.load(Ordering::SeqCst) {
+                if cut2.load(Ordering::SeqCst) {
+                    for s in open.drain(..) {
+                        let _ = s.shutdown(std::net::Shutdown::Both);
+                    }
+                }
+                let client = match listener.accept() {
+                    Ok((c, _)) => c,
+                    Err(_) => {
+                        std::thread::sleep(Duration::from_millis(5));
+                        continue;
+                    }
+                };
+                if cut2.load(Ordering::SeqCst) {
+                    continue; // dropped: refused
+                }
+                client.set_nonblocking(false).unwrap();
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                open.push(client.try_clone().unwrap());
+                open.push(server.try_clone().unwrap());
+                let (mut c_in, mut s_out) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let (passed, cut3) = (passed.clone(), cut2.clone());
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16 * 1024];
+                    loop {
+                        let n = match c_in.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        let before = passed.fetch_add(n as u64, Ordering::SeqCst);
+                        let room = budget.saturating_sub(before) as usize;
+                        if room < n {
+                            let _ = s_out.write_all(&buf[..room]);
+                            cut3.store(true, Ordering::SeqCst);
+                            break;
+                        }
+                        if s_out.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = s_out.shutdown(std::net::Shutdown::Both);
+                    let _ = c_in.shutdown(std::net::Shutdown::Both);
+                });
+                let (mut s_in, mut c_out) = (server, client);
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut s_in, &mut c_out);
+                    let _ = c_out.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        CuttingProxy { port, stop, cut }
+    }
+
+    fn cut(&self) -> bool {
+        self.cut.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for CuttingProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn offsite_push_cut_off_midway_leaves_a_repository_restic_accepts_and_the_next_push_completes() {
+    if !tools(&["restic", "rclone"]) {
+        return;
+    }
+    let w = World::new();
+    w.write("small.txt", "small\n");
+    for i in 0..4u64 {
+        w.write(&format!("big/{i}.bin"), noise(i + 10, 3 << 20));
+    }
+    w.sync(&[]).ok();
+    let pw = password_file(&w);
+    let served = w.path("served");
+    let mut server = RestServer::start(&w, &served);
+    configure(&w, &server.url(), &pw, "");
+    w.run(["offsite", "init"]).ok();
+
+    // The push goes through a link that dies after 2 MB of its 12 MB, and
+    // the server is killed.
+    let proxy = CuttingProxy::start(server.port, 2 << 20);
+    let cut_url = format!("rest:http://127.0.0.1:{}/", proxy.port);
+    configure(&w, &cut_url, &pw, "");
+    w.run(["offsite", "push"])
+        .code(2)
+        .stderr_has(&format!(
+            "offsite repository {cut_url}: unreachable: the connection to the server broke off"
+        ))
+        .no_debug_dump();
+    assert!(proxy.cut(), "the push never reached the cut");
+    server.stop();
+    drop(proxy);
+
+    // The server back (on another port): restic accepts the repository,
+    // and the next push completes it.
+    let server = RestServer::start(&w, &served);
+    let url = server.url();
+    restic(&w, &url, &pw, &["check"]).ok();
+    configure(&w, &url, &pw, "");
+    w.run(["offsite", "push"]).ok();
+    restic_reads_it(&w, &url, &pw, 1, "restic-1");
 }

@@ -834,11 +834,17 @@ fn short(e: &RusticError) -> String {
     let cause = rest
         .find(": caused by: ")
         .map(|i| &rest[i + ": caused by: ".len()..]);
-    let mut out = guidance.trim().trim_end_matches('.').to_string();
+    let guidance = guidance
+        .trim()
+        .trim_start_matches("Backoff failed, please check the logs for more information.")
+        .trim();
+    let mut out = guidance.trim_end_matches('.').to_string();
     if let Some(c) = cause {
         let c = c.split(" : (source: ").next().unwrap_or(c).trim();
         if !c.is_empty() && !out.contains(c) {
-            out.push_str(": ");
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
             out.push_str(c.trim_end_matches('.'));
         }
     }
@@ -868,6 +874,11 @@ fn classify(e: &RusticError) -> Reason {
     }
     if all.contains("connection refused")
         || all.contains("error sending request")
+        || all.contains("body error")
+        || all.contains("connection reset")
+        || all.contains("connection closed")
+        || all.contains("broken pipe")
+        || all.contains("unexpected eof")
         || all.contains("dns error")
         || all.contains("timed out")
         || all.contains("network is unreachable")
@@ -896,6 +907,15 @@ fn unreachable_words(all: &str) -> String {
         "the server's name does not resolve".into()
     } else if all.contains("timed out") {
         "the server did not answer in time".into()
+    } else if all.contains("error sending request") {
+        "no connection to the server".into()
+    } else if all.contains("body error")
+        || all.contains("connection reset")
+        || all.contains("connection closed")
+        || all.contains("broken pipe")
+        || all.contains("unexpected eof")
+    {
+        "the connection to the server broke off".into()
     } else {
         "no connection to the server".into()
     }
