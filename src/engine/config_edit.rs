@@ -345,6 +345,28 @@ versions = false
     }
 
     #[test]
+    fn an_offsite_copy_is_written_as_one_short_line_and_kept_by_other_edits() {
+        let p = Path::new("/c.toml");
+        let old = parse(p, TEXT).unwrap();
+        let mut new = old.clone();
+        let mut o = OffsiteConfig::new("rest:http://nas:8000/", "/home/me/.pw");
+        o.keep_daily = 30;
+        new.pairs[0].offsite = Some(o);
+        let text = render(TEXT, &old, &new).unwrap();
+        assert_eq!(parse(p, &text).unwrap(), new, "{text}");
+        assert!(
+            text.contains(r#"offsite = { repository = "rest:http://nas:8000/", password_file = "/home/me/.pw", keep_daily = 30 }"#),
+            "{text}"
+        );
+        // Another edit leaves it as it is.
+        let mut third = new.clone();
+        third.settings.retention_days = 60;
+        let again = render(&text, &new, &third).unwrap();
+        assert_eq!(parse(p, &again).unwrap(), third, "{again}");
+        assert!(again.contains("keep_daily = 30 }"), "{again}");
+    }
+
+    #[test]
     fn from_an_empty_file() {
         let p = Path::new("/c.toml");
         let old = Config::default();

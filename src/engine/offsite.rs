@@ -549,7 +549,7 @@ impl Offsite {
         let mut snaps = repo
             .get_matching_snapshots(|s| self.is_ours(s, &host, &dst))
             .map_err(|e| self.rustic(&e))?;
-        snaps.sort_by(|a, b| a.time.timestamp().cmp(&b.time.timestamp()));
+        snaps.sort_by_key(|s| s.time.timestamp());
         Ok(snaps)
     }
 
@@ -651,7 +651,8 @@ impl Offsite {
 
     /// Applies the keep policy to the pair's snapshots (this host, this
     /// backup folder; other pairs' and machines' are left alone), then
-    /// prunes the data no snapshot uses any more.
+    /// prunes the data no snapshot uses any more (freed a day later: see
+    /// the comment at the prune).
     pub fn forget(&self) -> Result<Forgot, OffsiteError> {
         let repo = self.open()?;
         let snaps = self.our_snapshots(&repo)?;
@@ -690,9 +691,12 @@ impl Offsite {
             .map(|d| d.snapshot.id)
             .collect();
         repo.delete_snapshots(&ids).map_err(|e| self.rustic(&e))?;
-        // Unused packs go at once, as restic's prune does: stock restic
-        // does not know rustic's packs marked for a later delete.
-        let opts = PruneOptions::default().instant_delete(true);
+        // rustic takes no lock (restic's locks are not honoured), so packs
+        // no snapshot uses are only marked now and deleted by a forget a
+        // day later: a push from another machine meanwhile that reuses
+        // their data takes them back. Stock restic sees the marked packs as
+        // "not referenced in any index", which its check calls harmless.
+        let opts = PruneOptions::default();
         let plan = repo.prune_plan(&opts).map_err(|e| self.rustic(&e))?;
         let freed = plan.stats.size_to_delete.remove;
         repo.prune(&opts, plan).map_err(|e| self.rustic(&e))?;
@@ -860,10 +864,10 @@ fn classify(e: &RusticError) -> Reason {
     let mut chain: Vec<String> = Vec::new();
     let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
     while let Some(s) = src {
-        if let Some(io) = s.downcast_ref::<io::Error>() {
-            if let Some(r) = io_reason(io) {
-                return r;
-            }
+        if let Some(io) = s.downcast_ref::<io::Error>()
+            && let Some(r) = io_reason(io)
+        {
+            return r;
         }
         chain.push(s.to_string());
         src = s.source();
@@ -985,7 +989,8 @@ mod tests {
     fn config_problems_in_words() {
         let ok = OffsiteConfig::new("/srv/r", "/home/me/.pw");
         assert_eq!(ok.problem(Path::new("/s"), Path::new("/d")), None);
-        let table: &[(fn(&mut OffsiteConfig), &str)] = &[
+        type Edit = fn(&mut OffsiteConfig);
+        let table: &[(Edit, &str)] = &[
             (
                 |c| c.password = Some("x".into()),
                 "never kept in the config",
