@@ -8,7 +8,8 @@
 #                                     a private D-Bus, a tray host, a notification
 #                                     daemon, screenshot and pointer tools, git, python3,
 #                                     the desktop-file and AppStream validators and
-#                                     debootstrap (the package is installed in a clean root)
+#                                     debootstrap (the package is installed in a clean root),
+#                                     restic, rclone and OpenSSH (the offsite copies)
 #   scripts/install-deps.sh --bench   ... and lsyncd + rsync, to compare against
 #
 # Idempotent: when every package is already installed it says so and touches
@@ -60,6 +61,10 @@ TEST_PKGS=(
 	appstream                  # appstreamcli validate: the package's metainfo
 	debootstrap                # a clean Debian root to install the package into
 	rsync                      # a folder copied in as rsync does (temp names)
+	restic                     # stock restic reads the offsite repositories mirrortray writes
+	rclone                     # rclone serve restic: a REST server for the offsite tests
+	openssh-server             # sshd on a loopback port: an SFTP server for the offsite tests
+	openssh-client             # ssh, ssh-keygen: restic's own SFTP, the test's keys
 )
 
 BENCH_PKGS=(
@@ -67,7 +72,7 @@ BENCH_PKGS=(
 )
 
 usage() {
-	sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 die() {

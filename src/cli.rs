@@ -246,6 +246,11 @@ A running tray picks the new pair up at once.")]
         #[arg(short = 'n', long)]
         dry_run: bool,
     },
+    /// Encrypted offsite copies of a pair's backup folder, as snapshots in a
+    /// restic repository (set `offsite = { repository = "...",
+    /// password_file = "..." }` in the pair's config).
+    #[command(subcommand)]
+    Offsite(OffsiteCommand),
     /// Start the tray app (the default without a command).
     #[command(hide = true)]
     Tray,
@@ -266,4 +271,70 @@ pub enum Generated {
     Man,
     /// Completions for bash, zsh and fish.
     Completions,
+}
+
+/// `mirrortray offsite ...`
+#[derive(Debug, Subcommand)]
+pub enum OffsiteCommand {
+    /// Create the pair's restic repository, or check that its password opens
+    /// the one that is there.
+    #[command(after_help = "Examples:
+  mirrortray offsite init                 every pair with an offsite copy
+  mirrortray offsite init ~/Documents")]
+    Init {
+        /// The pair's source folder (default: every pair with an offsite copy).
+        src: Option<PathBuf>,
+    },
+    /// Take one snapshot of the backup folder now (without its .mirrortray/).
+    #[command(after_help = "Examples:
+  mirrortray offsite push
+  mirrortray offsite push ~/Documents")]
+    Push {
+        /// The pair's source folder (default: every pair with an offsite copy).
+        src: Option<PathBuf>,
+    },
+    /// List the pair's snapshots in its repository, oldest first.
+    #[command(after_help = "Examples:
+  mirrortray offsite snapshots ~/Documents")]
+    Snapshots {
+        /// The pair's source folder (default: every pair with an offsite copy).
+        src: Option<PathBuf>,
+    },
+    /// Bring back a file or folder from the repository, into a folder of
+    /// your choice (the source is never touched).
+    #[command(after_help = "Examples:
+  mirrortray offsite restore ~/Documents/report.odt --to /tmp/back
+  mirrortray offsite restore ~/Documents --at '3 days ago' --to /tmp/back")]
+    Restore {
+        /// A path in a source or backup folder.
+        path: PathBuf,
+        /// The latest snapshot at or before this time (ISO-8601, or e.g. "2
+        /// days ago"; default: the latest).
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+        /// The folder to write into: PATH comes back as DIR/<its name>.
+        #[arg(long, value_name = "DIR", required = true)]
+        to: PathBuf,
+    },
+    /// Forget the pair's snapshots that its keep policy (keep_hourly,
+    /// keep_daily, keep_weekly, keep_monthly) does not name, and free the
+    /// space only they used.
+    #[command(after_help = "Examples:
+  mirrortray offsite forget
+  mirrortray offsite forget ~/Documents")]
+    Forget {
+        /// The pair's source folder (default: every pair with an offsite copy).
+        src: Option<PathBuf>,
+    },
+    /// Check the repository's structure (and with --read-data every byte).
+    #[command(after_help = "Examples:
+  mirrortray offsite check
+  mirrortray offsite check ~/Documents --read-data")]
+    Check {
+        /// The pair's source folder (default: every pair with an offsite copy).
+        src: Option<PathBuf>,
+        /// Also download and verify all data (slow on a remote repository).
+        #[arg(long)]
+        read_data: bool,
+    },
 }

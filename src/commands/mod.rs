@@ -3,6 +3,7 @@
 mod config_cmd;
 mod generate;
 mod integrate;
+mod offsite;
 pub mod pairs;
 mod progress;
 pub mod restore;
@@ -92,6 +93,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Some(Command::Ui { path, print_url }) => {
             logging::init(&g, true);
             ui::run(path.as_deref(), print_url)
+        }
+        Some(Command::Offsite(cmd)) => {
+            logging::init(&g, true);
+            offsite::run(&g, cmd)
         }
         Some(Command::Generate { what, dir }) => generate::run(what, &dir),
         Some(Command::Restore {

@@ -21,6 +21,8 @@
 //! dst = "/mnt/backup/Documents"
 //! ignore = ["*.tmp", "node_modules/"]
 //! versions = true
+//! # optional: encrypted snapshots of dst in a restic repository (offsite.rs)
+//! offsite = { repository = "rest:http://nas:8000/", password_file = "/home/me/.restic-pw" }
 //! ```
 //!
 //! Promises kept here:
@@ -53,6 +55,7 @@ use toml::de::{DeTable, DeValue};
 use super::error::{reason, show};
 use super::filter::Filter;
 use super::mirror::PairSpec;
+use super::offsite::OffsiteConfig;
 use super::paths;
 use super::thinning::Policy;
 
@@ -154,6 +157,9 @@ pub struct PairConfig {
     pub versions: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_days: Option<u32>,
+    /// Encrypted snapshots of DST in a restic repository (`offsite.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offsite: Option<OffsiteConfig>,
 }
 
 fn yes() -> bool {
@@ -620,6 +626,9 @@ pub fn validate(cfg: &Config) -> Result<(), Problem> {
         if let Err(e) = Filter::new(&p.ignore) {
             return problem(i, "ignore", e.to_string());
         }
+        if let Some(what) = p.offsite.as_ref().and_then(|o| o.problem(&p.src, &p.dst)) {
+            return problem(i, "offsite", what);
+        }
     }
     let real: Vec<(PathBuf, PathBuf)> = cfg
         .pairs
@@ -771,6 +780,7 @@ pub fn add_pair(
         ignore: ignore.to_vec(),
         versions,
         retention_days,
+        offsite: None,
     };
     update(config_file, |cfg: &mut Config| {
         if let Some(&i) = cfg.find_src(&pair.src).first() {
@@ -1213,6 +1223,7 @@ mod tests {
             ignore: vec![],
             versions: true,
             retention_days: None,
+            offsite: None,
         };
         let cfg = |pairs| Config {
             settings: Settings::default(),

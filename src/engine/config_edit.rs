@@ -17,9 +17,10 @@
 
 use std::path::Path;
 
-use toml_edit::{ArrayOfTables, DocumentMut, Item, Table, Value};
+use toml_edit::{ArrayOfTables, DocumentMut, InlineTable, Item, Table, Value};
 
 use super::config::{Config, PairConfig, Settings};
+use super::offsite::OffsiteConfig;
 
 /// `old_text` (may be empty) with `new` written in; `old` is what
 /// `old_text` parses to.
@@ -162,7 +163,50 @@ fn pair_keys(t: &mut Table, old: Option<&PairConfig>, new: &PairConfig) -> Optio
             }
         }
     }
+    if old.is_none_or(|o| o.offsite != new.offsite) {
+        match &new.offsite {
+            Some(o) => {
+                set(t, "offsite", offsite_table(o)?);
+            }
+            None => {
+                t.remove("offsite");
+            }
+        }
+    }
     Some(())
+}
+
+/// `offsite = { ... }` as one inline table: the keys that differ from the
+/// defaults, so a user's short line stays short.
+fn offsite_table(o: &OffsiteConfig) -> Option<InlineTable> {
+    let mut t = InlineTable::new();
+    t.insert("repository", o.repository.as_str().into());
+    if let Some(f) = &o.password_file {
+        t.insert("password_file", path_text(f)?.into());
+    }
+    if let Some(c) = &o.password_command {
+        t.insert("password_command", c.as_str().into());
+    }
+    if !o.options.is_empty() {
+        let mut opts = InlineTable::new();
+        for (k, v) in &o.options {
+            opts.insert(k, v.as_str().into());
+        }
+        t.insert("options", Value::InlineTable(opts));
+    }
+    let d = OffsiteConfig::new("", "");
+    for (key, v, default) in [
+        ("interval_minutes", o.interval_minutes, d.interval_minutes),
+        ("keep_hourly", o.keep_hourly, d.keep_hourly),
+        ("keep_daily", o.keep_daily, d.keep_daily),
+        ("keep_weekly", o.keep_weekly, d.keep_weekly),
+        ("keep_monthly", o.keep_monthly, d.keep_monthly),
+    ] {
+        if v != default {
+            t.insert(key, i64::from(v).into());
+        }
+    }
+    Some(t)
 }
 
 #[cfg(test)]
@@ -264,6 +308,7 @@ versions = false
                         ignore: vec![],
                         versions: true,
                         retention_days: None,
+                        offsite: None,
                     })
                 },
                 &["/home/me/Music", "# Work first.", "# Photos: big."],
@@ -300,6 +345,28 @@ versions = false
     }
 
     #[test]
+    fn an_offsite_copy_is_written_as_one_short_line_and_kept_by_other_edits() {
+        let p = Path::new("/c.toml");
+        let old = parse(p, TEXT).unwrap();
+        let mut new = old.clone();
+        let mut o = OffsiteConfig::new("rest:http://nas:8000/", "/home/me/.pw");
+        o.keep_daily = 30;
+        new.pairs[0].offsite = Some(o);
+        let text = render(TEXT, &old, &new).unwrap();
+        assert_eq!(parse(p, &text).unwrap(), new, "{text}");
+        assert!(
+            text.contains(r#"offsite = { repository = "rest:http://nas:8000/", password_file = "/home/me/.pw", keep_daily = 30 }"#),
+            "{text}"
+        );
+        // Another edit leaves it as it is.
+        let mut third = new.clone();
+        third.settings.retention_days = 60;
+        let again = render(&text, &new, &third).unwrap();
+        assert_eq!(parse(p, &again).unwrap(), third, "{again}");
+        assert!(again.contains("keep_daily = 30 }"), "{again}");
+    }
+
+    #[test]
     fn from_an_empty_file() {
         let p = Path::new("/c.toml");
         let old = Config::default();
@@ -310,6 +377,7 @@ versions = false
             ignore: vec![],
             versions: true,
             retention_days: Some(7),
+            offsite: None,
         });
         let text = render("", &old, &new).unwrap();
         assert_eq!(parse(p, &text).unwrap(), new, "{text}");

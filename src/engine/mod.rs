@@ -18,6 +18,7 @@
 //!   `record`: what it cannot, written down so a restore is exact;
 //!   `aside`: keeps that record in step during a pass.
 //! - `verify`: compare only. `config`: the pairs. `watch`: live mirroring.
+//! - `offsite`: snapshots of DST in a restic repository (rustic_core).
 //! - `words`: numbers and sizes for people.
 
 pub mod aside;
@@ -36,6 +37,7 @@ pub mod history;
 pub mod keeps;
 pub mod links;
 pub mod mirror;
+pub mod offsite;
 pub mod origins;
 pub mod paths;
 pub mod plan;

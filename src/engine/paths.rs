@@ -24,6 +24,14 @@ pub fn state_dir() -> Option<PathBuf> {
     )
 }
 
+/// The platform cache dir of mirrortray (`$XDG_CACHE_HOME/mirrortray` on
+/// Linux): what can be fetched again, such as the offsite repositories'
+/// index and trees.
+pub fn cache_dir() -> Option<PathBuf> {
+    let dirs = directories::ProjectDirs::from("", "", "mirrortray")?;
+    Some(dirs.cache_dir().to_path_buf())
+}
+
 /// A resolved, checked pair of roots.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Roots {

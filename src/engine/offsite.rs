@@ -1,0 +1,1023 @@
+//! offsite: a pair's backup folder copied, as encrypted and deduplicated
+//! snapshots, into a restic repository — on a local path, a restic REST
+//! server or anything rclone reaches — so that a fire, a theft or
+//! ransomware that takes every mounted disk does not take the backup too.
+//!
+//! Model:
+//! - The repository is restic's format, written by `rustic_core` (back ends
+//!   from `rustic_backend`); stock `restic` lists, checks and restores it,
+//!   so nobody depends on mirrortray to get their files back.
+//! - What is copied is the mirror, DST, never SRC: SRC is read once (by the
+//!   mirror), and DST only ever holds whole files (each one is renamed into
+//!   place complete), so a snapshot never holds a torn file. DST's own
+//!   `.mirrortray/` (versions, temp files, lock) is left out.
+//! - A pair's snapshots are the ones of this host whose path is DST (as
+//!   restic groups them: one repository can hold several pairs and
+//!   machines); each is tagged `mirrortray` and with the pair's name. The
+//!   previous one is the parent, so a file with the same size, times and
+//!   inode is not read again: a push with nothing changed reads no file.
+//! - The password never lives in the config: `password_file` or
+//!   `password_command`, as restic has them.
+//! - Every failure is one [`OffsiteError`]: the repository (a password in
+//!   its URL hidden) and the reason in words (wrong password, unreachable,
+//!   not a repository yet, server disk full, ...).
+//!
+//! Nothing here runs in the background yet: the commands call it.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use rustic_backend::BackendOptions;
+use rustic_core::repofile::{NodeType, SnapshotFile};
+use rustic_core::{
+    BackupOptions, CheckOptions, ConfigOptions, Credentials, Excludes, KeepOptions, KeyOptions,
+    LocalDestination, LsOptions, OpenStatus, PathList, PruneOptions, Repository, RepositoryOptions,
+    RestoreOptions, RusticError, SnapshotOptions,
+};
+use serde::{Deserialize, Serialize};
+
+use super::error::show;
+
+/// The tag every snapshot mirrortray makes carries.
+pub const TAG: &str = "mirrortray";
+
+/// A pair's `offsite = { ... }` table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OffsiteConfig {
+    /// As restic takes it: `/path`, `rest:http://host:8000/`,
+    /// `rclone:remote:path`.
+    pub repository: String,
+    /// A file whose first line is the password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+    /// A command (run by the shell) that prints the password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_command: Option<String>,
+    /// Never used: a password written into the config is refused with
+    /// words (`config::validate`) rather than as an unknown field.
+    #[serde(default, skip_serializing)]
+    pub password: Option<String>,
+    /// Back-end options, as rustic takes them (`retry = "3"`,
+    /// `timeout = "2m"`, `cacert = "/path"`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
+    /// Minutes between two pushes at most (the scheduler pushes once the
+    /// changes have settled, not more often).
+    #[serde(default = "default_interval")]
+    pub interval_minutes: u32,
+    /// Keep policy, in restic's terms (forget + prune).
+    #[serde(default = "default_hourly")]
+    pub keep_hourly: u32,
+    #[serde(default = "default_daily")]
+    pub keep_daily: u32,
+    #[serde(default = "default_weekly")]
+    pub keep_weekly: u32,
+    #[serde(default = "default_monthly")]
+    pub keep_monthly: u32,
+}
+
+/// Retries of a failed request to a server (rustic's `retry` option),
+/// unless the config's `options` say otherwise.
+pub const DEFAULT_RETRIES: u32 = 2;
+
+pub const DEFAULT_INTERVAL_MINUTES: u32 = 60;
+pub const DEFAULT_KEEP_HOURLY: u32 = 24;
+pub const DEFAULT_KEEP_DAILY: u32 = 14;
+pub const DEFAULT_KEEP_WEEKLY: u32 = 8;
+pub const DEFAULT_KEEP_MONTHLY: u32 = 24;
+
+fn default_interval() -> u32 {
+    DEFAULT_INTERVAL_MINUTES
+}
+fn default_hourly() -> u32 {
+    DEFAULT_KEEP_HOURLY
+}
+fn default_daily() -> u32 {
+    DEFAULT_KEEP_DAILY
+}
+fn default_weekly() -> u32 {
+    DEFAULT_KEEP_WEEKLY
+}
+fn default_monthly() -> u32 {
+    DEFAULT_KEEP_MONTHLY
+}
+
+impl OffsiteConfig {
+    /// A config with the defaults, for `repository` and a password file.
+    pub fn new(repository: impl Into<String>, password_file: impl Into<PathBuf>) -> Self {
+        OffsiteConfig {
+            repository: repository.into(),
+            password_file: Some(password_file.into()),
+            password_command: None,
+            password: None,
+            options: BTreeMap::new(),
+            interval_minutes: DEFAULT_INTERVAL_MINUTES,
+            keep_hourly: DEFAULT_KEEP_HOURLY,
+            keep_daily: DEFAULT_KEEP_DAILY,
+            keep_weekly: DEFAULT_KEEP_WEEKLY,
+            keep_monthly: DEFAULT_KEEP_MONTHLY,
+        }
+    }
+
+    /// What is wrong with it, in words (for `config::validate`); `dst`
+    /// and `src` are the pair's folders.
+    pub fn problem(&self, src: &Path, dst: &Path) -> Option<String> {
+        if self.password.is_some() {
+            return Some("the offsite password is never kept in the config file: put it in a file only you can read and give password_file = \"/path/to/it\", or give password_command = \"a command that prints it\"".into());
+        }
+        if self.repository.trim().is_empty() {
+            return Some("offsite repository is empty: give a restic repository (a folder path, rest:http://host:8000/, or rclone:remote:path)".into());
+        }
+        match (&self.password_file, &self.password_command) {
+            (None, None) => {
+                return Some("offsite needs password_file = \"/path/to/a/file\" or password_command = \"...\" (the repository's password; never the password itself)".into());
+            }
+            (Some(_), Some(_)) => {
+                return Some(
+                    "offsite has both password_file and password_command: give one of them".into(),
+                );
+            }
+            (Some(f), None) if !f.is_absolute() => {
+                return Some(format!(
+                    "offsite password_file {} is a relative path; give an absolute one",
+                    show(f)
+                ));
+            }
+            (None, Some(c)) if c.trim().is_empty() => {
+                return Some("offsite password_command is empty".into());
+            }
+            _ => {}
+        }
+        if self.interval_minutes == 0 {
+            return Some("offsite interval_minutes = 0 would push without pause; give at least 1 (minutes between two pushes at most)".into());
+        }
+        if let Some(local) = local_path(&self.repository) {
+            if !local.is_absolute() {
+                return Some(format!(
+                    "offsite repository {} is a relative path; give an absolute one",
+                    show(&local)
+                ));
+            }
+            for (role, root) in [("backup", dst), ("source", src)] {
+                if local.starts_with(root) {
+                    return Some(format!(
+                        "offsite repository {} is inside the pair's {role} folder {}: it would copy itself. Put it on another disk or server",
+                        show(&local),
+                        show(root)
+                    ));
+                }
+            }
+        }
+        None
+    }
+}
+
+/// The folder of a local repository (`/path` or `local:/path`); `None`
+/// for the other back ends.
+fn local_path(repository: &str) -> Option<PathBuf> {
+    let r = repository.trim();
+    if let Some(rest) = r.strip_prefix("local:") {
+        return Some(PathBuf::from(rest));
+    }
+    match r.split_once(':') {
+        // A colon after a slash is part of a path, not a scheme.
+        Some((scheme, _)) if !scheme.contains('/') => None,
+        _ => Some(PathBuf::from(r)),
+    }
+}
+
+/// The repository as shown to people: a password in a URL hidden,
+/// control characters escaped.
+pub fn shown_repository(repository: &str) -> String {
+    let mut r = repository.trim().to_string();
+    if let Some(scheme_end) = r.find("://") {
+        let rest_start = scheme_end + 3;
+        let host_end = r[rest_start..]
+            .find('/')
+            .map_or(r.len(), |i| rest_start + i);
+        if let Some(at) = r[rest_start..host_end].rfind('@') {
+            let userinfo = &r[rest_start..rest_start + at];
+            if let Some(colon) = userinfo.find(':') {
+                let user = userinfo[..colon].to_string();
+                r.replace_range(rest_start..rest_start + at, &format!("{user}:***"));
+            }
+        }
+    }
+    show(Path::new(&r))
+}
+
+/// Why an offsite operation failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// The password opens no key of the repository.
+    WrongPassword,
+    /// The password file or command gave no password.
+    NoPassword(String),
+    /// The server or the folder cannot be reached.
+    Unreachable(String),
+    /// There is no restic repository there (yet).
+    NotARepository,
+    /// Another mirrortray is using it for this pair right now.
+    Locked(String),
+    /// The server (or the disk of a local repository) is full.
+    DiskFull,
+    /// Permission denied by the server or the file system.
+    PermissionDenied(String),
+    /// `check` found damage.
+    Damaged(String),
+    /// The pair's backup folder cannot be read.
+    BackupFolder(String),
+    /// No snapshot matches (restore, snapshots).
+    NoSnapshot(String),
+    /// What `restore` was asked for is not in the snapshot, or its target
+    /// is not acceptable.
+    Restore(String),
+    /// Anything else, in rustic's own words.
+    Other(String),
+}
+
+/// One failed offsite operation: which repository, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("offsite repository {repository}: {}", describe(.reason))]
+pub struct OffsiteError {
+    /// As shown to people ([`shown_repository`]).
+    pub repository: String,
+    pub reason: Reason,
+}
+
+fn describe(r: &Reason) -> String {
+    match r {
+        Reason::WrongPassword => "wrong password: the password given by password_file or password_command does not open this repository".into(),
+        Reason::NoPassword(why) => format!("no password: {why}"),
+        Reason::Unreachable(why) => format!("unreachable: {why}. Check that the server is running and the network is up; the local mirror keeps working meanwhile"),
+        Reason::NotARepository => "there is no restic repository there yet: create it with `mirrortray offsite init`".into(),
+        Reason::Locked(why) => format!("locked: {why}"),
+        Reason::DiskFull => "the repository's disk is full: free space on the server (or forget and prune old snapshots), then push again".into(),
+        Reason::PermissionDenied(why) => format!("permission denied: {why}"),
+        Reason::Damaged(why) => format!("the check found damage: {why}"),
+        Reason::BackupFolder(why) => why.clone(),
+        Reason::NoSnapshot(why) => why.clone(),
+        Reason::Restore(why) => why.clone(),
+        Reason::Other(why) => why.clone(),
+    }
+}
+
+/// A snapshot of the pair, as listed.
+#[derive(Debug, Clone)]
+pub struct Snap {
+    /// restic's short id (8 hex digits).
+    pub short_id: String,
+    pub id: String,
+    pub time: Timestamp,
+    pub host: String,
+    pub tags: Vec<String>,
+    /// The snapshot's root tree (equal trees: equal content).
+    pub tree: String,
+    /// Files and bytes in it, when the snapshot says.
+    pub files: Option<u64>,
+    pub bytes: Option<u64>,
+}
+
+/// What `init` found or made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Init {
+    Created,
+    /// A restic repository was there already, and the password opens it.
+    Existing,
+}
+
+/// What one push did.
+#[derive(Debug, Clone)]
+pub struct Pushed {
+    pub snap: Snap,
+    /// The snapshot it was compared with, if any.
+    pub parent: Option<String>,
+    pub files_new: u64,
+    pub files_changed: u64,
+    pub files_unmodified: u64,
+    /// New data stored (after deduplication and compression).
+    pub bytes_added: u64,
+    pub took: Duration,
+}
+
+/// What `restore` wrote.
+#[derive(Debug, Clone)]
+pub struct Restored {
+    pub snap: Snap,
+    pub target: PathBuf,
+    pub files: u64,
+    pub dirs: u64,
+    pub bytes: u64,
+}
+
+/// What `forget` kept and let go.
+#[derive(Debug, Clone)]
+pub struct Forgot {
+    /// Oldest first, both.
+    pub kept: Vec<Snap>,
+    pub forgotten: Vec<Snap>,
+    pub bytes_freed: u64,
+}
+
+/// What `check` found.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub warnings: Vec<String>,
+    pub snapshots: usize,
+}
+
+/// One pair's offsite copy.
+pub struct Offsite {
+    name: String,
+    /// DST, resolved (snapshots record it so).
+    dst: PathBuf,
+    cfg: OffsiteConfig,
+    shown: String,
+    cache_dir: Option<PathBuf>,
+}
+
+impl Offsite {
+    /// The offsite copy of the pair called `name` whose backup folder is
+    /// `dst`. `cache_dir`: where rustic may keep its cache of the
+    /// repository's index and trees (`None`: no cache).
+    pub fn new(name: &str, dst: &Path, cfg: &OffsiteConfig, cache_dir: Option<PathBuf>) -> Self {
+        Offsite {
+            name: name.to_string(),
+            dst: std::fs::canonicalize(dst).unwrap_or_else(|_| dst.to_path_buf()),
+            cfg: cfg.clone(),
+            shown: shown_repository(&cfg.repository),
+            cache_dir,
+        }
+    }
+
+    /// The repository as shown to people.
+    pub fn repository(&self) -> &str {
+        &self.shown
+    }
+
+    /// The backup folder whose snapshots these are.
+    pub fn dst(&self) -> &Path {
+        &self.dst
+    }
+
+    fn err(&self, reason: Reason) -> OffsiteError {
+        OffsiteError {
+            repository: self.shown.clone(),
+            reason,
+        }
+    }
+
+    fn rustic(&self, e: &RusticError) -> OffsiteError {
+        self.err(classify(e))
+    }
+
+    fn password(&self) -> Result<String, OffsiteError> {
+        let no = |why: String| self.err(Reason::NoPassword(why));
+        let text = match (&self.cfg.password_file, &self.cfg.password_command) {
+            (Some(file), _) => std::fs::read(file).map_err(|e| {
+                no(format!(
+                    "cannot read the password file {}: {}",
+                    show(file),
+                    super::error::reason(&e)
+                ))
+            })?,
+            (None, Some(cmd)) => run_password_command(cmd).map_err(no)?,
+            (None, None) => {
+                return Err(no(
+                    "the config gives no password_file or password_command".into()
+                ));
+            }
+        };
+        let text =
+            String::from_utf8(text).map_err(|_| no("the password is not UTF-8 text".into()))?;
+        let line = text.lines().next().unwrap_or("");
+        if line.is_empty() {
+            return Err(no(match &self.cfg.password_file {
+                Some(f) => format!("the password file {} is empty", show(f)),
+                None => "the password command printed nothing".into(),
+            }));
+        }
+        Ok(line.to_string())
+    }
+
+    fn repo(&self) -> Result<Repository<()>, OffsiteError> {
+        let repository = self.cfg.repository.trim();
+        let mut backend = BackendOptions::default().repository(repository);
+        backend.options = self.cfg.options.clone();
+        // rustic retries a failed request 5 times with a doubling pause
+        // (half a minute for a server that is down); a push that fails is
+        // tried again at the next interval anyway, so say it sooner.
+        if (repository.starts_with("rest:") || repository.starts_with("rclone:"))
+            && !backend.options.contains_key("retry")
+        {
+            backend
+                .options
+                .insert("retry".into(), DEFAULT_RETRIES.to_string());
+        }
+        let backends = backend.to_backends().map_err(|e| self.rustic(&e))?;
+        let mut opts = RepositoryOptions::default();
+        match &self.cache_dir {
+            Some(dir) => opts = opts.cache_dir(dir.clone()),
+            None => opts = opts.no_cache(true),
+        }
+        Repository::new(&opts, &backends).map_err(|e| self.rustic(&e))
+    }
+
+    fn open(&self) -> Result<Repository<OpenStatus>, OffsiteError> {
+        let password = self.password()?;
+        let repo = self.repo()?;
+        match repo.config_id() {
+            Ok(Some(_)) => {}
+            Ok(None) => return Err(self.err(Reason::NotARepository)),
+            Err(e) => return Err(self.rustic(&e)),
+        }
+        repo.open(&Credentials::password(password))
+            .map_err(|e| self.rustic(&e))
+    }
+
+    /// Creates the repository, or takes the one that is there when the
+    /// password opens it.
+    pub fn init(&self) -> Result<Init, OffsiteError> {
+        let password = self.password()?;
+        let repo = self.repo()?;
+        let exists = repo.config_id().map_err(|e| self.rustic(&e))?.is_some();
+        let credentials = Credentials::password(password);
+        if exists {
+            repo.open(&credentials).map_err(|e| self.rustic(&e))?;
+            return Ok(Init::Existing);
+        }
+        repo.init(
+            &credentials,
+            &KeyOptions::default(),
+            &ConfigOptions::default(),
+        )
+        .map_err(|e| self.rustic(&e))?;
+        Ok(Init::Created)
+    }
+
+    fn host() -> Result<String, String> {
+        SnapshotOptions::default()
+            .to_snapshot()
+            .map(|s| s.hostname)
+            .map_err(|e| short(&e))
+    }
+
+    fn dst_text(&self) -> Result<&str, OffsiteError> {
+        self.dst.to_str().ok_or_else(|| {
+            self.err(Reason::BackupFolder(format!(
+                "the backup folder {} has a name that is not UTF-8, which a restic snapshot cannot record",
+                show(&self.dst)
+            )))
+        })
+    }
+
+    /// One snapshot of DST now (without its `.mirrortray/`), with the
+    /// pair's previous snapshot as parent.
+    pub fn push(&self) -> Result<Pushed, OffsiteError> {
+        self.push_at(None)
+    }
+
+    /// [`Offsite::push`], the snapshot dated `time` instead of now (how
+    /// the keep policy is tested over days without waiting for them).
+    pub fn push_at(&self, time: Option<Timestamp>) -> Result<Pushed, OffsiteError> {
+        let start = Instant::now();
+        let dst = self.dst_text()?.to_string();
+        match std::fs::metadata(&self.dst) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(self.err(Reason::BackupFolder(format!(
+                    "the backup folder {} is not a folder",
+                    show(&self.dst)
+                ))));
+            }
+            Err(e) => {
+                return Err(self.err(Reason::BackupFolder(format!(
+                    "cannot read the backup folder {}: {}",
+                    show(&self.dst),
+                    super::error::reason(&e)
+                ))));
+            }
+        }
+        let repo = self.open()?.to_indexed_ids().map_err(|e| self.rustic(&e))?;
+        let snap_opts = SnapshotOptions::default()
+            .label(self.name.clone())
+            .add_tags(&tag_text(TAG))
+            .and_then(|o| o.add_tags(&tag_text(&self.name)))
+            .map_err(|e| self.rustic(&e))?;
+        let snap_opts = match time {
+            Some(t) => snap_opts.time(Some(to_zoned(t))),
+            None => snap_opts,
+        };
+        let snap = snap_opts.to_snapshot().map_err(|e| self.rustic(&e))?;
+        // Anchored to DST (a leading `/`), so a folder of the user's own
+        // called `.mirrortray` deeper down is kept.
+        let excludes = Excludes::default().globs(vec![format!(
+            "!{}",
+            glob_escape(&format!("{dst}/{}", super::filter::RESERVED))
+        )]);
+        let opts = BackupOptions::default().excludes(excludes);
+        let source = PathList::from_iter([self.dst.clone()]);
+        let saved = repo
+            .backup(&opts, &source, snap)
+            .map_err(|e| self.rustic(&e))?;
+        let summary = saved.summary.clone().unwrap_or_default();
+        Ok(Pushed {
+            parent: saved.parent.map(|p| p.to_string()),
+            files_new: summary.files_new,
+            files_changed: summary.files_changed,
+            files_unmodified: summary.files_unmodified,
+            bytes_added: summary.data_added_packed,
+            snap: to_snap(&saved),
+            took: start.elapsed(),
+        })
+    }
+
+    fn is_ours(&self, s: &SnapshotFile, host: &str, dst: &str) -> bool {
+        s.hostname == host && s.paths.contains(dst)
+    }
+
+    fn our_snapshots(
+        &self,
+        repo: &Repository<OpenStatus>,
+    ) -> Result<Vec<SnapshotFile>, OffsiteError> {
+        let host = Self::host().map_err(|e| self.err(Reason::Other(e)))?;
+        let dst = self.dst_text()?.to_string();
+        let mut snaps = repo
+            .get_matching_snapshots(|s| self.is_ours(s, &host, &dst))
+            .map_err(|e| self.rustic(&e))?;
+        snaps.sort_by_key(|s| s.time.timestamp());
+        Ok(snaps)
+    }
+
+    /// The pair's snapshots (this host, this backup folder), oldest first.
+    pub fn snapshots(&self) -> Result<Vec<Snap>, OffsiteError> {
+        let repo = self.open()?;
+        Ok(self.our_snapshots(&repo)?.iter().map(to_snap).collect())
+    }
+
+    /// Writes `rel` (a path inside DST; empty: all of it) as the latest
+    /// snapshot at or before `at` held it, to `target`, which must not
+    /// exist yet.
+    pub fn restore(
+        &self,
+        rel: &Path,
+        at: Option<Timestamp>,
+        target: &Path,
+    ) -> Result<Restored, OffsiteError> {
+        let bad = |why: String| self.err(Reason::Restore(why));
+        if std::fs::symlink_metadata(target).is_ok() {
+            return Err(bad(format!(
+                "{} exists already; restore into a folder where nothing of that name is",
+                show(target)
+            )));
+        }
+        let repo = self.open()?;
+        let snaps = self.our_snapshots(&repo)?;
+        let chosen = snaps
+            .iter()
+            .rev()
+            .find(|s| at.is_none_or(|t| to_timestamp(s) <= t))
+            .ok_or_else(|| {
+                self.err(Reason::NoSnapshot(match at {
+                    Some(t) if !snaps.is_empty() => format!(
+                        "no snapshot of {} is as old as {t} (the oldest is from {})",
+                        show(&self.dst),
+                        to_timestamp(&snaps[0])
+                    ),
+                    _ => format!(
+                        "no snapshot of {} yet: make one with `mirrortray offsite push`",
+                        show(&self.dst)
+                    ),
+                }))
+            })?
+            .clone();
+        let repo = repo.to_indexed().map_err(|e| self.rustic(&e))?;
+        let in_snap = if rel.as_os_str().is_empty() {
+            self.dst.clone()
+        } else {
+            self.dst.join(rel)
+        };
+        let in_snap_text = in_snap.to_str().ok_or_else(|| {
+            bad(format!(
+                "{} has a name that is not UTF-8, which restic's snapshots do not hold",
+                show(&in_snap)
+            ))
+        })?;
+        let node = repo
+            .node_from_snapshot_and_path(&chosen, in_snap_text)
+            .map_err(|_| {
+                bad(format!(
+                    "{} is not in the snapshot {} of {}",
+                    show(&in_snap),
+                    short_id(&chosen),
+                    to_timestamp(&chosen)
+                ))
+            })?;
+        let is_file = !matches!(node.node_type, NodeType::Dir);
+        let target_text = target.to_str().ok_or_else(|| {
+            bad(format!(
+                "{} has a name that is not UTF-8; choose another folder",
+                show(target)
+            ))
+        })?;
+        let ls = repo
+            .ls(&node, &LsOptions::default())
+            .map_err(|e| self.rustic(&e))?;
+        let dest =
+            LocalDestination::new(target_text, true, is_file).map_err(|e| self.rustic(&e))?;
+        let opts = RestoreOptions::default();
+        let plan = repo
+            .prepare_restore(&opts, ls.clone(), &dest, false)
+            .map_err(|e| self.rustic(&e))?;
+        let (files, dirs, bytes) = (
+            plan.stats.files.restore,
+            plan.stats.dirs.restore,
+            plan.restore_size,
+        );
+        repo.restore(plan, &opts, ls, &dest)
+            .map_err(|e| self.rustic(&e))?;
+        Ok(Restored {
+            snap: to_snap(&chosen),
+            target: target.to_path_buf(),
+            files,
+            dirs,
+            bytes,
+        })
+    }
+
+    /// Applies the keep policy to the pair's snapshots (this host, this
+    /// backup folder; other pairs' and machines' are left alone), then
+    /// prunes the data no snapshot uses any more (freed a day later: see
+    /// the comment at the prune).
+    pub fn forget(&self) -> Result<Forgot, OffsiteError> {
+        let repo = self.open()?;
+        let snaps = self.our_snapshots(&repo)?;
+        let c = &self.cfg;
+        let keep = KeepOptions::default()
+            .keep_hourly(count(c.keep_hourly))
+            .keep_daily(count(c.keep_daily))
+            .keep_weekly(count(c.keep_weekly))
+            .keep_monthly(count(c.keep_monthly))
+            // The latest is always kept, whatever the policy says.
+            .keep_last(1);
+        let decided = keep
+            .apply(snaps, &rustic_core::jiff::Zoned::now())
+            .map_err(|e| self.rustic(&e))?;
+        let mut kept = Vec::new();
+        let mut forgotten = Vec::new();
+        for d in &decided {
+            if d.keep {
+                kept.push(to_snap(&d.snapshot));
+            } else {
+                forgotten.push(to_snap(&d.snapshot));
+            }
+        }
+        kept.sort_by_key(|s| s.time);
+        forgotten.sort_by_key(|s| s.time);
+        if forgotten.is_empty() {
+            return Ok(Forgot {
+                kept,
+                forgotten,
+                bytes_freed: 0,
+            });
+        }
+        let ids: Vec<_> = decided
+            .iter()
+            .filter(|d| !d.keep)
+            .map(|d| d.snapshot.id)
+            .collect();
+        repo.delete_snapshots(&ids).map_err(|e| self.rustic(&e))?;
+        // rustic takes no lock (restic's locks are not honoured), so packs
+        // no snapshot uses are only marked now and deleted by a forget a
+        // day later: a push from another machine meanwhile that reuses
+        // their data takes them back. Stock restic sees the marked packs as
+        // "not referenced in any index", which its check calls harmless.
+        let opts = PruneOptions::default();
+        let plan = repo.prune_plan(&opts).map_err(|e| self.rustic(&e))?;
+        let freed = plan.stats.size_to_delete.remove;
+        repo.prune(&opts, plan).map_err(|e| self.rustic(&e))?;
+        Ok(Forgot {
+            kept,
+            forgotten,
+            bytes_freed: freed,
+        })
+    }
+
+    /// Checks the whole repository (every pair's snapshots in it);
+    /// `read_data` also reads and verifies every pack.
+    pub fn check(&self, read_data: bool) -> Result<Checked, OffsiteError> {
+        let repo = self.open()?;
+        let snapshots = repo.get_all_snapshots().map_err(|e| self.rustic(&e))?.len();
+        let results = repo
+            .check(CheckOptions::default().read_data(read_data))
+            .map_err(|e| self.rustic(&e))?;
+        let mut warnings = Vec::new();
+        let mut errors = Vec::new();
+        // The level's type is not exported by rustic_core; its name is.
+        for (level, e) in &results.0 {
+            if format!("{level:?}") == "Warn" {
+                warnings.push(e.to_string());
+            } else {
+                errors.push(e.to_string());
+            }
+        }
+        if !errors.is_empty() {
+            let more = if errors.len() > 1 {
+                format!(" (and {} more problems)", errors.len() - 1)
+            } else {
+                String::new()
+            };
+            return Err(self.err(Reason::Damaged(format!("{}{more}", errors[0]))));
+        }
+        Ok(Checked {
+            warnings,
+            snapshots,
+        })
+    }
+}
+
+/// The first line of what `cmd` prints, run by the shell.
+fn run_password_command(cmd: &str) -> Result<Vec<u8>, String> {
+    #[cfg(unix)]
+    let mut c = std::process::Command::new("sh");
+    #[cfg(unix)]
+    c.arg("-c").arg(cmd);
+    #[cfg(not(unix))]
+    let mut c = std::process::Command::new("cmd");
+    #[cfg(not(unix))]
+    c.arg("/C").arg(cmd);
+    let out = c
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .map_err(|e| {
+            format!(
+                "cannot run the password command: {}",
+                super::error::reason(&e)
+            )
+        })?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let first = err.lines().next().unwrap_or("").trim();
+        return Err(format!(
+            "the password command failed ({}){}",
+            out.status,
+            if first.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", show(Path::new(first)))
+            }
+        ));
+    }
+    Ok(out.stdout)
+}
+
+/// A tag as restic and rustic take it: no commas (they separate tags).
+fn tag_text(s: &str) -> String {
+    s.replace(',', "_")
+}
+
+/// `s` matched literally by a glob.
+fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '{' | '}' | '\\' | '!') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A policy count as rustic takes it (0: none of that kind).
+fn count(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+fn to_zoned(t: Timestamp) -> rustic_core::jiff::Zoned {
+    let ts = rustic_core::jiff::Timestamp::new(t.as_second(), t.subsec_nanosecond())
+        .unwrap_or(rustic_core::jiff::Timestamp::UNIX_EPOCH);
+    ts.to_zoned(rustic_core::jiff::tz::TimeZone::system())
+}
+
+fn short_id(s: &SnapshotFile) -> String {
+    s.id.to_string().chars().take(8).collect()
+}
+
+fn to_timestamp(s: &SnapshotFile) -> Timestamp {
+    let t = s.time.timestamp();
+    Timestamp::new(t.as_second(), t.subsec_nanosecond()).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+fn to_snap(s: &SnapshotFile) -> Snap {
+    Snap {
+        short_id: short_id(s),
+        id: s.id.to_string(),
+        time: to_timestamp(s),
+        host: s.hostname.clone(),
+        tags: s.tags.iter().cloned().collect(),
+        tree: s.tree.to_string(),
+        files: s.summary.as_ref().map(|m| m.total_files_processed),
+        bytes: s.summary.as_ref().map(|m| m.total_bytes_processed),
+    }
+}
+
+/// rustic's message without its report boilerplate: the guidance with its
+/// context filled in, and the first cause.
+fn short(e: &RusticError) -> String {
+    let log = e.display_log();
+    let text = log.strip_prefix("Error: ").unwrap_or(&log);
+    let (guidance, rest) = match text.find(" (kind: ") {
+        Some(i) => (&text[..i], &text[i..]),
+        None => (text, ""),
+    };
+    let cause = rest
+        .find(": caused by: ")
+        .map(|i| &rest[i + ": caused by: ".len()..]);
+    let guidance = guidance
+        .trim()
+        .trim_start_matches("Backoff failed, please check the logs for more information.")
+        .trim();
+    let mut out = guidance.trim_end_matches('.').to_string();
+    if let Some(c) = cause {
+        let c = c.split(" : (source: ").next().unwrap_or(c).trim();
+        if !c.is_empty() && !out.contains(c) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(c.trim_end_matches('.'));
+        }
+    }
+    show(Path::new(&out))
+}
+
+/// The reason behind a rustic error, from its code and the errors it was
+/// caused by.
+fn classify(e: &RusticError) -> Reason {
+    if e.is_incorrect_password() {
+        return Reason::WrongPassword;
+    }
+    let mut chain: Vec<String> = Vec::new();
+    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = src {
+        if let Some(io) = s.downcast_ref::<io::Error>()
+            && let Some(r) = io_reason(io)
+        {
+            return r;
+        }
+        chain.push(s.to_string());
+        src = s.source();
+    }
+    let all = format!("{} {}", e.display_log(), chain.join(" ")).to_lowercase();
+    if all.contains("no space left") || all.contains("insufficient storage") {
+        return Reason::DiskFull;
+    }
+    if all.contains("connection refused")
+        || all.contains("error sending request")
+        || all.contains("body error")
+        || all.contains("connection reset")
+        || all.contains("connection closed")
+        || all.contains("broken pipe")
+        || all.contains("unexpected eof")
+        || all.contains("dns error")
+        || all.contains("timed out")
+        || all.contains("network is unreachable")
+        || all.contains("no route to host")
+    {
+        return Reason::Unreachable(unreachable_words(&all));
+    }
+    if all.contains("no repository config file found") {
+        return Reason::NotARepository;
+    }
+    if all.contains("permission denied") || all.contains("403 forbidden") {
+        return Reason::PermissionDenied(short(e));
+    }
+    if all.contains("401 unauthorized") {
+        return Reason::PermissionDenied(
+            "the server refused the user name or password in the repository URL".into(),
+        );
+    }
+    Reason::Other(short(e))
+}
+
+fn unreachable_words(all: &str) -> String {
+    if all.contains("connection refused") {
+        "the connection was refused (no server listening there)".into()
+    } else if all.contains("dns error") {
+        "the server's name does not resolve".into()
+    } else if all.contains("timed out") {
+        "the server did not answer in time".into()
+    } else if all.contains("error sending request") {
+        "no connection to the server".into()
+    } else if all.contains("body error")
+        || all.contains("connection reset")
+        || all.contains("connection closed")
+        || all.contains("broken pipe")
+        || all.contains("unexpected eof")
+    {
+        "the connection to the server broke off".into()
+    } else {
+        "no connection to the server".into()
+    }
+}
+
+fn io_reason(e: &io::Error) -> Option<Reason> {
+    #[cfg(unix)]
+    if let Some(code) = e.raw_os_error() {
+        use rustix::io::Errno;
+        let r = match code {
+            c if c == Errno::NOSPC.raw_os_error() || c == Errno::DQUOT.raw_os_error() => {
+                Reason::DiskFull
+            }
+            c if c == Errno::CONNREFUSED.raw_os_error() => {
+                Reason::Unreachable("the connection was refused (no server listening there)".into())
+            }
+            c if c == Errno::HOSTUNREACH.raw_os_error()
+                || c == Errno::NETUNREACH.raw_os_error()
+                || c == Errno::TIMEDOUT.raw_os_error() =>
+            {
+                Reason::Unreachable(super::error::reason(e))
+            }
+            c if c == Errno::ACCESS.raw_os_error() || c == Errno::PERM.raw_os_error() => {
+                Reason::PermissionDenied(super::error::reason(e))
+            }
+            _ => return None,
+        };
+        return Some(r);
+    }
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused => Some(Reason::Unreachable(
+            "the connection was refused (no server listening there)".into(),
+        )),
+        io::ErrorKind::PermissionDenied => Some(Reason::PermissionDenied(e.to_string())),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_in_a_url_is_hidden() {
+        assert_eq!(
+            shown_repository("rest:https://me:secret@host:8000/repo"),
+            "rest:https://me:***@host:8000/repo"
+        );
+        assert_eq!(
+            shown_repository("rest:http://127.0.0.1:8000/"),
+            "rest:http://127.0.0.1:8000/"
+        );
+        assert_eq!(shown_repository("/srv/restic"), "/srv/restic");
+    }
+
+    #[test]
+    fn local_repositories_are_told_from_the_others() {
+        assert_eq!(local_path("/srv/r"), Some(PathBuf::from("/srv/r")));
+        assert_eq!(local_path("local:/srv/r"), Some(PathBuf::from("/srv/r")));
+        assert_eq!(local_path("rest:http://h/"), None);
+        assert_eq!(local_path("rclone:remote:path"), None);
+        assert_eq!(local_path("/mnt/a:b"), Some(PathBuf::from("/mnt/a:b")));
+    }
+
+    #[test]
+    fn config_problems_in_words() {
+        let ok = OffsiteConfig::new("/srv/r", "/home/me/.pw");
+        assert_eq!(ok.problem(Path::new("/s"), Path::new("/d")), None);
+        type Edit = fn(&mut OffsiteConfig);
+        let table: &[(Edit, &str)] = &[
+            (
+                |c| c.password = Some("x".into()),
+                "never kept in the config",
+            ),
+            (|c| c.password_file = None, "needs password_file"),
+            (
+                |c| c.password_command = Some("pass show r".into()),
+                "both password_file and password_command",
+            ),
+            (|c| c.interval_minutes = 0, "interval_minutes = 0"),
+            (|c| c.repository = "/d/r".into(), "inside the pair's backup"),
+            (|c| c.repository = "rel/r".into(), "relative path"),
+            (|c| c.password_file = Some("pw".into()), "relative path"),
+        ];
+        for (edit, want) in table {
+            let mut c = ok.clone();
+            edit(&mut c);
+            let p = c.problem(Path::new("/s"), Path::new("/d")).unwrap();
+            assert!(p.contains(want), "{want}: {p}");
+        }
+    }
+
+    #[test]
+    fn globs_match_names_literally() {
+        assert_eq!(
+            glob_escape("/a/b[1]*/.mirrortray"),
+            "/a/b\\[1\\]\\*/.mirrortray"
+        );
+    }
+}

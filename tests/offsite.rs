@@ -1,0 +1,831 @@
+//! `mirrortray offsite`: snapshots of a pair's backup folder in a restic
+//! repository, with real parts only: a local repository and a REST server
+//! (`rclone serve restic` on 127.0.0.1), and stock `restic` (Debian's) to
+//! read what mirrortray wrote — `snapshots`, `check --read-data` and
+//! `restore latest`, whose tree must equal the mirror (bytes, ns mtimes,
+//! modes, symlinks). A second push with nothing changed gives a snapshot of
+//! the same tree, having read no file again; a wrong password, a missing
+//! repository, a server that is down, a full disk and a link cut in the
+//! middle of an upload each give one sentence naming the repository, and
+//! exit 2 — and what a failed push leaves, restic accepts and the next push
+//! completes. SFTP goes to a real sshd on a loopback port; the keep policy
+//! is checked over days of pushes dated by the test.
+
+use std::fs;
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use filetime::FileTime;
+
+use crate::support::*;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// Whether `tool` is on PATH.
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool} >/dev/null")])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// restic and what else a test needs, or it is skipped (failed in CI).
+fn tools(needed: &[&str]) -> bool {
+    for t in needed {
+        if !have(t) {
+            skip(&format!(
+                "{t} is not installed (scripts/install-deps.sh --test installs it)"
+            ));
+            return false;
+        }
+    }
+    true
+}
+
+fn set_mtime(p: &Path, sec: i64, nsec: u32) {
+    let t = FileTime::from_unix_time(sec, nsec);
+    filetime::set_symlink_file_times(p, t, t).unwrap();
+}
+
+/// SRC with what a mirror must keep: bytes (an empty file, a larger one),
+/// modes, times to the nanosecond, a symlink, an empty folder, and a folder
+/// called `.mirrortray` deeper down (only DST's own is left out).
+fn sample_tree(w: &World) {
+    w.write("a.txt", "alpha\n");
+    w.write("empty", "");
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    w.write("docs/big.bin", &big);
+    w.write("docs/deep/note.md", "# note\n");
+    w.write(
+        "docs/deep/.mirrortray/mine.txt",
+        "a user's own folder of that name\n",
+    );
+    let script = w.write("bin/run.sh", "#!/bin/sh\necho hi\n");
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o750)).unwrap();
+    let private = w.write("private.txt", "secret\n");
+    fs::set_permissions(&private, fs::Permissions::from_mode(0o600)).unwrap();
+    fs::create_dir_all(w.src.join("empty-dir")).unwrap();
+    symlink("docs/deep/note.md", w.src.join("link")).unwrap();
+    symlink("/nowhere/at/all", w.src.join("docs/dangling")).unwrap();
+    // Times last, deepest first, so that no later write changes them.
+    let mut n = 0u32;
+    let mut paths: Vec<PathBuf> = walkdir::WalkDir::new(&w.src)
+        .min_depth(1)
+        .into_iter()
+        .map(|e| e.unwrap().path().to_path_buf())
+        .collect();
+    paths.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for p in paths {
+        n += 1;
+        set_mtime(&p, 1_700_000_000 + i64::from(n) * 1000, 123_456_789 + n);
+    }
+}
+
+/// Writes the config: one pair SRC -> DST with an offsite copy.
+fn configure(w: &World, repository: &str, password_file: &Path, extra: &str) {
+    let text = format!(
+        "[[pair]]\nsrc = '{}'\ndst = '{}'\noffsite = {{ repository = '{}', password_file = '{}'{extra} }}\n",
+        w.src.display(),
+        w.dst.display(),
+        repository,
+        password_file.display()
+    );
+    fs::create_dir_all(w.config_file().parent().unwrap()).unwrap();
+    fs::write(w.config_file(), text).unwrap();
+}
+
+fn password_file(w: &World) -> PathBuf {
+    let p = w.path("password");
+    fs::write(&p, format!("{PASSWORD}\n")).unwrap();
+    p
+}
+
+/// Stock restic on `repo`, with the password file and no cache.
+fn restic(w: &World, repo: &str, pw: &Path, args: &[&str]) -> Run {
+    restic_with(w, &[], repo, pw, args)
+}
+
+/// [`restic`] with global options (`-o sftp.command=...`) first.
+fn restic_with(w: &World, opts: &[String], repo: &str, pw: &Path, args: &[&str]) -> Run {
+    let out = Command::new("restic")
+        .args(opts)
+        .arg("-r")
+        .arg(repo)
+        .arg("--password-file")
+        .arg(pw)
+        .arg("--no-cache")
+        .args(args)
+        .env("HOME", &w.home)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    Run::from(out)
+}
+
+/// restic's snapshots of `repo`: (id, tree, paths, tags).
+fn restic_snapshots(w: &World, repo: &str, pw: &Path) -> Vec<serde_json::Value> {
+    restic_snapshots_with(w, &[], repo, pw)
+}
+
+fn restic_snapshots_with(
+    w: &World,
+    opts: &[String],
+    repo: &str,
+    pw: &Path,
+) -> Vec<serde_json::Value> {
+    let r = restic_with(w, opts, repo, pw, &["snapshots", "--json"]);
+    r.ok();
+    serde_json::from_str::<Vec<serde_json::Value>>(&r.stdout).unwrap()
+}
+
+/// Where `restic restore --target X` puts DST: X/<DST's absolute path>.
+fn restored_dst(target: &Path, dst: &Path) -> PathBuf {
+    let real = fs::canonicalize(dst).unwrap();
+    target.join(real.strip_prefix("/").unwrap())
+}
+
+#[track_caller]
+fn assert_same_tree(want: &Path, got: &Path) {
+    let d = tree::diff(&snapshot(want), &snapshot(got));
+    assert!(
+        d.is_empty(),
+        "{} does not equal {}:\n{}",
+        got.display(),
+        want.display(),
+        d.join("\n")
+    );
+}
+
+/// What stock restic must find in a repository mirrortray pushed DST to:
+/// one more snapshot, a check that reads every byte, and a restore equal
+/// to the mirror without its `.mirrortray/`.
+fn restic_reads_it(w: &World, repo: &str, pw: &Path, snapshots: usize, restore_into: &str) {
+    restic_reads_it_with(w, &[], repo, pw, snapshots, restore_into)
+}
+
+fn restic_reads_it_with(
+    w: &World,
+    opts: &[String],
+    repo: &str,
+    pw: &Path,
+    snapshots: usize,
+    restore_into: &str,
+) {
+    let snaps = restic_snapshots_with(w, opts, repo, pw);
+    assert_eq!(snaps.len(), snapshots, "{snaps:?}");
+    let last = snaps.last().unwrap();
+    let dst = fs::canonicalize(&w.dst).unwrap();
+    assert_eq!(last["paths"], serde_json::json!([dst.to_str().unwrap()]));
+    let tags = last["tags"].as_array().unwrap();
+    assert!(tags.contains(&serde_json::json!("mirrortray")), "{tags:?}");
+    assert!(tags.contains(&serde_json::json!("src")), "{tags:?}");
+    restic_with(w, opts, repo, pw, &["check", "--read-data"]).ok();
+    let target = w.path(restore_into);
+    restic_with(
+        w,
+        opts,
+        repo,
+        pw,
+        &["restore", "latest", "--target", target.to_str().unwrap()],
+    )
+    .ok();
+    let got = restored_dst(&target, &w.dst);
+    assert_same_tree(&w.dst, &got);
+    assert!(
+        !got.join(".mirrortray").exists(),
+        "the backup's own folder went into the snapshot"
+    );
+    // A folder of that name deeper down is the user's, and kept.
+    let deep = "docs/deep/.mirrortray/mine.txt";
+    assert_eq!(got.join(deep).is_file(), w.dst.join(deep).is_file());
+}
+
+#[test]
+fn offsite_local_repository_is_read_by_stock_restic() {
+    if !tools(&["restic"]) {
+        return;
+    }
+    let w = World::new();
+    sample_tree(&w);
+    w.sync(&[]).ok();
+    assert_mirrored(&w.src, &w.dst);
+    let pw = password_file(&w);
+    let repo = w.path("repo");
+    let repo_text = repo.to_str().unwrap();
+    configure(&w, repo_text, &pw, "");
+
+    // Before init: a sentence, not a dump.
+    w.run(["offsite", "push"])
+        .code(2)
+        .stderr_has(repo_text)
+        .stderr_has("no restic repository there yet")
+        .no_debug_dump();
+
+    w.run(["offsite", "init"]).ok().stdout_has("created");
+    w.run(["offsite", "init"]).ok().stdout_has("using it");
+    let first = w.run(["offsite", "push"]);
+    first.ok().stdout_has("the first one").no_debug_dump();
+    restic_reads_it(&w, repo_text, &pw, 1, "restic-1");
+
+    // Nothing changed: a snapshot of the same tree, no file read again.
+    let second = w.run(["offsite", "push"]);
+    second
+        .ok()
+        .stdout_has("0 new, 0 changed")
+        .stdout_has("compared with");
+    let snaps = restic_snapshots(&w, repo_text, &pw);
+    assert_eq!(snaps.len(), 2);
+    assert_eq!(snaps[0]["tree"], snaps[1]["tree"], "{snaps:?}");
+
+    // A change reaches the next snapshot.
+    w.write("docs/deep/note.md", "# note, edited\n");
+    fs::remove_file(w.src.join("a.txt")).unwrap();
+    w.sync(&[]).ok();
+    w.run(["offsite", "push"])
+        .ok()
+        .stdout_has("0 new, 1 changed");
+    restic_reads_it(&w, repo_text, &pw, 3, "restic-3");
+
+    // mirrortray lists and gets files back itself.
+    w.run(["offsite", "snapshots"])
+        .ok()
+        .stdout_has("3 snapshots");
+    w.run(["offsite", "check"]).ok().stdout_has("no errors");
+    w.run(["offsite", "check", "--read-data"])
+        .ok()
+        .stdout_has("every byte read and verified");
+    let back = w.path("back");
+    w.run([
+        "offsite".as_ref(),
+        "restore".as_ref(),
+        w.src.as_os_str(),
+        "--to".as_ref(),
+        back.as_os_str(),
+    ])
+    .ok();
+    assert_same_tree(&w.dst, &back.join("src"));
+    // One file, from the first snapshot (before the edit), by time.
+    let t1 = snaps[1]["time"].as_str().unwrap().to_string();
+    let one = w.path("one");
+    w.run([
+        "offsite".as_ref(),
+        "restore".as_ref(),
+        w.src.join("docs/deep/note.md").as_os_str(),
+        "--at".as_ref(),
+        t1.as_ref(),
+        "--to".as_ref(),
+        one.as_os_str(),
+    ])
+    .ok();
+    assert_eq!(fs::read(one.join("note.md")).unwrap(), b"# note\n");
+    // Nothing is overwritten.
+    w.run([
+        "offsite".as_ref(),
+        "restore".as_ref(),
+        w.src.join("docs/deep/note.md").as_os_str(),
+        "--to".as_ref(),
+        one.as_os_str(),
+    ])
+    .code(2)
+    .stderr_has("exists already");
+    assert_eq!(fs::read(one.join("note.md")).unwrap(), b"# note\n");
+
+    // A wrong password: one sentence with the repository.
+    fs::write(&pw, "not the password\n").unwrap();
+    for cmd in ["push", "snapshots", "check"] {
+        w.run(["offsite", cmd])
+            .code(2)
+            .stderr_has(&format!("offsite repository {repo_text}: wrong password"))
+            .no_debug_dump();
+    }
+}
+
+/// `rclone serve restic` on a free port of 127.0.0.1, stopped on drop.
+struct RestServer {
+    child: Child,
+    port: u16,
+}
+
+impl RestServer {
+    fn start(w: &World, dir: &Path) -> RestServer {
+        fs::create_dir_all(dir).unwrap();
+        // A port taken between the probe and rclone's bind makes rclone
+        // exit: try another.
+        for _ in 0..5 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let mut child = Command::new("rclone")
+                .args(["serve", "restic", "--addr"])
+                .arg(format!("127.0.0.1:{port}"))
+                .arg(dir)
+                .env("HOME", &w.home)
+                .env("RCLONE_CONFIG", w.home.join("rclone.conf"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let up = wait_for(Duration::from_secs(30), || {
+                matches!(child.try_wait(), Ok(Some(_)))
+                    || TcpStream::connect(("127.0.0.1", port)).is_ok()
+            });
+            if up && child.try_wait().unwrap().is_none() {
+                return RestServer { child, port };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("rclone serve restic did not start");
+    }
+
+    fn url(&self) -> String {
+        format!("rest:http://127.0.0.1:{}/", self.port)
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RestServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[test]
+fn offsite_rest_server_is_read_by_stock_restic_and_a_server_down_is_said() {
+    if !tools(&["restic", "rclone"]) {
+        return;
+    }
+    let w = World::new();
+    sample_tree(&w);
+    w.sync(&[]).ok();
+    let pw = password_file(&w);
+    let mut server = RestServer::start(&w, &w.path("served"));
+    let url = server.url();
+    configure(&w, &url, &pw, "");
+
+    w.run(["offsite", "init"]).ok().stdout_has("created");
+    w.run(["offsite", "push"]).ok();
+    restic_reads_it(&w, &url, &pw, 1, "restic-1");
+    w.run(["offsite", "push"])
+        .ok()
+        .stdout_has("0 new, 0 changed");
+    let snaps = restic_snapshots(&w, &url, &pw);
+    assert_eq!(snaps.len(), 2);
+    assert_eq!(snaps[0]["tree"], snaps[1]["tree"], "{snaps:?}");
+
+    // The server goes away: every command says so, naming it; the local
+    // mirror goes on.
+    server.stop();
+    for cmd in ["push", "snapshots"] {
+        w.run(["offsite", cmd])
+            .code(2)
+            .stderr_has(&format!("offsite repository {url}: unreachable"))
+            .no_debug_dump();
+    }
+    w.write("after.txt", "made while the server was down\n");
+    w.sync(&[]).ok();
+    assert_mirrored(&w.src, &w.dst);
+}
+
+#[test]
+fn offsite_config_never_holds_the_password() {
+    let w = World::new();
+    let text = format!(
+        "[[pair]]\nsrc = '{}'\ndst = '{}'\noffsite = {{ repository = '/srv/r', password = 'hunter2' }}\n",
+        w.src.display(),
+        w.dst.display()
+    );
+    fs::create_dir_all(w.config_file().parent().unwrap()).unwrap();
+    fs::write(w.config_file(), text).unwrap();
+    w.run(["config"])
+        .code(2)
+        .stderr_has("field \"offsite\"")
+        .stderr_has("the offsite password is never kept in the config file")
+        .no_debug_dump();
+    w.run(["offsite", "push"])
+        .code(2)
+        .stderr_has("password_file");
+}
+
+/// An OpenSSH server on a free port of 127.0.0.1, for the current user,
+/// with a key made for it in a temp folder; stopped on drop.
+struct SshServer {
+    child: Child,
+    port: u16,
+    user: String,
+    key: PathBuf,
+    known_hosts: PathBuf,
+}
+
+impl SshServer {
+    fn start(dir: &Path) -> SshServer {
+        fs::create_dir_all(dir).unwrap();
+        let keygen = |name: &str| {
+            let st = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(dir.join(name))
+                .stdin(Stdio::null())
+                .status()
+                .unwrap();
+            assert!(st.success(), "ssh-keygen failed");
+        };
+        keygen("host_key");
+        keygen("user_key");
+        fs::copy(dir.join("user_key.pub"), dir.join("authorized_keys")).unwrap();
+        let user = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout)
+            .unwrap()
+            .trim()
+            .to_string();
+        if is_root() {
+            // sshd's privilege separation needs its empty folder.
+            fs::create_dir_all("/run/sshd").unwrap();
+        }
+        for _ in 0..5 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let config = dir.join("sshd_config");
+            fs::write(
+                &config,
+                format!(
+                    "ListenAddress 127.0.0.1\nPort {port}\nHostKey {}\nAuthorizedKeysFile {}\nStrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nSubsystem sftp internal-sftp\nPidFile none\n",
+                    dir.join("host_key").display(),
+                    dir.join("authorized_keys").display()
+                ),
+            )
+            .unwrap();
+            let mut child = Command::new("/usr/sbin/sshd")
+                .args(["-D", "-e", "-f"])
+                .arg(&config)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let up = wait_for(Duration::from_secs(30), || {
+                matches!(child.try_wait(), Ok(Some(_)))
+                    || TcpStream::connect(("127.0.0.1", port)).is_ok()
+            });
+            if up && child.try_wait().unwrap().is_none() {
+                let host_key = fs::read_to_string(dir.join("host_key.pub")).unwrap();
+                let mut parts = host_key.split_whitespace();
+                let line = format!(
+                    "[127.0.0.1]:{port} {} {}\n",
+                    parts.next().unwrap(),
+                    parts.next().unwrap()
+                );
+                let known_hosts = dir.join("known_hosts");
+                fs::write(&known_hosts, line).unwrap();
+                return SshServer {
+                    child,
+                    port,
+                    user,
+                    key: dir.join("user_key"),
+                    known_hosts,
+                };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("sshd did not start");
+    }
+
+    /// The repository at `path` on this server, through rclone's SFTP
+    /// (the host key checked against the known one).
+    fn rclone_url(&self, path: &Path) -> String {
+        format!(
+            "rclone::sftp,host=127.0.0.1,port={},user={},key_file={},known_hosts_file={}:{}",
+            self.port,
+            self.user,
+            self.key.display(),
+            self.known_hosts.display(),
+            path.display()
+        )
+    }
+
+    /// restic's own SFTP: its URL and options.
+    fn restic_sftp(&self, path: &Path) -> (Vec<String>, String) {
+        (
+            vec![
+                "-o".into(),
+                format!(
+                    "sftp.command=ssh -i {} -p {} -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes -o BatchMode=yes {}@127.0.0.1 -s sftp",
+                    self.key.display(),
+                    self.port,
+                    self.known_hosts.display(),
+                    self.user
+                ),
+            ],
+            format!("sftp:{}@127.0.0.1:{}", self.user, path.display()),
+        )
+    }
+}
+
+impl Drop for SshServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn offsite_over_sftp_is_read_by_stock_restic_over_its_own_sftp() {
+    if !tools(&["restic", "rclone", "ssh", "ssh-keygen", "/usr/sbin/sshd"]) {
+        return;
+    }
+    let w = World::new();
+    sample_tree(&w);
+    w.sync(&[]).ok();
+    let pw = password_file(&w);
+    let server = SshServer::start(&w.path("ssh"));
+    let repo = w.path("remote/repo");
+    let url = server.rclone_url(&repo);
+    configure(&w, &url, &pw, "");
+
+    w.run(["offsite", "init"]).ok().stdout_has("created");
+    w.run(["offsite", "push"]).ok();
+    w.run(["offsite", "push"])
+        .ok()
+        .stdout_has("0 new, 0 changed");
+    let (opts, restic_url) = server.restic_sftp(&repo);
+    restic_reads_it_with(&w, &opts, &restic_url, &pw, 2, "restic-2");
+    let snaps = restic_snapshots_with(&w, &opts, &restic_url, &pw);
+    assert_eq!(snaps[0]["tree"], snaps[1]["tree"], "{snaps:?}");
+}
+
+/// The keep policy, over days of pushes dated by the test (through the
+/// engine, so no day has to pass): the snapshots kept are the ones
+/// restic's rules name, the rest are forgotten and their data pruned, and
+/// stock restic still checks every byte and restores what is kept.
+#[test]
+fn offsite_keep_policy_keeps_the_snapshots_it_names() {
+    use mirrortray::engine::offsite::{Offsite, OffsiteConfig};
+    if !tools(&["restic"]) {
+        return;
+    }
+    let w = World::new();
+    w.write("f.txt", "start");
+    w.sync(&[]).ok();
+    let pw = password_file(&w);
+    let repo = w.path("repo");
+    let repo_text = repo.to_str().unwrap();
+    let mut cfg = OffsiteConfig::new(repo_text, &pw);
+    cfg.keep_hourly = 2;
+    cfg.keep_daily = 3;
+    cfg.keep_weekly = 0;
+    cfg.keep_monthly = 0;
+    let offsite = Offsite::new("src", &w.dst, &cfg, None);
+    offsite.init().unwrap();
+    // Minutes under 15 and hours 10 to 13 UTC: the same hours and days in
+    // any time zone the machine may be in.
+    let day = |d: i64, h: i64, m: i64| {
+        jiff::Timestamp::from_second(1_795_132_800 + d * 86_400 + h * 3600 + m * 60).unwrap()
+    };
+    let times = [
+        day(0, 10, 1),
+        day(0, 10, 7),
+        day(0, 11, 3),
+        day(1, 10, 2),
+        day(1, 12, 5),
+        day(1, 12, 11),
+        day(2, 10, 0),
+        day(2, 10, 6),
+        day(2, 13, 4),
+    ];
+    for (i, t) in times.iter().enumerate() {
+        w.write("f.txt", format!("push {i}"));
+        w.sync(&[]).ok();
+        offsite.push_at(Some(*t)).unwrap();
+    }
+    // Newest first: 13:04 (the last, hour 2-13, day 2), 10:06 (hour 2-10),
+    // then one a day: 12:11 on day 1, 11:03 on day 0.
+    let want = [times[2], times[5], times[7], times[8]];
+    let f = offsite.forget().unwrap();
+    let kept: Vec<_> = f.kept.iter().map(|s| s.time).collect();
+    assert_eq!(kept, want);
+    assert_eq!(f.forgotten.len(), 5);
+    let listed: Vec<_> = offsite
+        .snapshots()
+        .unwrap()
+        .iter()
+        .map(|s| s.time)
+        .collect();
+    assert_eq!(listed, want);
+    // Forgetting again changes nothing.
+    let again = offsite.forget().unwrap();
+    assert!(again.forgotten.is_empty());
+
+    let snaps = restic_snapshots(&w, repo_text, &pw);
+    let restic_times: Vec<jiff::Timestamp> = snaps
+        .iter()
+        .map(|s| s["time"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(restic_times, want);
+    restic(&w, repo_text, &pw, &["check", "--read-data"]).ok();
+    let target = w.path("day1");
+    let id = snaps[1]["id"].as_str().unwrap();
+    restic(
+        &w,
+        repo_text,
+        &pw,
+        &["restore", id, "--target", target.to_str().unwrap()],
+    )
+    .ok();
+    assert_eq!(
+        fs::read_to_string(restored_dst(&target, &w.dst).join("f.txt")).unwrap(),
+        "push 5"
+    );
+}
+
+/// `len` bytes that do not compress, the same every run.
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut rng = rng::Rng(seed);
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        out.extend_from_slice(&rng.next().to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+#[test]
+fn offsite_disk_full_on_the_repository_is_said_and_the_next_push_works() {
+    if !tools(&["restic"]) {
+        return;
+    }
+    let w = World::new();
+    w.write("small.txt", "small\n");
+    w.write("big.bin", noise(1, 3 << 20));
+    w.sync(&[]).ok();
+    let pw = password_file(&w);
+    let disk = w.path("far-disk");
+    let Some(_mount) = crate::safety::mount(&["-t", "tmpfs", "-o", "size=1m", "tmpfs"], &disk)
+    else {
+        return;
+    };
+    let repo = disk.join("repo");
+    let repo_text = repo.to_str().unwrap();
+    configure(&w, repo_text, &pw, "");
+    w.run(["offsite", "init"]).ok();
+    w.run(["offsite", "push"])
+        .code(2)
+        .stderr_has(&format!(
+            "offsite repository {repo_text}: the repository's disk is full"
+        ))
+        .no_debug_dump();
+    // What the failed push left, restic accepts.
+    restic(&w, repo_text, &pw, &["check"]).ok();
+    // Room made: the next push goes through, and restic reads it all.
+    let st = Command::new("mount")
+        .args(["-o", "remount,size=32m"])
+        .arg(&disk)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    w.run(["offsite", "push"]).ok();
+    restic_reads_it(&w, repo_text, &pw, 1, "restic-1");
+}
+
+/// A TCP proxy on 127.0.0.1 in front of `upstream`: it passes the
+/// clients' first `budget` bytes on, then cuts every connection and
+/// refuses new ones — a network that goes down in the middle of an upload.
+struct CuttingProxy {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl CuttingProxy {
+    fn start(upstream: u16, budget: u64) -> CuttingProxy {
+        use std::io::{Read, Write};
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let cut = Arc::new(AtomicBool::new(false));
+        let passed = Arc::new(AtomicU64::new(0));
+        let (stop2, cut2) = (stop.clone(), cut.clone());
+        std::thread::spawn(move || {
+            let mut open: Vec<TcpStream> = Vec::new();
+            while !stop2.load(Ordering::SeqCst) {
+                if cut2.load(Ordering::SeqCst) {
+                    for s in open.drain(..) {
+                        let _ = s.shutdown(std::net::Shutdown::Both);
+                    }
+                }
+                let client = match listener.accept() {
+                    Ok((c, _)) => c,
+                    Err(_) => {
+                        std::thread::sleep(Duration::from_millis(5));
+                        continue;
+                    }
+                };
+                if cut2.load(Ordering::SeqCst) {
+                    continue; // dropped: refused
+                }
+                client.set_nonblocking(false).unwrap();
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                open.push(client.try_clone().unwrap());
+                open.push(server.try_clone().unwrap());
+                let (mut c_in, mut s_out) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let (passed, cut3) = (passed.clone(), cut2.clone());
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16 * 1024];
+                    loop {
+                        let n = match c_in.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        let before = passed.fetch_add(n as u64, Ordering::SeqCst);
+                        let room = budget.saturating_sub(before) as usize;
+                        if room < n {
+                            let _ = s_out.write_all(&buf[..room]);
+                            cut3.store(true, Ordering::SeqCst);
+                            break;
+                        }
+                        if s_out.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = s_out.shutdown(std::net::Shutdown::Both);
+                    let _ = c_in.shutdown(std::net::Shutdown::Both);
+                });
+                let (mut s_in, mut c_out) = (server, client);
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut s_in, &mut c_out);
+                    let _ = c_out.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        CuttingProxy { port, stop, cut }
+    }
+
+    fn cut(&self) -> bool {
+        self.cut.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for CuttingProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn offsite_push_cut_off_midway_leaves_a_repository_restic_accepts_and_the_next_push_completes() {
+    if !tools(&["restic", "rclone"]) {
+        return;
+    }
+    let w = World::new();
+    w.write("small.txt", "small\n");
+    for i in 0..4u64 {
+        w.write(&format!("big/{i}.bin"), noise(i + 10, 3 << 20));
+    }
+    w.sync(&[]).ok();
+    let pw = password_file(&w);
+    let served = w.path("served");
+    let mut server = RestServer::start(&w, &served);
+    configure(&w, &server.url(), &pw, "");
+    w.run(["offsite", "init"]).ok();
+
+    // The push goes through a link that dies after 2 MB of its 12 MB, and
+    // the server is killed.
+    let proxy = CuttingProxy::start(server.port, 2 << 20);
+    let cut_url = format!("rest:http://127.0.0.1:{}/", proxy.port);
+    configure(&w, &cut_url, &pw, "");
+    w.run(["offsite", "push"])
+        .code(2)
+        .stderr_has(&format!(
+            "offsite repository {cut_url}: unreachable: the connection to the server broke off"
+        ))
+        .no_debug_dump();
+    assert!(proxy.cut(), "the push never reached the cut");
+    server.stop();
+    drop(proxy);
+
+    // The server back (on another port): restic accepts the repository,
+    // and the next push completes it.
+    let server = RestServer::start(&w, &served);
+    let url = server.url();
+    restic(&w, &url, &pw, &["check"]).ok();
+    configure(&w, &url, &pw, "");
+    w.run(["offsite", "push"]).ok();
+    restic_reads_it(&w, &url, &pw, 1, "restic-1");
+}
