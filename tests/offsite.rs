@@ -293,6 +293,23 @@ fn offsite_local_repository_is_read_by_stock_restic() {
     .stderr_has("exists already");
     assert_eq!(fs::read(one.join("note.md")).unwrap(), b"# note\n");
 
+    // Another process writing to it from this machine (here: this test,
+    // holding the same file lock): the push does not wait, it says so.
+    let locks: Vec<PathBuf> = fs::read_dir(w.home.join(".cache/mirrortray/offsite/locks"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(locks.len(), 1, "{locks:?}");
+    let held = fs::OpenOptions::new().write(true).open(&locks[0]).unwrap();
+    held.try_lock().unwrap();
+    w.run(["offsite", "push"])
+        .code(2)
+        .stderr_has(&format!("offsite repository {repo_text}: locked: "))
+        .stderr_has("is writing to it on this machine")
+        .no_debug_dump();
+    drop(held);
+    w.run(["offsite", "push"]).ok();
+
     // A wrong password: one sentence with the repository.
     fs::write(&pw, "not the password\n").unwrap();
     for cmd in ["push", "snapshots", "check"] {
