@@ -846,3 +846,20 @@ fn offsite_push_cut_off_midway_leaves_a_repository_restic_accepts_and_the_next_p
     w.run(["offsite", "push"]).ok();
     restic_reads_it(&w, &url, &pw, 1, "restic-1");
 }
+
+/// An unmounted backup drive leaves an empty folder: it is not copied as
+/// an empty snapshot (which the keep policy could later keep instead of
+/// the real ones).
+#[test]
+fn offsite_push_of_a_folder_that_holds_no_backup_is_refused() {
+    let w = World::new();
+    fs::create_dir_all(&w.dst).unwrap();
+    let pw = password_file(&w);
+    let repo = w.path("repo");
+    configure(&w, repo.to_str().unwrap(), &pw, "");
+    w.run(["offsite", "push"])
+        .code(2)
+        .stderr_has("holds no mirrortray backup (is its drive mounted?")
+        .no_debug_dump();
+    assert!(!repo.exists());
+}

@@ -575,6 +575,17 @@ impl Offsite {
                 ))));
             }
         }
+        // An unmounted backup drive leaves an empty mount point: its
+        // snapshot would be empty, and the keep policy could later keep it
+        // instead of the real ones. Only a folder the mirror has written
+        // (its record of the source) is copied.
+        let record = self.dst.join(super::filter::RESERVED).join("source");
+        if !std::fs::symlink_metadata(&record).is_ok_and(|m| m.is_file()) {
+            return Err(self.err(Reason::BackupFolder(format!(
+                "the backup folder {} holds no mirrortray backup (is its drive mounted? has it been backed up once?), so nothing was copied",
+                show(&self.dst)
+            ))));
+        }
         let _lock = self.lock("a push")?;
         let repo = self.open()?.to_indexed_ids().map_err(|e| self.rustic(&e))?;
         let snap_opts = SnapshotOptions::default()
