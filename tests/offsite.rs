@@ -292,6 +292,26 @@ fn offsite_local_repository_is_read_by_stock_restic() {
     .code(2)
     .stderr_has("exists already");
     assert_eq!(fs::read(one.join("note.md")).unwrap(), b"# note\n");
+    // Never into the mirror; and what no snapshot holds is said.
+    w.run([
+        "offsite".as_ref(),
+        "restore".as_ref(),
+        w.src.join("a.txt").as_os_str(),
+        "--to".as_ref(),
+        w.dst.join("docs").as_os_str(),
+    ])
+    .code(2)
+    .stderr_has("is inside the backup folder");
+    w.run([
+        "offsite".as_ref(),
+        "restore".as_ref(),
+        w.src.join("never-there.txt").as_os_str(),
+        "--to".as_ref(),
+        w.path("none").as_os_str(),
+    ])
+    .code(2)
+    .stderr_has("never-there.txt is not in the snapshot")
+    .no_debug_dump();
 
     // Another process writing to it from this machine (here: this test,
     // holding the same file lock): the push does not wait, it says so.
