@@ -292,6 +292,43 @@ fn offsite_local_repository_is_read_by_stock_restic() {
     .code(2)
     .stderr_has("exists already");
     assert_eq!(fs::read(one.join("note.md")).unwrap(), b"# note\n");
+    // Never into the mirror; and what no snapshot holds is said.
+    w.run([
+        "offsite".as_ref(),
+        "restore".as_ref(),
+        w.src.join("a.txt").as_os_str(),
+        "--to".as_ref(),
+        w.dst.join("docs").as_os_str(),
+    ])
+    .code(2)
+    .stderr_has("is inside the backup folder");
+    w.run([
+        "offsite".as_ref(),
+        "restore".as_ref(),
+        w.src.join("never-there.txt").as_os_str(),
+        "--to".as_ref(),
+        w.path("none").as_os_str(),
+    ])
+    .code(2)
+    .stderr_has("never-there.txt is not in the snapshot")
+    .no_debug_dump();
+
+    // Another process writing to it from this machine (here: this test,
+    // holding the same file lock): the push does not wait, it says so.
+    let locks: Vec<PathBuf> = fs::read_dir(w.home.join(".cache/mirrortray/offsite/locks"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(locks.len(), 1, "{locks:?}");
+    let held = fs::OpenOptions::new().write(true).open(&locks[0]).unwrap();
+    held.try_lock().unwrap();
+    w.run(["offsite", "push"])
+        .code(2)
+        .stderr_has(&format!("offsite repository {repo_text}: locked: "))
+        .stderr_has("is writing to it on this machine")
+        .no_debug_dump();
+    drop(held);
+    w.run(["offsite", "push"]).ok();
 
     // A wrong password: one sentence with the repository.
     fs::write(&pw, "not the password\n").unwrap();
@@ -828,4 +865,21 @@ fn offsite_push_cut_off_midway_leaves_a_repository_restic_accepts_and_the_next_p
     configure(&w, &url, &pw, "");
     w.run(["offsite", "push"]).ok();
     restic_reads_it(&w, &url, &pw, 1, "restic-1");
+}
+
+/// An unmounted backup drive leaves an empty folder: it is not copied as
+/// an empty snapshot (which the keep policy could later keep instead of
+/// the real ones).
+#[test]
+fn offsite_push_of_a_folder_that_holds_no_backup_is_refused() {
+    let w = World::new();
+    fs::create_dir_all(&w.dst).unwrap();
+    let pw = password_file(&w);
+    let repo = w.path("repo");
+    configure(&w, repo.to_str().unwrap(), &pw, "");
+    w.run(["offsite", "push"])
+        .code(2)
+        .stderr_has("holds no mirrortray backup (is its drive mounted?")
+        .no_debug_dump();
+    assert!(!repo.exists());
 }

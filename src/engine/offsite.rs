@@ -18,9 +18,12 @@
 //!   inode is not read again: a push with nothing changed reads no file.
 //! - The password never lives in the config: `password_file` or
 //!   `password_command`, as restic has them.
+//! - rustic writes without restic's locks (its prune is two-phase
+//!   instead); on this machine a file lock per repository, in the cache
+//!   folder, keeps two mirrortray processes from writing to it at once.
 //! - Every failure is one [`OffsiteError`]: the repository (a password in
 //!   its URL hidden) and the reason in words (wrong password, unreachable,
-//!   not a repository yet, server disk full, ...).
+//!   not a repository yet, locked, server disk full, ...).
 //!
 //! Nothing here runs in the background yet: the commands call it.
 
@@ -404,6 +407,75 @@ impl Offsite {
         Ok(line.to_string())
     }
 
+    /// Takes this machine's lock on the repository for `what`: rustic
+    /// takes no lock in the repository, so two mirrortray processes here
+    /// (a schedule, a push by hand) must not write to it at once. Without
+    /// a cache folder, or when the lock file cannot be made, the operation
+    /// goes on without it (said in the log).
+    fn lock(&self, what: &str) -> Result<Option<std::fs::File>, OffsiteError> {
+        use std::io::{Read, Write};
+        let Some(cache) = &self.cache_dir else {
+            return Ok(None);
+        };
+        let dir = cache.join("locks");
+        let path = dir.join(format!("{:016x}.lock", fnv1a(self.cfg.repository.trim())));
+        let opened = std::fs::create_dir_all(&dir).and_then(|()| {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+        });
+        let mut file = match opened {
+            Ok(f) => f,
+            Err(e) => {
+                log::warn!(
+                    "{}: cannot make the lock of offsite repository {}: {}; going on without it",
+                    show(&path),
+                    self.shown,
+                    super::error::reason(&e)
+                );
+                return Ok(None);
+            }
+        };
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = holder.trim();
+                return Err(self.err(Reason::Locked(format!(
+                    "{} is writing to it on this machine; try again when it is done",
+                    if holder.is_empty() {
+                        "another mirrortray"
+                    } else {
+                        holder
+                    }
+                ))));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                log::warn!(
+                    "{}: cannot lock offsite repository {}: {}; going on without the lock",
+                    show(&path),
+                    self.shown,
+                    super::error::reason(&e)
+                );
+                return Ok(None);
+            }
+        }
+        let text = format!(
+            "mirrortray (process {}, {what} of {}, since {})",
+            std::process::id(),
+            self.name,
+            Timestamp::now().strftime("%Y-%m-%d %H:%M:%S UTC")
+        );
+        let _ = file
+            .set_len(0)
+            .and_then(|()| file.write_all(text.as_bytes()));
+        Ok(Some(file))
+    }
+
     fn repo(&self) -> Result<Repository<()>, OffsiteError> {
         let repository = self.cfg.repository.trim();
         let mut backend = BackendOptions::default().repository(repository);
@@ -442,6 +514,7 @@ impl Offsite {
     /// Creates the repository, or takes the one that is there when the
     /// password opens it.
     pub fn init(&self) -> Result<Init, OffsiteError> {
+        let _lock = self.lock("init")?;
         let password = self.password()?;
         let repo = self.repo()?;
         let exists = repo.config_id().map_err(|e| self.rustic(&e))?.is_some();
@@ -502,6 +575,18 @@ impl Offsite {
                 ))));
             }
         }
+        // An unmounted backup drive leaves an empty mount point: its
+        // snapshot would be empty, and the keep policy could later keep it
+        // instead of the real ones. Only a folder the mirror has written
+        // (its record of the source) is copied.
+        let record = self.dst.join(super::filter::RESERVED).join("source");
+        if !std::fs::symlink_metadata(&record).is_ok_and(|m| m.is_file()) {
+            return Err(self.err(Reason::BackupFolder(format!(
+                "the backup folder {} holds no mirrortray backup (is its drive mounted? has it been backed up once?), so nothing was copied",
+                show(&self.dst)
+            ))));
+        }
+        let _lock = self.lock("a push")?;
         let repo = self.open()?.to_indexed_ids().map_err(|e| self.rustic(&e))?;
         let snap_opts = SnapshotOptions::default()
             .label(self.name.clone())
@@ -654,6 +739,7 @@ impl Offsite {
     /// prunes the data no snapshot uses any more (freed a day later: see
     /// the comment at the prune).
     pub fn forget(&self) -> Result<Forgot, OffsiteError> {
+        let _lock = self.lock("forget")?;
         let repo = self.open()?;
         let snaps = self.our_snapshots(&repo)?;
         let c = &self.cfg;
@@ -791,6 +877,17 @@ fn glob_escape(s: &str) -> String {
         out.push(c);
     }
     out
+}
+
+/// FNV-1a: a name for a repository's lock file that stays the same from
+/// one build to the next (std's hasher may not).
+fn fnv1a(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
 }
 
 /// A policy count as rustic takes it (0: none of that kind).
