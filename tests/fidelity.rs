@@ -895,3 +895,28 @@ fn the_watcher_keeps_the_record_of_an_exfat_drive_in_step() {
     assert_mirrored(&w.src, &back);
     drop(drive);
 }
+
+/// A record that cannot be read (a torn write by another tool, a disk
+/// error) is said and made again by the next pass: the backup is then as
+/// exact as before, and a restore gives SRC back.
+#[test]
+fn a_record_that_cannot_be_read_is_made_again() {
+    let w = World::new();
+    let Some(drive) = fuse_drive(&w, "exfat", &["mkfs.exfat"], "mount.exfat-fuse") else {
+        return;
+    };
+    exact_tree(&w);
+    let dst = drive.dir.join("Backups/src");
+    let args = [w.src.to_str().unwrap(), dst.to_str().unwrap()];
+    w.run(["sync", args[0], args[1]]).ok();
+    std::fs::write(dst.join(".mirrortray/record.json"), "{\"format\":1,\"entr").unwrap();
+    w.run(["sync", args[0], args[1]])
+        .ok()
+        .stdout_has("failed 0")
+        .stderr_has("cannot read the record of what the backup drive cannot hold");
+    nothing_to_do_into(&w, &dst);
+    w.run(["verify", args[0], args[1]]).ok().stdout_has("same");
+    let back = restore_at(&w, &dst, "now", "restored");
+    assert_mirrored(&w.src, &back);
+    drop(drive);
+}

@@ -178,17 +178,22 @@ impl Mirror {
             );
         }
         let record = match &store {
-            Some(s) => {
-                let r = s.read_record();
-                if let Err(e) = s.clean_aside(&r) {
-                    log::warn!(
-                        "{}: cannot clean mirrortray's own aside folder: {}",
-                        show(&roots.dst),
-                        reason(&e)
-                    );
+            // Bytes the record does not name are from a run that stopped
+            // before it saved it; with a record that cannot be read, all
+            // are kept (the pass that follows copies them anew).
+            Some(s) => match s.read_record() {
+                Some(r) => {
+                    if let Err(e) = s.clean_aside(&r) {
+                        log::warn!(
+                            "{}: cannot clean mirrortray's own aside folder: {}",
+                            show(&roots.dst),
+                            reason(&e)
+                        );
+                    }
+                    r
                 }
-                r
-            }
+                None => super::record::Record::starting_at(s.next_free_blob()),
+            },
             None => Default::default(),
         };
         let m = Mirror {
