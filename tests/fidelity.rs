@@ -713,9 +713,33 @@ fn a_drive_gives_back_everything(w: &World, drive: &FuseDrive) {
         "told once: {}",
         first.stderr
     );
+    // Nor anything in `.mirrortray/`: the record, its files, the versions.
+    let own = || {
+        let names = |p: &str| -> Vec<String> {
+            let mut v: Vec<String> = std::fs::read_dir(dst.join(p))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        let record = std::fs::metadata(dst.join(".mirrortray/record.json")).unwrap();
+        (
+            names(".mirrortray/versions"),
+            names(".mirrortray/aside"),
+            record.modified().unwrap(),
+            record.ino(),
+        )
+    };
+    let settled = own();
     for _ in 0..2 {
         nothing_to_do_into(w, &dst);
     }
+    assert_eq!(
+        own(),
+        settled,
+        "a pass with no change in SRC changed .mirrortray/"
+    );
     w.run(["verify", args[0], args[1]]).ok().stdout_has("same");
     let back = restore_at(w, &dst, "now", "restored");
     assert_mirrored(&w.src, &back);
