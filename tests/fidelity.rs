@@ -944,3 +944,34 @@ fn a_record_that_cannot_be_read_is_made_again() {
     assert_mirrored(&w.src, &back);
     drop(drive);
 }
+
+/// Deletions the mass-deletion guard holds keep what the record says of
+/// the held entries: a restore of the backup as it stands gives them back
+/// with their permissions and times to the nanosecond.
+#[test]
+fn deletions_held_by_the_guard_keep_their_record() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = World::new();
+    let Some(drive) = fuse_drive(&w, "exfat", &["mkfs.exfat"], "mount.exfat-fuse") else {
+        return;
+    };
+    for i in 0..150 {
+        let f = w.write(&format!("f{i:03}.txt"), format!("file {i}"));
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    set_fine_times(&w.src, 0);
+    let then = snapshot(&w.src);
+    let dst = drive.dir.join("Backups/src");
+    let args = [w.src.to_str().unwrap(), dst.to_str().unwrap()];
+    w.run(["sync", args[0], args[1]]).ok();
+    for i in 0..120 {
+        std::fs::remove_file(w.src.join(format!("f{i:03}.txt"))).unwrap();
+    }
+    w.run(["sync", args[0], args[1]])
+        .code(1)
+        .stderr_has("--allow-mass-delete");
+    let back = restore_at(&w, &dst, "now", "restored");
+    let d = crate::support::tree::diff(&then, &snapshot(&back));
+    assert!(d.is_empty(), "{}", d.join("\n"));
+    drop(drive);
+}

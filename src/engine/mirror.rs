@@ -346,6 +346,8 @@ impl Mirror {
         let ctx = self.ctx(ctl, &collector, &stats, &none);
         // The walk meets every name: what was seen before is not needed.
         self.names.clear();
+        // What the record said of entries whose deletion the guard may hold.
+        let record_before = self.record.lock().ok().map(|r| r.clone());
         ctx.sync_tree(&src, self.dst.as_ref(), &src_meta);
         let linked_into: BTreeSet<PathBuf> = ctx.link_pending(&src).into_iter().collect();
         if let Some(dst) = self.dst.as_ref() {
@@ -373,6 +375,17 @@ impl Mirror {
             {
                 sink.event(Event::MassDeleteHeld { count, total });
                 held = Some((count, total));
+                // The entries stay in DST: so does what the record adds to
+                // them (modes, fine times).
+                if let (Some(before), Ok(mut r)) = (&record_before, self.record.lock()) {
+                    for x in &extras {
+                        for (p, e) in before.tree(&x.rel) {
+                            if !e.aside && r.get(&p).is_none() {
+                                r.set(&p, e.clone());
+                            }
+                        }
+                    }
+                }
             } else if let Some(d) = dst_root {
                 ctx.remove_extras(&src, d, extras);
             }
