@@ -20,7 +20,9 @@
 //! meets one looks at the others too (linking them again). A file with more
 //! names than the pair has seen (`ln` while watching: the kernel tells the
 //! new name's folder only) asks for a full pass, which meets every name.
-//! Until then the new name is a copy.
+//! Until then the new name is a copy. A name made while a full pass runs
+//! may be missed by its walk: a file changed since the pass began settles
+//! nothing, so a change through it asks again.
 
 use std::collections::HashMap;
 use std::io;
@@ -34,7 +36,7 @@ use super::event::VersionReason;
 use super::fsops::{DirHandle, Kind, Meta};
 
 /// One pass's SRC files with several names: (device, inode) → leader.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Links {
     leaders: Mutex<HashMap<(u64, u64), PathBuf>>,
     /// Names copied because their leader was not in place yet.
@@ -42,7 +44,29 @@ pub(crate) struct Links {
     /// Files with several names met in this pass, and how many names
     /// each has.
     met: Mutex<HashMap<(u64, u64), u64>>,
+    /// When the pass began, and the files met whose names may have changed
+    /// since (changed after it began): a name made while the walk was
+    /// elsewhere is not met by it, so their count settles nothing.
+    began: std::time::SystemTime,
+    moving: Mutex<std::collections::HashSet<(u64, u64)>>,
 }
+
+impl Default for Links {
+    fn default() -> Links {
+        Links {
+            leaders: Mutex::default(),
+            later: Mutex::default(),
+            met: Mutex::default(),
+            began: std::time::SystemTime::now(),
+            moving: Mutex::default(),
+        }
+    }
+}
+
+/// File times come from the kernel's coarse clock, which lags the one the
+/// pass's start is read from by up to a tick: what changed within this of
+/// the start may have changed after it.
+const CLOCK_SLACK: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// The names a pair has seen of each SRC file with several (kept across
 /// passes and moved along by the renames a batch applies; a full pass
@@ -53,8 +77,11 @@ pub struct Names(
     Settled,
 );
 
-/// How many names each such file had when the last full pass met them all:
-/// more than the pair has seen means names outside SRC, not ones to find.
+/// How many names each such file had outside SRC when the last full pass
+/// met all those inside: names the pair has not seen and need not look for.
+/// (Counted, not taken from the file's link count then: an inode number is
+/// given to a new file once freed, and the new file's names are all to be
+/// found.)
 type Settled = Mutex<HashMap<(u64, u64), u64>>;
 
 impl Names {
@@ -64,14 +91,32 @@ impl Names {
         }
     }
 
-    /// The end of a full pass: every name in SRC was met.
+    /// The end of a full pass: every name in SRC was met, except those of
+    /// files changed while it ran (they keep what was settled before).
     pub(crate) fn settle(&self, links: &Links) {
-        if let (Ok(met), Ok(mut settled)) = (links.met.lock(), self.1.lock()) {
-            *settled = met.clone();
+        if let (Ok(met), Ok(moving), Ok(names), Ok(mut settled)) = (
+            links.met.lock(),
+            links.moving.lock(),
+            self.0.lock(),
+            self.1.lock(),
+        ) {
+            let before = std::mem::take(&mut *settled);
+            *settled = met
+                .iter()
+                .filter_map(|(id, nlink)| {
+                    if moving.contains(id) {
+                        return before.get(id).map(|o| (*id, *o));
+                    }
+                    let inside = names.get(id).map_or(0, |n| n.len() as u64);
+                    let outside = nlink.saturating_sub(inside);
+                    (outside > 0).then_some((*id, outside))
+                })
+                .collect();
         }
     }
 
-    fn settled(&self, id: (u64, u64)) -> u64 {
+    /// Names of file `id` outside SRC (see [`Settled`]).
+    fn outside(&self, id: (u64, u64)) -> u64 {
         self.1
             .lock()
             .map(|s| s.get(&id).copied().unwrap_or(0))
@@ -136,6 +181,10 @@ impl Names {
             s.remove(rel);
             if s.is_empty() {
                 n.remove(&id);
+                // Its inode may be freed, and its number given to a new file.
+                if let Ok(mut settled) = self.1.lock() {
+                    settled.remove(&id);
+                }
             }
         }
     }
@@ -155,6 +204,14 @@ pub(crate) enum Linked {
 }
 
 impl Links {
+    fn changed_since_began(&self, m: &Meta) -> bool {
+        let Ok(sec) = u64::try_from(m.ctime.sec) else {
+            return false;
+        };
+        let ctime = std::time::UNIX_EPOCH + std::time::Duration::new(sec, m.ctime.nsec);
+        ctime + CLOCK_SLACK >= self.began
+    }
+
     /// The leader of `sm`'s file, claiming it for `rel` when it has none.
     fn leader(&self, rel: &Path, sm: &Meta) -> Option<PathBuf> {
         let mut l = self.leaders.lock().ok()?;
@@ -185,6 +242,11 @@ impl Ctx<'_> {
         }
         if let Ok(mut met) = self.links.met.lock() {
             met.insert((sm.dev, sm.ino), sm.nlink);
+        }
+        if self.links.changed_since_began(sm)
+            && let Ok(mut moving) = self.links.moving.lock()
+        {
+            moving.insert((sm.dev, sm.ino));
         }
         if !self.keeps.hardlinks {
             return Linked::Mirror;
@@ -378,8 +440,62 @@ impl Ctx<'_> {
                     look.push(rel);
                 }
             }
-            unknown |= known < nlink && nlink > names.settled(id);
+            unknown |= known + names.outside(id) < nlink;
         }
         (look, unknown)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Mix seeds 53 and 58 with links: a full pass had settled an inode
+    /// number whose names were all in SRC; once freed, the number went to a
+    /// new file, whose second name (`ln` live) was then never looked for.
+    #[test]
+    fn only_names_outside_src_are_settled_and_a_freed_inode_forgets_them() {
+        let (names, links) = (Names::default(), Links::default());
+        let (inside, shared) = ((1, 7), (1, 8));
+        // A full pass met both names of `inside`, and one of `shared`'s
+        // three (two are outside SRC).
+        for (id, nlink) in [(inside, 2), (shared, 3)] {
+            links.met.lock().unwrap().insert(id, nlink);
+        }
+        names.saw(inside, Path::new("a"));
+        names.saw(inside, Path::new("d/b"));
+        names.saw(shared, Path::new("s"));
+        names.settle(&links);
+        assert_eq!(names.outside(inside), 0);
+        assert_eq!(names.outside(shared), 2);
+        // `s` is gone from SRC: its inode may be freed and its number reused.
+        names.forget(shared, Path::new("s"));
+        assert_eq!(names.outside(shared), 0);
+        assert!(names.of(shared).is_empty());
+    }
+
+    /// Mix seed 206 with links: `ln A B` while a full pass ran, after its
+    /// walk had passed A (one name then). It met B alone, and took A for a
+    /// name outside SRC; a write through B later never reached A's copy.
+    #[test]
+    fn a_file_changed_while_a_full_pass_ran_settles_nothing() {
+        let names = Names::default();
+        let (id, other) = ((1, 9), (1, 10));
+        let first = Links::default();
+        first.met.lock().unwrap().insert(other, 2);
+        names.saw(other, Path::new("o"));
+        names.settle(&first);
+        assert_eq!(names.outside(other), 1);
+
+        let pass = Links::default();
+        for i in [id, other] {
+            pass.met.lock().unwrap().insert(i, 2);
+            pass.moving.lock().unwrap().insert(i);
+        }
+        names.clear();
+        names.saw(id, Path::new("b"));
+        names.settle(&pass);
+        assert_eq!(names.outside(id), 0, "B's other name is still to be found");
+        assert_eq!(names.outside(other), 1, "what was settled before stays");
     }
 }

@@ -49,6 +49,9 @@ pub const TRIM_AFTER: Duration = Duration::from_secs(1);
 pub const DRIFT_BUDGET: u32 = 1000;
 /// Folders that could not be watched are tried again this often (at most).
 pub const REWATCH_EVERY: Duration = Duration::from_secs(30);
+/// The longest a full pass the pair asked for itself waits for the changes
+/// heard to be applied first.
+const FULL_WAITS_AT_MOST: Duration = Duration::from_secs(10);
 
 /// A folder's identity: (device, inode).
 pub type Id = (u64, u64);
@@ -252,6 +255,8 @@ pub struct Core {
     held: Option<(u64, u64)>,
     /// The user allowed the next full pass past the mass-deletion guard.
     allow_mass: bool,
+    /// When the full pass waiting was first due (see `take`).
+    full_asked: Option<Instant>,
     pending: Pending,
     retry: Retry,
     src_id: Option<Id>,
@@ -302,6 +307,7 @@ impl Core {
             watching: false,
             held: None,
             allow_mass: false,
+            full_asked: None,
             pending: Pending::new(Quirks::default()),
             retry: Retry::default(),
             src_id: None,
@@ -396,7 +402,7 @@ impl Core {
 
     /// Asks for a full pass (a drift check gives way to any other reason).
     fn want_full(&mut self, why: Why) {
-        if self.full_why.is_none() || self.full_why == Some(Why::Drift) {
+        if matches!(self.full_why, None | Some(Why::Drift | Why::Links)) {
             self.full_why = Some(why);
         }
         self.pending.want_full();
@@ -683,7 +689,22 @@ impl Core {
 
     /// Takes what is due: a full pass, or a batch.
     fn take(&mut self, now: Instant) {
-        if self.pending.take_full(now) {
+        // A full pass the pair asks for itself (the drift check, a link's
+        // other names) comes after the changes heard: taken in the middle
+        // of a burst, it would take over the deletions heard (a full pass
+        // drops what it covers) and meet SRC half-changed, where the
+        // mass-deletion guard may hold what the user deleted on purpose.
+        // Not for ever: changes that never pause (a program writing file
+        // after file) would keep it off.
+        let asked = self
+            .pending
+            .wants_full()
+            .then(|| *self.full_asked.get_or_insert(now));
+        let after_changes = matches!(self.full_why, Some(Why::Drift | Why::Links))
+            && self.pending.changes_coming()
+            && asked.is_some_and(|t| now < t + FULL_WAITS_AT_MOST);
+        if !after_changes && self.pending.take_full(now) {
+            self.full_asked = None;
             let why = self.full_why.take().unwrap_or(Why::Start);
             self.full_running = Some((why, now));
             self.status_state(State::Busy { pending: 0 }, now, true);
@@ -1352,6 +1373,44 @@ mod tests {
                     (62, Input::Tick, &["Sync"]),
                     (62, Input::Synced, &["Verify('d')"]),
                     (63, verified(), &["Status(idle)"]),
+                ],
+            ),
+        );
+    }
+
+    /// Mix seed 1000 (3,000 operations, hard links): a link's full pass,
+    /// taken in the middle of the burst, dropped the deletions heard and
+    /// found most of DST gone from SRC: the guard held them, an error.
+    #[test]
+    fn a_full_pass_for_links_waits_for_the_changes_heard() {
+        let links = Input::Applied {
+            pass: Pass::Batch,
+            result: Ok(Applied {
+                links_unknown: true,
+                ..Applied::default()
+            }),
+        };
+        run(
+            "links",
+            no_drift(),
+            with(
+                started(),
+                vec![
+                    (10, hint(Hint::Closed("d/b".into())), &[]),
+                    (10, Input::Tick, &["Sync"]),
+                    (10, Input::Synced, &["Apply(d/b)"]),
+                    (11, hint(Hint::Removed("e".into(), true)), &[]),
+                    (11, links, &["Status(busy)"]),
+                    (11, Input::Tick, &["Sync"]),
+                    // The deletion heard is applied first, once settled...
+                    (11, Input::Synced, &[]),
+                    (200, Input::Tick, &["Sync"]),
+                    (200, Input::Synced, &["Apply(e/**)"]),
+                    (201, ok(&[""]), &[]),
+                    (201, Input::Tick, &["Sync"]),
+                    // ...then the pass.
+                    (201, Input::Synced, &["Status(busy)", "Reconcile"]),
+                    (202, full(None), &["Prune", "Status(idle)"]),
                 ],
             ),
         );

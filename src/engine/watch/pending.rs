@@ -165,6 +165,15 @@ impl Pending {
         self.full = true;
     }
 
+    /// Whether changes heard are waiting for a batch (not files left to
+    /// their writers, which may write on for hours).
+    pub fn changes_coming(&self) -> bool {
+        !self.renames.is_empty()
+            || !self.unpaired.is_empty()
+            || !self.later.is_empty()
+            || self.items.keys().any(|p| !self.busy.contains_key(p))
+    }
+
     /// Whether a full reconcile is asked for.
     pub fn wants_full(&self) -> bool {
         self.full
