@@ -713,9 +713,33 @@ fn a_drive_gives_back_everything(w: &World, drive: &FuseDrive) {
         "told once: {}",
         first.stderr
     );
+    // Nor anything in `.mirrortray/`: the record, its files, the versions.
+    let own = || {
+        let names = |p: &str| -> Vec<String> {
+            let mut v: Vec<String> = std::fs::read_dir(dst.join(p))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        let record = std::fs::metadata(dst.join(".mirrortray/record.json")).unwrap();
+        (
+            names(".mirrortray/versions"),
+            names(".mirrortray/aside"),
+            record.modified().unwrap(),
+            record.ino(),
+        )
+    };
+    let settled = own();
     for _ in 0..2 {
         nothing_to_do_into(w, &dst);
     }
+    assert_eq!(
+        own(),
+        settled,
+        "a pass with no change in SRC changed .mirrortray/"
+    );
     w.run(["verify", args[0], args[1]]).ok().stdout_has("same");
     let back = restore_at(w, &dst, "now", "restored");
     assert_mirrored(&w.src, &back);
@@ -893,5 +917,61 @@ fn the_watcher_keeps_the_record_of_an_exfat_drive_in_step() {
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", said());
     let back = restore_at(&w, &dst, "now", "restored");
     assert_mirrored(&w.src, &back);
+    drop(drive);
+}
+
+/// A record that cannot be read (a torn write by another tool, a disk
+/// error) is said and made again by the next pass: the backup is then as
+/// exact as before, and a restore gives SRC back.
+#[test]
+fn a_record_that_cannot_be_read_is_made_again() {
+    let w = World::new();
+    let Some(drive) = fuse_drive(&w, "exfat", &["mkfs.exfat"], "mount.exfat-fuse") else {
+        return;
+    };
+    exact_tree(&w);
+    let dst = drive.dir.join("Backups/src");
+    let args = [w.src.to_str().unwrap(), dst.to_str().unwrap()];
+    w.run(["sync", args[0], args[1]]).ok();
+    std::fs::write(dst.join(".mirrortray/record.json"), "{\"format\":1,\"entr").unwrap();
+    w.run(["sync", args[0], args[1]])
+        .ok()
+        .stdout_has("failed 0")
+        .stderr_has("cannot read the record of what the backup drive cannot hold");
+    nothing_to_do_into(&w, &dst);
+    w.run(["verify", args[0], args[1]]).ok().stdout_has("same");
+    let back = restore_at(&w, &dst, "now", "restored");
+    assert_mirrored(&w.src, &back);
+    drop(drive);
+}
+
+/// Deletions the mass-deletion guard holds keep what the record says of
+/// the held entries: a restore of the backup as it stands gives them back
+/// with their permissions and times to the nanosecond.
+#[test]
+fn deletions_held_by_the_guard_keep_their_record() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = World::new();
+    let Some(drive) = fuse_drive(&w, "exfat", &["mkfs.exfat"], "mount.exfat-fuse") else {
+        return;
+    };
+    for i in 0..150 {
+        let f = w.write(&format!("f{i:03}.txt"), format!("file {i}"));
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    set_fine_times(&w.src, 0);
+    let then = snapshot(&w.src);
+    let dst = drive.dir.join("Backups/src");
+    let args = [w.src.to_str().unwrap(), dst.to_str().unwrap()];
+    w.run(["sync", args[0], args[1]]).ok();
+    for i in 0..120 {
+        std::fs::remove_file(w.src.join(format!("f{i:03}.txt"))).unwrap();
+    }
+    w.run(["sync", args[0], args[1]])
+        .code(1)
+        .stderr_has("--allow-mass-delete");
+    let back = restore_at(&w, &dst, "now", "restored");
+    let d = crate::support::tree::diff(&then, &snapshot(&back));
+    assert!(d.is_empty(), "{}", d.join("\n"));
     drop(drive);
 }

@@ -7,9 +7,10 @@
 //! `: * ? " < > | \`, and cannot tell `Report` from `report`. Comparing what
 //! such a drive cannot hold would make every file look changed on every pass
 //! (copied again, a version kept each time) and a symlink fail forever. So a
-//! pair compares only what its drive keeps, and what it cannot hold at all
-//! (a symlink, a refused name, the second of two names that differ only in
-//! case) is not mirrored, and said so: a note, never an error.
+//! pair compares only what its drive keeps; what it cannot hold (modes,
+//! fine or early times, and at all: a symlink, a refused name, the second of
+//! two names that differ only in case) is written down beside it instead
+//! (see `record`), and said once: a note, never an error.
 //!
 //! What was learned is recorded in `.mirrortray/limits` (see [`Keeps::record`])
 //! so that `verify`, which writes nothing, compares the same way.

@@ -178,17 +178,22 @@ impl Mirror {
             );
         }
         let record = match &store {
-            Some(s) => {
-                let r = s.read_record();
-                if let Err(e) = s.clean_aside(&r) {
-                    log::warn!(
-                        "{}: cannot clean mirrortray's own aside folder: {}",
-                        show(&roots.dst),
-                        reason(&e)
-                    );
+            // Bytes the record does not name are from a run that stopped
+            // before it saved it; with a record that cannot be read, all
+            // are kept (the pass that follows copies them anew).
+            Some(s) => match s.read_record() {
+                Some(r) => {
+                    if let Err(e) = s.clean_aside(&r) {
+                        log::warn!(
+                            "{}: cannot clean mirrortray's own aside folder: {}",
+                            show(&roots.dst),
+                            reason(&e)
+                        );
+                    }
+                    r
                 }
-                r
-            }
+                None => super::record::Record::starting_at(s.next_free_blob()),
+            },
             None => Default::default(),
         };
         let m = Mirror {
@@ -341,6 +346,8 @@ impl Mirror {
         let ctx = self.ctx(ctl, &collector, &stats, &none);
         // The walk meets every name: what was seen before is not needed.
         self.names.clear();
+        // What the record said of entries whose deletion the guard may hold.
+        let record_before = self.record.lock().ok().map(|r| r.clone());
         ctx.sync_tree(&src, self.dst.as_ref(), &src_meta);
         let linked_into: BTreeSet<PathBuf> = ctx.link_pending(&src).into_iter().collect();
         if let Some(dst) = self.dst.as_ref() {
@@ -368,6 +375,17 @@ impl Mirror {
             {
                 sink.event(Event::MassDeleteHeld { count, total });
                 held = Some((count, total));
+                // The entries stay in DST: so does what the record adds to
+                // them (modes, fine times).
+                if let (Some(before), Ok(mut r)) = (&record_before, self.record.lock()) {
+                    for x in &extras {
+                        for (p, e) in before.tree(&x.rel) {
+                            if !e.aside && r.get(&p).is_none() {
+                                r.set(&p, e.clone());
+                            }
+                        }
+                    }
+                }
             } else if let Some(d) = dst_root {
                 ctx.remove_extras(&src, d, extras);
             }

@@ -351,6 +351,15 @@ impl Record {
         serde_json::to_vec(&f).unwrap_or_default()
     }
 
+    /// An empty record whose blobs are numbered from `next` on (so that no
+    /// number of a record that could not be read is used again).
+    pub fn starting_at(next: u64) -> Record {
+        Record {
+            next_blob: next,
+            ..Record::default()
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

@@ -372,18 +372,33 @@ impl Store {
     }
 
     /// The record of what the drive cannot hold (empty when there is none
-    /// yet; one that cannot be read is said and started again).
-    pub fn read_record(&self) -> Record {
+    /// yet). `None` when it cannot be read: said, and the caller starts
+    /// it again.
+    pub fn read_record(&self) -> Option<Record> {
         match read_record(&self.root) {
-            Ok(r) => r,
+            Ok(r) => Some(r),
             Err(e) => {
                 log::warn!(
                     "{}: cannot read the record of what the backup drive cannot hold ({e}); making it again",
                     show(&self.dst_path.join(RESERVED).join(RECORD_FILE))
                 );
-                Record::default()
+                None
             }
         }
+    }
+
+    /// The number after the highest blob in `aside/` (0 when none).
+    pub fn next_free_blob(&self) -> u64 {
+        self.aside
+            .list()
+            .map(|l| {
+                l.iter()
+                    .filter_map(|e| e.name.to_str()?.parse::<u64>().ok())
+                    .map(|n| n + 1)
+                    .max()
+                    .unwrap_or(0)
+            })
+            .unwrap_or(0)
     }
 
     /// Writes the record, atomically.

@@ -12,8 +12,11 @@
 //!   one file in DST, and the other way round); folders' own mode, mtime
 //!   and attributes count too (not the roots'). On a drive that cannot hold
 //!   some of these (exFAT, NTFS: `keeps`, as the last backup recorded in
-//!   `.mirrortray/limits`), only what it holds is compared, and what it
-//!   cannot hold at all is [`Skipped`]. With `checksum`,
+//!   `.mirrortray/limits`), what it holds is compared within its limits,
+//!   and the rest against what `.mirrortray/record.json` says (see
+//!   `record`): a mode, a fine time, a symlink, a refused name and its
+//!   bytes. Without recorded limits (a backup older than them), what the
+//!   drive cannot hold at all is [`Skipped`]. With `checksum`,
 //!   the bytes of files whose size and mtime match are compared as well
 //!   (streamed in chunks, never a whole file in memory).
 //! - Not differences: ignored paths (the pair's filter), DST's reserved
@@ -294,7 +297,8 @@ struct Walk<'a> {
     /// What `sync` or `watch` learned DST's file system keeps, if recorded.
     limits: Option<Keeps>,
     /// What the drive cannot hold, as the last backup recorded it (`None`:
-    /// no record, from before there was one: such entries are skipped).
+    /// no limits recorded either, a backup older than both: such entries
+    /// are skipped).
     record: Option<Record>,
     /// The record's aside entries SRC was found to hold.
     aside_seen: HashSet<PathBuf>,
