@@ -30,17 +30,10 @@ pub fn run(g: &Global, args: &PairArgs, allow_mass_delete: bool) -> ExitCode {
         create_dst: args.src.is_some(),
         live: true,
     };
-    let mut starts = Vec::new();
-    for spec in &specs {
-        match Mirror::open(spec, &opts) {
-            Ok(m) => starts.push(Start::Opened(Box::new(m))),
-            Err(e) => {
-                super::fail(e);
-                return ExitCode::Error;
-            }
-        }
-    }
-    // Signals are turned into a Quit for every worker.
+    // Signals are turned into a Quit for every worker. Listened for before
+    // the pairs are opened: opening writes (the probe of what the backup
+    // drive keeps), and a SIGTERM then would kill the process mid-write;
+    // one that comes early is kept until the workers run.
     let signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
@@ -52,6 +45,16 @@ pub fn run(g: &Global, args: &PairArgs, allow_mass_delete: bool) -> ExitCode {
             return ExitCode::Error;
         }
     };
+    let mut starts = Vec::new();
+    for spec in &specs {
+        match Mirror::open(spec, &opts) {
+            Ok(m) => starts.push(Start::Opened(Box::new(m))),
+            Err(e) => {
+                super::fail(e);
+                return ExitCode::Error;
+            }
+        }
+    }
     let (tx, rx) = unbounded();
     let sup = Supervisor::start(starts, opts, timings, tx);
     let handle = sup.handle();
