@@ -811,6 +811,21 @@ fn an_exfat_backup_drive_gives_back_everything_exactly() {
         .ok()
         .stdout_has("1 version kept")
         .stdout_has("modified");
+    // `--json` names the file that holds that version's bytes.
+    let listed = w.run(["versions", "--json", a_b.to_str().unwrap()]);
+    listed.ok();
+    let stored = listed
+        .stdout
+        .split("\"stored\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no stored path in\n{}", listed.stdout))
+        .to_string();
+    assert_eq!(
+        std::fs::read_to_string(&stored).unwrap(),
+        "colon",
+        "{stored}"
+    );
     let out = w.path("a-b-before");
     std::fs::create_dir_all(&out).unwrap();
     w.run([

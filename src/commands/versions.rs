@@ -582,7 +582,9 @@ fn listing_json(
         if i > 0 {
             o.push(',');
         }
-        let stored = history.versions_path().join(&v.stamp.name).join(&v.rel);
+        let stored = v.stored.as_ref().map_or("null".into(), |s| {
+            js(&show(&history.versions_path().join(&v.stamp.name).join(s)))
+        });
         let _ = write!(
             o,
             "{{\"time\":{},\"stamp\":{},\"local_time\":{},\"path\":{},\"kind\":{},\"size\":{},\"files\":{},\"mtime\":{},\"mode\":{},\"reason\":{},\"with_folder\":{},\"stored\":{}}}",
@@ -599,7 +601,7 @@ fn listing_json(
             v.with_folder
                 .as_ref()
                 .map_or("null".into(), |f| js(&show(f))),
-            js(&show(&stored)),
+            stored,
         );
     }
     o.push_str("]}");

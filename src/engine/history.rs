@@ -104,6 +104,9 @@ pub struct Version {
     pub reason: Option<VersionReason>,
     /// Kept as part of this folder, which was versioned as a whole.
     pub with_folder: Option<PathBuf>,
+    /// Where its bytes are, in its time folder (`None`: in no file; a
+    /// symlink the drive cannot hold has its target in the record's log).
+    pub stored: Option<PathBuf>,
 }
 
 /// One line of `versions.log`: see [`History::logged`].
@@ -579,6 +582,7 @@ impl History {
                     files,
                     reason,
                     with_folder,
+                    stored: Some(f.rel.clone()),
                 });
             }
         }
@@ -610,6 +614,11 @@ impl History {
                             files: 1,
                             reason: k.reason.as_deref().and_then(VersionReason::parse),
                             with_folder: None,
+                            stored: k.entry.blob.map(|b| {
+                                Path::new(RESERVED)
+                                    .join(super::record::ASIDE_DIR)
+                                    .join(b.to_string())
+                            }),
                         })
                     })
             })
