@@ -400,7 +400,8 @@ impl Core {
         d
     }
 
-    /// Asks for a full pass (a drift check gives way to any other reason).
+    /// Asks for a full pass (a drift check or a link's search gives way to
+    /// any other reason).
     fn want_full(&mut self, why: Why) {
         if matches!(self.full_why, None | Some(Why::Drift | Why::Links)) {
             self.full_why = Some(why);
