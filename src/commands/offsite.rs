@@ -8,7 +8,7 @@
 //! unreachable, ...), each failure one sentence naming the repository and
 //! the reason.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use indicatif::HumanBytes;
 
@@ -235,26 +235,10 @@ fn cache_dir() -> Option<PathBuf> {
     paths::cache_dir().map(|d| d.join("offsite"))
 }
 
-/// `.` and `..` folded without touching the disk (the backup drive may be
-/// gone: that is when an offsite copy is needed).
-fn fold(p: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop();
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// The configured pair PATH is in (its source or backup folder, as written
 /// or resolved), and PATH relative to it.
 fn locate<'a>(cfg: &'a Config, path: &Path) -> Option<(usize, &'a PairConfig, PathBuf)> {
-    let abs = fold(&std::path::absolute(path).ok()?);
+    let abs = mirrortray::engine::paths::fold_dots(&std::path::absolute(path).ok()?);
     let mut candidates = vec![abs.clone()];
     if let Some(parent) = abs.parent()
         && let Ok(real) = std::fs::canonicalize(parent)
@@ -317,7 +301,9 @@ fn try_restore(g: &Global, path: &Path, at: Option<&str>, to: &Path) -> Result<(
             show(&config_path)
         ));
     };
-    let to = fold(&std::path::absolute(to).map_err(|e| format!("{}: {e}", show(to)))?);
+    let to = mirrortray::engine::paths::fold_dots(
+        &std::path::absolute(to).map_err(|e| format!("{}: {e}", show(to)))?,
+    );
     for root in [
         Some(pair.dst.clone()),
         std::fs::canonicalize(&pair.dst).ok(),

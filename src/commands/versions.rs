@@ -11,7 +11,7 @@
 //! pair. It need not exist any more.
 
 use std::fmt::Write as _;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use indicatif::HumanBytes;
 use jiff::Timestamp;
@@ -54,21 +54,6 @@ fn join(root: &Path, rel: &Path) -> PathBuf {
     } else {
         root.join(rel)
     }
-}
-
-/// `.` and `..` folded without touching the disk.
-fn normalize(p: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop();
-            }
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// The path with its folders resolved through symlinks where they exist
@@ -136,7 +121,7 @@ pub fn locate(g: &Global, path: &Path) -> Result<Located, String> {
         }
     };
     let abs = std::path::absolute(path)
-        .map(|p| normalize(&p))
+        .map(|p| mirrortray::engine::paths::fold_dots(&p))
         .map_err(|e| format!("{}: {}", show(path), e))?;
     let mut candidates = vec![abs.clone()];
     if let Some(r) = resolved(&abs)

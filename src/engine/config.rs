@@ -831,19 +831,7 @@ pub fn add_pair(
 fn comparable(p: &Path) -> PathBuf {
     match paths::resolve_dst(p) {
         Ok(real) => real,
-        Err(_) => {
-            let mut out = PathBuf::new();
-            for c in p.components() {
-                match c {
-                    std::path::Component::CurDir => {}
-                    std::path::Component::ParentDir => {
-                        out.pop();
-                    }
-                    c => out.push(c),
-                }
-            }
-            out
-        }
+        Err(_) => paths::fold_dots(p),
     }
 }
 

@@ -253,3 +253,19 @@ pub fn foreign_entries(dst: &Path) -> usize {
     }
     names.len()
 }
+
+/// `.` and `..` folded without touching the disk (the path may name a
+/// drive that is gone).
+pub fn fold_dots(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
