@@ -704,17 +704,17 @@ type Stamp = (
 fn stamps(root: &Path) -> BTreeMap<PathBuf, Stamp> {
     use std::os::unix::fs::MetadataExt;
     let mut out = BTreeMap::new();
+    // DST's versions grow every round: not walked, so a poll costs the
+    // same in the last round as in the first.
     for e in walkdir::WalkDir::new(root)
         .min_depth(1)
         .into_iter()
+        .filter_entry(|e| e.depth() != 1 || e.file_name() != ".mirrortray")
         .flatten()
     {
         let Ok(rel) = e.path().strip_prefix(root) else {
             continue;
         };
-        if rel.starts_with(".mirrortray") {
-            continue;
-        }
         let Ok(m) = fs::symlink_metadata(e.path()) else {
             continue;
         };
@@ -748,9 +748,12 @@ fn stamps(root: &Path) -> BTreeMap<PathBuf, Stamp> {
     out
 }
 
-/// Equal trees: stamps first (polled), then every byte.
-fn converged_now(src: &Path, dst: &Path) -> bool {
-    stamps(src) == stamps(dst) && mix_diff(src, dst).is_empty()
+/// When the trees were seen equal: the moment their stamps matched,
+/// confirmed by then comparing every byte. Reading the bytes takes longer
+/// than the watcher's last copies, so it is not counted as the watcher's time.
+fn converged_now(src: &Path, dst: &Path) -> Option<Instant> {
+    let seen = (stamps(src) == stamps(dst)).then(Instant::now)?;
+    mix_diff(src, dst).is_empty().then_some(seen)
 }
 
 fn hash(b: &[u8]) -> u64 {
@@ -898,11 +901,13 @@ pub fn mix_seed_with(seed: u64, rounds: usize, ops: usize, attrs: bool) -> MixRu
             jiff::Timestamp::now()
         ));
         let t = Instant::now();
+        let mut seen = None;
         let ok = wait_for(CONVERGE, || {
             if let Ok(Some(st)) = child.try_wait() {
                 panic!("the watcher exited ({st})\n{}", tail(&read_log(), 40));
             }
-            converged_now(&w.src, &w.dst)
+            seen = converged_now(&w.src, &w.dst);
+            seen.is_some()
         });
         if !ok {
             let d = mix_diff(&w.src, &w.dst);
@@ -913,7 +918,7 @@ pub fn mix_seed_with(seed: u64, rounds: usize, ops: usize, attrs: bool) -> MixRu
             ));
             break;
         }
-        run.converged.push(t.elapsed());
+        run.converged.push(seen.map_or(t.elapsed(), |s| s - t));
         // Safety rule 3: what DST held at the last round is in DST or kept
         // as a version at a path that content had.
         let now = dst_contents(&w.dst);

@@ -662,6 +662,11 @@ impl Core {
     /// but not of those a pending change is about to touch again. Returns
     /// whether a pass was asked for.
     fn verify(&mut self) -> bool {
+        // Asked after every sync: what is pending can be thousands of
+        // paths in a burst, and nothing needs them when nothing waits.
+        if self.to_verify.is_empty() {
+            return false;
+        }
         let unsettled = self.pending.unsettled_folders();
         let folders: Vec<PathBuf> = std::mem::take(&mut self.to_verify)
             .into_iter()
