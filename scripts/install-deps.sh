@@ -65,6 +65,7 @@ TEST_PKGS=(
 	rclone                     # rclone serve restic: a REST server for the offsite tests
 	openssh-server             # sshd on a loopback port: an SFTP server for the offsite tests
 	openssh-client             # ssh, ssh-keygen: restic's own SFTP, the test's keys
+	sshfs                      # a backup folder on a NAS: sshfs against that sshd
 )
 
 BENCH_PKGS=(

@@ -260,16 +260,15 @@ impl Mix<'_> {
     fn mkdir_p(&mut self, p: &Path) {
         if let Some(parent) = p.parent()
             && !parent.as_os_str().is_empty()
+            && let Err(e) = fs::create_dir_all(self.abs(parent))
         {
-            if let Err(e) = fs::create_dir_all(self.abs(parent)) {
-                let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/mix-failures");
-                let ops = dir.join(format!("seed-{}-ops.txt", self.seed));
-                let _ = fs::create_dir_all(&dir).and_then(|_| fs::write(&ops, self.log.join("\n")));
-                panic!(
-                    "mkdir -p {parent:?}: {e}: the model and SRC differ (operations in {})",
-                    ops.display()
-                );
-            }
+            let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/mix-failures");
+            let ops = dir.join(format!("seed-{}-ops.txt", self.seed));
+            let _ = fs::create_dir_all(&dir).and_then(|_| fs::write(&ops, self.log.join("\n")));
+            panic!(
+                "mkdir -p {parent:?}: {e}: the model and SRC differ (operations in {})",
+                ops.display()
+            );
         }
         self.m.add_parents(p);
     }

@@ -20,30 +20,10 @@ use std::time::Duration;
 
 use filetime::FileTime;
 
+use crate::support::sshd::SshServer;
 use crate::support::*;
 
 const PASSWORD: &str = "correct horse battery staple";
-
-/// Whether `tool` is on PATH.
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool} >/dev/null")])
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// restic and what else a test needs, or it is skipped (failed in CI).
-fn tools(needed: &[&str]) -> bool {
-    for t in needed {
-        if !have(t) {
-            skip(&format!(
-                "{t} is not installed (scripts/install-deps.sh --test installs it)"
-            ));
-            return false;
-        }
-    }
-    true
-}
 
 fn set_mtime(p: &Path, sec: i64, nsec: u32) {
     let t = FileTime::from_unix_time(sec, nsec);
@@ -452,129 +432,6 @@ fn offsite_config_never_holds_the_password() {
     w.run(["offsite", "push"])
         .code(2)
         .stderr_has("password_file");
-}
-
-/// An OpenSSH server on a free port of 127.0.0.1, for the current user,
-/// with a key made for it in a temp folder; stopped on drop.
-struct SshServer {
-    child: Child,
-    port: u16,
-    user: String,
-    key: PathBuf,
-    known_hosts: PathBuf,
-}
-
-impl SshServer {
-    fn start(dir: &Path) -> SshServer {
-        fs::create_dir_all(dir).unwrap();
-        let keygen = |name: &str| {
-            let st = Command::new("ssh-keygen")
-                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-                .arg(dir.join(name))
-                .stdin(Stdio::null())
-                .status()
-                .unwrap();
-            assert!(st.success(), "ssh-keygen failed");
-        };
-        keygen("host_key");
-        keygen("user_key");
-        fs::copy(dir.join("user_key.pub"), dir.join("authorized_keys")).unwrap();
-        let user = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout)
-            .unwrap()
-            .trim()
-            .to_string();
-        if is_root() {
-            // sshd's privilege separation needs its empty folder.
-            fs::create_dir_all("/run/sshd").unwrap();
-        }
-        for _ in 0..5 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let config = dir.join("sshd_config");
-            fs::write(
-                &config,
-                format!(
-                    "ListenAddress 127.0.0.1\nPort {port}\nHostKey {}\nAuthorizedKeysFile {}\nStrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nSubsystem sftp internal-sftp\nPidFile none\n",
-                    dir.join("host_key").display(),
-                    dir.join("authorized_keys").display()
-                ),
-            )
-            .unwrap();
-            let mut child = Command::new("/usr/sbin/sshd")
-                .args(["-D", "-e", "-f"])
-                .arg(&config)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            let up = wait_for(Duration::from_secs(30), || {
-                matches!(child.try_wait(), Ok(Some(_)))
-                    || TcpStream::connect(("127.0.0.1", port)).is_ok()
-            });
-            if up && child.try_wait().unwrap().is_none() {
-                let host_key = fs::read_to_string(dir.join("host_key.pub")).unwrap();
-                let mut parts = host_key.split_whitespace();
-                let line = format!(
-                    "[127.0.0.1]:{port} {} {}\n",
-                    parts.next().unwrap(),
-                    parts.next().unwrap()
-                );
-                let known_hosts = dir.join("known_hosts");
-                fs::write(&known_hosts, line).unwrap();
-                return SshServer {
-                    child,
-                    port,
-                    user,
-                    key: dir.join("user_key"),
-                    known_hosts,
-                };
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        panic!("sshd did not start");
-    }
-
-    /// The repository at `path` on this server, through rclone's SFTP
-    /// (the host key checked against the known one).
-    fn rclone_url(&self, path: &Path) -> String {
-        format!(
-            "rclone::sftp,host=127.0.0.1,port={},user={},key_file={},known_hosts_file={}:{}",
-            self.port,
-            self.user,
-            self.key.display(),
-            self.known_hosts.display(),
-            path.display()
-        )
-    }
-
-    /// restic's own SFTP: its URL and options.
-    fn restic_sftp(&self, path: &Path) -> (Vec<String>, String) {
-        (
-            vec![
-                "-o".into(),
-                format!(
-                    "sftp.command=ssh -i {} -p {} -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes -o BatchMode=yes {}@127.0.0.1 -s sftp",
-                    self.key.display(),
-                    self.port,
-                    self.known_hosts.display(),
-                    self.user
-                ),
-            ],
-            format!("sftp:{}@127.0.0.1:{}", self.user, path.display()),
-        )
-    }
-}
-
-impl Drop for SshServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

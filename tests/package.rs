@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use crate::support::{bin, in_ci, skip};
+use crate::support::{bin, have, in_ci, skip};
 
 /// Runs `cmd`; its success and everything it printed.
 fn run(cmd: &mut Command) -> (bool, String) {
@@ -24,10 +24,6 @@ fn run(cmd: &mut Command) -> (bool, String) {
         ),
         Err(e) => (false, format!("cannot run {cmd:?}: {e}")),
     }
-}
-
-fn have(tool: &str) -> bool {
-    run(Command::new("sh").args(["-c", &format!("command -v {tool}")])).0
 }
 
 /// The package, built once for all tests here: its path, or why not.

@@ -10,6 +10,7 @@ mod cli_verify;
 mod deep;
 mod fidelity;
 mod mix;
+mod nas;
 mod offsite;
 mod package;
 mod page;

@@ -267,6 +267,30 @@ impl Store {
         Ok(())
     }
 
+    /// Whether the symlink `link` (to a name that does not exist) takes
+    /// times of its own. Over SFTP (sshfs) setting a link's times follows
+    /// it: that fails, or worse, touches whatever the target names on the
+    /// server. Such a drive is one without symlinks: they are recorded,
+    /// never made there.
+    fn link_times_hold(&self, link: &OsStr) -> bool {
+        let t = super::fsops::Time {
+            sec: 1_000_000_000,
+            nsec: 0,
+        };
+        match self.tmp.set_times(link, t, t) {
+            Ok(()) => self
+                .tmp
+                .stat_opt(link)
+                .ok()
+                .flatten()
+                .is_some_and(|m| m.kind == Kind::Symlink && m.mtime.sec == t.sec),
+            Err(e) => {
+                log::debug!("a symlink's own times cannot be set on the backup drive: {e}");
+                false
+            }
+        }
+    }
+
     /// What DST's file system keeps, learned in `tmp/` (see `keeps`): an
     /// odd second with nanoseconds set and read back gives the time
     /// precision; the furthest future and past set and read back give the
@@ -314,7 +338,14 @@ impl Store {
         drop(file);
         let mut keeps = r?;
         let link = self.temp_name();
-        keeps.hardlinks = self.tmp.link_to(&name, &self.tmp, &link).is_ok();
+        // Made, and seen as one file: sshfs makes the link on the server
+        // but gives each name its own inode number, so the two names
+        // could never be told to be one.
+        keeps.hardlinks = self.tmp.link_to(&name, &self.tmp, &link).is_ok()
+            && match (self.tmp.stat_opt(&name), self.tmp.stat_opt(&link)) {
+                (Ok(Some(a)), Ok(Some(b))) => a.ino == b.ino && a.nlink > 1,
+                _ => false,
+            };
         self.discard(&link);
         // Other case: the same entry on a case-blind drive.
         let upper = OsString::from(name.to_string_lossy().to_uppercase());
@@ -323,7 +354,7 @@ impl Store {
         self.discard(&name);
         let link = self.temp_name();
         keeps.symlinks = match self.tmp.symlink(OsStr::new("probe"), &link) {
-            Ok(()) => true,
+            Ok(()) => self.link_times_hold(&link),
             Err(e) => ![
                 Errno::NOSYS,
                 Errno::PERM,

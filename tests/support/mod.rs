@@ -7,6 +7,7 @@
 pub mod browser;
 pub mod desktop;
 pub mod rng;
+pub mod sshd;
 pub mod tree;
 
 use std::ffi::OsStr;
@@ -322,6 +323,27 @@ pub fn skip(why: &str) {
         panic!("cannot run in CI: {why}");
     }
     eprintln!("SKIPPED: {why}");
+}
+
+/// Whether `tool` is on PATH.
+pub fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool} >/dev/null")])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The tools a test needs, or it is skipped (failed in CI).
+pub fn tools(needed: &[&str]) -> bool {
+    for t in needed {
+        if !have(t) {
+            skip(&format!(
+                "{t} is not installed (scripts/install-deps.sh --test installs it)"
+            ));
+            return false;
+        }
+    }
+    true
 }
 
 /// A file that nobody can open while this lives: a write lease (fcntl
