@@ -729,6 +729,7 @@ fn a_drive_gives_back_everything(w: &World, drive: &FuseDrive) {
             names(".mirrortray/aside"),
             record.modified().unwrap(),
             record.ino(),
+            std::fs::read(dst.join(".mirrortray/record.log")).ok(),
         )
     };
     let settled = own();
@@ -761,6 +762,7 @@ fn a_drive_gives_back_everything(w: &World, drive: &FuseDrive) {
     std::fs::remove_file(w.src.join("docs/b.txt")).unwrap();
     std::fs::write(w.src.join("c:d/inner.txt"), "inside, edited").unwrap();
     set_fine_times(&w.src, 1000);
+    let snapshot_before = std::fs::read(dst.join(".mirrortray/record.json")).unwrap();
     let v = w.run(["verify", args[0], args[1]]);
     v.code(1);
     for changed in ["secret.txt", "link", "a:b", "docs/b.txt", "c:d/inner.txt"] {
@@ -769,6 +771,14 @@ fn a_drive_gives_back_everything(w: &World, drive: &FuseDrive) {
     w.run(["sync", args[0], args[1]])
         .ok()
         .stdout_has("failed 0");
+    // The pass appended what it changed to the record's log; the snapshot
+    // was not written again.
+    assert_eq!(
+        std::fs::read(dst.join(".mirrortray/record.json")).unwrap(),
+        snapshot_before
+    );
+    let log = std::fs::read_to_string(dst.join(".mirrortray/record.log")).unwrap();
+    assert_eq!(log.lines().count(), 1, "{log}");
     nothing_to_do_into(w, &dst);
     w.run(["verify", args[0], args[1]]).ok().stdout_has("same");
     let back = restore_at(w, &dst, "now", "restored-after");
@@ -956,6 +966,27 @@ fn a_record_that_cannot_be_read_is_made_again() {
     nothing_to_do_into(&w, &dst);
     w.run(["verify", args[0], args[1]]).ok().stdout_has("same");
     let back = restore_at(&w, &dst, "now", "restored");
+    assert_mirrored(&w.src, &back);
+
+    // A change, then a crash that tore the log's next line: the line is
+    // left out (not an error), and the next pass writes a snapshot rather
+    // than append after it.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        w.src.join("secret.txt"),
+        std::fs::Permissions::from_mode(0o604),
+    )
+    .unwrap();
+    w.run(["sync", args[0], args[1]]).ok();
+    let log = dst.join(".mirrortray/record.log");
+    let mut torn = std::fs::read(&log).unwrap();
+    torn.extend_from_slice(b"{\"next_blob\":9,\"se");
+    std::fs::write(&log, torn).unwrap();
+    w.run(["verify", args[0], args[1]]).ok().stdout_has("same");
+    nothing_to_do_into(&w, &dst);
+    assert!(!log.exists(), "the torn log was folded into a snapshot");
+    w.run(["verify", args[0], args[1]]).ok().stdout_has("same");
+    let back = restore_at(&w, &dst, "now", "restored-after-torn");
     assert_mirrored(&w.src, &back);
     drop(drive);
 }

@@ -957,26 +957,26 @@ impl Mirror {
 
     /// Writes the record of what the drive cannot hold, if it changed.
     fn save_record(&self) {
+        use super::record::Save;
         let Some(store) = &self.store else { return };
         let Ok(mut r) = self.record.lock() else {
             return;
         };
-        if !r.dirty() {
-            return;
-        }
-        match store.write_record(&r) {
-            Ok(()) => r.saved(),
-            Err(e) => log::warn!(
-                "{}: cannot write the record of what the backup drive cannot hold: {}",
-                show(
-                    &self
-                        .roots
-                        .dst
-                        .join(super::filter::RESERVED)
-                        .join(super::record::RECORD_FILE)
-                ),
-                reason(&e)
-            ),
+        let Some(save) = r.to_save() else { return };
+        let file = match save {
+            Save::Append(_) => super::record::RECORD_LOG,
+            Save::Snapshot(_) => super::record::RECORD_FILE,
+        };
+        match store.write_record(&save) {
+            Ok(()) => r.saved(&save),
+            Err(e) => {
+                r.save_failed();
+                log::warn!(
+                    "{}: cannot write the record of what the backup drive cannot hold: {}",
+                    show(&self.roots.dst.join(super::filter::RESERVED).join(file)),
+                    reason(&e)
+                )
+            }
         }
     }
 

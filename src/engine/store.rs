@@ -9,7 +9,8 @@
 //!   versions/     <UTC time>/<relative path>: what DST lost (see versions.rs)
 //!   versions.log  one line per kept version: time, reason, kind, path
 //!   thinned.log   one line per version thinning removed (see thinning.rs)
-//!   record.json   what the backup drive cannot hold (see record.rs)
+//!   record.json   what the backup drive cannot hold (see record.rs): snapshot
+//!   record.log    its changes since, one line per pass or batch
 //!   aside/        <number>: bytes of files the drive holds under no name
 //!   aside.log     one JSON line per such entry kept as a version
 //! ```
@@ -32,7 +33,7 @@ use super::fsops::{DirHandle, Kind};
 use super::history::History;
 use super::keeps::Keeps;
 use super::plan::TimeLimits;
-use super::record::{ASIDE_DIR, ASIDE_LOG, RECORD_FILE, Record};
+use super::record::{ASIDE_DIR, ASIDE_LOG, RECORD_FILE, RECORD_LOG, Record, Save};
 use super::thinning::{self, Candidate, Policy};
 use super::versions::{Pruned, THINNED_LOG, Thinned, Versions};
 
@@ -401,9 +402,20 @@ impl Store {
             .unwrap_or(0)
     }
 
-    /// Writes the record, atomically.
-    pub fn write_record(&self, r: &Record) -> io::Result<()> {
-        self.write_small(OsStr::new(RECORD_FILE), &r.to_json())
+    /// Writes what a save of the record asks for: a line appended to its
+    /// log (one write, so a crash tears at most that line), or a new
+    /// snapshot, atomically, after which the log it holds goes.
+    pub fn write_record(&self, s: &Save) -> io::Result<()> {
+        match s {
+            Save::Append(line) => open_append(&self.root, OsStr::new(RECORD_LOG))?.write_all(line),
+            Save::Snapshot(text) => {
+                self.write_small(OsStr::new(RECORD_FILE), text)?;
+                match self.root.unlink(OsStr::new(RECORD_LOG)) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+                    _ => Ok(()),
+                }
+            }
+        }
     }
 
     /// Appends lines to `aside.log`.
@@ -447,17 +459,28 @@ pub fn read_limits(root: &DirHandle) -> Option<Keeps> {
     Keeps::parse(&text)
 }
 
-/// Reads `.mirrortray/record.json` from a DST's `.mirrortray/` (`root`),
-/// without taking the lock (none yet: an empty record).
+/// Reads the record (`record.json` and `record.log`) from a DST's
+/// `.mirrortray/` (`root`), without taking the lock (none yet: an empty
+/// record). The log first: a writer that folds it into a new snapshot
+/// between the two reads leaves a snapshot that already holds it, on which
+/// replaying it changes nothing (see `record`).
 pub fn read_record(root: &DirHandle) -> Result<Record, String> {
-    let mut f = match root.open_read(OsStr::new(RECORD_FILE)) {
+    let log = read_opt(root, RECORD_LOG)?.unwrap_or_default();
+    let snapshot = read_opt(root, RECORD_FILE)?;
+    Record::read(snapshot.as_deref(), &log)
+}
+
+/// A small file of `.mirrortray/` (`None`: there is none).
+fn read_opt(root: &DirHandle, name: &str) -> Result<Option<Vec<u8>>, String> {
+    let mut f = match root.open_read(OsStr::new(name)) {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Record::default()),
-        Err(e) => return Err(reason(&e)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("{name}: {}", reason(&e))),
     };
     let mut buf = Vec::new();
-    f.read_to_end(&mut buf).map_err(|e| reason(&e))?;
-    Record::parse(&buf).map_err(|e| e.to_string())
+    f.read_to_end(&mut buf)
+        .map_err(|e| format!("{name}: {}", reason(&e)))?;
+    Ok(Some(buf))
 }
 
 /// Reads `.mirrortray/aside.log` (none: empty).
