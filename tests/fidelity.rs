@@ -178,6 +178,72 @@ fn extended_attributes_and_acls_are_kept_compared_and_followed() {
     nothing_to_do(&w);
 }
 
+/// Every entry's owner and group under `root` (itself left out), by path.
+fn owners(root: &Path) -> Vec<(String, u32, u32)> {
+    walkdir::WalkDir::new(root)
+        .min_depth(1)
+        .sort_by_file_name()
+        .into_iter()
+        .map(|e| {
+            let e = e.unwrap();
+            let m = e.path().symlink_metadata().unwrap();
+            let rel = e.path().strip_prefix(root).unwrap();
+            (rel.display().to_string(), m.uid(), m.gid())
+        })
+        .filter(|(rel, _, _)| !rel.starts_with(".mirrortray"))
+        .collect()
+}
+
+/// `chown -h UID:GID` on each of `paths` under `root`.
+fn chown(root: &Path, ids: &str, paths: &[&str]) {
+    for p in paths {
+        run("chown", &["-h", ids, root.join(p).to_str().unwrap()]);
+    }
+}
+
+/// Like `rsync -a` as root: owners and groups are kept, compared by
+/// `verify`, and a change of owner alone is mirrored without a copy or a
+/// version; a restore gives them back.
+#[test]
+fn owners_are_kept_as_root_compared_and_followed() {
+    if !is_root() {
+        return skip("only root gives files away");
+    }
+    let w = World::new();
+    w.write("theirs.txt", "someone else's");
+    w.write("mine.txt", "root's");
+    w.write("team/plan.txt", "plan");
+    std::os::unix::fs::symlink("plan.txt", w.src.join("team/link")).unwrap();
+    chown(
+        &w.src,
+        "1234:5678",
+        &["theirs.txt", "team", "team/plan.txt", "team/link"],
+    );
+    w.sync(&[]).ok();
+    assert_eq!(owners(&w.src), owners(&w.dst));
+    nothing_to_do(&w);
+    let args = [w.src.to_str().unwrap(), w.dst.to_str().unwrap()];
+    w.run(["verify", args[0], args[1]]).ok().stdout_has("same");
+
+    chown(&w.src, "4321:8765", &["theirs.txt", "team/link"]);
+    chown(&w.src, "0:5678", &["team"]);
+    let v = w.run(["verify", args[0], args[1]]);
+    v.code(1)
+        .stdout_has("theirs.txt: 4321:8765 in source, 1234:5678 in backup")
+        .stdout_has("team/link: 4321:8765 in source")
+        .stdout_has("team: 0:5678 in source");
+    w.sync(&[])
+        .ok()
+        .stdout_has("copied 0 files")
+        .stdout_has("versioned 0");
+    assert_eq!(owners(&w.src), owners(&w.dst));
+    assert!(w.all_version_contents().is_empty());
+    nothing_to_do(&w);
+    w.run(["verify", args[0], args[1]]).ok().stdout_has("same");
+    let back = restore_at(&w, &w.dst, "now", "restored");
+    assert_eq!(owners(&w.src), owners(&back));
+}
+
 #[test]
 fn hard_links_in_the_source_are_hard_links_in_the_backup() {
     let w = World::new();
@@ -700,6 +766,14 @@ fn utc_now() -> String {
 /// before.
 fn a_drive_gives_back_everything(w: &World, drive: &FuseDrive) {
     exact_tree(w);
+    // Owners the drive cannot hold (exFAT refuses them, NTFS without a user
+    // mapping keeps root): recorded, compared and given back as root.
+    chown(
+        &w.src,
+        "1234:5678",
+        &["secret.txt", "bin", "link", "a:b", "c:d/inner.txt"],
+    );
+    chown(&w.src, "0:5678", &["private/key"]);
     let dst = drive.dir.join("Backups/src");
     let args = [w.src.to_str().unwrap(), dst.to_str().unwrap()];
     let first = w.run(["sync", args[0], args[1]]);
@@ -744,6 +818,7 @@ fn a_drive_gives_back_everything(w: &World, drive: &FuseDrive) {
     w.run(["verify", args[0], args[1]]).ok().stdout_has("same");
     let back = restore_at(w, &dst, "now", "restored");
     assert_mirrored(&w.src, &back);
+    assert_eq!(owners(&w.src), owners(&back));
     drive.remount();
     nothing_to_do_into(w, &dst);
     w.run(["verify", args[0], args[1]]).ok().stdout_has("same");
@@ -759,13 +834,21 @@ fn a_drive_gives_back_everything(w: &World, drive: &FuseDrive) {
     std::fs::remove_file(w.src.join("link")).unwrap();
     std::os::unix::fs::symlink("bin/run.sh", w.src.join("link")).unwrap();
     std::fs::write(w.src.join("a:b"), "colon, edited").unwrap();
+    chown(&w.src, "4321:8765", &["shared.txt"]);
     std::fs::remove_file(w.src.join("docs/b.txt")).unwrap();
     std::fs::write(w.src.join("c:d/inner.txt"), "inside, edited").unwrap();
     set_fine_times(&w.src, 1000);
     let snapshot_before = std::fs::read(dst.join(".mirrortray/record.json")).unwrap();
     let v = w.run(["verify", args[0], args[1]]);
     v.code(1);
-    for changed in ["secret.txt", "link", "a:b", "docs/b.txt", "c:d/inner.txt"] {
+    for changed in [
+        "secret.txt",
+        "link",
+        "a:b",
+        "docs/b.txt",
+        "c:d/inner.txt",
+        "shared.txt",
+    ] {
         assert!(v.stdout.contains(changed), "{changed} not in: {}", v.stdout);
     }
     w.run(["sync", args[0], args[1]])
@@ -783,6 +866,7 @@ fn a_drive_gives_back_everything(w: &World, drive: &FuseDrive) {
     w.run(["verify", args[0], args[1]]).ok().stdout_has("same");
     let back = restore_at(w, &dst, "now", "restored-after");
     assert_mirrored(&w.src, &back);
+    assert_eq!(owners(&w.src), owners(&back));
 
     // As it was before the changes: what the record held then.
     let old = restore_at(w, &dst, &before, "restored-before");

@@ -204,7 +204,7 @@ fn copy_file_to_temp(
                 ));
             }
         };
-        let n = match content::write(&file, &tmp, &before) {
+        let n = match content::write(&file, &tmp, &before, ctx.owner()) {
             Ok(w) => {
                 if w.xattrs_dropped {
                     ctx.xattrs_dropped(rel);
@@ -339,6 +339,9 @@ fn link_to_temp(
     let tmp_name = store.temp_name();
     let write = (|| -> io::Result<()> {
         store.tmp().symlink(&target, &tmp_name)?;
+        if ctx.owner() == content::Owner::Set {
+            store.tmp().set_owner(&tmp_name, sm.uid, sm.gid)?;
+        }
         store.tmp().set_times(&tmp_name, sm.atime, sm.mtime)
     })();
     if let Err(e) = write {

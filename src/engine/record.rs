@@ -8,7 +8,9 @@
 //! within what it holds; the rest is recorded, per path, in two kinds of
 //! entry:
 //! - **overlay**: DST holds the entry, but not exactly (its mode, or its
-//!   mtime's nanoseconds or year). The entry gives SRC's mode and mtime. It
+//!   mtime's nanoseconds or year, or, as root, an owner other than root
+//!   where the drive has none: see `Keeps::owner_lost`). The entry gives
+//!   SRC's mode and mtime (and that owner). It
 //!   applies to a stored entry (DST's, or a kept version) only if that one
 //!   is of the same kind and size and the drive's precision makes its mtime
 //!   equal to the recorded one ([`Entry::describes`]): an older version it
@@ -169,6 +171,14 @@ pub struct Entry {
     /// An aside file's bytes: `.mirrortray/aside/<blob>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blob: Option<u64>,
+    /// Owner and group, where the drive loses them (root's: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<[u32; 2]>,
+}
+
+/// SRC's `m`'s owner and group as the record keeps them.
+fn owner_of(keeps: &Keeps, m: &Meta) -> Option<[u32; 2]> {
+    keeps.owner_lost(m).then_some([m.uid, m.gid])
 }
 
 fn is_false(b: &bool) -> bool {
@@ -186,6 +196,16 @@ impl Entry {
             aside: false,
             target: None,
             blob: None,
+            owner: None,
+        })
+    }
+
+    /// SRC's entry as the record keeps it on a drive that keeps `keeps`:
+    /// the overlay, with the owner the drive loses.
+    pub fn recorded(keeps: &Keeps, m: &Meta) -> Option<Entry> {
+        Some(Entry {
+            owner: owner_of(keeps, m),
+            ..Entry::overlay(m)?
         })
     }
 
@@ -196,9 +216,11 @@ impl Entry {
         }
     }
 
-    /// Whether it says what SRC's `m` is (kind, size, mode, mtime).
-    pub fn matches(&self, m: &Meta) -> bool {
-        EntryKind::of(m.kind) == Some(self.kind)
+    /// Whether it says what SRC's `m` is (kind, size, mode, mtime, and
+    /// owner where `keeps` loses it).
+    pub fn matches(&self, keeps: &Keeps, m: &Meta) -> bool {
+        self.owner == owner_of(keeps, m)
+            && EntryKind::of(m.kind) == Some(self.kind)
             && (self.kind == EntryKind::Dir || self.size == m.size)
             && self.mode == m.mode
             && self.time() == m.mtime
@@ -213,11 +235,14 @@ impl Entry {
             && limits.same(self.time(), held.mtime)
     }
 
-    /// `held` with the recorded mode and mtime.
+    /// `held` with the recorded mode, mtime and owner.
     pub fn apply(&self, held: &Meta) -> Meta {
+        let [uid, gid] = self.owner.unwrap_or([held.uid, held.gid]);
         Meta {
             mode: self.mode,
             mtime: self.time(),
+            uid,
+            gid,
             ..*held
         }
     }
@@ -235,6 +260,8 @@ impl Entry {
             dev: 0,
             ino: 0,
             nlink: 1,
+            uid: self.owner.map_or(0, |o| o[0]),
+            gid: self.owner.map_or(0, |o| o[1]),
             raw_mode: self.mode,
         }
     }
@@ -264,7 +291,7 @@ pub fn needs_overlay(keeps: &Keeps, m: &Meta) -> bool {
         return false;
     }
     let mode_lost = !keeps.modes && m.kind != Kind::Symlink && m.mode != ordinary_mode(m.kind);
-    mode_lost || !time_kept(&keeps.times, m.mtime)
+    mode_lost || !time_kept(&keeps.times, m.mtime) || keeps.owner_lost(m)
 }
 
 /// A relative path as the record's key: its bytes.
@@ -687,6 +714,8 @@ mod tests {
             dev: 1,
             ino: 1,
             nlink: 1,
+            uid: 0,
+            gid: 0,
             raw_mode: mode,
         }
     }
@@ -704,6 +733,7 @@ mod tests {
             xattrs: false,
             case_blind: true,
             windows_names: true,
+            owners: super::super::keeps::Owners::Recorded,
         }
     }
 
@@ -759,8 +789,23 @@ mod tests {
             ..on_drive
         };
         assert!(!e.describes(&limits, &bigger));
-        assert!(e.matches(&src));
-        assert!(!e.matches(&Meta { mode: 0o644, ..src }));
+        let k = exfat();
+        assert!(e.matches(&k, &src));
+        assert!(!e.matches(&k, &Meta { mode: 0o644, ..src }));
+        // An owner the drive loses is recorded, and given back.
+        let theirs = Meta {
+            uid: 1234,
+            gid: 5678,
+            ..src
+        };
+        assert!(needs_overlay(&k, &theirs));
+        assert!(!e.matches(&k, &theirs));
+        let o = Entry::recorded(&k, &theirs).unwrap();
+        assert_eq!(o.owner, Some([1234, 5678]));
+        assert!(o.matches(&k, &theirs));
+        let back = o.apply(&on_drive);
+        assert_eq!((back.uid, back.gid), (1234, 5678));
+        assert_eq!(Entry::recorded(&k, &src).unwrap().owner, None);
     }
 
     #[test]

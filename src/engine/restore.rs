@@ -451,6 +451,11 @@ pub fn apply(
         let Ok(d) = dest.root().and_then(|r| r.open_path(&rel)) else {
             continue;
         };
+        if let Some(m) = meta
+            && restore_owner() == content::Owner::Try
+        {
+            let _ = d.set_own_owner(m.uid, m.gid);
+        }
         // Nothing known: an ordinary folder.
         let mut r = d.set_own_mode(meta.map_or(0o755, |m| m.mode));
         // A folder's time is only known for sure if it had not changed
@@ -576,7 +581,7 @@ fn write_file(
     is_new: bool,
 ) -> io::Result<()> {
     let fill = |to: &File| -> io::Result<()> {
-        let w = content::write(from, to, meta)?;
+        let w = content::write(from, to, meta, restore_owner())?;
         if w.bytes != meta.size {
             return Err(io::Error::other(
                 "the kept version is shorter than recorded (changed while read?)",
@@ -691,10 +696,24 @@ fn link_unnamed(file: &File, parent: &DirHandle, name: &OsStr) -> io::Result<boo
     }
 }
 
-/// Makes the symlink `name` -> `target` in `parent` with `meta`'s times.
+/// Whether a restore gives entries their owners: as root (as `cp -a`
+/// does), where the destination's file system keeps them.
+fn restore_owner() -> content::Owner {
+    if fsops::sets_owners() {
+        content::Owner::Try
+    } else {
+        content::Owner::Leave
+    }
+}
+
+/// Makes the symlink `name` -> `target` in `parent` with `meta`'s owner
+/// and times.
 fn write_symlink(parent: &DirHandle, name: &OsStr, target: &OsStr, meta: &Meta) -> io::Result<()> {
     let tmp = temp_name();
     parent.symlink(target, &tmp)?;
+    if restore_owner() == content::Owner::Try {
+        let _ = parent.set_owner(&tmp, meta.uid, meta.gid);
+    }
     if let Err(e) = parent.set_times(&tmp, meta.atime, meta.mtime) {
         let _ = parent.unlink(&tmp);
         return Err(e);

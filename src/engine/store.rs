@@ -31,7 +31,7 @@ use super::error::{SetupError, reason, show};
 use super::filter::RESERVED;
 use super::fsops::{DirHandle, Kind};
 use super::history::History;
-use super::keeps::Keeps;
+use super::keeps::{Keeps, Owners};
 use super::plan::TimeLimits;
 use super::record::{ASIDE_DIR, ASIDE_LOG, RECORD_FILE, RECORD_LOG, Record, Save};
 use super::thinning::{self, Candidate, Policy};
@@ -272,7 +272,7 @@ impl Store {
     /// odd second with nanoseconds set and read back gives the time
     /// precision; the furthest future and past set and read back give the
     /// range (the kernel keeps the nearest end); then a mode, a user
-    /// attribute, a hard link, a symlink, a name with `:`, and a name read
+    /// attribute, an owner (as root), a hard link, a symlink, a name with `:`, and a name read
     /// back in other case. Recorded in `.mirrortray/limits` for `verify`.
     pub fn probe(&self) -> io::Result<Keeps> {
         use super::fsops::{Time, file_meta, set_file_mode, set_file_times};
@@ -305,10 +305,23 @@ impl Store {
                 ),
                 Err(Errno::NOTSUP)
             );
+            // Given to a user nobody is and read back: NTFS without a
+            // user mapping says yes and keeps root.
+            const NOBODY_KNOWN: u32 = 0x6d69_7272;
+            let owners = if !super::fsops::sets_owners() {
+                Owners::Off
+            } else if super::fsops::set_file_owner(&file, NOBODY_KNOWN, NOBODY_KNOWN).is_ok()
+                && file_meta(&file).is_ok_and(|m| (m.uid, m.gid) == (NOBODY_KNOWN, NOBODY_KNOWN))
+            {
+                Owners::Kept
+            } else {
+                Owners::Recorded
+            };
             Ok(Keeps {
                 times: TimeLimits::from_probe((fine, got), future, past, now),
                 modes,
                 xattrs,
+                owners,
                 ..Keeps::ALL
             })
         })();
