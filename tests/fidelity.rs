@@ -194,6 +194,21 @@ fn owners(root: &Path) -> Vec<(String, u32, u32)> {
         .collect()
 }
 
+/// The `names` under `root` are one file (one inode).
+#[track_caller]
+fn one_file(root: &Path, names: &[&str]) {
+    let ino = |n: &str| std::fs::symlink_metadata(root.join(n)).unwrap().ino();
+    for n in &names[1..] {
+        assert_eq!(
+            ino(names[0]),
+            ino(n),
+            "{} and {n} in {}",
+            names[0],
+            root.display()
+        );
+    }
+}
+
 /// `chown -h UID:GID` on each of `paths` under `root`.
 fn chown(root: &Path, ids: &str, paths: &[&str]) {
     for p in paths {
@@ -288,6 +303,11 @@ fn hard_links_in_the_source_are_hard_links_in_the_backup() {
     w.run(["verify", w.src.to_str().unwrap(), w.dst.to_str().unwrap()])
         .ok()
         .stdout_has("same");
+
+    // A restore makes them one file again.
+    let back = restore_at(&w, &w.dst, "now", "restored");
+    one_file(&back, &["a.txt", "b.txt", "deep/er/c.txt"]);
+    one_file(&back, &["x.bin", "deep/x-again.bin"]);
 
     // A name SRC unlinks from the group and writes anew: DST follows, and
     // the others keep their content.
@@ -774,6 +794,11 @@ fn a_drive_gives_back_everything(w: &World, drive: &FuseDrive) {
         &["secret.txt", "bin", "link", "a:b", "c:d/inner.txt"],
     );
     chown(&w.src, "0:5678", &["private/key"]);
+    // A refused name with a second name the drive holds (`secret.txt` and
+    // `secret-again.txt` are two names of one file too): the drive holds
+    // copies, the record says which names were one file.
+    std::fs::hard_link(w.src.join("a:b"), w.src.join("a-b-too")).unwrap();
+    set_fine_times(&w.src, 0);
     let dst = drive.dir.join("Backups/src");
     let args = [w.src.to_str().unwrap(), dst.to_str().unwrap()];
     let first = w.run(["sync", args[0], args[1]]);
@@ -819,6 +844,8 @@ fn a_drive_gives_back_everything(w: &World, drive: &FuseDrive) {
     let back = restore_at(w, &dst, "now", "restored");
     assert_mirrored(&w.src, &back);
     assert_eq!(owners(&w.src), owners(&back));
+    one_file(&back, &["secret.txt", "secret-again.txt"]);
+    one_file(&back, &["a:b", "a-b-too"]);
     drive.remount();
     nothing_to_do_into(w, &dst);
     w.run(["verify", args[0], args[1]]).ok().stdout_has("same");
@@ -867,6 +894,8 @@ fn a_drive_gives_back_everything(w: &World, drive: &FuseDrive) {
     let back = restore_at(w, &dst, "now", "restored-after");
     assert_mirrored(&w.src, &back);
     assert_eq!(owners(&w.src), owners(&back));
+    one_file(&back, &["secret.txt", "secret-again.txt"]);
+    one_file(&back, &["a:b", "a-b-too"]);
 
     // As it was before the changes: what the record held then.
     let old = restore_at(w, &dst, &before, "restored-before");

@@ -10,7 +10,9 @@
 //! - **overlay**: DST holds the entry, but not exactly (its mode, or its
 //!   mtime's nanoseconds or year, or, as root, an owner other than root
 //!   where the drive has none: see `Keeps::owner_lost`). The entry gives
-//!   SRC's mode and mtime (and that owner). It
+//!   SRC's mode and mtime (and that owner; and for a file with several
+//!   names on a drive without hard links, SRC's device and inode, so that
+//!   a restore makes its names one file again). It
 //!   applies to a stored entry (DST's, or a kept version) only if that one
 //!   is of the same kind and size and the drive's precision makes its mtime
 //!   equal to the recorded one ([`Entry::describes`]): an older version it
@@ -174,6 +176,22 @@ pub struct Entry {
     /// Owner and group, where the drive loses them (root's: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<[u32; 2]>,
+    /// A file with several names, on a drive without hard links: SRC's
+    /// device and inode, the same for each of its names, so that a
+    /// restore makes them one file again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<[u64; 2]>,
+}
+
+/// SRC's `m`'s identity as the record keeps it for its names.
+fn link_of(keeps: &Keeps, m: &Meta) -> Option<[u64; 2]> {
+    links_lost(keeps, m).then_some([m.dev, m.ino])
+}
+
+/// Whether `m` is a file with several names on a drive that holds each as
+/// a copy of its own.
+fn links_lost(keeps: &Keeps, m: &Meta) -> bool {
+    !keeps.hardlinks && m.kind == Kind::File && m.nlink > 1
 }
 
 /// SRC's `m`'s owner and group as the record keeps them.
@@ -197,6 +215,7 @@ impl Entry {
             target: None,
             blob: None,
             owner: None,
+            link: None,
         })
     }
 
@@ -205,6 +224,7 @@ impl Entry {
     pub fn recorded(keeps: &Keeps, m: &Meta) -> Option<Entry> {
         Some(Entry {
             owner: owner_of(keeps, m),
+            link: link_of(keeps, m),
             ..Entry::overlay(m)?
         })
     }
@@ -220,6 +240,7 @@ impl Entry {
     /// owner where `keeps` loses it).
     pub fn matches(&self, keeps: &Keeps, m: &Meta) -> bool {
         self.owner == owner_of(keeps, m)
+            && self.link == link_of(keeps, m)
             && EntryKind::of(m.kind) == Some(self.kind)
             && (self.kind == EntryKind::Dir || self.size == m.size)
             && self.mode == m.mode
@@ -235,14 +256,19 @@ impl Entry {
             && limits.same(self.time(), held.mtime)
     }
 
-    /// `held` with the recorded mode, mtime and owner.
+    /// `held` with the recorded mode, mtime, owner and identity (a file
+    /// with several names: SRC's, shared by its names).
     pub fn apply(&self, held: &Meta) -> Meta {
         let [uid, gid] = self.owner.unwrap_or([held.uid, held.gid]);
+        let [dev, ino] = self.link.unwrap_or([held.dev, held.ino]);
         Meta {
             mode: self.mode,
             mtime: self.time(),
             uid,
             gid,
+            dev,
+            ino,
+            nlink: if self.link.is_some() { 2 } else { held.nlink },
             ..*held
         }
     }
@@ -257,9 +283,9 @@ impl Entry {
             mtime: t,
             atime: t,
             ctime: t,
-            dev: 0,
-            ino: 0,
-            nlink: 1,
+            dev: self.link.map_or(0, |l| l[0]),
+            ino: self.link.map_or(0, |l| l[1]),
+            nlink: if self.link.is_some() { 2 } else { 1 },
             uid: self.owner.map_or(0, |o| o[0]),
             gid: self.owner.map_or(0, |o| o[1]),
             raw_mode: self.mode,
@@ -291,7 +317,7 @@ pub fn needs_overlay(keeps: &Keeps, m: &Meta) -> bool {
         return false;
     }
     let mode_lost = !keeps.modes && m.kind != Kind::Symlink && m.mode != ordinary_mode(m.kind);
-    mode_lost || !time_kept(&keeps.times, m.mtime) || keeps.owner_lost(m)
+    mode_lost || !time_kept(&keeps.times, m.mtime) || keeps.owner_lost(m) || links_lost(keeps, m)
 }
 
 /// A relative path as the record's key: its bytes.
@@ -806,6 +832,17 @@ mod tests {
         let back = o.apply(&on_drive);
         assert_eq!((back.uid, back.gid), (1234, 5678));
         assert_eq!(Entry::recorded(&k, &src).unwrap().owner, None);
+        // One of several names: SRC's identity, given back with it.
+        let named = Meta { nlink: 2, ..src };
+        assert!(needs_overlay(&k, &named) && !needs_overlay(&Keeps::ALL, &named));
+        let l = Entry::recorded(&k, &named).unwrap();
+        assert_eq!(l.link, Some([1, 1]));
+        assert!(l.matches(&k, &named) && !l.matches(&k, &src));
+        let back = l.apply(&Meta {
+            ino: 77,
+            ..on_drive
+        });
+        assert_eq!((back.dev, back.ino, back.nlink), (1, 1, 2));
     }
 
     #[test]
