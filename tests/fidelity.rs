@@ -1104,6 +1104,81 @@ fn a_record_that_cannot_be_read_is_made_again() {
     drop(drive);
 }
 
+/// `aside.log` does not grow forever: the lines of versions whose time
+/// folder the size limit removed go with it, and what stays still gives
+/// the kept version back.
+#[test]
+fn aside_log_lines_go_with_their_pruned_time_folders() {
+    let w = World::new();
+    let Some(drive) = fuse_drive(&w, "exfat", &["mkfs.exfat"], "mount.exfat-fuse") else {
+        return;
+    };
+    let dst = drive.dir.join("Backups/src");
+    std::fs::create_dir_all(&dst).unwrap();
+    std::fs::create_dir_all(w.config_file().parent().unwrap()).unwrap();
+    std::fs::write(
+        w.config_file(),
+        format!(
+            "[settings]\nmax_versions_mb = 1\n\n[[pair]]\nsrc = \"{}\"\ndst = \"{}\"\n",
+            w.src.display(),
+            dst.display()
+        ),
+    )
+    .unwrap();
+    let big = |c: char| c.to_string().repeat(600 * 1024);
+    let ats = || -> Vec<String> {
+        std::fs::read_to_string(dst.join(".mirrortray/aside.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                l.split("\"at\":\"")
+                    .nth(1)
+                    .unwrap()
+                    .split('"')
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    let folders = || -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dst.join(".mirrortray/versions"))
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    w.write("big:file", big('a'));
+    w.run(["sync"]).ok();
+    w.write("big:file", big('b'));
+    w.run(["sync"]).ok();
+    assert_eq!(ats().len(), 1, "one version kept");
+    assert_eq!(ats(), folders());
+    // 1.2 MiB of versions, 1 MiB allowed: the oldest folder goes, and its line.
+    w.write("big:file", big('c'));
+    w.run(["sync"]).ok();
+    assert_eq!(folders().len(), 1, "{:?}", folders());
+    assert_eq!(ats(), folders());
+    let f = dst.join("big:file");
+    w.run(["versions", f.to_str().unwrap()])
+        .ok()
+        .stdout_has("1 version kept");
+    let listed = w.run(["versions", "--json", f.to_str().unwrap()]);
+    listed.ok();
+    let stored = listed
+        .stdout
+        .split("\"stored\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no stored path in\n{}", listed.stdout))
+        .to_string();
+    assert_eq!(std::fs::read_to_string(&stored).unwrap(), big('b'));
+    drop(drive);
+}
+
 /// Deletions the mass-deletion guard holds keep what the record says of
 /// the held entries: a restore of the backup as it stands gives them back
 /// with their permissions and times to the nanosecond.

@@ -439,6 +439,26 @@ pub fn parse_kept(text: &[u8]) -> Vec<Kept> {
         .collect()
 }
 
+/// `aside.log`'s text without the lines whose time folder is gone
+/// (`kept(at)`: whether the folder `at` is still there), and without a
+/// torn last line; `None` when no line goes. A line is what a version in
+/// its folder was: with the folder pruned or thinned away, nothing is left
+/// for it to describe, and the log would only grow.
+pub fn trim_kept(text: &[u8], kept: impl Fn(&str) -> bool) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut dropped = false;
+    for line in text.split_inclusive(|b| *b == b'\n') {
+        let stays = line.ends_with(b"\n")
+            && serde_json::from_slice::<Kept>(line).is_ok_and(|k| kept(&k.at));
+        if stays {
+            out.extend_from_slice(line);
+        } else {
+            dropped = true;
+        }
+    }
+    dropped.then_some(out)
+}
+
 impl Record {
     /// Reads the snapshot's text (format 1 or 2).
     pub fn parse(text: &[u8]) -> Result<Record, String> {
@@ -1051,5 +1071,35 @@ mod tests {
         assert!(matches!(fresh.to_save(), Some(Save::Snapshot(_))));
         fresh.save_failed();
         assert!(fresh.dirty());
+    }
+
+    #[test]
+    fn aside_log_lines_go_with_their_time_folder() {
+        let line = |at: &str| {
+            Kept {
+                at: at.into(),
+                path: Bytes(b"a:b".to_vec()),
+                reason: None,
+                entry: with_mode(0o600),
+            }
+            .line()
+        };
+        let text = |ats: &[&str]| -> Vec<u8> { ats.iter().flat_map(|a| line(a)).collect() };
+        let there = ["t2", "t3"];
+        // (lines, then a tail, what stays; None: nothing changes)
+        type Case<'a> = (&'a [&'a str], &'a [u8], Option<&'a [&'a str]>);
+        let table: &[Case] = &[
+            (&[], b"", None),
+            (&["t2", "t3"], b"", None),
+            (&["t1", "t2", "t1", "t3"], b"", Some(&["t2", "t3"])),
+            (&["t1"], b"", Some(&[])),
+            (&["t2"], b"{\"at\":\"t2\",\"pa", Some(&["t2"])),
+        ];
+        for (i, (lines, tail, want)) in table.iter().enumerate() {
+            let mut t = text(lines);
+            t.extend_from_slice(tail);
+            let got = trim_kept(&t, |at| there.contains(&at));
+            assert_eq!(got, want.map(text), "case {i}");
+        }
     }
 }

@@ -51,6 +51,8 @@ pub struct Store {
     min_free_percent: u32,
     /// One pruning for space at a time (copies run in parallel).
     pruning: std::sync::Mutex<()>,
+    /// One writer of `aside.log` at a time: a trim rewrites it whole.
+    aside_log: std::sync::Mutex<()>,
     /// When thinning last ran (it reads the whole journal: at most hourly).
     thinned_at: std::sync::Mutex<Option<std::time::Instant>>,
     _lock: File,
@@ -145,6 +147,7 @@ impl Store {
             counter: AtomicU64::new(0),
             min_free_percent: DEFAULT_MIN_FREE_PERCENT,
             pruning: std::sync::Mutex::new(()),
+            aside_log: std::sync::Mutex::new(()),
             thinned_at: std::sync::Mutex::new(None),
             _lock: lock,
         };
@@ -238,8 +241,25 @@ impl Store {
             return Ok(Pruned::default());
         }
         let floor = self.floor_bytes()?;
-        self.versions
-            .prune_oldest_while(|| Ok(self.tmp.free_bytes()? < floor.saturating_add(need)))
+        let pruned = self
+            .versions
+            .prune_oldest_while(|| Ok(self.tmp.free_bytes()? < floor.saturating_add(need)))?;
+        if pruned.count > 0 {
+            self.trim_aside_log_or_say();
+        }
+        Ok(pruned)
+    }
+
+    /// [`trim_aside_log`](Self::trim_aside_log); a failure only leaves
+    /// lines that describe nothing, so it is a warning.
+    pub fn trim_aside_log_or_say(&self) {
+        if let Err(e) = self.trim_aside_log() {
+            log::warn!(
+                "{}: cannot drop the lines of pruned versions: {}",
+                show(&self.dst_path.join(RESERVED).join(ASIDE_LOG)),
+                reason(&e)
+            );
+        }
     }
 
     /// Free space on the backup's file system.
@@ -433,8 +453,34 @@ impl Store {
 
     /// Appends lines to `aside.log`.
     pub fn log_aside(&self, lines: &[u8]) -> io::Result<()> {
+        let _one = self
+            .aside_log
+            .lock()
+            .map_err(|_| io::Error::other("aside log lock poisoned"))?;
         let mut f = open_append(&self.root, OsStr::new(ASIDE_LOG))?;
         f.write_all(lines)
+    }
+
+    /// Drops the lines of `aside.log` whose time folder was pruned or
+    /// thinned away (written anew, atomically, only if any go).
+    pub fn trim_aside_log(&self) -> io::Result<()> {
+        let _one = self
+            .aside_log
+            .lock()
+            .map_err(|_| io::Error::other("aside log lock poisoned"))?;
+        let Some(text) = read_opt(&self.root, ASIDE_LOG).map_err(io::Error::other)? else {
+            return Ok(());
+        };
+        let there: std::collections::HashSet<String> = self
+            .versions
+            .list_batches()?
+            .into_iter()
+            .map(|(_, name)| name)
+            .collect();
+        match super::record::trim_kept(&text, |at| there.contains(at)) {
+            Some(trimmed) => self.write_small(OsStr::new(ASIDE_LOG), &trimmed),
+            None => Ok(()),
+        }
     }
 
     /// Removes blobs in `aside/` the record does not name (written by a
