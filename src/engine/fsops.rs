@@ -427,22 +427,20 @@ impl DirHandle {
             }
             let proc_path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
             match rfs::chmod(proc_path.as_str(), Mode::from_raw_mode(mode as _)) {
-                Ok(()) => return Ok(()),
                 Err(Errno::NOENT) => {} // no /proc: fall through
-                Err(e) => return Err(e.into()),
+                r => return chmodded(r),
             }
         }
         let meta = self.stat(name)?;
         if meta.kind == Kind::Symlink {
             return Err(io::Error::other("became a symlink, not followed"));
         }
-        rfs::chmodat(
+        chmodded(rfs::chmodat(
             &self.fd,
             name,
             Mode::from_raw_mode(mode as _),
             AtFlags::empty(),
-        )?;
-        Ok(())
+        ))
     }
 
     /// Runs `op`, a change of this folder's entries; if it is refused
@@ -484,8 +482,7 @@ impl DirHandle {
 
     /// Sets this directory's own mode.
     pub fn set_own_mode(&self, mode: u32) -> io::Result<()> {
-        rfs::fchmod(&self.fd, Mode::from_raw_mode(mode as _))?;
-        Ok(())
+        set_file_mode(&self.fd, mode)
     }
 
     /// Sets this directory's own times.
@@ -526,8 +523,17 @@ pub fn set_file_times(fd: impl AsFd, atime: Time, mtime: Time) -> io::Result<()>
 
 /// `fchmod` on an open file.
 pub fn set_file_mode(fd: impl AsFd, mode: u32) -> io::Result<()> {
-    rfs::fchmod(fd, Mode::from_raw_mode(mode as _))?;
-    Ok(())
+    chmodded(rfs::fchmod(fd, Mode::from_raw_mode(mode as _)))
+}
+
+/// A change of mode done. A file system with no permission bits at all
+/// may have no call for it (fusefat on FAT32: `ENOSYS`): nothing to set
+/// there; the probe finds it keeps no modes, and the record keeps them.
+fn chmodded(r: rustix::io::Result<()>) -> io::Result<()> {
+    match r {
+        Ok(()) | Err(Errno::NOSYS) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Whether some process has `file` open for writing, where the kernel can
