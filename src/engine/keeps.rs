@@ -38,6 +38,9 @@ pub struct Keeps {
     pub windows_names: bool,
     /// Whose entries are.
     pub owners: Owners,
+    /// A rename keeps the entry's times (fusefat's sets the mtime to now:
+    /// they are set again after each copy is put in place).
+    pub renames_keep_times: bool,
 }
 
 /// What becomes of owners and groups. Like `rsync -a`, they are kept only
@@ -103,6 +106,7 @@ impl Keeps {
         case_blind: false,
         windows_names: false,
         owners: Owners::Off,
+        renames_keep_times: true,
     };
 
     /// The time range, told apart for the FAT family (exFAT, FAT32: no
@@ -156,7 +160,7 @@ impl Keeps {
     pub fn record(&self) -> String {
         let b = |v: bool| u8::from(v);
         format!(
-            "granularity_ns={}\nmin_sec={}\nmax_sec={}\nxattrs={}\nmodes={}\nsymlinks={}\nhardlinks={}\ncase_blind={}\nwindows_names={}\nowners={}\n",
+            "granularity_ns={}\nmin_sec={}\nmax_sec={}\nxattrs={}\nmodes={}\nsymlinks={}\nhardlinks={}\ncase_blind={}\nwindows_names={}\nowners={}\nrenames_keep_times={}\n",
             self.times.granularity_ns,
             self.times.min_sec,
             self.times.max_sec,
@@ -167,6 +171,7 @@ impl Keeps {
             b(self.case_blind),
             b(self.windows_names),
             self.owners.word(),
+            b(self.renames_keep_times),
         )
     }
 
@@ -197,6 +202,7 @@ impl Keeps {
                 .find_map(|l| l.strip_prefix("owners="))
                 .and_then(|w| Owners::parse(w.trim()))
                 .unwrap_or(all.owners),
+            renames_keep_times: flag("renames_keep_times", all.renames_keep_times),
         })
     }
 }
@@ -219,6 +225,7 @@ mod tests {
             case_blind: true,
             windows_names: true,
             owners: Owners::Recorded,
+            renames_keep_times: true,
         }
     }
 

@@ -780,6 +780,7 @@ mod tests {
             case_blind: true,
             windows_names: true,
             owners: super::super::keeps::Owners::Recorded,
+            renames_keep_times: true,
         }
     }
 

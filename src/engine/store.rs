@@ -376,11 +376,34 @@ impl Store {
             Err(e) => e.kind() != io::ErrorKind::AlreadyExists,
         };
         self.discard(&odd);
+        keeps.renames_keep_times = self.probe_rename_times().unwrap_or(true);
         keeps.times = keeps.fat_range();
         if let Err(e) = self.write_small(OsStr::new("limits"), keeps.record().as_bytes()) {
             log::debug!("cannot record the backup's limits: {e}");
         }
         Ok(keeps)
+    }
+
+    /// Whether a file renamed keeps its mtime (a whole, even second in
+    /// 2001, which every drive keeps).
+    fn probe_rename_times(&self) -> io::Result<bool> {
+        use super::fsops::{Time, set_file_times};
+        let t = Time {
+            sec: 1_000_000_000,
+            nsec: 0,
+        };
+        let (name, file) = self.temp_file()?;
+        set_file_times(&file, t, t)?;
+        drop(file);
+        let to = self.temp_name();
+        let moved = self.tmp.rename_to(&name, &self.tmp, &to);
+        let kept = match moved {
+            Ok(()) => self.tmp.stat(&to).map(|m| m.mtime.sec == t.sec),
+            Err(e) => Err(e),
+        };
+        self.discard(&name);
+        self.discard(&to);
+        kept
     }
 
     /// The recorded source, if any.
