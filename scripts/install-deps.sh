@@ -49,6 +49,8 @@ TEST_PKGS=(
 	exfatprogs                 # mkfs.exfat: a source (or backup) on exFAT
 	exfat-fuse
 	ntfs-3g                    # NTFS backup drives
+	dosfstools                 # mkfs.fat: FAT32 backup drives
+	fusefat                    # FAT32 through FUSE (a kernel without vfat)
 	btrfs-progs                # mkfs.btrfs: a loop-mounted btrfs for reflink copies
 	xfsprogs                   # mkfs.xfs: a loop-mounted XFS with reflink, the same
 	attr                       # setfattr/getfattr: extended attributes in the fidelity tests

@@ -178,6 +178,87 @@ fn extended_attributes_and_acls_are_kept_compared_and_followed() {
     nothing_to_do(&w);
 }
 
+/// Every entry's owner and group under `root` (itself left out), by path.
+fn owners(root: &Path) -> Vec<(String, u32, u32)> {
+    walkdir::WalkDir::new(root)
+        .min_depth(1)
+        .sort_by_file_name()
+        .into_iter()
+        .map(|e| {
+            let e = e.unwrap();
+            let m = e.path().symlink_metadata().unwrap();
+            let rel = e.path().strip_prefix(root).unwrap();
+            (rel.display().to_string(), m.uid(), m.gid())
+        })
+        .filter(|(rel, _, _)| !rel.starts_with(".mirrortray"))
+        .collect()
+}
+
+/// The `names` under `root` are one file (one inode).
+#[track_caller]
+fn one_file(root: &Path, names: &[&str]) {
+    let ino = |n: &str| std::fs::symlink_metadata(root.join(n)).unwrap().ino();
+    for n in &names[1..] {
+        assert_eq!(
+            ino(names[0]),
+            ino(n),
+            "{} and {n} in {}",
+            names[0],
+            root.display()
+        );
+    }
+}
+
+/// `chown -h UID:GID` on each of `paths` under `root`.
+fn chown(root: &Path, ids: &str, paths: &[&str]) {
+    for p in paths {
+        run("chown", &["-h", ids, root.join(p).to_str().unwrap()]);
+    }
+}
+
+/// Like `rsync -a` as root: owners and groups are kept, compared by
+/// `verify`, and a change of owner alone is mirrored without a copy or a
+/// version; a restore gives them back.
+#[test]
+fn owners_are_kept_as_root_compared_and_followed() {
+    if !is_root() {
+        return skip("only root gives files away");
+    }
+    let w = World::new();
+    w.write("theirs.txt", "someone else's");
+    w.write("mine.txt", "root's");
+    w.write("team/plan.txt", "plan");
+    std::os::unix::fs::symlink("plan.txt", w.src.join("team/link")).unwrap();
+    chown(
+        &w.src,
+        "1234:5678",
+        &["theirs.txt", "team", "team/plan.txt", "team/link"],
+    );
+    w.sync(&[]).ok();
+    assert_eq!(owners(&w.src), owners(&w.dst));
+    nothing_to_do(&w);
+    let args = [w.src.to_str().unwrap(), w.dst.to_str().unwrap()];
+    w.run(["verify", args[0], args[1]]).ok().stdout_has("same");
+
+    chown(&w.src, "4321:8765", &["theirs.txt", "team/link"]);
+    chown(&w.src, "0:5678", &["team"]);
+    let v = w.run(["verify", args[0], args[1]]);
+    v.code(1)
+        .stdout_has("theirs.txt: 4321:8765 in source, 1234:5678 in backup")
+        .stdout_has("team/link: 4321:8765 in source")
+        .stdout_has("team: 0:5678 in source");
+    w.sync(&[])
+        .ok()
+        .stdout_has("copied 0 files")
+        .stdout_has("versioned 0");
+    assert_eq!(owners(&w.src), owners(&w.dst));
+    assert!(w.all_version_contents().is_empty());
+    nothing_to_do(&w);
+    w.run(["verify", args[0], args[1]]).ok().stdout_has("same");
+    let back = restore_at(&w, &w.dst, "now", "restored");
+    assert_eq!(owners(&w.src), owners(&back));
+}
+
 #[test]
 fn hard_links_in_the_source_are_hard_links_in_the_backup() {
     let w = World::new();
@@ -222,6 +303,11 @@ fn hard_links_in_the_source_are_hard_links_in_the_backup() {
     w.run(["verify", w.src.to_str().unwrap(), w.dst.to_str().unwrap()])
         .ok()
         .stdout_has("same");
+
+    // A restore makes them one file again.
+    let back = restore_at(&w, &w.dst, "now", "restored");
+    one_file(&back, &["a.txt", "b.txt", "deep/er/c.txt"]);
+    one_file(&back, &["x.bin", "deep/x-again.bin"]);
 
     // A name SRC unlinks from the group and writes anew: DST follows, and
     // the others keep their content.
@@ -434,7 +520,17 @@ impl FuseDrive {
     /// memory is gone, what the drive stored is read back.
     fn remount(&self) {
         run("umount", &[self.dir.to_str().unwrap()]);
-        run(&self.mount_cmd, &[&self.dev, self.dir.to_str().unwrap()]);
+        let o = self.mount().output().unwrap();
+        assert!(o.status.success(), "{o:?}");
+    }
+
+    /// `mount_cmd` (a command and its first arguments) with the device
+    /// and the folder.
+    fn mount(&self) -> Command {
+        let mut words = self.mount_cmd.split_whitespace();
+        let mut c = Command::new(words.next().unwrap_or_default());
+        c.args(words).arg(&self.dev).arg(&self.dir);
+        c
     }
 }
 
@@ -481,10 +577,7 @@ fn fuse_drive(w: &World, name: &str, mkfs: &[&str], mount_cmd: &str) -> Option<F
         dev,
         mount_cmd: mount_cmd.to_string(),
     };
-    let m = Command::new(mount_cmd)
-        .arg(&drive.dev)
-        .arg(&drive.dir)
-        .output();
+    let m = drive.mount().output();
     match m {
         Ok(o) if o.status.success() => Some(drive),
         other => {
@@ -700,6 +793,19 @@ fn utc_now() -> String {
 /// before.
 fn a_drive_gives_back_everything(w: &World, drive: &FuseDrive) {
     exact_tree(w);
+    // Owners the drive cannot hold (exFAT refuses them, NTFS without a user
+    // mapping keeps root): recorded, compared and given back as root.
+    chown(
+        &w.src,
+        "1234:5678",
+        &["secret.txt", "bin", "link", "a:b", "c:d/inner.txt"],
+    );
+    chown(&w.src, "0:5678", &["private/key"]);
+    // A refused name with a second name the drive holds (`secret.txt` and
+    // `secret-again.txt` are two names of one file too): the drive holds
+    // copies, the record says which names were one file.
+    std::fs::hard_link(w.src.join("a:b"), w.src.join("a-b-too")).unwrap();
+    set_fine_times(&w.src, 0);
     let dst = drive.dir.join("Backups/src");
     let args = [w.src.to_str().unwrap(), dst.to_str().unwrap()];
     let first = w.run(["sync", args[0], args[1]]);
@@ -729,6 +835,7 @@ fn a_drive_gives_back_everything(w: &World, drive: &FuseDrive) {
             names(".mirrortray/aside"),
             record.modified().unwrap(),
             record.ino(),
+            std::fs::read(dst.join(".mirrortray/record.log")).ok(),
         )
     };
     let settled = own();
@@ -743,6 +850,9 @@ fn a_drive_gives_back_everything(w: &World, drive: &FuseDrive) {
     w.run(["verify", args[0], args[1]]).ok().stdout_has("same");
     let back = restore_at(w, &dst, "now", "restored");
     assert_mirrored(&w.src, &back);
+    assert_eq!(owners(&w.src), owners(&back));
+    one_file(&back, &["secret.txt", "secret-again.txt"]);
+    one_file(&back, &["a:b", "a-b-too"]);
     drive.remount();
     nothing_to_do_into(w, &dst);
     w.run(["verify", args[0], args[1]]).ok().stdout_has("same");
@@ -758,21 +868,41 @@ fn a_drive_gives_back_everything(w: &World, drive: &FuseDrive) {
     std::fs::remove_file(w.src.join("link")).unwrap();
     std::os::unix::fs::symlink("bin/run.sh", w.src.join("link")).unwrap();
     std::fs::write(w.src.join("a:b"), "colon, edited").unwrap();
+    chown(&w.src, "4321:8765", &["shared.txt"]);
     std::fs::remove_file(w.src.join("docs/b.txt")).unwrap();
     std::fs::write(w.src.join("c:d/inner.txt"), "inside, edited").unwrap();
     set_fine_times(&w.src, 1000);
+    let snapshot_before = std::fs::read(dst.join(".mirrortray/record.json")).unwrap();
     let v = w.run(["verify", args[0], args[1]]);
     v.code(1);
-    for changed in ["secret.txt", "link", "a:b", "docs/b.txt", "c:d/inner.txt"] {
+    for changed in [
+        "secret.txt",
+        "link",
+        "a:b",
+        "docs/b.txt",
+        "c:d/inner.txt",
+        "shared.txt",
+    ] {
         assert!(v.stdout.contains(changed), "{changed} not in: {}", v.stdout);
     }
     w.run(["sync", args[0], args[1]])
         .ok()
         .stdout_has("failed 0");
+    // The pass appended what it changed to the record's log; the snapshot
+    // was not written again.
+    assert_eq!(
+        std::fs::read(dst.join(".mirrortray/record.json")).unwrap(),
+        snapshot_before
+    );
+    let log = std::fs::read_to_string(dst.join(".mirrortray/record.log")).unwrap();
+    assert_eq!(log.lines().count(), 1, "{log}");
     nothing_to_do_into(w, &dst);
     w.run(["verify", args[0], args[1]]).ok().stdout_has("same");
     let back = restore_at(w, &dst, "now", "restored-after");
     assert_mirrored(&w.src, &back);
+    assert_eq!(owners(&w.src), owners(&back));
+    one_file(&back, &["secret.txt", "secret-again.txt"]);
+    one_file(&back, &["a:b", "a-b-too"]);
 
     // As it was before the changes: what the record held then.
     let old = restore_at(w, &dst, &before, "restored-before");
@@ -852,6 +982,41 @@ fn an_ntfs_backup_drive_gives_back_everything_exactly() {
         return;
     };
     a_drive_gives_back_everything(&w, &drive);
+    drop(drive);
+}
+
+/// FAT32 as fusefat mounts it (this kernel has no vfat): 2-second times,
+/// no modes, no chmod call at all, and a rename that sets the mtime to
+/// now (the probe sees it; the copy's times are set again in place).
+#[test]
+fn a_fat32_backup_drive_gives_back_everything_exactly() {
+    let w = World::new();
+    let Some(drive) = fuse_drive(&w, "fat32", &["mkfs.fat", "-F", "32"], "fusefat -o rw+") else {
+        return;
+    };
+    exact_tree(&w);
+    chown(&w.src, "1234:5678", &["secret.txt", "bin", "a:b"]);
+    std::fs::hard_link(w.src.join("a:b"), w.src.join("a-b-too")).unwrap();
+    let dst = drive.dir.join("Backups/src");
+    let args = [w.src.to_str().unwrap(), dst.to_str().unwrap()];
+    w.run(["sync", args[0], args[1]])
+        .ok()
+        .stdout_has("failed 0");
+    let limits = std::fs::read_to_string(dst.join(".mirrortray/limits")).unwrap();
+    assert!(
+        limits.contains("granularity_ns=2000000000") && limits.contains("renames_keep_times=0"),
+        "{limits}"
+    );
+    nothing_to_do_into(&w, &dst);
+    w.run(["verify", args[0], args[1]]).ok().stdout_has("same");
+    let back = restore_at(&w, &dst, "now", "restored");
+    assert_mirrored(&w.src, &back);
+    assert_eq!(owners(&w.src), owners(&back));
+    one_file(&back, &["secret.txt", "secret-again.txt"]);
+    one_file(&back, &["a:b", "a-b-too"]);
+    drive.remount();
+    nothing_to_do_into(&w, &dst);
+    w.run(["verify", args[0], args[1]]).ok().stdout_has("same");
     drop(drive);
 }
 
@@ -957,6 +1122,102 @@ fn a_record_that_cannot_be_read_is_made_again() {
     w.run(["verify", args[0], args[1]]).ok().stdout_has("same");
     let back = restore_at(&w, &dst, "now", "restored");
     assert_mirrored(&w.src, &back);
+
+    // A change, then a crash that tore the log's next line: the line is
+    // left out (not an error), and the next pass writes a snapshot rather
+    // than append after it.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        w.src.join("secret.txt"),
+        std::fs::Permissions::from_mode(0o604),
+    )
+    .unwrap();
+    w.run(["sync", args[0], args[1]]).ok();
+    let log = dst.join(".mirrortray/record.log");
+    let mut torn = std::fs::read(&log).unwrap();
+    torn.extend_from_slice(b"{\"next_blob\":9,\"se");
+    std::fs::write(&log, torn).unwrap();
+    w.run(["verify", args[0], args[1]]).ok().stdout_has("same");
+    nothing_to_do_into(&w, &dst);
+    assert!(!log.exists(), "the torn log was folded into a snapshot");
+    w.run(["verify", args[0], args[1]]).ok().stdout_has("same");
+    let back = restore_at(&w, &dst, "now", "restored-after-torn");
+    assert_mirrored(&w.src, &back);
+    drop(drive);
+}
+
+/// `aside.log` does not grow forever: the lines of versions whose time
+/// folder the size limit removed go with it, and what stays still gives
+/// the kept version back.
+#[test]
+fn aside_log_lines_go_with_their_pruned_time_folders() {
+    let w = World::new();
+    let Some(drive) = fuse_drive(&w, "exfat", &["mkfs.exfat"], "mount.exfat-fuse") else {
+        return;
+    };
+    let dst = drive.dir.join("Backups/src");
+    std::fs::create_dir_all(&dst).unwrap();
+    std::fs::create_dir_all(w.config_file().parent().unwrap()).unwrap();
+    std::fs::write(
+        w.config_file(),
+        format!(
+            "[settings]\nmax_versions_mb = 1\n\n[[pair]]\nsrc = \"{}\"\ndst = \"{}\"\n",
+            w.src.display(),
+            dst.display()
+        ),
+    )
+    .unwrap();
+    let big = |c: char| c.to_string().repeat(600 * 1024);
+    let ats = || -> Vec<String> {
+        std::fs::read_to_string(dst.join(".mirrortray/aside.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                l.split("\"at\":\"")
+                    .nth(1)
+                    .unwrap()
+                    .split('"')
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    let folders = || -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dst.join(".mirrortray/versions"))
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    w.write("big:file", big('a'));
+    w.run(["sync"]).ok();
+    w.write("big:file", big('b'));
+    w.run(["sync"]).ok();
+    assert_eq!(ats().len(), 1, "one version kept");
+    assert_eq!(ats(), folders());
+    // 1.2 MiB of versions, 1 MiB allowed: the oldest folder goes, and its line.
+    w.write("big:file", big('c'));
+    w.run(["sync"]).ok();
+    assert_eq!(folders().len(), 1, "{:?}", folders());
+    assert_eq!(ats(), folders());
+    let f = dst.join("big:file");
+    w.run(["versions", f.to_str().unwrap()])
+        .ok()
+        .stdout_has("1 version kept");
+    let listed = w.run(["versions", "--json", f.to_str().unwrap()]);
+    listed.ok();
+    let stored = listed
+        .stdout
+        .split("\"stored\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no stored path in\n{}", listed.stdout))
+        .to_string();
+    assert_eq!(std::fs::read_to_string(&stored).unwrap(), big('b'));
     drop(drive);
 }
 

@@ -80,6 +80,7 @@ fn line(d: &Difference) -> String {
         | DiffKind::Size
         | DiffKind::Mtime
         | DiffKind::Mode
+        | DiffKind::Owner
         | DiffKind::Xattrs
         | DiffKind::Link => {
             format!("{path}: {src} in source, {dst} in backup")

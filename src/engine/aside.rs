@@ -54,7 +54,7 @@ impl Ctx<'_> {
         };
         let want = sm
             .filter(|m| needs_overlay(&self.keeps, m))
-            .and_then(Entry::overlay);
+            .and_then(|m| Entry::recorded(&self.keeps, m));
         let gone = {
             let Ok(mut r) = rec.lock() else { return };
             if want.is_none() && r.is_empty() {
@@ -217,7 +217,7 @@ impl Ctx<'_> {
         let (Some(store), Some(rec)) = (self.store, self.record) else {
             return;
         };
-        let Some(mut want) = Entry::overlay(sm) else {
+        let Some(mut want) = Entry::recorded(&self.keeps, sm) else {
             return;
         };
         want.aside = true;
@@ -324,7 +324,7 @@ impl Ctx<'_> {
                     return None;
                 }
             };
-            let written = content::write(&from, &to, &before);
+            let written = content::write(&from, &to, &before, content::Owner::Leave);
             drop(to);
             let after = fsops::file_meta(&from).ok();
             match written {
@@ -429,7 +429,7 @@ impl Ctx<'_> {
     fn tell_recorded(&self, rel: &Path) {
         if !self.record_told.swap(true, Ordering::Relaxed) {
             log::warn!(
-                "{}: the backup drive cannot hold everything the source has (permissions, symlinks, nanosecond or early times, some names; first seen on {}); mirrortray records it in {} so that a restore gives it back exactly",
+                "{}: the backup drive cannot hold everything the source has (permissions, owners, symlinks, nanosecond or early times, some names; first seen on {}); mirrortray records it in {} so that a restore gives it back exactly",
                 show(self.dst_root),
                 show(&self.src_path(rel)),
                 show(

@@ -31,9 +31,21 @@ pub struct Written {
     pub xattrs_dropped: bool,
 }
 
+/// Whether a written file is given `meta`'s owner and group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// The writer's (not root, or a copy the drive keeps no owner of).
+    Leave,
+    /// `meta`'s; a failure is the copy's.
+    Set,
+    /// `meta`'s where the target's file system keeps owners (a restore
+    /// as root, to wherever it was asked to go).
+    Try,
+}
+
 /// Writes `from` (described by `meta`, read before) into the new, empty
-/// file `to`: bytes, attributes, mode, times.
-pub fn write(from: &File, to: &File, meta: &Meta) -> io::Result<Written> {
+/// file `to`: bytes, attributes, owner, mode, times.
+pub fn write(from: &File, to: &File, meta: &Meta, owner: Owner) -> io::Result<Written> {
     let bytes = copy_data(from, to, meta.size)?;
     let want = xattrs::of_fd(from)?;
     let mut xattrs_dropped = false;
@@ -42,6 +54,14 @@ pub fn write(from: &File, to: &File, meta: &Meta) -> io::Result<Written> {
             Ok(()) => {}
             Err(SetError::Unsupported) => xattrs_dropped = true,
             Err(SetError::Io(e)) => return Err(e),
+        }
+    }
+    // Before the mode: a change of owner clears set-user-ID bits.
+    match owner {
+        Owner::Leave => {}
+        Owner::Set => fsops::set_file_owner(to, meta.uid, meta.gid)?,
+        Owner::Try => {
+            let _ = fsops::set_file_owner(to, meta.uid, meta.gid);
         }
     }
     fsops::set_file_mode(to, meta.mode)?;
@@ -162,7 +182,7 @@ mod tests {
             .open(dir.path().join("copy"))
             .unwrap();
         let meta = fsops::file_meta(&from).unwrap();
-        let w = write(&from, &to, &meta).unwrap();
+        let w = write(&from, &to, &meta, Owner::Leave).unwrap();
         assert_eq!(w.bytes, 128 << 20);
         assert!(matches!(fsops::same_content(&from, &to), Ok(true)));
         let copy = std::fs::metadata(dir.path().join("copy")).unwrap();

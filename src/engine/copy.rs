@@ -204,7 +204,15 @@ fn copy_file_to_temp(
                 ));
             }
         };
-        let n = match content::write(&file, &tmp, &before) {
+        // Times past the drive's range are given as its nearest end: the
+        // kernel does so for its own drivers, fusefat stores garbage (1970
+        // became 2098).
+        let stored = Meta {
+            atime: ctx.keeps.times.clamp(before.atime),
+            mtime: ctx.keeps.times.clamp(before.mtime),
+            ..before
+        };
+        let n = match content::write(&file, &tmp, &stored, ctx.owner()) {
             Ok(w) => {
                 if w.xattrs_dropped {
                     ctx.xattrs_dropped(rel);
@@ -264,9 +272,15 @@ fn copy_file_to_temp(
             // before the copy and lasted through it (a throttled writer)
             // leaves them unchanged. A file changed this recently is read
             // again and compared with the copy.
+            // The copy is read as the drive stored it, through a handle of
+            // its own: fusefat gives garbage when it is read back through
+            // the one it was written by.
             let torn = ctx.recheck_recent
                 && changed_within(&before, RECENT)
-                && !matches!(fsops::same_content(&file, &tmp), Ok(true));
+                && !store
+                    .tmp()
+                    .open_read(&tmp_name)
+                    .is_ok_and(|copy| matches!(fsops::same_content(&file, &copy), Ok(true)));
             if !torn {
                 return Ok(Some((tmp_name, n, Some((before.dev, before.ino)))));
             }
@@ -339,6 +353,9 @@ fn link_to_temp(
     let tmp_name = store.temp_name();
     let write = (|| -> io::Result<()> {
         store.tmp().symlink(&target, &tmp_name)?;
+        if ctx.owner() == content::Owner::Set {
+            store.tmp().set_owner(&tmp_name, sm.uid, sm.gid)?;
+        }
         store.tmp().set_times(&tmp_name, sm.atime, sm.mtime)
     })();
     if let Err(e) = write {
@@ -363,11 +380,21 @@ pub(crate) fn place(
         .file_name()
         .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
     let tmp = store.tmp();
+    // A drive whose rename sets the mtime to now: the copy's times are set
+    // again once it is in place.
+    let times = match ctx.keeps.renames_keep_times {
+        true => None,
+        false => Some(tmp.stat(tmp_name)?),
+    };
+    let settle = || match times {
+        Some(m) => dst.set_times(name, m.atime, m.mtime),
+        None => Ok(()),
+    };
     let mut existing = existing;
     for _ in 0..3 {
         match existing {
             None => match dst.writable(|| tmp.rename_noreplace(tmp_name, dst, name)) {
-                Ok(()) => return Ok(()),
+                Ok(()) => return settle(),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                     // Something appeared at the name since the scan.
                     match dst.stat_opt(name)? {
@@ -385,7 +412,7 @@ pub(crate) fn place(
                 if store.versions.enabled() {
                     ctx.versioned(rel, reason);
                 }
-                return Ok(());
+                return settle();
             }
             Some((kind, reason)) => {
                 store.versions.keep(dst, rel, kind, reason)?;

@@ -89,6 +89,16 @@ impl<'a> Ctx<'a> {
         self.dst_root.join(rel)
     }
     /// Stopped by the user, or nothing more can be done.
+    /// Whether copies into DST are given SRC's owners (as root, on a
+    /// drive that keeps them).
+    pub(crate) fn owner(&self) -> super::content::Owner {
+        if self.keeps.owners == super::keeps::Owners::Kept {
+            super::content::Owner::Set
+        } else {
+            super::content::Owner::Leave
+        }
+    }
+
     pub fn halted(&self) -> bool {
         self.ctl.stopped() || self.dst_gone.load(Ordering::Relaxed)
     }

@@ -71,6 +71,9 @@ pub struct Meta {
     pub ino: u64,
     /// Names the inode has (hard links).
     pub nlink: u64,
+    /// Owner and group.
+    pub uid: u32,
+    pub gid: u32,
     /// Raw `st_mode`, to tell FIFOs from sockets and devices in messages.
     pub raw_mode: u32,
 }
@@ -105,6 +108,8 @@ impl Meta {
             dev: st.st_dev as u64,
             ino: st.st_ino as u64,
             nlink: st.st_nlink as u64,
+            uid: st.st_uid as u32,
+            gid: st.st_gid as u32,
             raw_mode,
         }
     }
@@ -422,22 +427,20 @@ impl DirHandle {
             }
             let proc_path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
             match rfs::chmod(proc_path.as_str(), Mode::from_raw_mode(mode as _)) {
-                Ok(()) => return Ok(()),
                 Err(Errno::NOENT) => {} // no /proc: fall through
-                Err(e) => return Err(e.into()),
+                r => return chmodded(r),
             }
         }
         let meta = self.stat(name)?;
         if meta.kind == Kind::Symlink {
             return Err(io::Error::other("became a symlink, not followed"));
         }
-        rfs::chmodat(
+        chmodded(rfs::chmodat(
             &self.fd,
             name,
             Mode::from_raw_mode(mode as _),
             AtFlags::empty(),
-        )?;
-        Ok(())
+        ))
     }
 
     /// Runs `op`, a change of this folder's entries; if it is refused
@@ -459,16 +462,53 @@ impl DirHandle {
         }
     }
 
+    /// Sets the owner and group of `name` itself (a symlink's own, not
+    /// its target's).
+    pub fn set_owner(&self, name: &OsStr, uid: u32, gid: u32) -> io::Result<()> {
+        rfs::chownat(
+            &self.fd,
+            name,
+            Some(owner_uid(uid)),
+            Some(owner_gid(gid)),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )?;
+        Ok(())
+    }
+
+    /// Sets this directory's own owner and group.
+    pub fn set_own_owner(&self, uid: u32, gid: u32) -> io::Result<()> {
+        set_file_owner(&self.fd, uid, gid)
+    }
+
     /// Sets this directory's own mode.
     pub fn set_own_mode(&self, mode: u32) -> io::Result<()> {
-        rfs::fchmod(&self.fd, Mode::from_raw_mode(mode as _))?;
-        Ok(())
+        set_file_mode(&self.fd, mode)
     }
 
     /// Sets this directory's own times.
     pub fn set_own_times(&self, atime: Time, mtime: Time) -> io::Result<()> {
         set_file_times(&self.fd, atime, mtime)
     }
+}
+
+/// `fchown` on an open file. Before its mode: a change of owner clears the
+/// set-user-ID and set-group-ID bits.
+pub fn set_file_owner(fd: impl AsFd, uid: u32, gid: u32) -> io::Result<()> {
+    rfs::fchown(fd, Some(owner_uid(uid)), Some(owner_gid(gid)))?;
+    Ok(())
+}
+
+fn owner_uid(uid: u32) -> rustix::fs::Uid {
+    rustix::fs::Uid::from_raw(uid)
+}
+
+fn owner_gid(gid: u32) -> rustix::fs::Gid {
+    rustix::fs::Gid::from_raw(gid)
+}
+
+/// Whether this process sets owners (it runs as root, as `rsync -a` needs).
+pub fn sets_owners() -> bool {
+    rustix::process::geteuid().is_root()
 }
 
 /// `futimens` on an open file.
@@ -483,8 +523,17 @@ pub fn set_file_times(fd: impl AsFd, atime: Time, mtime: Time) -> io::Result<()>
 
 /// `fchmod` on an open file.
 pub fn set_file_mode(fd: impl AsFd, mode: u32) -> io::Result<()> {
-    rfs::fchmod(fd, Mode::from_raw_mode(mode as _))?;
-    Ok(())
+    chmodded(rfs::fchmod(fd, Mode::from_raw_mode(mode as _)))
+}
+
+/// A change of mode done. A file system with no permission bits at all
+/// may have no call for it (fusefat on FAT32: `ENOSYS`): nothing to set
+/// there; the probe finds it keeps no modes, and the record keeps them.
+fn chmodded(r: rustix::io::Result<()>) -> io::Result<()> {
+    match r {
+        Ok(()) | Err(Errno::NOSYS) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Whether some process has `file` open for writing, where the kernel can

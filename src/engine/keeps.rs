@@ -18,6 +18,7 @@
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 
+use super::fsops::Meta;
 use super::plan::TimeLimits;
 
 /// What DST's file system keeps.
@@ -35,6 +36,39 @@ pub struct Keeps {
     pub case_blind: bool,
     /// Names with `: * ? " < > | \` or control characters are refused.
     pub windows_names: bool,
+    /// Whose entries are.
+    pub owners: Owners,
+    /// A rename keeps the entry's times (fusefat's sets the mtime to now:
+    /// they are set again after each copy is put in place).
+    pub renames_keep_times: bool,
+}
+
+/// What becomes of owners and groups. Like `rsync -a`, they are kept only
+/// when mirrortray runs as root: nobody else can give a file away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owners {
+    /// Not kept (not root): every copy is the user's.
+    Off,
+    /// Set on DST's entries and compared (ext4, btrfs, XFS as root).
+    Kept,
+    /// The drive has none to set (exFAT refuses, NTFS without a user
+    /// mapping ignores): an entry not root's is recorded (see `record`).
+    Recorded,
+}
+
+impl Owners {
+    fn word(self) -> &'static str {
+        match self {
+            Owners::Off => "off",
+            Owners::Kept => "kept",
+            Owners::Recorded => "recorded",
+        }
+    }
+    fn parse(w: &str) -> Option<Owners> {
+        [Owners::Off, Owners::Kept, Owners::Recorded]
+            .into_iter()
+            .find(|o| o.word() == w)
+    }
 }
 
 /// Why an entry is not mirrored to this drive.
@@ -71,6 +105,8 @@ impl Keeps {
         xattrs: true,
         case_blind: false,
         windows_names: false,
+        owners: Owners::Off,
+        renames_keep_times: true,
     };
 
     /// The time range, told apart for the FAT family (exFAT, FAT32: no
@@ -93,6 +129,18 @@ impl Keeps {
         !self.modes || src == dst
     }
 
+    /// Whether DST's entry `dst` has SRC's `src` owner and group, as far
+    /// as they are set on this drive.
+    pub fn same_owner(&self, src: &Meta, dst: &Meta) -> bool {
+        self.owners != Owners::Kept || (src.uid, src.gid) == (dst.uid, dst.gid)
+    }
+
+    /// Whether SRC's `m` has an owner or group the drive loses, and the
+    /// record keeps (root's, what a restore as root makes, is not kept).
+    pub fn owner_lost(&self, m: &Meta) -> bool {
+        self.owners == Owners::Recorded && (m.uid, m.gid) != (0, 0)
+    }
+
     /// Whether the drive refuses the name itself.
     pub fn refuses(&self, name: &OsStr) -> bool {
         self.windows_names
@@ -112,7 +160,7 @@ impl Keeps {
     pub fn record(&self) -> String {
         let b = |v: bool| u8::from(v);
         format!(
-            "granularity_ns={}\nmin_sec={}\nmax_sec={}\nxattrs={}\nmodes={}\nsymlinks={}\nhardlinks={}\ncase_blind={}\nwindows_names={}\n",
+            "granularity_ns={}\nmin_sec={}\nmax_sec={}\nxattrs={}\nmodes={}\nsymlinks={}\nhardlinks={}\ncase_blind={}\nwindows_names={}\nowners={}\nrenames_keep_times={}\n",
             self.times.granularity_ns,
             self.times.min_sec,
             self.times.max_sec,
@@ -122,6 +170,8 @@ impl Keeps {
             b(self.hardlinks),
             b(self.case_blind),
             b(self.windows_names),
+            self.owners.word(),
+            b(self.renames_keep_times),
         )
     }
 
@@ -147,6 +197,12 @@ impl Keeps {
             hardlinks: flag("hardlinks", all.hardlinks),
             case_blind: flag("case_blind", all.case_blind),
             windows_names: flag("windows_names", all.windows_names),
+            owners: text
+                .lines()
+                .find_map(|l| l.strip_prefix("owners="))
+                .and_then(|w| Owners::parse(w.trim()))
+                .unwrap_or(all.owners),
+            renames_keep_times: flag("renames_keep_times", all.renames_keep_times),
         })
     }
 }
@@ -168,6 +224,8 @@ mod tests {
             xattrs: false,
             case_blind: true,
             windows_names: true,
+            owners: Owners::Recorded,
+            renames_keep_times: true,
         }
     }
 

@@ -957,26 +957,26 @@ impl Mirror {
 
     /// Writes the record of what the drive cannot hold, if it changed.
     fn save_record(&self) {
+        use super::record::Save;
         let Some(store) = &self.store else { return };
         let Ok(mut r) = self.record.lock() else {
             return;
         };
-        if !r.dirty() {
-            return;
-        }
-        match store.write_record(&r) {
-            Ok(()) => r.saved(),
-            Err(e) => log::warn!(
-                "{}: cannot write the record of what the backup drive cannot hold: {}",
-                show(
-                    &self
-                        .roots
-                        .dst
-                        .join(super::filter::RESERVED)
-                        .join(super::record::RECORD_FILE)
-                ),
-                reason(&e)
-            ),
+        let Some(save) = r.to_save() else { return };
+        let file = match save {
+            Save::Append(_) => super::record::RECORD_LOG,
+            Save::Snapshot(_) => super::record::RECORD_FILE,
+        };
+        match store.write_record(&save) {
+            Ok(()) => r.saved(&save),
+            Err(e) => {
+                r.save_failed();
+                log::warn!(
+                    "{}: cannot write the record of what the backup drive cannot hold: {}",
+                    show(&self.roots.dst.join(super::filter::RESERVED).join(file)),
+                    reason(&e)
+                )
+            }
         }
     }
 
@@ -1011,6 +1011,7 @@ impl Mirror {
         let days = i64::from(self.spec.retention_days);
         let cutoff = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24 * days);
         let mut n = store.versions.prune(cutoff)?;
+        let mut thinned = 0;
         // Thinning before the size limit: it frees space without making
         // restores reach back less far.
         if let Some(policy) = &self.spec.thinning
@@ -1019,13 +1020,16 @@ impl Mirror {
             // A failure here is said, and the size limit and the floor
             // below still do their work.
             match store.thin(policy, jiff::Timestamp::now()) {
-                Ok(t) if t.count > 0 => log::info!(
-                    "{}: thinned {} older versions ({}): {}",
-                    super::error::show(store.versions.path()),
-                    t.count,
-                    super::words::bytes_text(t.bytes),
-                    policy.describe()
-                ),
+                Ok(t) if t.count > 0 => {
+                    thinned = t.count;
+                    log::info!(
+                        "{}: thinned {} older versions ({}): {}",
+                        super::error::show(store.versions.path()),
+                        t.count,
+                        super::words::bytes_text(t.bytes),
+                        policy.describe()
+                    )
+                }
                 Ok(_) => {}
                 Err(e) => log::warn!(
                     "{}: cannot thin old versions: {}",
@@ -1049,6 +1053,10 @@ impl Mirror {
                 );
             }
             n += removed;
+        }
+        // (Room made below trims it itself.)
+        if n > 0 || thinned > 0 {
+            store.trim_aside_log_or_say();
         }
         // Below the free-space floor: the oldest versions go first, and
         // the user is told (a popup while watching), as when a copy finds

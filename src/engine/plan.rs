@@ -178,7 +178,7 @@ pub fn decide(src: Option<&Meta>, dst: Option<&Meta>, links_equal: bool, keeps: 
             None => Step::Copy { replace: None },
             Some(d) if d.kind == Kind::File => {
                 if d.size == s.size && limits.same(s.mtime, d.mtime) {
-                    if keeps.same_mode(s.mode, d.mode) {
+                    if keeps.same_mode(s.mode, d.mode) && keeps.same_owner(s, d) {
                         Step::Keep
                     } else {
                         Step::FixMeta
@@ -201,7 +201,7 @@ pub fn decide(src: Option<&Meta>, dst: Option<&Meta>, links_equal: bool, keeps: 
                     Step::Copy {
                         replace: Some(VersionReason::Modified),
                     }
-                } else if limits.same(s.mtime, d.mtime) {
+                } else if limits.same(s.mtime, d.mtime) && keeps.same_owner(s, d) {
                     Step::Keep
                 } else {
                     Step::FixMeta
@@ -216,7 +216,9 @@ pub fn decide(src: Option<&Meta>, dst: Option<&Meta>, links_equal: bool, keeps: 
 
 /// Whether a mirrored folder's own metadata needs setting after its content.
 pub fn dir_meta_differs(src: &Meta, dst: &Meta, keeps: &Keeps) -> bool {
-    !keeps.same_mode(src.mode, dst.mode) || !keeps.times.same(src.mtime, dst.mtime)
+    !keeps.same_mode(src.mode, dst.mode)
+        || !keeps.times.same(src.mtime, dst.mtime)
+        || !keeps.same_owner(src, dst)
 }
 
 #[cfg(test)]
@@ -235,6 +237,8 @@ mod tests {
             dev: 1,
             ino: 1,
             nlink: 1,
+            uid: 0,
+            gid: 0,
             raw_mode: mode,
         }
     }
@@ -499,5 +503,42 @@ mod tests {
         );
         assert!(!dir_meta_differs(&d, &d_on_drive, &exfat));
         assert!(dir_meta_differs(&d, &d_on_drive, &Keeps::ALL));
+    }
+
+    /// Owners: set and compared as root on a drive that holds them; a
+    /// change of owner alone is metadata, never a copy.
+    #[test]
+    fn owners() {
+        use super::super::keeps::Owners;
+        let as_root = Keeps {
+            owners: Owners::Kept,
+            ..Keeps::ALL
+        };
+        let recorded = Keeps {
+            owners: Owners::Recorded,
+            ..Keeps::ALL
+        };
+        let theirs = |m: Meta| Meta {
+            uid: 1234,
+            gid: 5678,
+            ..m
+        };
+        let f = meta(Kind::File, 3, 100, 0, 0o644);
+        let l = meta(Kind::Symlink, 3, 100, 0, 0o777);
+        let d = meta(Kind::Dir, 0, 100, 0, 0o755);
+        let table: &[(Keeps, Meta, Meta, Step)] = &[
+            (as_root, theirs(f), f, Step::FixMeta),
+            (as_root, theirs(f), theirs(f), Step::Keep),
+            (as_root, theirs(l), l, Step::FixMeta),
+            (Keeps::ALL, theirs(f), f, Step::Keep),
+            (recorded, theirs(f), f, Step::Keep),
+        ];
+        for (i, (k, s, dm, want)) in table.iter().enumerate() {
+            assert_eq!(decide(Some(s), Some(dm), true, k), *want, "case {i}");
+        }
+        assert!(dir_meta_differs(&theirs(d), &d, &as_root));
+        assert!(!dir_meta_differs(&theirs(d), &d, &recorded));
+        assert!(recorded.owner_lost(&theirs(f)) && !recorded.owner_lost(&f));
+        assert!(!as_root.owner_lost(&theirs(f)));
     }
 }

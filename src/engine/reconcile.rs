@@ -182,11 +182,18 @@ impl<'a> Ctx<'a> {
                     && self.keeps.xattrs
                     && self.fix_file_xattrs(src, d, rel, name);
                 if step == Step::FixMeta && self.store.is_some() {
-                    let r = if s.kind == Kind::Symlink {
-                        d.set_times(name, s.atime, s.mtime)
+                    let r = if dm.as_ref().is_none_or(|d| self.keeps.same_owner(s, d)) {
+                        Ok(())
                     } else {
-                        d.set_mode(name, s.mode)
+                        d.set_owner(name, s.uid, s.gid)
                     };
+                    let r = r.and_then(|()| {
+                        if s.kind == Kind::Symlink {
+                            d.set_times(name, s.atime, s.mtime)
+                        } else {
+                            d.set_mode(name, s.mode)
+                        }
+                    });
                     if let Err(e) = r {
                         self.failed(EntryError::new(self.dst_path(rel), "set permissions", &e));
                         return None;
@@ -568,8 +575,13 @@ impl<'a> Ctx<'a> {
         if !plan::dir_meta_differs(src_meta, &dm, &self.keeps) {
             return;
         }
-        let r = d
-            .set_own_mode(src_meta.mode)
+        let owned = if self.keeps.same_owner(src_meta, &dm) {
+            Ok(())
+        } else {
+            d.set_own_owner(src_meta.uid, src_meta.gid)
+        };
+        let r = owned
+            .and_then(|()| d.set_own_mode(src_meta.mode))
             .and_then(|()| d.set_own_times(src_meta.atime, src_meta.mtime));
         if let Err(e) = r {
             self.failed(EntryError::new(

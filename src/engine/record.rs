@@ -8,7 +8,11 @@
 //! within what it holds; the rest is recorded, per path, in two kinds of
 //! entry:
 //! - **overlay**: DST holds the entry, but not exactly (its mode, or its
-//!   mtime's nanoseconds or year). The entry gives SRC's mode and mtime. It
+//!   mtime's nanoseconds or year, or, as root, an owner other than root
+//!   where the drive has none: see `Keeps::owner_lost`). The entry gives
+//!   SRC's mode and mtime (and that owner; and for a file with several
+//!   names on a drive without hard links, SRC's device and inode, so that
+//!   a restore makes its names one file again). It
 //!   applies to a stored entry (DST's, or a kept version) only if that one
 //!   is of the same kind and size and the drive's precision makes its mtime
 //!   equal to the recorded one ([`Entry::describes`]): an older version it
@@ -25,14 +29,31 @@
 //! each folder listing drops the recorded names SRC no longer holds there;
 //! a rename replayed in DST moves the entries under it.
 //!
-//! On disk, `.mirrortray/record.json`, written whole (temp file, rename)
-//! at the end of a pass or batch that changed it:
-//! ```text
-//! {"format":1,"next_blob":3,"entries":[
-//!  {"path":"bin/run.sh","kind":"file","mode":493,"mtime":[1714979289,123456789],"size":19},
-//!  {"path":"link","kind":"symlink","mode":511,"mtime":[1714979289,5],"size":10,"aside":true,"target":"secret.txt"},
-//!  {"path":"a:b","kind":"file","mode":420,"mtime":[1714979289,7],"size":5,"aside":true,"blob":2}]}
-//! ```
+//! On disk, two files in `.mirrortray/`. A large tree on exFAT has an
+//! overlay for nearly every file (its nanoseconds), so the record is not
+//! written whole per batch: a batch appends one line of what it changed.
+//! - `record.json`, the snapshot, written whole (temp file, rename):
+//!   ```text
+//!   {"format":2,"next_blob":3,"entries":[
+//!    {"path":"bin/run.sh","kind":"file","mode":493,"mtime":[1714979289,123456789],"size":19},
+//!    {"path":"link","kind":"symlink","mode":511,"mtime":[1714979289,5],"size":10,"aside":true,"target":"secret.txt"},
+//!    {"path":"a:b","kind":"file","mode":420,"mtime":[1714979289,7],"size":5,"aside":true,"blob":2}]}
+//!   ```
+//!   Format 1 (before the log) reads the same.
+//! - `record.log`, one JSON line per pass or batch that changed the record,
+//!   appended: `{"next_blob":4,"set":[{"path":…,<entry>}],"gone":["old"]}`.
+//!   Each line gives paths their new state, not a step from the old one,
+//!   so replaying a line twice changes nothing: the log is read before the
+//!   snapshot, and a snapshot that already holds it (made between the two
+//!   reads) is still right after the replay.
+//!
+//! Reading is the snapshot, then the log's lines in order ([`Record::read`]).
+//! A last line without its newline is a write torn by a crash: left out, and
+//! the next save writes a snapshot rather than append after it. When the
+//! log has grown past [`COMPACT_FACTOR`] times the snapshot (and
+//! [`COMPACT_MIN`]), the next save writes a snapshot and the log goes
+//! ([`compact_due`]).
+//!
 //! A path or target that is not UTF-8 is written as an array of its bytes.
 //! An aside entry replaced or dropped (versions on) is kept as a version:
 //! its blob moves to `versions/<time>/.mirrortray/aside/<blob>` (pruned with
@@ -40,7 +61,7 @@
 //! `{"at":"<time folder>","path":…,"reason":…,<the entry>}`: held until that time, as
 //! the versions are (see `history.rs`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::ops::Bound;
 use std::os::unix::ffi::OsStrExt;
@@ -52,8 +73,19 @@ use super::fsops::{Kind, Meta, Time};
 use super::keeps::Keeps;
 use super::plan::TimeLimits;
 
-/// The record file's name in `.mirrortray/`.
+/// The record's snapshot, in `.mirrortray/`.
 pub const RECORD_FILE: &str = "record.json";
+/// The record's log of changes since the snapshot, in `.mirrortray/`.
+pub const RECORD_LOG: &str = "record.log";
+/// The snapshot's format; 1 was written whole, with no log beside it.
+const FORMAT: u32 = 2;
+/// The log is folded into a new snapshot once it is this many times the
+/// snapshot's size: a save then costs, spread over the batches, a small
+/// multiple of what the batches changed.
+pub const COMPACT_FACTOR: u64 = 2;
+/// ...and at least this long, so that a small record is not rewritten for
+/// every few batches.
+pub const COMPACT_MIN: u64 = 64 * 1024;
 /// Where aside files' bytes are, in `.mirrortray/`.
 pub const ASIDE_DIR: &str = "aside";
 /// The log of aside entries kept as versions, in `.mirrortray/`.
@@ -141,6 +173,30 @@ pub struct Entry {
     /// An aside file's bytes: `.mirrortray/aside/<blob>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blob: Option<u64>,
+    /// Owner and group, where the drive loses them (root's: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<[u32; 2]>,
+    /// A file with several names, on a drive without hard links: SRC's
+    /// device and inode, the same for each of its names, so that a
+    /// restore makes them one file again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<[u64; 2]>,
+}
+
+/// SRC's `m`'s identity as the record keeps it for its names.
+fn link_of(keeps: &Keeps, m: &Meta) -> Option<[u64; 2]> {
+    links_lost(keeps, m).then_some([m.dev, m.ino])
+}
+
+/// Whether `m` is a file with several names on a drive that holds each as
+/// a copy of its own.
+fn links_lost(keeps: &Keeps, m: &Meta) -> bool {
+    !keeps.hardlinks && m.kind == Kind::File && m.nlink > 1
+}
+
+/// SRC's `m`'s owner and group as the record keeps them.
+fn owner_of(keeps: &Keeps, m: &Meta) -> Option<[u32; 2]> {
+    keeps.owner_lost(m).then_some([m.uid, m.gid])
 }
 
 fn is_false(b: &bool) -> bool {
@@ -158,6 +214,18 @@ impl Entry {
             aside: false,
             target: None,
             blob: None,
+            owner: None,
+            link: None,
+        })
+    }
+
+    /// SRC's entry as the record keeps it on a drive that keeps `keeps`:
+    /// the overlay, with the owner the drive loses.
+    pub fn recorded(keeps: &Keeps, m: &Meta) -> Option<Entry> {
+        Some(Entry {
+            owner: owner_of(keeps, m),
+            link: link_of(keeps, m),
+            ..Entry::overlay(m)?
         })
     }
 
@@ -168,9 +236,12 @@ impl Entry {
         }
     }
 
-    /// Whether it says what SRC's `m` is (kind, size, mode, mtime).
-    pub fn matches(&self, m: &Meta) -> bool {
-        EntryKind::of(m.kind) == Some(self.kind)
+    /// Whether it says what SRC's `m` is (kind, size, mode, mtime, and
+    /// owner where `keeps` loses it).
+    pub fn matches(&self, keeps: &Keeps, m: &Meta) -> bool {
+        self.owner == owner_of(keeps, m)
+            && self.link == link_of(keeps, m)
+            && EntryKind::of(m.kind) == Some(self.kind)
             && (self.kind == EntryKind::Dir || self.size == m.size)
             && self.mode == m.mode
             && self.time() == m.mtime
@@ -185,11 +256,19 @@ impl Entry {
             && limits.same(self.time(), held.mtime)
     }
 
-    /// `held` with the recorded mode and mtime.
+    /// `held` with the recorded mode, mtime, owner and identity (a file
+    /// with several names: SRC's, shared by its names).
     pub fn apply(&self, held: &Meta) -> Meta {
+        let [uid, gid] = self.owner.unwrap_or([held.uid, held.gid]);
+        let [dev, ino] = self.link.unwrap_or([held.dev, held.ino]);
         Meta {
             mode: self.mode,
             mtime: self.time(),
+            uid,
+            gid,
+            dev,
+            ino,
+            nlink: if self.link.is_some() { 2 } else { held.nlink },
             ..*held
         }
     }
@@ -204,9 +283,11 @@ impl Entry {
             mtime: t,
             atime: t,
             ctime: t,
-            dev: 0,
-            ino: 0,
-            nlink: 1,
+            dev: self.link.map_or(0, |l| l[0]),
+            ino: self.link.map_or(0, |l| l[1]),
+            nlink: if self.link.is_some() { 2 } else { 1 },
+            uid: self.owner.map_or(0, |o| o[0]),
+            gid: self.owner.map_or(0, |o| o[1]),
             raw_mode: self.mode,
         }
     }
@@ -236,7 +317,7 @@ pub fn needs_overlay(keeps: &Keeps, m: &Meta) -> bool {
         return false;
     }
     let mode_lost = !keeps.modes && m.kind != Kind::Symlink && m.mode != ordinary_mode(m.kind);
-    mode_lost || !time_kept(&keeps.times, m.mtime)
+    mode_lost || !time_kept(&keeps.times, m.mtime) || keeps.owner_lost(m) || links_lost(keeps, m)
 }
 
 /// A relative path as the record's key: its bytes.
@@ -268,8 +349,49 @@ fn under(rel: &Path) -> (Span, usize) {
 pub struct Record {
     entries: BTreeMap<Vec<u8>, Entry>,
     next_blob: u64,
-    /// Changed since read or last written.
-    dirty: bool,
+    /// Paths changed since read or last saved.
+    changed: BTreeSet<Vec<u8>>,
+    /// A blob number was taken since read or last saved.
+    blob_taken: bool,
+    /// What the files on disk hold.
+    disk: OnDisk,
+}
+
+/// The record's files as read or last written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OnDisk {
+    /// The snapshot's length.
+    pub snapshot: u64,
+    /// The log's length, up to its last whole line.
+    pub log: u64,
+    /// The next save writes a snapshot: the log ends in a torn line (an
+    /// append after it would glue the two), or the record was made anew.
+    pub rewrite: bool,
+}
+
+/// What a save writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Save {
+    /// Appended to the log: one line.
+    Append(Vec<u8>),
+    /// A new snapshot, after which the log goes.
+    Snapshot(Vec<u8>),
+}
+
+/// Whether a log of `log` bytes beside a snapshot of `snapshot` bytes is
+/// folded into a new snapshot.
+pub fn compact_due(snapshot: u64, log: u64) -> bool {
+    log > COMPACT_MIN && log > snapshot.saturating_mul(COMPACT_FACTOR)
+}
+
+/// One line of the log: the state of every path a save changed.
+#[derive(Serialize, Deserialize)]
+struct Change {
+    next_blob: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    set: Vec<Line>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    gone: Vec<Bytes>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -317,27 +439,94 @@ pub fn parse_kept(text: &[u8]) -> Vec<Kept> {
         .collect()
 }
 
+/// `aside.log`'s text without the lines whose time folder is gone
+/// (`kept(at)`: whether the folder `at` is still there), and without a
+/// torn last line; `None` when no line goes. A line is what a version in
+/// its folder was: with the folder pruned or thinned away, nothing is left
+/// for it to describe, and the log would only grow.
+pub fn trim_kept(text: &[u8], kept: impl Fn(&str) -> bool) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut dropped = false;
+    for line in text.split_inclusive(|b| *b == b'\n') {
+        let stays = line.ends_with(b"\n")
+            && serde_json::from_slice::<Kept>(line).is_ok_and(|k| kept(&k.at));
+        if stays {
+            out.extend_from_slice(line);
+        } else {
+            dropped = true;
+        }
+    }
+    dropped.then_some(out)
+}
+
 impl Record {
-    /// Reads the record file's text.
-    pub fn parse(text: &[u8]) -> Result<Record, serde_json::Error> {
-        let f: File = serde_json::from_slice(text)?;
+    /// Reads the snapshot's text (format 1 or 2).
+    pub fn parse(text: &[u8]) -> Result<Record, String> {
+        let f: File = serde_json::from_slice(text).map_err(|e| e.to_string())?;
+        if f.format > FORMAT {
+            return Err(format!(
+                "format {} is from a newer mirrortray (this one reads up to {FORMAT})",
+                f.format
+            ));
+        }
         let mut r = Record {
             next_blob: f.next_blob,
             ..Record::default()
         };
         for l in f.entries {
-            if let Some(b) = l.entry.blob {
-                r.next_blob = r.next_blob.max(b + 1);
-            }
-            r.entries.insert(l.path.0, l.entry);
+            r.take(l);
         }
+        r.disk.snapshot = text.len() as u64;
         Ok(r)
     }
 
-    /// The record file's text.
+    /// Reads the snapshot's text (`None`: there is none) with the log's
+    /// replayed on it. A last line cut short is left out; any other line
+    /// that does not read is an error, naming its line number.
+    pub fn read(snapshot: Option<&[u8]>, log: &[u8]) -> Result<Record, String> {
+        let mut r = match snapshot {
+            Some(text) => Record::parse(text)?,
+            None => Record::default(),
+        };
+        let mut at = 0usize;
+        for (i, line) in log.split_inclusive(|b| *b == b'\n').enumerate() {
+            let whole = line.ends_with(b"\n");
+            match serde_json::from_slice::<Change>(line) {
+                Ok(c) if whole => r.replay(c),
+                Ok(_) => {}
+                Err(_) if !whole => {}
+                Err(e) => return Err(format!("{RECORD_LOG} line {}: {e}", i + 1)),
+            }
+            if whole {
+                at += line.len();
+            }
+        }
+        r.disk.log = at as u64;
+        r.disk.rewrite = at < log.len();
+        Ok(r)
+    }
+
+    fn take(&mut self, l: Line) {
+        if let Some(b) = l.entry.blob {
+            self.next_blob = self.next_blob.max(b + 1);
+        }
+        self.entries.insert(l.path.0, l.entry);
+    }
+
+    fn replay(&mut self, c: Change) {
+        self.next_blob = self.next_blob.max(c.next_blob);
+        for g in c.gone {
+            self.entries.remove(&g.0);
+        }
+        for l in c.set {
+            self.take(l);
+        }
+    }
+
+    /// The snapshot's text.
     pub fn to_json(&self) -> Vec<u8> {
         let f = File {
-            format: 1,
+            format: FORMAT,
             next_blob: self.next_blob,
             entries: self
                 .entries
@@ -351,11 +540,79 @@ impl Record {
         serde_json::to_vec(&f).unwrap_or_default()
     }
 
+    /// The log line of what changed since the last save.
+    fn change_line(&self) -> Vec<u8> {
+        let mut c = Change {
+            next_blob: self.next_blob,
+            set: Vec::new(),
+            gone: Vec::new(),
+        };
+        for k in &self.changed {
+            match self.entries.get(k) {
+                Some(e) => c.set.push(Line {
+                    path: Bytes(k.clone()),
+                    entry: e.clone(),
+                }),
+                None => c.gone.push(Bytes(k.clone())),
+            }
+        }
+        let mut v = serde_json::to_vec(&c).unwrap_or_default();
+        v.push(b'\n');
+        v
+    }
+
+    /// What to write to save it (`None`: nothing changed).
+    pub fn to_save(&self) -> Option<Save> {
+        if !self.dirty() {
+            return None;
+        }
+        // No snapshot yet: the log starts from one.
+        if self.disk.rewrite || self.disk.snapshot == 0 {
+            return Some(Save::Snapshot(self.to_json()));
+        }
+        let line = self.change_line();
+        if compact_due(self.disk.snapshot, self.disk.log + line.len() as u64) {
+            Some(Save::Snapshot(self.to_json()))
+        } else {
+            Some(Save::Append(line))
+        }
+    }
+
+    /// `s` was written: nothing to save any more.
+    pub fn saved(&mut self, s: &Save) {
+        match s {
+            Save::Append(line) => self.disk.log += line.len() as u64,
+            Save::Snapshot(text) => {
+                self.disk = OnDisk {
+                    snapshot: text.len() as u64,
+                    ..OnDisk::default()
+                }
+            }
+        }
+        self.changed.clear();
+        self.blob_taken = false;
+    }
+
+    /// A save that failed may have left part of a line: the next one
+    /// writes a snapshot.
+    pub fn save_failed(&mut self) {
+        self.disk.rewrite = true;
+    }
+
+    /// What the files on disk hold.
+    pub fn on_disk(&self) -> OnDisk {
+        self.disk
+    }
+
     /// An empty record whose blobs are numbered from `next` on (so that no
     /// number of a record that could not be read is used again).
     pub fn starting_at(next: u64) -> Record {
         Record {
             next_blob: next,
+            disk: OnDisk {
+                rewrite: true,
+                ..OnDisk::default()
+            },
             ..Record::default()
         }
     }
@@ -368,14 +625,9 @@ impl Record {
         self.entries.len()
     }
 
-    /// Whether it changed since [`saved`](Self::saved).
+    /// Whether a save has something to write.
     pub fn dirty(&self) -> bool {
-        self.dirty
-    }
-
-    /// Written out: not changed any more.
-    pub fn saved(&mut self) {
-        self.dirty = false;
+        !self.changed.is_empty() || self.blob_taken || self.disk.rewrite
     }
 
     pub fn get(&self, rel: &Path) -> Option<&Entry> {
@@ -388,21 +640,22 @@ impl Record {
         if self.entries.get(&k) == Some(&e) {
             return Some(e);
         }
-        self.dirty = true;
+        self.changed.insert(k.clone());
         self.entries.insert(k, e)
     }
 
     /// A number for a new blob.
     pub fn new_blob(&mut self) -> u64 {
-        self.dirty = true;
+        self.blob_taken = true;
         self.next_blob += 1;
         self.next_blob - 1
     }
 
     /// Drops `rel`'s own entry; returns it.
     pub fn remove(&mut self, rel: &Path) -> Option<(PathBuf, Entry)> {
-        let e = self.entries.remove(&key(rel))?;
-        self.dirty = true;
+        let k = key(rel);
+        let e = self.entries.remove(&k)?;
+        self.changed.insert(k);
         Some((rel.to_path_buf(), e))
     }
 
@@ -414,9 +667,9 @@ impl Record {
         for k in keys {
             if let Some(e) = self.entries.remove(&k) {
                 out.push((PathBuf::from(OsStr::from_bytes(&k)), e));
+                self.changed.insert(k);
             }
         }
-        self.dirty |= !out.is_empty();
         out
     }
 
@@ -449,9 +702,9 @@ impl Record {
         for k in gone {
             if let Some(e) = self.entries.remove(&k) {
                 out.push((PathBuf::from(OsStr::from_bytes(&k)), e));
+                self.changed.insert(k);
             }
         }
-        self.dirty |= !out.is_empty();
         out
     }
 
@@ -468,8 +721,8 @@ impl Record {
             } else {
                 to.join(rest)
             };
+            self.changed.insert(key(&q));
             self.entries.insert(key(&q), e);
-            self.dirty = true;
         }
         replaced
     }
@@ -507,6 +760,8 @@ mod tests {
             dev: 1,
             ino: 1,
             nlink: 1,
+            uid: 0,
+            gid: 0,
             raw_mode: mode,
         }
     }
@@ -524,6 +779,8 @@ mod tests {
             xattrs: false,
             case_blind: true,
             windows_names: true,
+            owners: super::super::keeps::Owners::Recorded,
+            renames_keep_times: true,
         }
     }
 
@@ -579,8 +836,34 @@ mod tests {
             ..on_drive
         };
         assert!(!e.describes(&limits, &bigger));
-        assert!(e.matches(&src));
-        assert!(!e.matches(&Meta { mode: 0o644, ..src }));
+        let k = exfat();
+        assert!(e.matches(&k, &src));
+        assert!(!e.matches(&k, &Meta { mode: 0o644, ..src }));
+        // An owner the drive loses is recorded, and given back.
+        let theirs = Meta {
+            uid: 1234,
+            gid: 5678,
+            ..src
+        };
+        assert!(needs_overlay(&k, &theirs));
+        assert!(!e.matches(&k, &theirs));
+        let o = Entry::recorded(&k, &theirs).unwrap();
+        assert_eq!(o.owner, Some([1234, 5678]));
+        assert!(o.matches(&k, &theirs));
+        let back = o.apply(&on_drive);
+        assert_eq!((back.uid, back.gid), (1234, 5678));
+        assert_eq!(Entry::recorded(&k, &src).unwrap().owner, None);
+        // One of several names: SRC's identity, given back with it.
+        let named = Meta { nlink: 2, ..src };
+        assert!(needs_overlay(&k, &named) && !needs_overlay(&Keeps::ALL, &named));
+        let l = Entry::recorded(&k, &named).unwrap();
+        assert_eq!(l.link, Some([1, 1]));
+        assert!(l.matches(&k, &named) && !l.matches(&k, &src));
+        let back = l.apply(&Meta {
+            ino: 77,
+            ..on_drive
+        });
+        assert_eq!((back.dev, back.ino, back.nlink), (1, 1, 2));
     }
 
     #[test]
@@ -636,5 +919,188 @@ mod tests {
         let mut log = k.line();
         log.extend_from_slice(b"{\"torn");
         assert_eq!(parse_kept(&log).len(), 1);
+    }
+
+    fn names_of(r: &Record) -> Vec<String> {
+        r.tree(Path::new(""))
+            .into_iter()
+            .map(|(p, e)| format!("{}={:o}", p.display(), e.mode))
+            .collect()
+    }
+
+    fn with_mode(mode: u32) -> Entry {
+        Entry::overlay(&meta(Kind::File, 1_700_000_000, 5, mode)).unwrap()
+    }
+
+    /// Saves `r` the way the shell does, into `snapshot` and `log`.
+    fn save(r: &mut Record, snapshot: &mut Option<Vec<u8>>, log: &mut Vec<u8>) -> &'static str {
+        let Some(s) = r.to_save() else {
+            return "nothing";
+        };
+        let what = match &s {
+            Save::Append(line) => {
+                log.extend_from_slice(line);
+                "append"
+            }
+            Save::Snapshot(text) => {
+                *snapshot = Some(text.clone());
+                log.clear();
+                "snapshot"
+            }
+        };
+        r.saved(&s);
+        what
+    }
+
+    #[test]
+    fn when_the_log_is_folded_into_a_snapshot() {
+        let table: &[(u64, u64, bool)] = &[
+            (0, 0, false),
+            (0, COMPACT_MIN, false),
+            (0, COMPACT_MIN + 1, true),
+            (1_000_000, 2_000_000, false),
+            (1_000_000, 2_000_001, true),
+            (10, COMPACT_MIN + 1, true),
+            (u64::MAX, u64::MAX, false),
+        ];
+        for (snapshot, log, want) in table {
+            assert_eq!(compact_due(*snapshot, *log), *want, "{snapshot} {log}");
+        }
+    }
+
+    #[test]
+    fn reading_is_the_snapshot_with_the_log_replayed() {
+        let mut r = Record::default();
+        let (mut snap, mut log) = (None, Vec::new());
+        r.set(Path::new("a"), with_mode(0o600));
+        r.set(Path::new("d/x"), with_mode(0o700));
+        // A new record starts with a snapshot, and a pass that changed
+        // nothing writes nothing.
+        assert_eq!(save(&mut r, &mut snap, &mut log), "snapshot");
+        assert_eq!(save(&mut r, &mut snap, &mut log), "nothing");
+        r.set(Path::new("a"), with_mode(0o600));
+        assert_eq!(save(&mut r, &mut snap, &mut log), "nothing");
+        r.set(Path::new("a"), with_mode(0o640));
+        r.renamed(Path::new("d"), Path::new("e"));
+        let n = r.new_blob();
+        assert_eq!(save(&mut r, &mut snap, &mut log), "append");
+        let back = Record::read(snap.as_deref(), &log).unwrap();
+        assert_eq!(names_of(&back), ["a=640", "e/x=700"]);
+        assert_eq!(names_of(&back), names_of(&r));
+        assert_eq!(back.clone().new_blob(), n + 1);
+        assert_eq!(back.on_disk().log, log.len() as u64);
+        assert!(!back.dirty());
+
+        // A snapshot made between reading the log and reading the
+        // snapshot: the log replayed on it changes nothing.
+        let both = Record::read(Some(&r.to_json()), &log).unwrap();
+        assert_eq!(names_of(&both), names_of(&r));
+    }
+
+    /// Each case: the log's text after one good line, what is read, and
+    /// whether the next save writes a snapshot instead of appending.
+    #[test]
+    fn a_torn_last_line_is_left_out_and_followed_by_a_snapshot() {
+        let mut r = Record::default();
+        r.set(Path::new("a"), with_mode(0o600));
+        let Some(Save::Snapshot(snap)) = r.to_save() else {
+            panic!("a new record starts with a snapshot")
+        };
+        r.saved(&Save::Snapshot(snap.clone()));
+        r.set(Path::new("a"), with_mode(0o600 | 0o40));
+        r.set(Path::new("a"), with_mode(0o600));
+        let Some(Save::Append(good)) = r.to_save() else {
+            panic!("a record with a snapshot appends")
+        };
+        // The log's tail, the names read (or the error), a snapshot next.
+        type Case<'a> = (&'a [u8], Result<&'a [&'a str], &'a str>, bool);
+        let torn: &[Case] = &[
+            (b"", Ok(&["a=600"]), false),
+            (b"\n", Err("record.log line 2"), false),
+            (b"{\"next_blob\":0,\"se", Ok(&["a=600"]), true),
+            // Whole JSON, but its newline never made it: not taken either.
+            (b"{\"next_blob\":0,\"gone\":[\"a\"]}", Ok(&["a=600"]), true),
+            (b"{\"next_blob\":0,\"gone\":[\"a\"]}\n", Ok(&[]), false),
+            // Not the last line: a record that cannot be read.
+            (
+                b"{\"torn\n{\"next_blob\":0}\n",
+                Err("record.log line 2"),
+                false,
+            ),
+        ];
+        for (i, (tail, want, rewrite)) in torn.iter().enumerate() {
+            let mut log = good.clone();
+            log.extend_from_slice(tail);
+            match (Record::read(Some(&snap), &log), want) {
+                (Ok(mut back), Ok(names)) => {
+                    assert_eq!(names_of(&back), *names, "case {i}");
+                    assert_eq!(back.on_disk().rewrite, *rewrite, "case {i}");
+                    back.set(Path::new("b"), with_mode(0o700));
+                    let snapshot = matches!(back.to_save(), Some(Save::Snapshot(_)));
+                    assert_eq!(snapshot, *rewrite, "case {i}");
+                }
+                (Err(e), Err(w)) => assert!(e.contains(w), "case {i}: {e}"),
+                (got, _) => panic!("case {i}: {got:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_long_log_is_folded_and_old_records_still_read() {
+        let mut r = Record::default();
+        let (mut snap, mut log) = (None, Vec::new());
+        let mut saves = Vec::new();
+        for i in 0..3000u32 {
+            r.set(Path::new(&format!("f{}", i % 50)), with_mode(i & 0o777));
+            saves.push(save(&mut r, &mut snap, &mut log));
+        }
+        assert!(saves.contains(&"snapshot") && saves.contains(&"append"));
+        assert!(log.len() as u64 <= COMPACT_MIN);
+        let back = Record::read(snap.as_deref(), &log).unwrap();
+        assert_eq!(names_of(&back), names_of(&r));
+
+        // Format 1, written whole before the log: read as a snapshot.
+        let old = br#"{"format":1,"next_blob":3,"entries":[{"path":"a:b","kind":"file","mode":420,"mtime":[1714979289,7],"size":5,"aside":true,"blob":2}]}"#;
+        let mut back = Record::read(Some(old), b"").unwrap();
+        assert_eq!(names_of(&back), ["a:b=644"]);
+        assert_eq!(back.new_blob(), 3);
+        let newer = br#"{"format":3,"next_blob":0,"entries":[]}"#;
+        let e = Record::read(Some(newer), b"").unwrap_err();
+        assert!(e.contains("newer mirrortray"), "{e}");
+        // Made anew (the old one could not be read): a snapshot first.
+        let mut fresh = Record::starting_at(7);
+        assert!(matches!(fresh.to_save(), Some(Save::Snapshot(_))));
+        fresh.save_failed();
+        assert!(fresh.dirty());
+    }
+
+    #[test]
+    fn aside_log_lines_go_with_their_time_folder() {
+        let line = |at: &str| {
+            Kept {
+                at: at.into(),
+                path: Bytes(b"a:b".to_vec()),
+                reason: None,
+                entry: with_mode(0o600),
+            }
+            .line()
+        };
+        let text = |ats: &[&str]| -> Vec<u8> { ats.iter().flat_map(|a| line(a)).collect() };
+        let there = ["t2", "t3"];
+        // (lines, then a tail, what stays; None: nothing changes)
+        type Case<'a> = (&'a [&'a str], &'a [u8], Option<&'a [&'a str]>);
+        let table: &[Case] = &[
+            (&[], b"", None),
+            (&["t2", "t3"], b"", None),
+            (&["t1", "t2", "t1", "t3"], b"", Some(&["t2", "t3"])),
+            (&["t1"], b"", Some(&[])),
+            (&["t2"], b"{\"at\":\"t2\",\"pa", Some(&["t2"])),
+        ];
+        for (i, (lines, tail, want)) in table.iter().enumerate() {
+            let mut t = text(lines);
+            t.extend_from_slice(tail);
+            let got = trim_kept(&t, |at| there.contains(&at));
+            assert_eq!(got, want.map(text), "case {i}");
+        }
     }
 }

@@ -15,6 +15,8 @@
 //!   to an unnamed file in the target's folder (`O_TMPFILE` where the system
 //!   has it, else a hidden temp name), which is then linked or renamed over
 //!   the target. A watcher of the destination sees one complete file appear.
+//! - Names that were one file (hard links, kept or recorded) are one file
+//!   again: the first is written, the others are linked to it.
 //! - Nothing is deleted: entries the destination holds that did not exist at
 //!   `T` are left alone (and listed), and a file is not replaced by a folder
 //!   or a folder by a file.
@@ -23,7 +25,7 @@
 //! caller's part (the command reconciles the pair before and after, or lets
 //! the running watcher do it).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Read};
@@ -394,6 +396,9 @@ pub fn apply(
     // Folders made here, to get their mode and times once filled.
     let mut made: Vec<(PathBuf, Option<Meta>)> = Vec::new();
     let mut failed_dirs: Vec<PathBuf> = Vec::new();
+    // Files with several names: the first name restored of each, which
+    // the others are linked to.
+    let mut firsts: HashMap<(u64, u64), PathBuf> = HashMap::new();
     for step in &plan.steps {
         let fail =
             |what: &'static str, e: &io::Error| EntryError::new(dest.path(&step.to), what, e);
@@ -418,8 +423,25 @@ pub fn apply(
                 let parent_rel = step.to.parent().unwrap_or(Path::new(""));
                 match ensure_dirs(dest, parent_rel, &mut made) {
                     Err(e) => Err(fail("make the folder to restore into", &e)),
-                    Ok(parent) => write_one(history, step, &parent, &mut made)
-                        .map_err(|e| fail("restore", &e)),
+                    Ok(parent) => {
+                        let m = &step.held.meta;
+                        let id = (m.kind == Kind::File && m.nlink > 1).then_some((m.dev, m.ino));
+                        let first = id.and_then(|id| firsts.get(&id));
+                        // Where no link can be made (a destination without
+                        // hard links), a copy of its own.
+                        let r = match first {
+                            Some(f) => link_one(dest, f, &parent, step)
+                                .or_else(|_| write_one(history, step, &parent, &mut made)),
+                            None => write_one(history, step, &parent, &mut made),
+                        };
+                        if r.is_ok()
+                            && first.is_none()
+                            && let Some(id) = id
+                        {
+                            firsts.insert(id, step.to.clone());
+                        }
+                        r.map_err(|e| fail("restore", &e))
+                    }
                 }
             }
         };
@@ -451,6 +473,11 @@ pub fn apply(
         let Ok(d) = dest.root().and_then(|r| r.open_path(&rel)) else {
             continue;
         };
+        if let Some(m) = meta
+            && restore_owner() == content::Owner::Try
+        {
+            let _ = d.set_own_owner(m.uid, m.gid);
+        }
         // Nothing known: an ordinary folder.
         let mut r = d.set_own_mode(meta.map_or(0o755, |m| m.mode));
         // A folder's time is only known for sure if it had not changed
@@ -556,6 +583,25 @@ fn write_one(
     }
 }
 
+/// Restores `step`'s file as another name of `first` (restored before it,
+/// relative to the destination root), in `parent`.
+fn link_one(dest: &Dest, first: &Path, parent: &DirHandle, step: &Step) -> io::Result<()> {
+    let invalid = || io::Error::from(io::ErrorKind::InvalidInput);
+    let name = step.to.file_name().ok_or_else(invalid)?;
+    let first_name = first.file_name().ok_or_else(invalid)?;
+    let first_dir = dest
+        .root()?
+        .open_path(first.parent().unwrap_or(Path::new("")))?;
+    if step.action == Action::Create {
+        return first_dir
+            .link_to(first_name, parent, name)
+            .map_err(appeared);
+    }
+    let tmp = temp_name();
+    first_dir.link_to(first_name, parent, &tmp)?;
+    rename_into_place(parent, &tmp, name)
+}
+
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 fn temp_name() -> OsString {
@@ -576,7 +622,7 @@ fn write_file(
     is_new: bool,
 ) -> io::Result<()> {
     let fill = |to: &File| -> io::Result<()> {
-        let w = content::write(from, to, meta)?;
+        let w = content::write(from, to, meta, restore_owner())?;
         if w.bytes != meta.size {
             return Err(io::Error::other(
                 "the kept version is shorter than recorded (changed while read?)",
@@ -691,10 +737,24 @@ fn link_unnamed(file: &File, parent: &DirHandle, name: &OsStr) -> io::Result<boo
     }
 }
 
-/// Makes the symlink `name` -> `target` in `parent` with `meta`'s times.
+/// Whether a restore gives entries their owners: as root (as `cp -a`
+/// does), where the destination's file system keeps them.
+fn restore_owner() -> content::Owner {
+    if fsops::sets_owners() {
+        content::Owner::Try
+    } else {
+        content::Owner::Leave
+    }
+}
+
+/// Makes the symlink `name` -> `target` in `parent` with `meta`'s owner
+/// and times.
 fn write_symlink(parent: &DirHandle, name: &OsStr, target: &OsStr, meta: &Meta) -> io::Result<()> {
     let tmp = temp_name();
     parent.symlink(target, &tmp)?;
+    if restore_owner() == content::Owner::Try {
+        let _ = parent.set_owner(&tmp, meta.uid, meta.gid);
+    }
     if let Err(e) = parent.set_times(&tmp, meta.atime, meta.mtime) {
         let _ = parent.unlink(&tmp);
         return Err(e);

@@ -9,7 +9,8 @@
 //!   versions/     <UTC time>/<relative path>: what DST lost (see versions.rs)
 //!   versions.log  one line per kept version: time, reason, kind, path
 //!   thinned.log   one line per version thinning removed (see thinning.rs)
-//!   record.json   what the backup drive cannot hold (see record.rs)
+//!   record.json   what the backup drive cannot hold (see record.rs): snapshot
+//!   record.log    its changes since, one line per pass or batch
 //!   aside/        <number>: bytes of files the drive holds under no name
 //!   aside.log     one JSON line per such entry kept as a version
 //! ```
@@ -30,9 +31,9 @@ use super::error::{SetupError, reason, show};
 use super::filter::RESERVED;
 use super::fsops::{DirHandle, Kind};
 use super::history::History;
-use super::keeps::Keeps;
+use super::keeps::{Keeps, Owners};
 use super::plan::TimeLimits;
-use super::record::{ASIDE_DIR, ASIDE_LOG, RECORD_FILE, Record};
+use super::record::{ASIDE_DIR, ASIDE_LOG, RECORD_FILE, RECORD_LOG, Record, Save};
 use super::thinning::{self, Candidate, Policy};
 use super::versions::{Pruned, THINNED_LOG, Thinned, Versions};
 
@@ -50,6 +51,8 @@ pub struct Store {
     min_free_percent: u32,
     /// One pruning for space at a time (copies run in parallel).
     pruning: std::sync::Mutex<()>,
+    /// One writer of `aside.log` at a time: a trim rewrites it whole.
+    aside_log: std::sync::Mutex<()>,
     /// When thinning last ran (it reads the whole journal: at most hourly).
     thinned_at: std::sync::Mutex<Option<std::time::Instant>>,
     _lock: File,
@@ -144,6 +147,7 @@ impl Store {
             counter: AtomicU64::new(0),
             min_free_percent: DEFAULT_MIN_FREE_PERCENT,
             pruning: std::sync::Mutex::new(()),
+            aside_log: std::sync::Mutex::new(()),
             thinned_at: std::sync::Mutex::new(None),
             _lock: lock,
         };
@@ -237,8 +241,25 @@ impl Store {
             return Ok(Pruned::default());
         }
         let floor = self.floor_bytes()?;
-        self.versions
-            .prune_oldest_while(|| Ok(self.tmp.free_bytes()? < floor.saturating_add(need)))
+        let pruned = self
+            .versions
+            .prune_oldest_while(|| Ok(self.tmp.free_bytes()? < floor.saturating_add(need)))?;
+        if pruned.count > 0 {
+            self.trim_aside_log_or_say();
+        }
+        Ok(pruned)
+    }
+
+    /// [`trim_aside_log`](Self::trim_aside_log); a failure only leaves
+    /// lines that describe nothing, so it is a warning.
+    pub fn trim_aside_log_or_say(&self) {
+        if let Err(e) = self.trim_aside_log() {
+            log::warn!(
+                "{}: cannot drop the lines of pruned versions: {}",
+                show(&self.dst_path.join(RESERVED).join(ASIDE_LOG)),
+                reason(&e)
+            );
+        }
     }
 
     /// Free space on the backup's file system.
@@ -295,7 +316,7 @@ impl Store {
     /// odd second with nanoseconds set and read back gives the time
     /// precision; the furthest future and past set and read back give the
     /// range (the kernel keeps the nearest end); then a mode, a user
-    /// attribute, a hard link, a symlink, a name with `:`, and a name read
+    /// attribute, an owner (as root), a hard link, a symlink, a name with `:`, and a name read
     /// back in other case. Recorded in `.mirrortray/limits` for `verify`.
     pub fn probe(&self) -> io::Result<Keeps> {
         use super::fsops::{Time, file_meta, set_file_mode, set_file_times};
@@ -328,10 +349,23 @@ impl Store {
                 ),
                 Err(Errno::NOTSUP)
             );
+            // Given to a user nobody is and read back: NTFS without a
+            // user mapping says yes and keeps root.
+            const NOBODY_KNOWN: u32 = 0x6d69_7272;
+            let owners = if !super::fsops::sets_owners() {
+                Owners::Off
+            } else if super::fsops::set_file_owner(&file, NOBODY_KNOWN, NOBODY_KNOWN).is_ok()
+                && file_meta(&file).is_ok_and(|m| (m.uid, m.gid) == (NOBODY_KNOWN, NOBODY_KNOWN))
+            {
+                Owners::Kept
+            } else {
+                Owners::Recorded
+            };
             Ok(Keeps {
                 times: TimeLimits::from_probe((fine, got), future, past, now),
                 modes,
                 xattrs,
+                owners,
                 ..Keeps::ALL
             })
         })();
@@ -373,11 +407,34 @@ impl Store {
             Err(e) => e.kind() != io::ErrorKind::AlreadyExists,
         };
         self.discard(&odd);
+        keeps.renames_keep_times = self.probe_rename_times().unwrap_or(true);
         keeps.times = keeps.fat_range();
         if let Err(e) = self.write_small(OsStr::new("limits"), keeps.record().as_bytes()) {
             log::debug!("cannot record the backup's limits: {e}");
         }
         Ok(keeps)
+    }
+
+    /// Whether a file renamed keeps its mtime (a whole, even second in
+    /// 2001, which every drive keeps).
+    fn probe_rename_times(&self) -> io::Result<bool> {
+        use super::fsops::{Time, set_file_times};
+        let t = Time {
+            sec: 1_000_000_000,
+            nsec: 0,
+        };
+        let (name, file) = self.temp_file()?;
+        set_file_times(&file, t, t)?;
+        drop(file);
+        let to = self.temp_name();
+        let moved = self.tmp.rename_to(&name, &self.tmp, &to);
+        let kept = match moved {
+            Ok(()) => self.tmp.stat(&to).map(|m| m.mtime.sec == t.sec),
+            Err(e) => Err(e),
+        };
+        self.discard(&name);
+        self.discard(&to);
+        kept
     }
 
     /// The recorded source, if any.
@@ -432,15 +489,52 @@ impl Store {
             .unwrap_or(0)
     }
 
-    /// Writes the record, atomically.
-    pub fn write_record(&self, r: &Record) -> io::Result<()> {
-        self.write_small(OsStr::new(RECORD_FILE), &r.to_json())
+    /// Writes what a save of the record asks for: a line appended to its
+    /// log (one write, so a crash tears at most that line), or a new
+    /// snapshot, atomically, after which the log it holds goes.
+    pub fn write_record(&self, s: &Save) -> io::Result<()> {
+        match s {
+            Save::Append(line) => open_append(&self.root, OsStr::new(RECORD_LOG))?.write_all(line),
+            Save::Snapshot(text) => {
+                self.write_small(OsStr::new(RECORD_FILE), text)?;
+                match self.root.unlink(OsStr::new(RECORD_LOG)) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+                    _ => Ok(()),
+                }
+            }
+        }
     }
 
     /// Appends lines to `aside.log`.
     pub fn log_aside(&self, lines: &[u8]) -> io::Result<()> {
+        let _one = self
+            .aside_log
+            .lock()
+            .map_err(|_| io::Error::other("aside log lock poisoned"))?;
         let mut f = open_append(&self.root, OsStr::new(ASIDE_LOG))?;
         f.write_all(lines)
+    }
+
+    /// Drops the lines of `aside.log` whose time folder was pruned or
+    /// thinned away (written anew, atomically, only if any go).
+    pub fn trim_aside_log(&self) -> io::Result<()> {
+        let _one = self
+            .aside_log
+            .lock()
+            .map_err(|_| io::Error::other("aside log lock poisoned"))?;
+        let Some(text) = read_opt(&self.root, ASIDE_LOG).map_err(io::Error::other)? else {
+            return Ok(());
+        };
+        let there: std::collections::HashSet<String> = self
+            .versions
+            .list_batches()?
+            .into_iter()
+            .map(|(_, name)| name)
+            .collect();
+        match super::record::trim_kept(&text, |at| there.contains(at)) {
+            Some(trimmed) => self.write_small(OsStr::new(ASIDE_LOG), &trimmed),
+            None => Ok(()),
+        }
     }
 
     /// Removes blobs in `aside/` the record does not name (written by a
@@ -478,17 +572,28 @@ pub fn read_limits(root: &DirHandle) -> Option<Keeps> {
     Keeps::parse(&text)
 }
 
-/// Reads `.mirrortray/record.json` from a DST's `.mirrortray/` (`root`),
-/// without taking the lock (none yet: an empty record).
+/// Reads the record (`record.json` and `record.log`) from a DST's
+/// `.mirrortray/` (`root`), without taking the lock (none yet: an empty
+/// record). The log first: a writer that folds it into a new snapshot
+/// between the two reads leaves a snapshot that already holds it, on which
+/// replaying it changes nothing (see `record`).
 pub fn read_record(root: &DirHandle) -> Result<Record, String> {
-    let mut f = match root.open_read(OsStr::new(RECORD_FILE)) {
+    let log = read_opt(root, RECORD_LOG)?.unwrap_or_default();
+    let snapshot = read_opt(root, RECORD_FILE)?;
+    Record::read(snapshot.as_deref(), &log)
+}
+
+/// A small file of `.mirrortray/` (`None`: there is none).
+fn read_opt(root: &DirHandle, name: &str) -> Result<Option<Vec<u8>>, String> {
+    let mut f = match root.open_read(OsStr::new(name)) {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Record::default()),
-        Err(e) => return Err(reason(&e)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("{name}: {}", reason(&e))),
     };
     let mut buf = Vec::new();
-    f.read_to_end(&mut buf).map_err(|e| reason(&e))?;
-    Record::parse(&buf).map_err(|e| e.to_string())
+    f.read_to_end(&mut buf)
+        .map_err(|e| format!("{name}: {}", reason(&e)))?;
+    Ok(Some(buf))
 }
 
 /// Reads `.mirrortray/aside.log` (none: empty).

@@ -83,6 +83,8 @@ pub enum DiffKind {
     Mtime,
     /// Permission bits, in octal (`755`).
     Mode,
+    /// Owner and group, as `uid:gid` (compared as root, where kept).
+    Owner,
     /// Symlink target text.
     Target,
     /// Same size and time, other bytes (only with `checksum`).
@@ -106,6 +108,7 @@ impl DiffKind {
             DiffKind::Size => "size",
             DiffKind::Mtime => "mtime",
             DiffKind::Mode => "mode",
+            DiffKind::Owner => "owner",
             DiffKind::Target => "target",
             DiffKind::Content => "content",
             DiffKind::Xattrs => "xattrs",
@@ -699,6 +702,7 @@ impl Walk<'_> {
                     (Err(e), _) => self.error(self.src_root.join(rel), "read symlink", &e),
                     (_, Err(e)) => self.error(self.dst_root.join(rel), "read symlink", &e),
                 }
+                self.owner(rel, s, d);
                 self.mtime_later(rel, s, d);
             }
             Kind::Dir => {
@@ -733,7 +737,7 @@ impl Walk<'_> {
         let want = needs_overlay(&self.keeps(), s);
         let got = rec.get(rel).filter(|e| !e.aside);
         let ok = match got {
-            Some(e) => want && e.matches(s),
+            Some(e) => want && e.matches(&self.keeps(), s),
             None => !want,
         };
         if !ok {
@@ -799,8 +803,9 @@ impl Walk<'_> {
         } else {
             None
         };
+        let keeps = self.keeps();
         let same = got.as_ref().is_some_and(|e| {
-            e.matches(sm)
+            e.matches(&keeps, sm)
                 && target
                     .as_deref()
                     .is_none_or(|t| e.target.as_ref().map(|x| x.as_os_str()) == Some(t))
@@ -875,7 +880,19 @@ impl Walk<'_> {
         self.limits.unwrap_or(Keeps::ALL)
     }
 
+    fn owner(&mut self, rel: &Path, s: &Meta, d: &Meta) {
+        if !self.keeps().same_owner(s, d) {
+            self.diff(
+                rel,
+                DiffKind::Owner,
+                Some(format!("{}:{}", s.uid, s.gid)),
+                Some(format!("{}:{}", d.uid, d.gid)),
+            );
+        }
+    }
+
     fn mode(&mut self, rel: &Path, s: &Meta, d: &Meta) {
+        self.owner(rel, s, d);
         if !self.keeps().same_mode(s.mode, d.mode) {
             self.diff(
                 rel,
@@ -1021,6 +1038,9 @@ fn meta_words(m: &Meta, target: Option<&OsStr>) -> String {
     );
     if m.kind == Kind::File {
         out.push_str(&format!(" {} bytes", m.size));
+    }
+    if (m.uid, m.gid) != (0, 0) {
+        out.push_str(&format!(" owner {}:{}", m.uid, m.gid));
     }
     if let Some(t) = target {
         out.push_str(&format!(" -> {}", text(t)));
