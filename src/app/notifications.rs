@@ -113,7 +113,10 @@ impl Alerts {
     /// The popup for a notice from pair `index`, named `name`, if any.
     pub fn notice(&mut self, now: Instant, index: usize, name: &str, n: &Notice) -> Option<Popup> {
         let p = self.decide(now, index, name, n)?;
+        // The offsite copy's popups are closed by its own recovery, not by
+        // the local mirror's.
         if p.level != Level::Info
+            && !p.key.starts_with("offsite-")
             && let Some(a) = self.pairs.get_mut(&index)
         {
             a.open.insert(p.key.clone());
@@ -250,7 +253,43 @@ impl Alerts {
                 }
                 None
             }
-            Notice::Overflow { .. } | Notice::Stopped { .. } => None,
+            Notice::OffsiteFailed {
+                repository,
+                reason,
+                next_try,
+                ..
+            } => Some(Popup::new(
+                format!("offsite-failed-{index}"),
+                Level::Error,
+                format!("Offsite copy failed: {name}"),
+                format!(
+                    "{repository}: {reason}.\nmirrortray tries again at {} by itself; the backup on this machine goes on.",
+                    mirrortray::engine::words::clock(*next_try, &jiff::ZonedDateTime::now())
+                ),
+            )),
+            Notice::OffsiteOverdue {
+                repository, since, ..
+            } => Some(Popup::new(
+                format!("offsite-overdue-{index}"),
+                Level::Warning,
+                format!("Offsite copy overdue: {name}"),
+                format!(
+                    "Changes since {} are not in {repository} yet. See the mirrortray menu and the log for why.",
+                    mirrortray::engine::words::clock(*since, &jiff::ZonedDateTime::now())
+                ),
+            )),
+            Notice::OffsiteRecovered { .. } => {
+                for key in [
+                    format!("offsite-failed-{index}"),
+                    format!("offsite-overdue-{index}"),
+                ] {
+                    // A new failure later pops up again at once.
+                    self.shown.remove(&key);
+                    self.closes.push(key);
+                }
+                None
+            }
+            Notice::Overflow { .. } | Notice::Stopped { .. } | Notice::Offsite(_) => None,
         }
     }
 

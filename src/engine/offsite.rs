@@ -25,7 +25,8 @@
 //!   its URL hidden) and the reason in words (wrong password, unreachable,
 //!   not a repository yet, locked, server disk full, ...).
 //!
-//! Nothing here runs in the background yet: the commands call it.
+//! The commands call this; so does the watcher's schedule in the
+//! background (`watch::offsite`, `watch::pusher`).
 
 use std::collections::BTreeMap;
 use std::io;
@@ -37,8 +38,8 @@ use rustic_backend::BackendOptions;
 use rustic_core::repofile::{NodeType, SnapshotFile};
 use rustic_core::{
     BackupOptions, CheckOptions, ConfigOptions, Credentials, Excludes, KeepOptions, KeyOptions,
-    LocalDestination, LsOptions, OpenStatus, PathList, PruneOptions, Repository, RepositoryOptions,
-    RestoreOptions, RusticError, SnapshotOptions,
+    LocalDestination, LsOptions, OpenStatus, ParentOptions, PathList, PruneOptions, Repository,
+    RepositoryOptions, RestoreOptions, RusticError, SnapshotOptions,
 };
 use serde::{Deserialize, Serialize};
 
@@ -68,10 +69,14 @@ pub struct OffsiteConfig {
     /// `timeout = "2m"`, `cacert = "/path"`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub options: BTreeMap<String, String>,
-    /// Minutes between two pushes at most (the scheduler pushes once the
-    /// changes have settled, not more often).
+    /// Minutes between the starts of two pushes, at least: while watching,
+    /// a push follows once the changes have settled, not more often.
     #[serde(default = "default_interval")]
     pub interval_minutes: u32,
+    /// Changes in no snapshot for this many hours: the offsite copy is
+    /// overdue (said in the status and a popup).
+    #[serde(default = "default_overdue")]
+    pub overdue_hours: u32,
     /// Keep policy, in restic's terms (forget + prune).
     #[serde(default = "default_hourly")]
     pub keep_hourly: u32,
@@ -83,11 +88,20 @@ pub struct OffsiteConfig {
     pub keep_monthly: u32,
 }
 
+/// A pair's offsite copy as the watcher takes it: the config and the
+/// pair's name (its snapshots' tag).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsiteSpec {
+    pub name: String,
+    pub config: OffsiteConfig,
+}
+
 /// Retries of a failed request to a server (rustic's `retry` option),
 /// unless the config's `options` say otherwise.
 pub const DEFAULT_RETRIES: u32 = 2;
 
 pub const DEFAULT_INTERVAL_MINUTES: u32 = 60;
+pub const DEFAULT_OVERDUE_HOURS: u32 = 24;
 pub const DEFAULT_KEEP_HOURLY: u32 = 24;
 pub const DEFAULT_KEEP_DAILY: u32 = 14;
 pub const DEFAULT_KEEP_WEEKLY: u32 = 8;
@@ -95,6 +109,9 @@ pub const DEFAULT_KEEP_MONTHLY: u32 = 24;
 
 fn default_interval() -> u32 {
     DEFAULT_INTERVAL_MINUTES
+}
+fn default_overdue() -> u32 {
+    DEFAULT_OVERDUE_HOURS
 }
 fn default_hourly() -> u32 {
     DEFAULT_KEEP_HOURLY
@@ -119,6 +136,7 @@ impl OffsiteConfig {
             password: None,
             options: BTreeMap::new(),
             interval_minutes: DEFAULT_INTERVAL_MINUTES,
+            overdue_hours: DEFAULT_OVERDUE_HOURS,
             keep_hourly: DEFAULT_KEEP_HOURLY,
             keep_daily: DEFAULT_KEEP_DAILY,
             keep_weekly: DEFAULT_KEEP_WEEKLY,
@@ -157,6 +175,9 @@ impl OffsiteConfig {
         }
         if self.interval_minutes == 0 {
             return Some("offsite interval_minutes = 0 would push without pause; give at least 1 (minutes between two pushes at most)".into());
+        }
+        if self.overdue_hours == 0 {
+            return Some("offsite overdue_hours = 0 would call every copy overdue; give at least 1 (hours a change may wait for its snapshot before you are told)".into());
         }
         if let Some(local) = local_path(&self.repository) {
             if !local.is_absolute() {
@@ -252,6 +273,17 @@ pub struct OffsiteError {
     pub reason: Reason,
 }
 
+impl OffsiteError {
+    /// The reason in words, without the repository or the advice (for a
+    /// status line that names the repository elsewhere).
+    pub fn brief(&self) -> String {
+        match &self.reason {
+            Reason::Unreachable(why) => format!("unreachable: {why}"),
+            r => describe(r),
+        }
+    }
+}
+
 fn describe(r: &Reason) -> String {
     match r {
         Reason::WrongPassword => "wrong password: the password given by password_file or password_command does not open this repository".into(),
@@ -296,7 +328,10 @@ pub enum Init {
 /// What one push did.
 #[derive(Debug, Clone)]
 pub struct Pushed {
+    /// The snapshot made; or, when `new` is false, the parent (nothing
+    /// had changed since it, and no snapshot was made).
     pub snap: Snap,
+    pub new: bool,
     /// The snapshot it was compared with, if any.
     pub parent: Option<String>,
     pub files_new: u64,
@@ -557,6 +592,22 @@ impl Offsite {
     /// [`Offsite::push`], the snapshot dated `time` instead of now (how
     /// the keep policy is tested over days without waiting for them).
     pub fn push_at(&self, time: Option<Timestamp>) -> Result<Pushed, OffsiteError> {
+        self.push_with(time, false)
+    }
+
+    /// A push in the background: no snapshot when nothing changed since
+    /// the parent (restic's `--skip-if-unchanged`), so that a schedule
+    /// that cannot know whether DST changed while it was not running
+    /// (start-up) adds no snapshot of the same tree.
+    pub fn push_if_changed(&self) -> Result<Pushed, OffsiteError> {
+        self.push_with(None, true)
+    }
+
+    fn push_with(
+        &self,
+        time: Option<Timestamp>,
+        skip_if_unchanged: bool,
+    ) -> Result<Pushed, OffsiteError> {
         let start = Instant::now();
         let dst = self.dst_text()?.to_string();
         match std::fs::metadata(&self.dst) {
@@ -604,13 +655,35 @@ impl Offsite {
             "!{}",
             glob_escape(&format!("{dst}/{}", super::filter::RESERVED))
         )]);
-        let opts = BackupOptions::default().excludes(excludes);
+        let opts = BackupOptions::default()
+            .excludes(excludes)
+            .parent_opts(ParentOptions::default().skip_if_unchanged(skip_if_unchanged));
         let source = PathList::from_iter([self.dst.clone()]);
         let saved = repo
             .backup(&opts, &source, snap)
             .map_err(|e| self.rustic(&e))?;
         let summary = saved.summary.clone().unwrap_or_default();
+        // rustic returns the snapshot it did not save with no id.
+        let new = saved.id != Default::default();
+        if !new && let Some(parent) = saved.parent {
+            let found = repo
+                .get_snapshots(&[parent.to_string()])
+                .map_err(|e| self.rustic(&e))?;
+            if let Some(p) = found.first() {
+                return Ok(Pushed {
+                    parent: Some(parent.to_string()),
+                    new: false,
+                    files_new: 0,
+                    files_changed: 0,
+                    files_unmodified: summary.files_unmodified,
+                    bytes_added: 0,
+                    snap: to_snap(p),
+                    took: start.elapsed(),
+                });
+            }
+        }
         Ok(Pushed {
+            new: true,
             parent: saved.parent.map(|p| p.to_string()),
             files_new: summary.files_new,
             files_changed: summary.files_changed,

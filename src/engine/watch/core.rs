@@ -1186,6 +1186,10 @@ mod tests {
                 Notice::WatchLimit { .. } => "WatchLimit".into(),
                 Notice::VersionsPruned { .. } => "Pruned".into(),
                 Notice::Stopped { .. } => "Stopped".into(),
+                Notice::Offsite(_)
+                | Notice::OffsiteFailed { .. }
+                | Notice::OffsiteOverdue { .. }
+                | Notice::OffsiteRecovered { .. } => "Offsite".into(),
             },
         }
     }
