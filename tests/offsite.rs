@@ -1042,3 +1042,32 @@ fn offsite_watch_pushes_by_itself_and_says_a_server_down() {
     });
     restic_reads_it(&w, &url, &pw, 3, "restic-3");
 }
+
+/// Issue 15, item 4: `limit_upload` (KiB/s, restic's `--limit-upload`)
+/// holds a push back: 4 MiB that do not compress, at 1 MiB/s with a
+/// second's burst, take at least 3 s (a lower bound: how much longer the
+/// machine takes is not asserted). What it wrote, restic reads.
+#[test]
+fn offsite_limit_upload_holds_a_push_to_its_rate() {
+    if !tools(&["restic"]) {
+        return;
+    }
+    let w = World::new();
+    w.write("noise.bin", noise(15, 4 << 20));
+    w.sync(&[]).ok();
+    let pw = password_file(&w);
+    let repo = w.path("repo");
+    let repo_text = repo.to_str().unwrap();
+    configure(&w, repo_text, &pw, ", limit_upload = 1024");
+    w.run(["offsite", "init"]).ok();
+    let started = std::time::Instant::now();
+    w.run(["offsite", "push"]).ok();
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(2900),
+        "4 MiB at 1 MiB/s went in {took:?}"
+    );
+    let snaps = restic_snapshots(&w, repo_text, &pw);
+    assert_eq!(snaps.len(), 1);
+    restic(&w, repo_text, &pw, &["check", "--read-data"]).ok();
+}

@@ -194,6 +194,9 @@ fn offsite_table(o: &OffsiteConfig) -> Option<InlineTable> {
         }
         t.insert("options", Value::InlineTable(opts));
     }
+    if let Some(kib) = o.limit_upload {
+        t.insert("limit_upload", i64::from(kib).into());
+    }
     let d = OffsiteConfig::new("", "");
     for (key, v, default) in [
         ("interval_minutes", o.interval_minutes, d.interval_minutes),

@@ -73,6 +73,10 @@ pub struct OffsiteConfig {
     /// a push follows once the changes have settled, not more often.
     #[serde(default = "default_interval")]
     pub interval_minutes: u32,
+    /// Upload at most this many KiB a second (restic's `--limit-upload`);
+    /// `None`: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit_upload: Option<u32>,
     /// Changes in no snapshot for this many hours: the offsite copy is
     /// overdue (said in the status and a popup).
     #[serde(default = "default_overdue")]
@@ -137,6 +141,7 @@ impl OffsiteConfig {
             options: BTreeMap::new(),
             interval_minutes: DEFAULT_INTERVAL_MINUTES,
             overdue_hours: DEFAULT_OVERDUE_HOURS,
+            limit_upload: None,
             keep_hourly: DEFAULT_KEEP_HOURLY,
             keep_daily: DEFAULT_KEEP_DAILY,
             keep_weekly: DEFAULT_KEEP_WEEKLY,
@@ -175,6 +180,9 @@ impl OffsiteConfig {
         }
         if self.interval_minutes == 0 {
             return Some("offsite interval_minutes = 0 would push without pause; give at least 1 (minutes between two pushes at most)".into());
+        }
+        if self.limit_upload == Some(0) {
+            return Some("offsite limit_upload = 0 would upload nothing; give the most KiB a second to upload, or leave it out for no limit".into());
         }
         if self.overdue_hours == 0 {
             return Some("offsite overdue_hours = 0 would call every copy overdue; give at least 1 (hours a change may wait for its snapshot before you are told)".into());
@@ -525,7 +533,13 @@ impl Offsite {
                 .options
                 .insert("retry".into(), DEFAULT_RETRIES.to_string());
         }
-        let backends = backend.to_backends().map_err(|e| self.rustic(&e))?;
+        let mut backends = backend.to_backends().map_err(|e| self.rustic(&e))?;
+        if let Some(kib) = self.cfg.limit_upload {
+            backends = rustic_core::RepositoryBackends::new(
+                std::sync::Arc::new(super::throttle::Throttled::new(backends.repository(), kib)),
+                backends.repo_hot(),
+            );
+        }
         let mut opts = RepositoryOptions::default();
         match &self.cache_dir {
             Some(dir) => opts = opts.cache_dir(dir.clone()),
@@ -1171,6 +1185,8 @@ mod tests {
                 "both password_file and password_command",
             ),
             (|c| c.interval_minutes = 0, "interval_minutes = 0"),
+            (|c| c.overdue_hours = 0, "overdue_hours = 0"),
+            (|c| c.limit_upload = Some(0), "limit_upload = 0"),
             (|c| c.repository = "/d/r".into(), "inside the pair's backup"),
             (|c| c.repository = "rel/r".into(), "relative path"),
             (|c| c.password_file = Some("pw".into()), "relative path"),
