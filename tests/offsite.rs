@@ -935,7 +935,11 @@ impl Watching {
 
 impl Drop for Watching {
     fn drop(&mut self) {
-        let _ = Command::new("kill").arg(self.0.id().to_string()).status();
+        // Already gone when a test killed it.
+        let _ = Command::new("kill")
+            .arg(self.0.id().to_string())
+            .stderr(Stdio::null())
+            .status();
         let _ = self.0.wait();
     }
 }
@@ -1070,4 +1074,66 @@ fn offsite_limit_upload_holds_a_push_to_its_rate() {
     let snaps = restic_snapshots(&w, repo_text, &pw);
     assert_eq!(snaps.len(), 1);
     restic(&w, repo_text, &pw, &["check", "--read-data"]).ok();
+}
+
+/// Files in a local repository's `data/` (its packs).
+fn packs(repo: &Path) -> usize {
+    walkdir::WalkDir::new(repo.join("data"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .count()
+}
+
+/// Issue 15, item 4: a background push cut off by the process being
+/// killed (not the server) — after its first pack reached the repository,
+/// before its snapshot — leaves a repository stock restic checks without
+/// error, and the next run's push completes it. 72 MiB that do not
+/// compress make three packs; `limit_upload` spreads them over seconds, so
+/// the kill lands between the first and the snapshot.
+#[test]
+fn offsite_watch_killed_in_the_middle_of_a_push_leaves_a_repository_restic_accepts() {
+    if !tools(&["restic"]) {
+        return;
+    }
+    let w = World::new();
+    for i in 0..3u64 {
+        w.write(&format!("big/{i}.bin"), noise(i + 20, 24 << 20));
+    }
+    w.sync(&[]).ok();
+    let pw = password_file(&w);
+    let repo = w.path("repo");
+    let repo_text = repo.to_str().unwrap();
+    configure(&w, repo_text, &pw, ", limit_upload = 20480");
+    w.run(["offsite", "init"]).ok();
+    let before = packs(&repo);
+
+    let mut watch = Watching::start(&w, 1500);
+    let midway = wait_for(Duration::from_secs(120), || packs(&repo) > before);
+    let _ = Command::new("kill")
+        .args(["-KILL", &watch.0.id().to_string()])
+        .status();
+    let _ = watch.0.wait();
+    assert!(midway, "no pack reached the repository");
+    assert_eq!(
+        restic_count(&w, repo_text, &pw),
+        0,
+        "the push was not cut off before its snapshot"
+    );
+    restic(&w, repo_text, &pw, &["check"]).ok();
+
+    // The next run pushes it whole (reusing the packs that made it).
+    configure(&w, repo_text, &pw, "");
+    let _watch = Watching::start(&w, 1500);
+    wait_snapshots(&w, repo_text, &pw, 1);
+    restic(&w, repo_text, &pw, &["check", "--read-data"]).ok();
+    let target = w.path("restored");
+    restic(
+        &w,
+        repo_text,
+        &pw,
+        &["restore", "latest", "--target", target.to_str().unwrap()],
+    )
+    .ok();
+    assert_same_tree(&w.dst, &restored_dst(&target, &w.dst));
 }
