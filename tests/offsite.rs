@@ -1090,7 +1090,8 @@ fn packs(repo: &Path) -> usize {
 /// before its snapshot — leaves a repository stock restic checks without
 /// error, and the next run's push completes it. 72 MiB that do not
 /// compress make three packs; `limit_upload` spreads them over seconds, so
-/// the kill lands between the first and the snapshot.
+/// the kill lands between the first and the snapshot (and `status` shows
+/// how far the push has got meanwhile).
 #[test]
 fn offsite_watch_killed_in_the_middle_of_a_push_leaves_a_repository_restic_accepts() {
     if !tools(&["restic"]) {
@@ -1104,11 +1105,19 @@ fn offsite_watch_killed_in_the_middle_of_a_push_leaves_a_repository_restic_accep
     let pw = password_file(&w);
     let repo = w.path("repo");
     let repo_text = repo.to_str().unwrap();
-    configure(&w, repo_text, &pw, ", limit_upload = 20480");
+    configure(&w, repo_text, &pw, ", limit_upload = 10240");
     w.run(["offsite", "init"]).ok();
     let before = packs(&repo);
 
     let mut watch = Watching::start(&w, 1500);
+    // While it uploads, status says how far it has got.
+    let (_, out) = crate::status::status_until(&w, "the push's progress", |_, o| {
+        o.contains("Offsite: copying…") && o.contains(" of 75 MB")
+    });
+    assert!(!out.contains("failed"), "{out}");
+    let (_, o) = offsite_json(&w);
+    assert_eq!(o["progress"]["bytes_total"], 72 << 20, "{o}");
+    assert!(o["pushing"].is_string(), "{o}");
     let midway = wait_for(Duration::from_secs(120), || packs(&repo) > before);
     let _ = Command::new("kill")
         .args(["-KILL", &watch.0.id().to_string()])

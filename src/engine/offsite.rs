@@ -31,6 +31,8 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -38,8 +40,9 @@ use rustic_backend::BackendOptions;
 use rustic_core::repofile::{NodeType, SnapshotFile};
 use rustic_core::{
     BackupOptions, CheckOptions, ConfigOptions, Credentials, Excludes, KeepOptions, KeyOptions,
-    LocalDestination, LsOptions, OpenStatus, ParentOptions, PathList, PruneOptions, Repository,
-    RepositoryOptions, RestoreOptions, RusticError, SnapshotOptions,
+    LocalDestination, LsOptions, OpenStatus, ParentOptions, PathList, Progress, ProgressBars,
+    ProgressType, PruneOptions, Repository, RepositoryOptions, RestoreOptions, RusticError,
+    RusticProgress, SnapshotOptions,
 };
 use serde::{Deserialize, Serialize};
 
@@ -376,8 +379,64 @@ pub struct Checked {
     pub snapshots: usize,
 }
 
+/// How far the push in hand has got: bytes of the backup folder looked
+/// at (read, or found unchanged since the parent snapshot), and their total
+/// once rustic has counted them.
+#[derive(Debug, Default)]
+pub struct PushProgress {
+    done: AtomicU64,
+    total: AtomicU64,
+}
+
+impl PushProgress {
+    /// (done, total once known).
+    pub fn get(&self) -> (u64, Option<u64>) {
+        let total = self.total.load(Ordering::Relaxed);
+        (
+            self.done.load(Ordering::Relaxed),
+            (total > 0).then_some(total),
+        )
+    }
+
+    fn reset(&self) {
+        self.done.store(0, Ordering::Relaxed);
+        self.total.store(0, Ordering::Relaxed);
+    }
+}
+
+/// rustic's progress bars, of which only the bytes of a backup are kept.
+#[derive(Debug, Clone)]
+struct Bars(Arc<PushProgress>);
+
+impl ProgressBars for Bars {
+    fn progress(&self, kind: ProgressType, _prefix: &str) -> Progress {
+        match kind {
+            ProgressType::Bytes => Progress::new(Bar(self.0.clone())),
+            _ => Progress::hidden(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Bar(Arc<PushProgress>);
+
+impl RusticProgress for Bar {
+    fn is_hidden(&self) -> bool {
+        false
+    }
+    fn set_length(&self, len: u64) {
+        self.0.total.store(len, Ordering::Relaxed);
+    }
+    fn set_title(&self, _title: &str) {}
+    fn inc(&self, inc: u64) {
+        self.0.done.fetch_add(inc, Ordering::Relaxed);
+    }
+    fn finish(&self) {}
+}
+
 /// One pair's offsite copy.
 pub struct Offsite {
+    progress: Arc<PushProgress>,
     name: String,
     /// DST, resolved (snapshots record it so).
     dst: PathBuf,
@@ -392,12 +451,18 @@ impl Offsite {
     /// repository's index and trees (`None`: no cache).
     pub fn new(name: &str, dst: &Path, cfg: &OffsiteConfig, cache_dir: Option<PathBuf>) -> Self {
         Offsite {
+            progress: Arc::default(),
             name: name.to_string(),
             dst: std::fs::canonicalize(dst).unwrap_or_else(|_| dst.to_path_buf()),
             cfg: cfg.clone(),
             shown: shown_repository(&cfg.repository),
             cache_dir,
         }
+    }
+
+    /// How far the push in hand has got.
+    pub fn progress(&self) -> &PushProgress {
+        &self.progress
     }
 
     /// The repository as shown to people.
@@ -545,7 +610,8 @@ impl Offsite {
             Some(dir) => opts = opts.cache_dir(dir.clone()),
             None => opts = opts.no_cache(true),
         }
-        Repository::new(&opts, &backends).map_err(|e| self.rustic(&e))
+        Repository::new_with_progress(&opts, &backends, Bars(self.progress.clone()))
+            .map_err(|e| self.rustic(&e))
     }
 
     fn open(&self) -> Result<Repository<OpenStatus>, OffsiteError> {
@@ -652,6 +718,7 @@ impl Offsite {
             ))));
         }
         let _lock = self.lock("a push")?;
+        self.progress.reset();
         let repo = self.open()?.to_indexed_ids().map_err(|e| self.rustic(&e))?;
         let snap_opts = SnapshotOptions::default()
             .label(self.name.clone())

@@ -101,10 +101,20 @@ pub struct OffsiteJson {
     pub last_copy: Option<String>,
     /// A push running, since.
     pub pushing: Option<String>,
+    /// How far it has got: bytes of the backup folder looked at.
+    #[serde(default)]
+    pub progress: Option<OffsiteProgressJson>,
     pub failed: Option<OffsiteFailureJson>,
     pub overdue_since: Option<String>,
     /// Changes wait for the next push.
     pub waiting: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OffsiteProgressJson {
+    pub bytes_done: u64,
+    /// Known once counted.
+    pub bytes_total: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -123,6 +133,10 @@ impl OffsiteJson {
             ok: o.ok(),
             last_copy: o.last_copy.as_ref().map(t),
             pushing: o.pushing.as_ref().map(t),
+            progress: o.progress.map(|(done, total)| OffsiteProgressJson {
+                bytes_done: done,
+                bytes_total: total,
+            }),
             failed: o.failed.as_ref().map(|f| OffsiteFailureJson {
                 at: t(&f.at),
                 reason: f.reason.clone(),
@@ -141,6 +155,10 @@ impl OffsiteJson {
             repository: self.repository.clone(),
             last_copy: t(&self.last_copy),
             pushing: t(&self.pushing),
+            progress: self
+                .progress
+                .as_ref()
+                .map(|p| (p.bytes_done, p.bytes_total)),
             failed: self.failed.as_ref().map(|f| OffsiteFailure {
                 at: f.at.parse().unwrap_or(Timestamp::UNIX_EPOCH),
                 reason: f.reason.clone(),

@@ -79,6 +79,10 @@ pub enum Outcome {
     Forgot,
     /// The reason, in words.
     Failed(String),
+    /// Another mirrortray on this machine is writing to the repository (a
+    /// push by hand, or the push of a run the tray restarted): tried
+    /// again after the first back-off, and not told as a failure.
+    Locked(String),
 }
 
 /// What the user is to be told.
@@ -230,12 +234,7 @@ impl Schedule {
                 }
             }
             (Job::Push, Outcome::Failed(reason)) => {
-                if let Some(took) = run.took {
-                    self.dirty = Some(match self.dirty {
-                        Some(d) if d.at < took.at => d,
-                        _ => took,
-                    });
-                }
+                self.restore_dirt(run.took);
                 self.failures = self.failures.saturating_add(1);
                 let backoff = self
                     .timing
@@ -256,6 +255,13 @@ impl Schedule {
                 }
                 self.failed = Some((wall, reason));
             }
+            (Job::Push, Outcome::Locked(_)) => {
+                self.restore_dirt(run.took);
+                self.retry_at = Some(Moment {
+                    at: now + self.timing.first_backoff,
+                    wall: later(wall, self.timing.first_backoff),
+                });
+            }
             (Job::Forget, Outcome::Forgot) => {
                 self.forget_wanted = false;
                 self.next_forget = now + self.timing.forget_every;
@@ -266,6 +272,16 @@ impl Schedule {
             // A push answered as a forget, or the reverse: not made by the
             // shell; taken as a failure of nothing.
             (Job::Push, Outcome::Forgot) => {}
+        }
+    }
+
+    /// What a push that did not end took goes back to wait for the next.
+    fn restore_dirt(&mut self, took: Option<Moment>) {
+        if let Some(took) = took {
+            self.dirty = Some(match self.dirty {
+                Some(d) if d.at < took.at => d,
+                _ => took,
+            });
         }
     }
 
@@ -546,6 +562,21 @@ mod tests {
         let (_, why, _) = seen.failed.unwrap();
         assert_eq!(why, "disk full");
         assert!(seen.waiting, "the changes wait for the next try");
+        run(
+            "another mirrortray holds the repository: tried again, not told",
+            &[
+                (0, In::Idle(true), &[], None),
+                (10, In::Tick, &["Push"], None),
+                (
+                    11,
+                    In::Done(Outcome::Locked("locked".into())),
+                    &[],
+                    Some(11 + M),
+                ),
+                (11 + M, In::Tick, &["Push"], None),
+                (12 + M, pushed(true), &["Forget"], None),
+            ],
+        );
         run(
             "back after a failure",
             &[

@@ -21,7 +21,7 @@ use jiff::Timestamp;
 use super::offsite::{Job, Outcome, Said, Schedule, Timing};
 use super::{Notice, OffsiteFailure, OffsiteStatus};
 use crate::engine::error::show;
-use crate::engine::offsite::{Offsite, OffsiteSpec};
+use crate::engine::offsite::{Offsite, OffsiteSpec, Reason};
 
 /// How long a minute of the schedule is: a real one, unless a test sets
 /// `MIRRORTRAY_TEST_MINUTE_MS` (the whole schedule — interval, back-off,
@@ -33,6 +33,9 @@ fn minute() -> Duration {
         .filter(|ms| *ms > 0)
         .map_or(Duration::from_secs(60), Duration::from_millis)
 }
+
+/// How often a push's progress is said.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
 pub(super) struct Pusher {
     index: usize,
@@ -60,9 +63,15 @@ impl Pusher {
         }
     }
 
-    /// When to be asked again.
+    /// When to be asked again (every second while pushing, to say how
+    /// far it has got).
     pub(super) fn deadline(&self) -> Option<Instant> {
-        self.schedule.poll_timeout()
+        let next = self.schedule.poll_timeout();
+        if self.schedule.seen().pushing.is_some() {
+            let soon = Instant::now() + PROGRESS_EVERY;
+            return Some(next.map_or(soon, |n| n.min(soon)));
+        }
+        next
     }
 
     /// One turn: what the worker saw (`idle`, `changed`: the mirror wrote
@@ -113,6 +122,7 @@ impl Pusher {
             repository: self.offsite.repository().to_string(),
             last_copy: seen.last_copy,
             pushing: seen.pushing,
+            progress: seen.pushing.map(|_| self.offsite.progress().get()),
             failed: seen.failed.map(|(at, reason, next_try)| OffsiteFailure {
                 at,
                 reason,
@@ -171,6 +181,10 @@ fn run(o: &Offsite, job: Job) -> Outcome {
                     snapshot: p.snap.time,
                     new: false,
                 }
+            }
+            Err(e) if matches!(e.reason, Reason::Locked(_)) => {
+                log::info!("offsite push of {dst} waits: {e}");
+                Outcome::Locked(e.brief())
             }
             Err(e) => {
                 log::error!("offsite push of {dst}: {e}");

@@ -160,6 +160,9 @@ pub struct OffsiteStatus {
     pub last_copy: Option<Timestamp>,
     /// A push running, since.
     pub pushing: Option<Timestamp>,
+    /// How far it has got: bytes of the backup folder looked at, and their
+    /// total once counted.
+    pub progress: Option<(u64, Option<u64>)>,
     pub failed: Option<OffsiteFailure>,
     /// Changes in no snapshot since this time, for longer than the
     /// config's `overdue_hours`.
@@ -203,7 +206,13 @@ impl OffsiteStatus {
         }
         let last_paren = last.as_ref().map(|l| format!(" ({l})")).unwrap_or_default();
         if self.pushing.is_some() {
-            return format!("Offsite: copying…{last_paren}");
+            let how_far = match self.progress {
+                Some((done, Some(total))) if total > 0 => {
+                    format!(" {} of {}", bytes_text(done.min(total)), bytes_text(total))
+                }
+                _ => String::new(),
+            };
+            return format!("Offsite: copying…{how_far}{last_paren}");
         }
         if let Some(o) = self.overdue_since {
             return format!(
@@ -435,6 +444,7 @@ mod tests {
             repository: "rest:http://nas:8000/".into(),
             last_copy: None,
             pushing: None,
+            progress: None,
             failed: None,
             overdue_since: None,
             waiting: false,
@@ -469,6 +479,15 @@ mod tests {
                     ..base.clone()
                 },
                 "Offsite: copying… (last copy 1 Jun 09:05)",
+                true,
+            ),
+            (
+                OffsiteStatus {
+                    pushing: at("2024-06-03T14:29:00Z"),
+                    progress: Some((120_000_000, Some(3_000_000_000))),
+                    ..base.clone()
+                },
+                "Offsite: copying… 120 MB of 3.0 GB",
                 true,
             ),
             (
