@@ -944,6 +944,27 @@ impl Drop for Watching {
     }
 }
 
+/// The running instance's page `/`, fetched as a browser with its key.
+fn overview_page(w: &World) -> String {
+    use std::io::{Read, Write};
+    let r = w.run(["ui", "--print-url"]);
+    r.ok();
+    let url = r.stdout.trim();
+    let rest = url.strip_prefix("http://127.0.0.1:").unwrap();
+    let (port, tail) = rest.split_once('/').unwrap();
+    let token = tail.strip_prefix("?token=").unwrap();
+    let mut s = TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(
+        s,
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nCookie: mirrortray-{port}={token}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
 /// The first pair's `offsite` object in `mirrortray status --json`.
 fn offsite_json(w: &World) -> (i32, serde_json::Value) {
     let (code, v) = crate::status::json(w);
@@ -1029,6 +1050,17 @@ fn offsite_watch_pushes_by_itself_and_says_a_server_down() {
             .as_str()
             .is_some_and(|r| r.contains("unreachable")),
         "{o}"
+    );
+    // The page says it too.
+    let page = overview_page(&w);
+    let line = page
+        .split("id=\"offsite-0\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</dd>").next())
+        .unwrap_or_else(|| panic!("no offsite line on the page:\n{page}"));
+    assert!(
+        line.contains("failed at") && line.contains("unreachable") && line.contains(&url),
+        "{line}"
     );
     assert!(
         wait_for(Duration::from_secs(60), || {

@@ -757,6 +757,53 @@ mod tests {
     }
 
     #[test]
+    fn an_offsite_failure_pops_up_and_only_its_own_recovery_closes_it() {
+        let mut a = Alerts::default();
+        let t = Instant::now();
+        let failed = Notice::OffsiteFailed {
+            index: 0,
+            repository: "rest:http://nas:8000/".into(),
+            reason: "unreachable: the connection was refused".into(),
+            next_try: jiff::Timestamp::UNIX_EPOCH,
+        };
+        let p = a.notice(t, 0, "Docs", &failed).unwrap();
+        assert_eq!(p.summary, "Offsite copy failed: Docs");
+        assert_eq!(p.level, Level::Error);
+        assert!(
+            p.body.starts_with(
+                "rest:http://nas:8000/: unreachable: the connection was refused.\nmirrortray tries again at "
+            ),
+            "{}",
+            p.body
+        );
+        // The local mirror is clean: it neither closes the offsite popup
+        // nor says "resumed".
+        assert_eq!(a.notice(t, 0, "Docs", &status(State::Idle, 0)), None);
+        assert!(a.take_closes().is_empty());
+        assert_eq!(
+            a.notice(t, 0, "Docs", &Notice::OffsiteRecovered { index: 0 }),
+            None
+        );
+        assert_eq!(
+            a.take_closes(),
+            vec![
+                "offsite-failed-0".to_string(),
+                "offsite-overdue-0".to_string()
+            ]
+        );
+        // A new failure pops up at once (not held back as a repeat).
+        assert!(a.notice(t, 0, "Docs", &failed).is_some());
+        let overdue = Notice::OffsiteOverdue {
+            index: 0,
+            repository: "rest:http://nas:8000/".into(),
+            since: jiff::Timestamp::UNIX_EPOCH,
+        };
+        let p = a.notice(t, 0, "Docs", &overdue).unwrap();
+        assert_eq!(p.summary, "Offsite copy overdue: Docs");
+        assert_eq!(p.level, Level::Warning);
+    }
+
+    #[test]
     fn markup_is_escaped() {
         assert_eq!(escape("a&b <c>"), "a&amp;b &lt;c&gt;");
     }
