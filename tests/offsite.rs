@@ -1123,7 +1123,8 @@ fn packs(repo: &Path) -> usize {
 /// error, and the next run's push completes it. 72 MiB that do not
 /// compress make three packs; `limit_upload` spreads them over seconds, so
 /// the kill lands between the first and the snapshot (and `status` shows
-/// how far the push has got meanwhile).
+/// how far the push has got meanwhile, and a change made meanwhile is
+/// mirrored without waiting for it).
 #[test]
 fn offsite_watch_killed_in_the_middle_of_a_push_leaves_a_repository_restic_accepts() {
     if !tools(&["restic"]) {
@@ -1150,6 +1151,18 @@ fn offsite_watch_killed_in_the_middle_of_a_push_leaves_a_repository_restic_accep
     let (_, o) = offsite_json(&w);
     assert_eq!(o["progress"]["bytes_total"], 72 << 20, "{o}");
     assert!(o["pushing"].is_string(), "{o}");
+    // The local mirror does not wait for the push: a change is copied
+    // while it still runs.
+    w.write("during.txt", "made while the push uploads\n");
+    assert!(
+        wait_for(Duration::from_secs(30), || w
+            .dst
+            .join("during.txt")
+            .is_file()),
+        "the local mirror waited for the push"
+    );
+    let (_, o) = offsite_json(&w);
+    assert!(o["pushing"].is_string(), "the push ended first: {o}");
     let midway = wait_for(Duration::from_secs(120), || packs(&repo) > before);
     let _ = Command::new("kill")
         .args(["-KILL", &watch.0.id().to_string()])
