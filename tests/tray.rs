@@ -1715,3 +1715,59 @@ fn add_while_the_tray_runs_says_the_tray_backs_it_up() {
         t.log_text()
     );
 }
+
+/// Issue 15, item 5: an offsite copy that cannot be pushed (no server
+/// where the repository is) pops up once with the repository and the
+/// reason, and the menu says it under the status line — while the local
+/// backup stays up to date. The offsite schedule runs with a minute of
+/// 1.5 s (through a wrapper that sets `MIRRORTRAY_TEST_MINUTE_MS`).
+#[test]
+fn a_failing_offsite_copy_pops_up_and_shows_in_the_menu() {
+    let w = World::new();
+    w.write("a.txt", "a");
+    std::fs::create_dir_all(&w.dst).unwrap();
+    let pw = w.path("password");
+    std::fs::write(&pw, "secret\n").unwrap();
+    // A port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("rest:http://127.0.0.1:{port}/");
+    std::fs::write(
+        w.path("config.toml"),
+        format!(
+            "[[pair]]\nsrc = \"{}\"\ndst = \"{}\"\noffsite = {{ repository = \"{url}\", password_file = \"{}\", interval_minutes = 1 }}\n",
+            w.src.display(),
+            w.dst.display(),
+            pw.display()
+        ),
+    )
+    .unwrap();
+    let wrapper = w.path("mirrortray-fast-offsite");
+    write_program(
+        &wrapper,
+        &format!(
+            "#!/bin/sh\nMIRRORTRAY_TEST_MINUTE_MS=1500 exec '{}' \"$@\"\n",
+            bin().display()
+        ),
+    );
+    let t = Tray::launch(w, Desktop::start(), wrapper);
+    t.up_to_date();
+    let n = t.notification("about the failed offsite copy", |n| {
+        n.summary == "Offsite copy failed: src"
+    });
+    assert!(n.body.contains(&url), "{n:?}");
+    assert!(n.body.contains("unreachable"), "{n:?}");
+    assert!(n.body.contains("tries again at"), "{n:?}");
+    let m = t.menu_until("the offsite line", |m| {
+        m.labels()
+            .iter()
+            .any(|l| l.starts_with("Offsite: failed at") && l.contains("unreachable"))
+    });
+    assert!(is_up_to_date(&status(&m)), "{:?}", m.labels());
+    let (code, out) = t.status_command();
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("Offsite: failed at"), "{out}");
+}

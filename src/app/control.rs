@@ -150,7 +150,7 @@ impl Control {
         if self.last_error.take().is_some() {
             let _ = self.proxy.send_event(AppEvent::Config(None));
         }
-        let specs: Vec<PairSpec> = cfg.pairs.iter().map(|p| p.spec(&cfg.settings)).collect();
+        let specs: Vec<PairSpec> = cfg.specs();
         let timings = Timings::from_settings(&cfg.settings);
         match &self.current {
             Some((s, t)) if *s == specs && *t == timings => {}

@@ -27,7 +27,7 @@
 
 use jiff::ZonedDateTime;
 
-use super::status::{Model, pair_line, status_line};
+use super::status::{Model, offsite_lines, pair_line, status_line};
 
 /// What choosing an entry does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -111,6 +111,7 @@ pub fn plan(m: &Model, now: &ZonedDateTime) -> Vec<Entry> {
     if m.pairs.len() > 1 {
         v.extend(m.pairs.iter().map(|p| Entry::Line(pair_line(m, p, now))));
     }
+    v.extend(offsite_lines(m, now).into_iter().map(Entry::Line));
     for (i, p) in m.pairs.iter().enumerate() {
         if p.held.is_some() {
             v.push(item(

@@ -113,7 +113,10 @@ impl Alerts {
     /// The popup for a notice from pair `index`, named `name`, if any.
     pub fn notice(&mut self, now: Instant, index: usize, name: &str, n: &Notice) -> Option<Popup> {
         let p = self.decide(now, index, name, n)?;
+        // The offsite copy's popups are closed by its own recovery, not by
+        // the local mirror's.
         if p.level != Level::Info
+            && !p.key.starts_with("offsite-")
             && let Some(a) = self.pairs.get_mut(&index)
         {
             a.open.insert(p.key.clone());
@@ -250,7 +253,43 @@ impl Alerts {
                 }
                 None
             }
-            Notice::Overflow { .. } | Notice::Stopped { .. } => None,
+            Notice::OffsiteFailed {
+                repository,
+                reason,
+                next_try,
+                ..
+            } => Some(Popup::new(
+                format!("offsite-failed-{index}"),
+                Level::Error,
+                format!("Offsite copy failed: {name}"),
+                format!(
+                    "{repository}: {reason}.\nmirrortray tries again at {} by itself; the backup on this machine goes on.",
+                    mirrortray::engine::words::clock(*next_try, &jiff::ZonedDateTime::now())
+                ),
+            )),
+            Notice::OffsiteOverdue {
+                repository, since, ..
+            } => Some(Popup::new(
+                format!("offsite-overdue-{index}"),
+                Level::Warning,
+                format!("Offsite copy overdue: {name}"),
+                format!(
+                    "Changes since {} are not in {repository} yet. See the mirrortray menu and the log for why.",
+                    mirrortray::engine::words::clock(*since, &jiff::ZonedDateTime::now())
+                ),
+            )),
+            Notice::OffsiteRecovered { .. } => {
+                for key in [
+                    format!("offsite-failed-{index}"),
+                    format!("offsite-overdue-{index}"),
+                ] {
+                    // A new failure later pops up again at once.
+                    self.shown.remove(&key);
+                    self.closes.push(key);
+                }
+                None
+            }
+            Notice::Overflow { .. } | Notice::Stopped { .. } | Notice::Offsite(_) => None,
         }
     }
 
@@ -715,6 +754,53 @@ mod tests {
             copied_per_hour: Vec::new(),
         });
         assert_eq!(a.notice(t, 1, "Photos", &clean), None);
+    }
+
+    #[test]
+    fn an_offsite_failure_pops_up_and_only_its_own_recovery_closes_it() {
+        let mut a = Alerts::default();
+        let t = Instant::now();
+        let failed = Notice::OffsiteFailed {
+            index: 0,
+            repository: "rest:http://nas:8000/".into(),
+            reason: "unreachable: the connection was refused".into(),
+            next_try: jiff::Timestamp::UNIX_EPOCH,
+        };
+        let p = a.notice(t, 0, "Docs", &failed).unwrap();
+        assert_eq!(p.summary, "Offsite copy failed: Docs");
+        assert_eq!(p.level, Level::Error);
+        assert!(
+            p.body.starts_with(
+                "rest:http://nas:8000/: unreachable: the connection was refused.\nmirrortray tries again at "
+            ),
+            "{}",
+            p.body
+        );
+        // The local mirror is clean: it neither closes the offsite popup
+        // nor says "resumed".
+        assert_eq!(a.notice(t, 0, "Docs", &status(State::Idle, 0)), None);
+        assert!(a.take_closes().is_empty());
+        assert_eq!(
+            a.notice(t, 0, "Docs", &Notice::OffsiteRecovered { index: 0 }),
+            None
+        );
+        assert_eq!(
+            a.take_closes(),
+            vec![
+                "offsite-failed-0".to_string(),
+                "offsite-overdue-0".to_string()
+            ]
+        );
+        // A new failure pops up at once (not held back as a repeat).
+        assert!(a.notice(t, 0, "Docs", &failed).is_some());
+        let overdue = Notice::OffsiteOverdue {
+            index: 0,
+            repository: "rest:http://nas:8000/".into(),
+            since: jiff::Timestamp::UNIX_EPOCH,
+        };
+        let p = a.notice(t, 0, "Docs", &overdue).unwrap();
+        assert_eq!(p.summary, "Offsite copy overdue: Docs");
+        assert_eq!(p.level, Level::Warning);
     }
 
     #[test]

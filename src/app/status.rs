@@ -19,7 +19,7 @@ use jiff::ZonedDateTime;
 use mirrortray::engine::error::DISK_FULL;
 use mirrortray::engine::error::show;
 use mirrortray::engine::watch::status::{Progress, busy_text, capital, failing_line, failing_text};
-use mirrortray::engine::watch::{Failing, PairStatus, State};
+use mirrortray::engine::watch::{Failing, OffsiteStatus, PairStatus, State};
 pub use mirrortray::engine::words::{pair_names as names, tilde};
 
 /// The four tray icons.
@@ -50,6 +50,8 @@ pub struct PairView {
     pub held: Option<(u64, u64)>,
     /// How far the work in hand has got (while busy).
     pub progress: Option<Progress>,
+    /// The pair's offsite copy (`None`: it has none, or nothing said yet).
+    pub offsite: Option<OffsiteStatus>,
 }
 
 /// Everything the menu and the icon are drawn from.
@@ -93,6 +95,7 @@ impl Model {
                 failures: Vec::new(),
                 held: None,
                 progress: None,
+                offsite: None,
             })
             .collect();
         self.loaded = true;
@@ -111,6 +114,13 @@ impl Model {
             if !matches!(s.state, State::Error(_) | State::Paused) {
                 p.held = None;
             }
+        }
+    }
+
+    /// A pair's offsite copy's new state.
+    pub fn set_offsite(&mut self, index: usize, o: &OffsiteStatus) {
+        if let Some(p) = self.pairs.get_mut(index) {
+            p.offsite = Some(o.clone());
         }
     }
 
@@ -210,6 +220,22 @@ pub fn pair_line(m: &Model, p: &PairView, now: &ZonedDateTime) -> String {
         }
     };
     format!("{}: {what}", p.name)
+}
+
+/// The offsite copies' lines ("Offsite: last copy 14:02"), under the
+/// status lines; named by pair when there are several pairs.
+pub fn offsite_lines(m: &Model, now: &ZonedDateTime) -> Vec<String> {
+    m.pairs
+        .iter()
+        .filter_map(|p| {
+            let line = p.offsite.as_ref()?.line(now);
+            Some(if m.pairs.len() > 1 {
+                format!("{}: {line}", p.name)
+            } else {
+                line
+            })
+        })
+        .collect()
 }
 
 /// What "Show what can't be backed up…" opens: per pair, each failing file

@@ -278,10 +278,20 @@ impl Tray {
                 match notice.as_ref() {
                     Notice::Status(s) => {
                         self.model.set_status(index, s);
-                        self.status_file.set(s);
+                        // Each pair has a supervisor of its own, whose
+                        // worker counts itself pair 0.
+                        let mut s = s.clone();
+                        s.index = index;
+                        self.status_file.set(&s);
                     }
                     Notice::MassDeleteHeld { count, total, .. } => {
                         self.model.set_held(index, *count, *total)
+                    }
+                    Notice::Offsite(o) => {
+                        self.model.set_offsite(index, o);
+                        let mut o = o.clone();
+                        o.index = index;
+                        self.status_file.set_offsite(&o);
                     }
                     _ => {}
                 }
@@ -502,8 +512,12 @@ impl Tray {
                 }
                 self.look = Some(look);
             }
-            let tip = status::status_line(&self.model, &now);
-            let _ = icon.set_tooltip(Some(format!("mirrortray: {tip}")));
+            let mut tip = format!("mirrortray: {}", status::status_line(&self.model, &now));
+            for line in status::offsite_lines(&self.model, &now) {
+                tip.push('\n');
+                tip.push_str(&line);
+            }
+            let _ = icon.set_tooltip(Some(tip));
         }
     }
 

@@ -46,7 +46,7 @@ pub fn specs(g: &Global, args: &PairArgs) -> Result<Vec<PairSpec>, String> {
                     mirrortray::engine::error::show(&path)
                 ));
             }
-            cfg.pairs.iter().map(|p| p.spec(&cfg.settings)).collect()
+            cfg.specs()
         }
     };
     for s in &mut specs {

@@ -55,6 +55,7 @@ fn print_instance(i: &Instance, tz: &TimeZone) {
         (_, 1) => println!("  1 pair starting"),
         (_, n) => println!("  {n} pairs starting"),
     }
+    let now = jiff::ZonedDateTime::now().with_time_zone(tz.clone());
     for p in &i.pairs {
         let mut line = format!(
             "  {} -> {}: {}",
@@ -68,6 +69,9 @@ fn print_instance(i: &Instance, tz: &TimeZone) {
             line.push_str(&format!(" · {}", local(t, tz)));
         }
         println!("{line}");
+        if let Some(o) = &p.offsite {
+            println!("    {} ({})", o.status().line(&now), o.repository);
+        }
         if let Some(t) = &p.verified_at {
             println!("    verified exact at {}", local(t, tz));
         }

@@ -94,8 +94,10 @@ pub fn run(g: &Global, args: &PairArgs, allow_mass_delete: bool) -> ExitCode {
         }
     };
     for n in rx.iter() {
-        if let Notice::Status(s) = &n {
-            status.set(s);
+        match &n {
+            Notice::Status(s) => status.set(s),
+            Notice::Offsite(o) => status.set_offsite(o),
+            _ => {}
         }
         match n {
             Notice::Stopped { .. } => {

@@ -182,6 +182,28 @@ impl PairConfig {
 }
 
 impl Config {
+    /// Every pair's spec, their offsite copies named as the tray names
+    /// the pairs (the snapshots' tag).
+    pub fn specs(&self) -> Vec<PairSpec> {
+        let home = directories::BaseDirs::new().map(|d| d.home_dir().to_path_buf());
+        let names =
+            super::words::pair_names(self.pairs.iter().map(|p| p.src.as_path()), home.as_deref());
+        self.pairs
+            .iter()
+            .zip(names)
+            .map(|(p, name)| {
+                let mut spec = p.spec(&self.settings);
+                spec.offsite = p.offsite.as_ref().map(|o| {
+                    Box::new(super::offsite::OffsiteSpec {
+                        name,
+                        config: o.clone(),
+                    })
+                });
+                spec
+            })
+            .collect()
+    }
+
     /// The pairs whose source is `src` (compared after resolving symlinks
     /// where the paths exist, so `/home/me/docs/` and a symlink to it match).
     pub fn find_src(&self, src: &Path) -> Vec<usize> {

@@ -194,9 +194,13 @@ fn offsite_table(o: &OffsiteConfig) -> Option<InlineTable> {
         }
         t.insert("options", Value::InlineTable(opts));
     }
+    if let Some(kib) = o.limit_upload {
+        t.insert("limit_upload", i64::from(kib).into());
+    }
     let d = OffsiteConfig::new("", "");
     for (key, v, default) in [
         ("interval_minutes", o.interval_minutes, d.interval_minutes),
+        ("overdue_hours", o.overdue_hours, d.overdue_hours),
         ("keep_hourly", o.keep_hourly, d.keep_hourly),
         ("keep_daily", o.keep_daily, d.keep_daily),
         ("keep_weekly", o.keep_weekly, d.keep_weekly),

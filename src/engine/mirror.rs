@@ -53,6 +53,9 @@ pub struct PairSpec {
     /// How older versions are thinned (`None`: every one is kept until the
     /// retention removes it).
     pub thinning: Option<super::thinning::Policy>,
+    /// The pair's offsite copy, pushed in the background while it is
+    /// watched (`None`: none). The mirror itself never reads it.
+    pub offsite: Option<Box<super::offsite::OffsiteSpec>>,
 }
 
 impl PairSpec {
@@ -67,6 +70,7 @@ impl PairSpec {
             max_versions_mb: None,
             min_free_percent: super::store::DEFAULT_MIN_FREE_PERCENT,
             thinning: Some(super::thinning::Policy::DEFAULT),
+            offsite: None,
         }
     }
 }

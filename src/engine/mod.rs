@@ -48,6 +48,7 @@ pub mod stamp;
 pub mod status_file;
 pub mod store;
 pub mod thinning;
+pub mod throttle;
 pub mod verify;
 pub mod versions;
 pub mod watch;

@@ -25,11 +25,14 @@
 //!   its URL hidden) and the reason in words (wrong password, unreachable,
 //!   not a repository yet, locked, server disk full, ...).
 //!
-//! Nothing here runs in the background yet: the commands call it.
+//! The commands call this; so does the watcher's schedule in the
+//! background (`watch::offsite`, `watch::pusher`).
 
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -37,8 +40,9 @@ use rustic_backend::BackendOptions;
 use rustic_core::repofile::{NodeType, SnapshotFile};
 use rustic_core::{
     BackupOptions, CheckOptions, ConfigOptions, Credentials, Excludes, KeepOptions, KeyOptions,
-    LocalDestination, LsOptions, OpenStatus, PathList, PruneOptions, Repository, RepositoryOptions,
-    RestoreOptions, RusticError, SnapshotOptions,
+    LocalDestination, LsOptions, OpenStatus, ParentOptions, PathList, Progress, ProgressBars,
+    ProgressType, PruneOptions, Repository, RepositoryOptions, RestoreOptions, RusticError,
+    RusticProgress, SnapshotOptions,
 };
 use serde::{Deserialize, Serialize};
 
@@ -68,10 +72,18 @@ pub struct OffsiteConfig {
     /// `timeout = "2m"`, `cacert = "/path"`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub options: BTreeMap<String, String>,
-    /// Minutes between two pushes at most (the scheduler pushes once the
-    /// changes have settled, not more often).
+    /// Minutes between the starts of two pushes, at least: while watching,
+    /// a push follows once the changes have settled, not more often.
     #[serde(default = "default_interval")]
     pub interval_minutes: u32,
+    /// Upload at most this many KiB a second (restic's `--limit-upload`);
+    /// `None`: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit_upload: Option<u32>,
+    /// Changes in no snapshot for this many hours: the offsite copy is
+    /// overdue (said in the status and a popup).
+    #[serde(default = "default_overdue")]
+    pub overdue_hours: u32,
     /// Keep policy, in restic's terms (forget + prune).
     #[serde(default = "default_hourly")]
     pub keep_hourly: u32,
@@ -83,11 +95,20 @@ pub struct OffsiteConfig {
     pub keep_monthly: u32,
 }
 
+/// A pair's offsite copy as the watcher takes it: the config and the
+/// pair's name (its snapshots' tag).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsiteSpec {
+    pub name: String,
+    pub config: OffsiteConfig,
+}
+
 /// Retries of a failed request to a server (rustic's `retry` option),
 /// unless the config's `options` say otherwise.
 pub const DEFAULT_RETRIES: u32 = 2;
 
 pub const DEFAULT_INTERVAL_MINUTES: u32 = 60;
+pub const DEFAULT_OVERDUE_HOURS: u32 = 24;
 pub const DEFAULT_KEEP_HOURLY: u32 = 24;
 pub const DEFAULT_KEEP_DAILY: u32 = 14;
 pub const DEFAULT_KEEP_WEEKLY: u32 = 8;
@@ -95,6 +116,9 @@ pub const DEFAULT_KEEP_MONTHLY: u32 = 24;
 
 fn default_interval() -> u32 {
     DEFAULT_INTERVAL_MINUTES
+}
+fn default_overdue() -> u32 {
+    DEFAULT_OVERDUE_HOURS
 }
 fn default_hourly() -> u32 {
     DEFAULT_KEEP_HOURLY
@@ -119,6 +143,8 @@ impl OffsiteConfig {
             password: None,
             options: BTreeMap::new(),
             interval_minutes: DEFAULT_INTERVAL_MINUTES,
+            overdue_hours: DEFAULT_OVERDUE_HOURS,
+            limit_upload: None,
             keep_hourly: DEFAULT_KEEP_HOURLY,
             keep_daily: DEFAULT_KEEP_DAILY,
             keep_weekly: DEFAULT_KEEP_WEEKLY,
@@ -157,6 +183,12 @@ impl OffsiteConfig {
         }
         if self.interval_minutes == 0 {
             return Some("offsite interval_minutes = 0 would push without pause; give at least 1 (minutes between two pushes at most)".into());
+        }
+        if self.limit_upload == Some(0) {
+            return Some("offsite limit_upload = 0 would upload nothing; give the most KiB a second to upload, or leave it out for no limit".into());
+        }
+        if self.overdue_hours == 0 {
+            return Some("offsite overdue_hours = 0 would call every copy overdue; give at least 1 (hours a change may wait for its snapshot before you are told)".into());
         }
         if let Some(local) = local_path(&self.repository) {
             if !local.is_absolute() {
@@ -252,6 +284,17 @@ pub struct OffsiteError {
     pub reason: Reason,
 }
 
+impl OffsiteError {
+    /// The reason in words, without the repository or the advice (for a
+    /// status line that names the repository elsewhere).
+    pub fn brief(&self) -> String {
+        match &self.reason {
+            Reason::Unreachable(why) => format!("unreachable: {why}"),
+            r => describe(r),
+        }
+    }
+}
+
 fn describe(r: &Reason) -> String {
     match r {
         Reason::WrongPassword => "wrong password: the password given by password_file or password_command does not open this repository".into(),
@@ -296,7 +339,10 @@ pub enum Init {
 /// What one push did.
 #[derive(Debug, Clone)]
 pub struct Pushed {
+    /// The snapshot made; or, when `new` is false, the parent (nothing
+    /// had changed since it, and no snapshot was made).
     pub snap: Snap,
+    pub new: bool,
     /// The snapshot it was compared with, if any.
     pub parent: Option<String>,
     pub files_new: u64,
@@ -333,8 +379,64 @@ pub struct Checked {
     pub snapshots: usize,
 }
 
+/// How far the push in hand has got: bytes of the backup folder looked
+/// at (read, or found unchanged since the parent snapshot), and their total
+/// once rustic has counted them.
+#[derive(Debug, Default)]
+pub struct PushProgress {
+    done: AtomicU64,
+    total: AtomicU64,
+}
+
+impl PushProgress {
+    /// (done, total once known).
+    pub fn get(&self) -> (u64, Option<u64>) {
+        let total = self.total.load(Ordering::Relaxed);
+        (
+            self.done.load(Ordering::Relaxed),
+            (total > 0).then_some(total),
+        )
+    }
+
+    fn reset(&self) {
+        self.done.store(0, Ordering::Relaxed);
+        self.total.store(0, Ordering::Relaxed);
+    }
+}
+
+/// rustic's progress bars, of which only the bytes of a backup are kept.
+#[derive(Debug, Clone)]
+struct Bars(Arc<PushProgress>);
+
+impl ProgressBars for Bars {
+    fn progress(&self, kind: ProgressType, _prefix: &str) -> Progress {
+        match kind {
+            ProgressType::Bytes => Progress::new(Bar(self.0.clone())),
+            _ => Progress::hidden(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Bar(Arc<PushProgress>);
+
+impl RusticProgress for Bar {
+    fn is_hidden(&self) -> bool {
+        false
+    }
+    fn set_length(&self, len: u64) {
+        self.0.total.store(len, Ordering::Relaxed);
+    }
+    fn set_title(&self, _title: &str) {}
+    fn inc(&self, inc: u64) {
+        self.0.done.fetch_add(inc, Ordering::Relaxed);
+    }
+    fn finish(&self) {}
+}
+
 /// One pair's offsite copy.
 pub struct Offsite {
+    progress: Arc<PushProgress>,
     name: String,
     /// DST, resolved (snapshots record it so).
     dst: PathBuf,
@@ -349,12 +451,18 @@ impl Offsite {
     /// repository's index and trees (`None`: no cache).
     pub fn new(name: &str, dst: &Path, cfg: &OffsiteConfig, cache_dir: Option<PathBuf>) -> Self {
         Offsite {
+            progress: Arc::default(),
             name: name.to_string(),
             dst: std::fs::canonicalize(dst).unwrap_or_else(|_| dst.to_path_buf()),
             cfg: cfg.clone(),
             shown: shown_repository(&cfg.repository),
             cache_dir,
         }
+    }
+
+    /// How far the push in hand has got.
+    pub fn progress(&self) -> &PushProgress {
+        &self.progress
     }
 
     /// The repository as shown to people.
@@ -490,13 +598,20 @@ impl Offsite {
                 .options
                 .insert("retry".into(), DEFAULT_RETRIES.to_string());
         }
-        let backends = backend.to_backends().map_err(|e| self.rustic(&e))?;
+        let mut backends = backend.to_backends().map_err(|e| self.rustic(&e))?;
+        if let Some(kib) = self.cfg.limit_upload {
+            backends = rustic_core::RepositoryBackends::new(
+                std::sync::Arc::new(super::throttle::Throttled::new(backends.repository(), kib)),
+                backends.repo_hot(),
+            );
+        }
         let mut opts = RepositoryOptions::default();
         match &self.cache_dir {
             Some(dir) => opts = opts.cache_dir(dir.clone()),
             None => opts = opts.no_cache(true),
         }
-        Repository::new(&opts, &backends).map_err(|e| self.rustic(&e))
+        Repository::new_with_progress(&opts, &backends, Bars(self.progress.clone()))
+            .map_err(|e| self.rustic(&e))
     }
 
     fn open(&self) -> Result<Repository<OpenStatus>, OffsiteError> {
@@ -557,6 +672,22 @@ impl Offsite {
     /// [`Offsite::push`], the snapshot dated `time` instead of now (how
     /// the keep policy is tested over days without waiting for them).
     pub fn push_at(&self, time: Option<Timestamp>) -> Result<Pushed, OffsiteError> {
+        self.push_with(time, false)
+    }
+
+    /// A push in the background: no snapshot when nothing changed since
+    /// the parent (restic's `--skip-if-unchanged`), so that a schedule
+    /// that cannot know whether DST changed while it was not running
+    /// (start-up) adds no snapshot of the same tree.
+    pub fn push_if_changed(&self) -> Result<Pushed, OffsiteError> {
+        self.push_with(None, true)
+    }
+
+    fn push_with(
+        &self,
+        time: Option<Timestamp>,
+        skip_if_unchanged: bool,
+    ) -> Result<Pushed, OffsiteError> {
         let start = Instant::now();
         let dst = self.dst_text()?.to_string();
         match std::fs::metadata(&self.dst) {
@@ -587,6 +718,7 @@ impl Offsite {
             ))));
         }
         let _lock = self.lock("a push")?;
+        self.progress.reset();
         let repo = self.open()?.to_indexed_ids().map_err(|e| self.rustic(&e))?;
         let snap_opts = SnapshotOptions::default()
             .label(self.name.clone())
@@ -604,13 +736,35 @@ impl Offsite {
             "!{}",
             glob_escape(&format!("{dst}/{}", super::filter::RESERVED))
         )]);
-        let opts = BackupOptions::default().excludes(excludes);
+        let opts = BackupOptions::default()
+            .excludes(excludes)
+            .parent_opts(ParentOptions::default().skip_if_unchanged(skip_if_unchanged));
         let source = PathList::from_iter([self.dst.clone()]);
         let saved = repo
             .backup(&opts, &source, snap)
             .map_err(|e| self.rustic(&e))?;
         let summary = saved.summary.clone().unwrap_or_default();
+        // rustic returns the snapshot it did not save with no id.
+        let new = saved.id != Default::default();
+        if !new && let Some(parent) = saved.parent {
+            let found = repo
+                .get_snapshots(&[parent.to_string()])
+                .map_err(|e| self.rustic(&e))?;
+            if let Some(p) = found.first() {
+                return Ok(Pushed {
+                    parent: Some(parent.to_string()),
+                    new: false,
+                    files_new: 0,
+                    files_changed: 0,
+                    files_unmodified: summary.files_unmodified,
+                    bytes_added: 0,
+                    snap: to_snap(p),
+                    took: start.elapsed(),
+                });
+            }
+        }
         Ok(Pushed {
+            new: true,
             parent: saved.parent.map(|p| p.to_string()),
             files_new: summary.files_new,
             files_changed: summary.files_changed,
@@ -1098,6 +1252,8 @@ mod tests {
                 "both password_file and password_command",
             ),
             (|c| c.interval_minutes = 0, "interval_minutes = 0"),
+            (|c| c.overdue_hours = 0, "overdue_hours = 0"),
+            (|c| c.limit_upload = Some(0), "limit_upload = 0"),
             (|c| c.repository = "/d/r".into(), "inside the pair's backup"),
             (|c| c.repository = "rel/r".into(), "relative path"),
             (|c| c.password_file = Some("pw".into()), "relative path"),

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::watch::PairStatus;
+use super::watch::{OffsiteFailure, OffsiteStatus, PairStatus};
 
 /// The user's folder for files that live as long as a session: the lock of
 /// the tray, the status files.
@@ -46,9 +46,15 @@ pub struct Instance {
 }
 
 impl Instance {
-    /// Every pair up to date, and there is at least one.
+    /// Every pair up to date, and there is at least one; no offsite copy
+    /// failing or overdue.
     pub fn up_to_date(&self) -> bool {
-        self.starting == 0 && !self.pairs.is_empty() && self.pairs.iter().all(|p| p.up_to_date)
+        self.starting == 0
+            && !self.pairs.is_empty()
+            && self
+                .pairs
+                .iter()
+                .all(|p| p.up_to_date && p.offsite.as_ref().is_none_or(|o| o.ok))
     }
 }
 
@@ -79,6 +85,89 @@ pub struct Pair {
     /// last 24 hours this instance ran, oldest first.
     #[serde(default)]
     pub copied_per_hour: Vec<(i64, u64)>,
+    /// The pair's offsite copy (`None`: it has none).
+    #[serde(default)]
+    pub offsite: Option<OffsiteJson>,
+}
+
+/// [`OffsiteStatus`] for scripts; times in RFC 3339 (UTC).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OffsiteJson {
+    pub repository: String,
+    /// "Offsite: last copy 14:02", in the writer's local time.
+    pub line: String,
+    /// Neither failing nor overdue.
+    pub ok: bool,
+    pub last_copy: Option<String>,
+    /// A push running, since.
+    pub pushing: Option<String>,
+    /// How far it has got: bytes of the backup folder looked at.
+    #[serde(default)]
+    pub progress: Option<OffsiteProgressJson>,
+    pub failed: Option<OffsiteFailureJson>,
+    pub overdue_since: Option<String>,
+    /// Changes wait for the next push.
+    pub waiting: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OffsiteProgressJson {
+    pub bytes_done: u64,
+    /// Known once counted.
+    pub bytes_total: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OffsiteFailureJson {
+    pub at: String,
+    pub reason: String,
+    pub next_try: String,
+}
+
+impl OffsiteJson {
+    pub fn from_status(o: &OffsiteStatus) -> OffsiteJson {
+        let t = |t: &Timestamp| t.to_string();
+        OffsiteJson {
+            repository: o.repository.clone(),
+            line: o.line(&jiff::ZonedDateTime::now()),
+            ok: o.ok(),
+            last_copy: o.last_copy.as_ref().map(t),
+            pushing: o.pushing.as_ref().map(t),
+            progress: o.progress.map(|(done, total)| OffsiteProgressJson {
+                bytes_done: done,
+                bytes_total: total,
+            }),
+            failed: o.failed.as_ref().map(|f| OffsiteFailureJson {
+                at: t(&f.at),
+                reason: f.reason.clone(),
+                next_try: t(&f.next_try),
+            }),
+            overdue_since: o.overdue_since.as_ref().map(t),
+            waiting: o.waiting,
+        }
+    }
+
+    /// Back to the model, to say it with a reader's `now`.
+    pub fn status(&self) -> OffsiteStatus {
+        let t = |s: &Option<String>| s.as_deref().and_then(|s| s.parse::<Timestamp>().ok());
+        OffsiteStatus {
+            index: 0,
+            repository: self.repository.clone(),
+            last_copy: t(&self.last_copy),
+            pushing: t(&self.pushing),
+            progress: self
+                .progress
+                .as_ref()
+                .map(|p| (p.bytes_done, p.bytes_total)),
+            failed: self.failed.as_ref().map(|f| OffsiteFailure {
+                at: f.at.parse().unwrap_or(Timestamp::UNIX_EPOCH),
+                reason: f.reason.clone(),
+                next_try: f.next_try.parse().unwrap_or(Timestamp::UNIX_EPOCH),
+            }),
+            overdue_since: t(&self.overdue_since),
+            waiting: self.waiting,
+        }
+    }
 }
 
 /// [`Progress`](super::watch::Progress) for scripts.
@@ -133,6 +222,7 @@ impl Pair {
             }),
             being_written: s.being_written.iter().map(|p| lossy(p)).collect(),
             copied_per_hour: s.copied_per_hour.clone(),
+            offsite: None,
         }
     }
 }
@@ -142,6 +232,8 @@ pub struct StatusFile {
     path: PathBuf,
     kind: &'static str,
     pairs: Vec<Option<PairStatus>>,
+    /// Each pair's offsite copy, by index.
+    offsite: Vec<Option<OffsiteStatus>>,
     /// A failure to write is said once, not on every change.
     warned: bool,
     /// The same, for readers in this process (the page).
@@ -173,6 +265,7 @@ impl StatusFile {
             path: runtime_dir().join(format!("status-{}.json", std::process::id())),
             kind,
             pairs: Vec::new(),
+            offsite: Vec::new(),
             warned: false,
             view: StatusView::default(),
         }
@@ -193,6 +286,7 @@ impl StatusFile {
     /// Forgets every pair (the config was reloaded: new pairs follow).
     pub fn reset(&mut self, count: usize) {
         self.pairs = vec![None; count];
+        self.offsite = vec![None; count];
         self.write();
     }
 
@@ -205,12 +299,34 @@ impl StatusFile {
         self.write();
     }
 
+    /// A pair's offsite copy's new state.
+    pub fn set_offsite(&mut self, o: &OffsiteStatus) {
+        if self.offsite.len() <= o.index {
+            self.offsite.resize(o.index + 1, None);
+        }
+        self.offsite[o.index] = Some(o.clone());
+        self.write();
+    }
+
     fn write(&mut self) {
         let instance = Instance {
             pid: std::process::id(),
             kind: self.kind.into(),
             updated: Timestamp::now().to_string(),
-            pairs: self.pairs.iter().flatten().map(Pair::from_status).collect(),
+            pairs: self
+                .pairs
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| {
+                    let mut p = Pair::from_status(s.as_ref()?);
+                    p.offsite = self
+                        .offsite
+                        .get(i)
+                        .and_then(Option::as_ref)
+                        .map(OffsiteJson::from_status);
+                    Some(p)
+                })
+                .collect(),
             starting: self.pairs.iter().filter(|p| p.is_none()).count(),
         };
         let written = write_atomic(&self.path, &instance);

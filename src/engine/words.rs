@@ -40,7 +40,17 @@ pub fn bytes_text(n: u64) -> String {
     }
 }
 
-/// `path` with the home folder written as `~`.
+/// A time as the tray writes it: "14:02" on `now`'s day, "1 Jun 09:05"
+/// before (in `now`'s zone).
+pub fn clock(t: jiff::Timestamp, now: &jiff::ZonedDateTime) -> String {
+    let t = t.to_zoned_datetime(now.time_zone().clone());
+    if t.date() == now.date() {
+        t.strftime("%H:%M").to_string()
+    } else {
+        t.strftime("%-d %b %H:%M").to_string()
+    }
+}
+
 /// What thinning took of one path, for people (`None`: nothing): "2 older
 /// versions, from A to B, were thinned as they aged (…)". `time` writes a
 /// time as the caller shows times.
@@ -62,6 +72,7 @@ pub fn thinned_text(
     ))
 }
 
+/// `path` with the home folder written as `~`.
 pub fn tilde(path: &Path, home: Option<&Path>) -> String {
     if let Some(home) = home.filter(|h| h.components().count() > 1) {
         if path == home {

@@ -160,6 +160,15 @@ pub fn overview(shared: &Shared) -> Reply {
                     .unwrap_or_default()
             ));
         }
+        if let Some(o) = st.and_then(|s| s.offsite.as_ref()) {
+            let line = o.status().line(&jiff::ZonedDateTime::now());
+            body.push_str(&format!(
+                "<dt>Offsite copy</dt><dd id=\"offsite-{i}\" class=\"offsite {}\">{} <span class=\"path\">{}</span></dd>",
+                if o.ok { "ok" } else { "problem" },
+                esc(line.strip_prefix("Offsite: ").unwrap_or(&line)),
+                esc(&o.repository)
+            ));
+        }
         if let Some(policy) = cfg.as_ref().and_then(|c| policy(c, r)) {
             body.push_str(&format!(
                 "<dt>Kept</dt><dd id=\"policy-{i}\">{}</dd>",

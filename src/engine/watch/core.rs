@@ -1191,6 +1191,10 @@ mod tests {
                 Notice::WatchLimit { .. } => "WatchLimit".into(),
                 Notice::VersionsPruned { .. } => "Pruned".into(),
                 Notice::Stopped { .. } => "Stopped".into(),
+                Notice::Offsite(_)
+                | Notice::OffsiteFailed { .. }
+                | Notice::OffsiteOverdue { .. }
+                | Notice::OffsiteRecovered { .. } => "Offsite".into(),
             },
         }
     }

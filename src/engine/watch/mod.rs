@@ -29,14 +29,16 @@ pub mod core;
 pub mod hints;
 #[cfg(target_os = "linux")]
 pub mod inotify;
+pub mod offsite;
 pub mod pending;
+mod pusher;
 pub mod retry;
 mod shell;
 pub mod source;
 pub mod status;
 mod tally;
 
-pub use status::{Failing, PairStatus, Progress, State};
+pub use status::{Failing, OffsiteFailure, OffsiteStatus, PairStatus, Progress, State};
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -143,6 +145,26 @@ pub enum Notice {
     WatchLimit {
         index: usize,
         message: String,
+    },
+    /// The pair's offsite copy: its state changed.
+    Offsite(OffsiteStatus),
+    /// A push of the offsite copy failed (first, or for another reason).
+    OffsiteFailed {
+        index: usize,
+        repository: String,
+        reason: String,
+        next_try: Timestamp,
+    },
+    /// Changes made at `since` are in no offsite snapshot yet, for longer
+    /// than the config allows.
+    OffsiteOverdue {
+        index: usize,
+        repository: String,
+        since: Timestamp,
+    },
+    /// The offsite copy succeeded after failing or being overdue.
+    OffsiteRecovered {
+        index: usize,
     },
     /// The worker stopped (after Quit).
     Stopped {

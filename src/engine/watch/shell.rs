@@ -14,7 +14,9 @@ use jiff::Timestamp;
 
 use super::core::{Core, Effect, Id, Input, Opened, Pass, WatchFailure};
 use super::hints::Heard;
+use super::offsite::Outcome;
 use super::pending::Quirks;
+use super::pusher::Pusher;
 use super::source::{Source, StartError};
 use super::tally::Tally;
 use super::{Command, Notice, Start, Timings};
@@ -39,6 +41,10 @@ pub(super) struct Shell {
     /// its folder; the log says it once).
     said: Mutex<HashSet<PathBuf>>,
     tally: Tally,
+    /// The pair's offsite copy, pushed in the background (`None`: none).
+    pusher: Option<Pusher>,
+    /// The mirror wrote into DST since the pusher last heard.
+    dst_changed: bool,
 }
 
 impl Shell {
@@ -60,6 +66,7 @@ impl Shell {
             Some(m) => (m.src().to_path_buf(), m.dst().to_path_buf()),
             None => (spec.src.clone(), spec.dst.clone()),
         };
+        let pusher = spec.offsite.as_ref().map(|o| Pusher::new(index, o, &dst));
         Shell {
             index,
             spec,
@@ -71,6 +78,8 @@ impl Shell {
                 ..opts
             },
             core: Core::new(index, &src, &dst, timings, Instant::now()),
+            pusher,
+            dst_changed: false,
             mirror,
             source: None,
             heard_tx,
@@ -94,10 +103,19 @@ impl Shell {
             opened,
             allow_mass_delete,
         });
+        let pushed = self
+            .pusher
+            .as_ref()
+            .map_or_else(crossbeam_channel::never, |p| p.done.clone());
         loop {
-            let deadline = self.core.poll_timeout(Instant::now());
+            let mut deadline = self.core.poll_timeout(Instant::now());
+            if let Some(d) = self.pusher.as_ref().and_then(Pusher::deadline) {
+                deadline = deadline.min(d);
+            }
             let timeout = deadline.saturating_duration_since(Instant::now());
+            let mut done = None;
             crossbeam_channel::select! {
+                recv(pushed) -> o => done = o.ok(),
                 recv(self.cmds) -> cmd => match cmd {
                     Ok(Command::Quit) | Err(_) => break,
                     Ok(c) => self.command(c),
@@ -120,12 +138,29 @@ impl Shell {
                 Err(_) => {}
             }
             self.feed(Input::Tick);
+            self.offsite(done);
         }
         self.source = None;
         if let Some(m) = self.mirror.take() {
             m.clean_tmp();
         }
         let _ = self.notices.send(Notice::Stopped { index: self.index });
+    }
+
+    /// The offsite copy's turn: told whether the pair is idle and whether
+    /// DST changed; its notices go to the app.
+    fn offsite(&mut self, done: Option<Outcome>) {
+        let Some(p) = &mut self.pusher else {
+            return;
+        };
+        let idle = matches!(
+            self.core.state(),
+            super::State::Idle | super::State::Degraded(_)
+        );
+        let changed = std::mem::take(&mut self.dst_changed);
+        for n in p.step(idle, changed, done) {
+            let _ = self.notices.send(n);
+        }
     }
 
     fn hear(&mut self, h: Heard) {
@@ -195,9 +230,11 @@ impl Shell {
                 };
                 log::trace!("batch {:?} {:?}", batch.renames, batch.paths);
                 let sink = LogSink::new(m, self);
+                let result = m.apply(&batch, &self.ctl, &sink);
+                self.wrote(&result);
                 vec![Input::Applied {
                     pass: Pass::Batch,
-                    result: m.apply(&batch, &self.ctl, &sink),
+                    result,
                 }]
             }
             Effect::Verify { folders, leave } => {
@@ -206,9 +243,11 @@ impl Shell {
                 };
                 log::trace!("verify {folders:?}");
                 let sink = LogSink::new(m, self);
+                let result = m.verify_folders(&folders, &leave, &self.ctl, &sink);
+                self.wrote(&result);
                 vec![Input::Applied {
                     pass: Pass::Verify,
-                    result: m.verify_folders(&folders, &leave, &self.ctl, &sink),
+                    result,
                 }]
             }
             Effect::Reconcile {
@@ -226,9 +265,11 @@ impl Shell {
                     }
                 }
                 let sink = LogSink::new(m, self);
+                let result = m.reconcile(&self.ctl, &sink, allow_mass_delete);
+                self.wrote(&result);
                 vec![Input::Applied {
                     pass: Pass::Full,
-                    result: m.reconcile(&self.ctl, &sink, allow_mass_delete),
+                    result,
                 }]
             }
             Effect::PruneVersions => {
@@ -271,6 +312,13 @@ impl Shell {
                 release_free_memory();
                 Vec::new()
             }
+        }
+    }
+
+    /// Notes that a pass wrote into DST (for the offsite copy).
+    fn wrote(&mut self, result: &Result<crate::engine::batch::Applied, SetupError>) {
+        if result.as_ref().is_ok_and(|a| a.summary.changed()) {
+            self.dst_changed = true;
         }
     }
 

@@ -149,6 +149,87 @@ impl PairStatus {
     }
 }
 
+/// A pair's offsite copy, as the status shows it (`watch::offsite` keeps
+/// it; the tray, the page and `mirrortray status` show [`line`](Self::line)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsiteStatus {
+    pub index: usize,
+    /// As shown to people (a password in its URL hidden).
+    pub repository: String,
+    /// The pair's latest snapshot, when one is known.
+    pub last_copy: Option<Timestamp>,
+    /// A push running, since.
+    pub pushing: Option<Timestamp>,
+    /// How far it has got: bytes of the backup folder looked at, and their
+    /// total once counted.
+    pub progress: Option<(u64, Option<u64>)>,
+    pub failed: Option<OffsiteFailure>,
+    /// Changes in no snapshot since this time, for longer than the
+    /// config's `overdue_hours`.
+    pub overdue_since: Option<Timestamp>,
+    /// Changes wait for the next push.
+    pub waiting: bool,
+}
+
+/// The last push failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsiteFailure {
+    pub at: Timestamp,
+    /// Why, in words (without the repository).
+    pub reason: String,
+    pub next_try: Timestamp,
+}
+
+impl OffsiteStatus {
+    /// Nothing wrong with the offsite copy (it may be waiting for changes
+    /// to settle, or pushing).
+    pub fn ok(&self) -> bool {
+        self.failed.is_none() && self.overdue_since.is_none()
+    }
+
+    /// "Offsite: last copy 14:02", "Offsite: failed at 14:05: unreachable
+    /// …, next try 14:09", times in `now`'s zone.
+    pub fn line(&self, now: &jiff::ZonedDateTime) -> String {
+        let t = |t: Timestamp| crate::engine::words::clock(t, now);
+        let last = self.last_copy.map(|l| format!("last copy {}", t(l)));
+        if let Some(f) = &self.failed {
+            let mut s = format!(
+                "Offsite: failed at {}: {}, next try {}",
+                t(f.at),
+                f.reason.trim_end_matches('.'),
+                t(f.next_try)
+            );
+            if let Some(o) = self.overdue_since {
+                s.push_str(&format!("; changes since {} not copied (overdue)", t(o)));
+            }
+            return s;
+        }
+        let last_paren = last.as_ref().map(|l| format!(" ({l})")).unwrap_or_default();
+        if self.pushing.is_some() {
+            let how_far = match self.progress {
+                Some((done, Some(total))) if total > 0 => {
+                    format!(" {} of {}", bytes_text(done.min(total)), bytes_text(total))
+                }
+                _ => String::new(),
+            };
+            return format!("Offsite: copying…{how_far}{last_paren}");
+        }
+        if let Some(o) = self.overdue_since {
+            return format!(
+                "Offsite: overdue: changes since {} not copied{last_paren}",
+                t(o)
+            );
+        }
+        match last {
+            Some(l) => format!("Offsite: {l}"),
+            None if self.waiting => {
+                "Offsite: no copy yet, one follows once the changes settle".into()
+            }
+            None => "Offsite: no copy yet".into(),
+        }
+    }
+}
+
 /// "1 file can't be backed up: no space left on the device"; with several
 /// reasons, the most common one and how many others.
 pub fn failing_text(count: usize, failures: &[Failing]) -> String {
@@ -349,6 +430,97 @@ mod tests {
             let s = status(state.clone(), failures);
             assert_eq!(s.headline(), want, "{state:?}");
             assert_eq!(s.up_to_date(), ok, "{state:?}");
+        }
+    }
+
+    #[test]
+    fn the_offsite_line_says_the_last_copy_or_why_not() {
+        let tz = jiff::tz::TimeZone::UTC;
+        let now: Timestamp = "2024-06-03T14:30:00Z".parse().unwrap_or_default();
+        let now = now.to_zoned_datetime(tz);
+        let at = |s: &str| s.parse::<Timestamp>().ok();
+        let base = OffsiteStatus {
+            index: 0,
+            repository: "rest:http://nas:8000/".into(),
+            last_copy: None,
+            pushing: None,
+            progress: None,
+            failed: None,
+            overdue_since: None,
+            waiting: false,
+        };
+        let failed = OffsiteFailure {
+            at: at("2024-06-03T14:05:00Z").unwrap_or_default(),
+            reason: "unreachable: the connection was refused".into(),
+            next_try: at("2024-06-03T14:09:00Z").unwrap_or_default(),
+        };
+        let cases: Vec<(OffsiteStatus, &str, bool)> = vec![
+            (base.clone(), "Offsite: no copy yet", true),
+            (
+                OffsiteStatus {
+                    waiting: true,
+                    ..base.clone()
+                },
+                "Offsite: no copy yet, one follows once the changes settle",
+                true,
+            ),
+            (
+                OffsiteStatus {
+                    last_copy: at("2024-06-03T14:02:00Z"),
+                    ..base.clone()
+                },
+                "Offsite: last copy 14:02",
+                true,
+            ),
+            (
+                OffsiteStatus {
+                    last_copy: at("2024-06-01T09:05:00Z"),
+                    pushing: at("2024-06-03T14:29:00Z"),
+                    ..base.clone()
+                },
+                "Offsite: copying… (last copy 1 Jun 09:05)",
+                true,
+            ),
+            (
+                OffsiteStatus {
+                    pushing: at("2024-06-03T14:29:00Z"),
+                    progress: Some((120_000_000, Some(3_000_000_000))),
+                    ..base.clone()
+                },
+                "Offsite: copying… 120 MB of 3.0 GB",
+                true,
+            ),
+            (
+                OffsiteStatus {
+                    last_copy: at("2024-06-03T14:02:00Z"),
+                    failed: Some(failed.clone()),
+                    ..base.clone()
+                },
+                "Offsite: failed at 14:05: unreachable: the connection was refused, next try 14:09",
+                false,
+            ),
+            (
+                OffsiteStatus {
+                    failed: Some(failed),
+                    overdue_since: at("2024-06-02T10:00:00Z"),
+                    ..base.clone()
+                },
+                "Offsite: failed at 14:05: unreachable: the connection was refused, next try 14:09; changes since 2 Jun 10:00 not copied (overdue)",
+                false,
+            ),
+            (
+                OffsiteStatus {
+                    last_copy: at("2024-06-02T09:00:00Z"),
+                    overdue_since: at("2024-06-02T10:00:00Z"),
+                    ..base.clone()
+                },
+                "Offsite: overdue: changes since 2 Jun 10:00 not copied (last copy 2 Jun 09:00)",
+                false,
+            ),
+        ];
+        for (s, want, ok) in cases {
+            assert_eq!(s.line(&now), want);
+            assert_eq!(s.ok(), ok, "{want}");
         }
     }
 
