@@ -190,5 +190,13 @@ fn a_backup_folder_on_sshfs_is_exact_and_touches_nothing_a_link_names() {
     ])
     .ok();
     assert_mirrored(&w.src, &out.join("src"));
+    // sshfs shows each name its own inode, so the two names of one file
+    // were recorded; the restore links them again.
+    assert_eq!(
+        fs::metadata(out.join("src/docs/a.txt")).unwrap().ino(),
+        fs::metadata(out.join("src/docs/same.txt")).unwrap().ino()
+    );
+    let limits = fs::read_to_string(dst.join(".mirrortray/limits")).unwrap();
+    assert!(limits.contains("symlinks=0\nhardlinks=0"), "{limits}");
     drop(nas);
 }
