@@ -95,6 +95,11 @@ fn tree(w: &World) {
         set_times(&w.src.join(p), 1_500_000_000 + i as i64 * 1000, 123_456_789);
     }
     set_times(&w.src.join("empty"), 1_400_000_000, 5);
+    // Beyond SFTP's 32-bit seconds on both ends.
+    w.write("future.txt", "year 2200\n");
+    set_times(&w.src.join("future.txt"), 7_258_118_400, 1);
+    w.write("old.txt", "1969\n");
+    set_times(&w.src.join("old.txt"), -100_000, 2);
 }
 
 fn verify_same(w: &World, dst: &Path) -> bool {

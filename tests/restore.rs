@@ -1045,3 +1045,27 @@ fn versions_shows_local_times_beside_the_exact_utc_one() {
         .to_string();
     assert!(row.contains(&local), "{local} not in {row:?}");
 }
+
+#[test]
+fn a_file_dated_in_the_future_comes_back_at_now() {
+    // A wrong camera clock or a file dated 2200: its time says nothing of
+    // when it was made, so `--at now` must not leave it behind.
+    let w = World::new();
+    let f = w.write("photos/from-the-future.jpg", "pixels");
+    let t = filetime::FileTime::from_unix_time(7_258_118_400, 7);
+    filetime::set_file_times(&f, t, t).unwrap();
+    w.write("photos/today.jpg", "more pixels");
+    w.sync(&[]).ok();
+    let out = w.path("out");
+    std::fs::create_dir_all(&out).unwrap();
+    w.run([
+        OsStr::new("restore"),
+        w.dst.as_os_str(),
+        OsStr::new("--at"),
+        OsStr::new("now"),
+        OsStr::new("--to"),
+        out.as_os_str(),
+    ])
+    .ok();
+    assert_mirrored(&w.src, &out.join(w.src.file_name().unwrap()));
+}

@@ -1138,8 +1138,12 @@ impl History {
 /// symlink modified after `t` did not (its content was made later). A
 /// folder's time changes with its content, so it says nothing: a folder
 /// counts when it holds something that existed, or is older than `t`.
+/// A time still in the future (a camera's wrong clock, a file dated 2200)
+/// says nothing of when it was made: such an entry counts, so that
+/// `restore --at now` never leaves a current file behind.
 pub fn exists_at(meta: &Meta, t: Timestamp) -> bool {
-    to_timestamp(meta.mtime) <= t
+    let m = to_timestamp(meta.mtime);
+    m <= t || m > Timestamp::now()
 }
 
 /// A file-system time as a timestamp.

@@ -336,8 +336,22 @@ impl Store {
             set_file_times(&file, fine, fine)?;
             let got = file_meta(&file)?.mtime;
             // Refused outright (some FUSE file systems): no range known.
-            let future = far(1 << 40).unwrap_or(Time { sec: 0, nsec: 0 });
-            let past = far(-(1 << 40)).unwrap_or(Time { sec: now, nsec: 0 });
+            // One that wraps (SFTP's 32-bit seconds: 2^40 reads back as
+            // 1970) is asked for the ends of the common 32-bit ranges,
+            // where 0 is no end: sshfs sends it as "now".
+            let exact = |ends: [i64; 2]| {
+                ends.into_iter()
+                    .find_map(|s| far(s).ok().filter(|t| t.sec == s))
+            };
+            let (future, past) = match far(1 << 40) {
+                Ok(t) if t.sec > now => (t, far(-(1 << 40)).ok()),
+                _ => (
+                    exact([i64::from(u32::MAX), i64::from(i32::MAX)])
+                        .unwrap_or(Time { sec: 0, nsec: 0 }),
+                    exact([i64::from(i32::MIN), 1]),
+                ),
+            };
+            let past = past.unwrap_or(Time { sec: now, nsec: 0 });
             let modes =
                 set_file_mode(&file, 0o640).is_ok() && file_meta(&file)?.mode & 0o777 == 0o640;
             let xattrs = !matches!(
