@@ -139,8 +139,7 @@ impl Pusher {
         let spawned = std::thread::Builder::new()
             .name(format!("offsite-{}", self.index))
             .spawn(move || {
-                lower_priority();
-                let _ = tx.send(run(&offsite, job));
+                let _ = tx.send(in_background(|| run(&offsite, job)));
             });
         if let Err(e) = spawned {
             let _ = self.done_tx.send(Outcome::Failed(format!(
@@ -220,6 +219,27 @@ fn run(o: &Offsite, job: Job) -> Outcome {
     }
 }
 
+/// Runs `work` on this thread lowered (see [`lower_priority`]), with its
+/// rayon work on a pool of lowered threads of its own: rustic sorts and
+/// decrypts on rayon, and rayon's global pool belongs to the mirror (its
+/// full passes made it, at normal priority, before any push).
+pub(crate) fn in_background<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    lower_priority();
+    match rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("offsite-work-{i}"))
+        .start_handler(|_| lower_priority())
+        .build()
+    {
+        Ok(pool) => pool.install(work),
+        Err(e) => {
+            log::debug!(
+                "offsite: no low-priority pool of its own ({e}); rustic's parallel work runs at normal priority"
+            );
+            work()
+        }
+    }
+}
+
 /// This thread (and the threads it starts, which inherit both) at the
 /// lowest CPU priority and in the idle I/O class: a push takes what the
 /// machine does not use. Linux only: elsewhere `setpriority` would lower
@@ -260,6 +280,43 @@ pub(crate) fn lower_priority() {
 
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
+    /// This thread's nice value and I/O priority.
+    fn priority() -> (i32, libc::c_long) {
+        // SAFETY: plain integers in and out.
+        unsafe {
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            *libc::__errno_location() = 0;
+            let nice = libc::getpriority(libc::PRIO_PROCESS, tid);
+            let ioprio =
+                libc::syscall(libc::SYS_ioprio_get, 1 as libc::c_long, tid as libc::c_long);
+            (nice, ioprio)
+        }
+    }
+
+    #[test]
+    fn a_push_s_parallel_work_runs_lowered_though_the_global_pool_is_not() {
+        use rayon::prelude::*;
+        // The mirror's passes made the global pool first, at normal
+        // priority.
+        let global: Vec<i32> = (0..64).into_par_iter().map(|_| priority().0).collect();
+        assert!(global.iter().all(|&n| n < 19));
+        let seen = std::thread::spawn(|| {
+            super::in_background(|| {
+                (0..256)
+                    .into_par_iter()
+                    .map(|_| priority())
+                    .collect::<Vec<_>>()
+            })
+        })
+        .join()
+        .unwrap_or_default();
+        assert!(!seen.is_empty());
+        for (nice, ioprio) in seen {
+            assert_eq!(nice, 19);
+            assert_eq!(ioprio >> 13, 3, "idle I/O class");
+        }
+    }
+
     #[test]
     fn a_push_thread_runs_at_the_lowest_cpu_and_io_priority() {
         let (nice, ioprio) = std::thread::spawn(|| {
