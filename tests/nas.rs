@@ -205,3 +205,58 @@ fn a_backup_folder_on_sshfs_is_exact_and_touches_nothing_a_link_names() {
     assert!(limits.contains("symlinks=0\nhardlinks=0"), "{limits}");
     drop(nas);
 }
+
+#[test]
+fn links_an_older_mirrortray_made_on_the_nas_give_way_to_the_record() {
+    if !is_root() {
+        skip("sshd for a test user needs root here");
+        return;
+    }
+    if !tools(&[
+        "sshfs",
+        "fusermount3",
+        "ssh",
+        "ssh-keygen",
+        "/usr/sbin/sshd",
+    ]) {
+        return;
+    }
+    let w = World::new();
+    let server = SshServer::start(&w.path("ssh"));
+    let nas = Sshfs::mount(&server, &w.path("server/backups"), &w.path("nas"));
+    tree(&w);
+    let before = snapshot(&w.src);
+    let dst = nas.at.join("src");
+    // What a mirrortray that made links on sshfs left there: the links
+    // themselves (times as SFTP left them) and the hard link as a copy.
+    fs::create_dir_all(dst.join("docs")).unwrap();
+    symlink("docs/a.txt", dst.join("rel")).unwrap();
+    symlink("missing", dst.join("dangling")).unwrap();
+    symlink(w.src.join("private.txt"), dst.join("abs")).unwrap();
+    fs::write(dst.join("docs/same.txt"), "alpha\n").unwrap();
+    let args = [w.src.to_str().unwrap(), dst.to_str().unwrap()];
+    // The stale links and the copy are kept as versions, never just lost.
+    w.run(["sync", args[0], args[1]])
+        .ok()
+        .stdout_has("failed 0")
+        .stdout_has("versioned 4");
+    assert_eq!(snapshot(&w.src), before, "SRC changed");
+    w.run(["sync", args[0], args[1]])
+        .ok()
+        .stdout_has("copied 0 files")
+        .stdout_has("versioned 0");
+    w.run(["verify", args[0], args[1]]).ok().stdout_has("same");
+    let out = w.path("restored");
+    fs::create_dir_all(&out).unwrap();
+    w.run([
+        "restore",
+        args[1],
+        "--at",
+        "now",
+        "--to",
+        out.to_str().unwrap(),
+    ])
+    .ok();
+    assert_mirrored(&w.src, &out.join("src"));
+    drop(nas);
+}

@@ -770,7 +770,12 @@ impl<'a> Ctx<'a> {
                     .as_ref()
                     .and_then(|s| s.stat_opt(name).ok().flatten())
                     .filter(|m| m.kind != Kind::Special);
-                if in_src.is_some() {
+                // A symlink the drive cannot hold is in the record: what
+                // DST has at its name is from before (links an older
+                // mirrortray made on sshfs), not a race with SRC.
+                let recorded_link =
+                    in_src.is_some_and(|m| m.kind == Kind::Symlink && !self.keeps.symlinks);
+                if in_src.is_some() && !recorded_link {
                     if let Some(s) = &src_dir {
                         self.sync_entry(s, Some(&dst_dir), &x.rel, true);
                     }
