@@ -102,17 +102,13 @@ fn tree(w: &World) {
     set_times(&w.src.join("old.txt"), -100_000, 2);
 }
 
-fn verify_same(w: &World, dst: &Path) -> bool {
-    w.run(["verify", w.src.to_str().unwrap(), dst.to_str().unwrap()])
-        .code
-        == 0
-}
-
-#[test]
-fn a_backup_folder_on_sshfs_is_exact_and_touches_nothing_a_link_names() {
+/// A world whose SRC holds [`tree`], with an sshfs mount of a loopback
+/// sshd's folder (the server kept alive with it); `None` where the tools
+/// or root are missing (a failure under `CI=true`).
+fn on_sshfs() -> Option<(World, SshServer, Sshfs)> {
     if !is_root() {
         skip("sshd for a test user needs root here");
-        return;
+        return None;
     }
     if !tools(&[
         "sshfs",
@@ -121,12 +117,26 @@ fn a_backup_folder_on_sshfs_is_exact_and_touches_nothing_a_link_names() {
         "ssh-keygen",
         "/usr/sbin/sshd",
     ]) {
-        return;
+        return None;
     }
     let w = World::new();
     let server = SshServer::start(&w.path("ssh"));
     let nas = Sshfs::mount(&server, &w.path("server/backups"), &w.path("nas"));
     tree(&w);
+    Some((w, server, nas))
+}
+
+fn verify_same(w: &World, dst: &Path) -> bool {
+    w.run(["verify", w.src.to_str().unwrap(), dst.to_str().unwrap()])
+        .code
+        == 0
+}
+
+#[test]
+fn a_backup_folder_on_sshfs_is_exact_and_touches_nothing_a_link_names() {
+    let Some((w, _server, nas)) = on_sshfs() else {
+        return;
+    };
     let before = snapshot(&w.src);
     let dst = nas.at.join("src");
     let args = [w.src.to_str().unwrap(), dst.to_str().unwrap()];
@@ -208,23 +218,9 @@ fn a_backup_folder_on_sshfs_is_exact_and_touches_nothing_a_link_names() {
 
 #[test]
 fn links_an_older_mirrortray_made_on_the_nas_give_way_to_the_record() {
-    if !is_root() {
-        skip("sshd for a test user needs root here");
+    let Some((w, _server, nas)) = on_sshfs() else {
         return;
-    }
-    if !tools(&[
-        "sshfs",
-        "fusermount3",
-        "ssh",
-        "ssh-keygen",
-        "/usr/sbin/sshd",
-    ]) {
-        return;
-    }
-    let w = World::new();
-    let server = SshServer::start(&w.path("ssh"));
-    let nas = Sshfs::mount(&server, &w.path("server/backups"), &w.path("nas"));
-    tree(&w);
+    };
     let before = snapshot(&w.src);
     let dst = nas.at.join("src");
     // What a mirrortray that made links on sshfs left there: the links

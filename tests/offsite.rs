@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use filetime::FileTime;
 
-use crate::support::sshd::SshServer;
+use crate::support::sshd::{SshServer, listening};
 use crate::support::*;
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -320,6 +320,17 @@ fn offsite_local_repository_is_read_by_stock_restic() {
     }
 }
 
+/// The command serving `dir` as a restic REST server on `port`.
+fn serve(w: &World, dir: &Path, port: u16) -> Command {
+    let mut cmd = Command::new("rclone");
+    cmd.args(["serve", "restic", "--addr"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg(dir)
+        .env("HOME", &w.home)
+        .env("RCLONE_CONFIG", w.home.join("rclone.conf"));
+    cmd
+}
+
 /// `rclone serve restic` on a free port of 127.0.0.1, stopped on drop.
 struct RestServer {
     child: Child,
@@ -337,26 +348,10 @@ impl RestServer {
                 .local_addr()
                 .unwrap()
                 .port();
-            let mut child = Command::new("rclone")
-                .args(["serve", "restic", "--addr"])
-                .arg(format!("127.0.0.1:{port}"))
-                .arg(dir)
-                .env("HOME", &w.home)
-                .env("RCLONE_CONFIG", w.home.join("rclone.conf"))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            let up = wait_for(Duration::from_secs(30), || {
-                matches!(child.try_wait(), Ok(Some(_)))
-                    || TcpStream::connect(("127.0.0.1", port)).is_ok()
-            });
-            if up && child.try_wait().unwrap().is_none() {
+            if let Some(child) = listening(&mut serve(w, dir, port), port, Duration::from_secs(30))
+            {
                 return RestServer { child, port };
             }
-            let _ = child.kill();
-            let _ = child.wait();
         }
         panic!("rclone serve restic did not start");
     }
@@ -370,28 +365,13 @@ impl RestServer {
         self.stop();
         let port = self.port;
         let up = wait_for(Duration::from_secs(60), || {
-            let mut child = Command::new("rclone")
-                .args(["serve", "restic", "--addr"])
-                .arg(format!("127.0.0.1:{port}"))
-                .arg(dir)
-                .env("HOME", &w.home)
-                .env("RCLONE_CONFIG", w.home.join("rclone.conf"))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            let listening = wait_for(Duration::from_secs(10), || {
-                matches!(child.try_wait(), Ok(Some(_)))
-                    || TcpStream::connect(("127.0.0.1", port)).is_ok()
-            });
-            if listening && child.try_wait().unwrap().is_none() {
-                self.child = child;
-                return true;
+            match listening(&mut serve(w, dir, port), port, Duration::from_secs(10)) {
+                Some(child) => {
+                    self.child = child;
+                    true
+                }
+                None => false,
             }
-            let _ = child.kill();
-            let _ = child.wait();
-            false
         });
         assert!(up, "rclone serve restic did not start again on port {port}");
     }

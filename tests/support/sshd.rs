@@ -9,6 +9,27 @@ use std::time::Duration;
 
 use super::{is_root, wait_for};
 
+/// Spawns `cmd`, a server that should listen on `port` of 127.0.0.1: the
+/// child once it does, or `None` (killed) if it exited first or did not
+/// listen `within` (a port taken between the probe and its bind).
+pub fn listening(cmd: &mut Command, port: u16, within: Duration) -> Option<Child> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let up = wait_for(within, || {
+        matches!(child.try_wait(), Ok(Some(_))) || TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    if up && child.try_wait().unwrap().is_none() {
+        return Some(child);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
 /// An OpenSSH server on a free port of 127.0.0.1, for the current user,
 /// with a key made for it in a temp folder; stopped on drop.
 pub struct SshServer {
@@ -58,19 +79,14 @@ impl SshServer {
                 ),
             )
             .unwrap();
-            let mut child = Command::new("/usr/sbin/sshd")
-                .args(["-D", "-e", "-f"])
-                .arg(&config)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            let up = wait_for(Duration::from_secs(30), || {
-                matches!(child.try_wait(), Ok(Some(_)))
-                    || TcpStream::connect(("127.0.0.1", port)).is_ok()
-            });
-            if up && child.try_wait().unwrap().is_none() {
+            let sshd = listening(
+                Command::new("/usr/sbin/sshd")
+                    .args(["-D", "-e", "-f"])
+                    .arg(&config),
+                port,
+                Duration::from_secs(30),
+            );
+            if let Some(child) = sshd {
                 let host_key = fs::read_to_string(dir.join("host_key.pub")).unwrap();
                 let mut parts = host_key.split_whitespace();
                 let line = format!(
@@ -88,8 +104,6 @@ impl SshServer {
                     known_hosts,
                 };
             }
-            let _ = child.kill();
-            let _ = child.wait();
         }
         panic!("sshd did not start");
     }
