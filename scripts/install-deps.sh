@@ -9,12 +9,15 @@
 #                                     daemon, screenshot and pointer tools, git, python3,
 #                                     the desktop-file and AppStream validators and
 #                                     debootstrap (the package is installed in a clean root),
-#                                     restic, rclone and OpenSSH (the offsite copies)
+#                                     restic, rclone and OpenSSH (the offsite copies),
+#                                     and moto's S3 server from PyPI, in a virtual
+#                                     environment in target/test-tools/moto
 #   scripts/install-deps.sh --bench   ... and lsyncd + rsync, to compare against
 #
 # Idempotent: when every package is already installed it says so and touches
 # nothing (so it also works offline); otherwise it runs `apt-get update` and
-# `apt-get install` for the whole set. Uses sudo only when not run as root.
+# `apt-get install` for the whole set (and, for --test, fetches moto once).
+# Uses sudo only when not run as root.
 # setpriv (used by the permission tests) comes from util-linux, which is
 # essential on Debian; it is listed anyway so a trimmed image is caught.
 
@@ -57,6 +60,7 @@ TEST_PKGS=(
 	acl                        # setfacl/getfacl: ACLs in the fidelity tests
 	git
 	python3
+	python3-venv               # a virtual environment for moto (S3 server, from PyPI)
 	chromium                   # the local page in a real browser (WebDriver)
 	chromium-driver
 	desktop-file-utils         # desktop-file-validate: the package's launcher
@@ -138,9 +142,33 @@ ensure_cargo_deb() {
 		die "'cargo install cargo-deb' failed (network? see cargo's message above)"
 }
 
+# moto_server, an S3-compatible server for the offsite S3 test; Debian has
+# none, so it comes from PyPI into a virtual environment of the checkout's
+# own (nothing installed system-wide). Pinned: the test knows this one.
+MOTO=moto[server]==5.2.1
+ensure_moto() {
+	((want_test)) || return 0
+	local here venv
+	here=$(cd "$(dirname "$0")/.." && pwd)
+	venv=$here/target/test-tools/moto
+	if "$venv/bin/python" -m pip show moto 2>/dev/null | grep -qx 'Version: 5.2.1'; then
+		return 0
+	fi
+	echo "install-deps: $MOTO from PyPI into $venv"
+	python3 -m venv "$venv" ||
+		die "cannot make a Python virtual environment in $venv (python3-venv installed?)"
+	"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$MOTO" ||
+		die "'pip install $MOTO' failed (network? see pip's message above)"
+}
+
+extras() {
+	ensure_cargo_deb
+	ensure_moto
+}
+
 if ((${#missing[@]} == 0)); then
 	echo "install-deps: all ${#pkgs[@]} packages for the $what are already installed."
-	ensure_cargo_deb
+	extras
 	exit 0
 fi
 
@@ -171,5 +199,5 @@ echo "install-deps: apt-get install ${missing[*]}"
 "${as_root[@]}" "${apt_env[@]}" apt-get install -y --no-install-recommends "${missing[@]}" ||
 	die "'apt-get install' failed for: ${missing[*]} (see apt's message above)"
 
-ensure_cargo_deb
+extras
 echo "install-deps: done; the $what dependencies are installed."

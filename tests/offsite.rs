@@ -470,6 +470,120 @@ fn offsite_over_sftp_is_read_by_stock_restic_over_its_own_sftp() {
     assert_eq!(snaps[0]["tree"], snaps[1]["tree"], "{snaps:?}");
 }
 
+/// `moto_server` (moto's S3-compatible server, from PyPI:
+/// `scripts/install-deps.sh --test` puts it in `target/test-tools/moto`),
+/// on a free port of 127.0.0.1; stopped on drop.
+struct S3Server {
+    child: Child,
+    port: u16,
+}
+
+impl S3Server {
+    fn program() -> Option<PathBuf> {
+        let venv =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-tools/moto/bin/moto_server");
+        if venv.is_file() {
+            return Some(venv);
+        }
+        have("moto_server").then(|| PathBuf::from("moto_server"))
+    }
+
+    fn start(program: &Path) -> S3Server {
+        for _ in 0..5 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let mut cmd = Command::new(program);
+            cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+            if let Some(child) = listening(&mut cmd, port, Duration::from_secs(60)) {
+                return S3Server { child, port };
+            }
+        }
+        panic!("moto_server did not start");
+    }
+
+    /// Makes `bucket` (moto takes an unsigned request).
+    fn make_bucket(&self, bucket: &str) {
+        use std::io::{Read, Write};
+        let mut c = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            c,
+            "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.port
+        )
+        .unwrap();
+        let mut answer = String::new();
+        c.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+
+    /// The repository in restic's form.
+    fn url(&self, bucket: &str, prefix: &str) -> String {
+        format!("s3:http://127.0.0.1:{}/{bucket}/{prefix}", self.port)
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// S3 in restic's `s3:` form, written through OpenDAL: a missing bucket
+/// and missing keys are each a sentence; with the keys in
+/// `~/.aws/credentials`, as restic and the AWS tools read them, stock
+/// restic reads every snapshot mirrortray wrote and restores the mirror.
+#[test]
+fn offsite_s3_is_read_by_stock_restic() {
+    if !tools(&["restic"]) {
+        return;
+    }
+    let Some(program) = S3Server::program() else {
+        skip("moto_server is not installed (scripts/install-deps.sh --test installs it)");
+        return;
+    };
+    let w = World::new();
+    sample_tree(&w);
+    w.sync(&[]).ok();
+    let pw = password_file(&w);
+    let server = S3Server::start(&program);
+    let url = server.url("backups", "laptop/docs");
+    configure(&w, &url, &pw, "");
+
+    // Keys first: without them no request is made at all.
+    w.run(["offsite", "init"])
+        .code(2)
+        .stderr_has(&format!(
+            "offsite repository {url}: permission denied: no S3 keys"
+        ))
+        .stderr_has("~/.aws/credentials")
+        .no_debug_dump();
+    fs::create_dir_all(w.home.join(".aws")).unwrap();
+    fs::write(
+        w.home.join(".aws/credentials"),
+        "[default]\naws_access_key_id = mirrortray-test\naws_secret_access_key = not-a-real-key\n",
+    )
+    .unwrap();
+    w.run(["offsite", "init"])
+        .code(2)
+        .stderr_has(&format!(
+            "offsite repository {url}: the bucket does not exist"
+        ))
+        .no_debug_dump();
+    server.make_bucket("backups");
+    w.run(["offsite", "init"]).ok().stdout_has("created");
+    w.run(["offsite", "push"]).ok().stdout_has("the first one");
+    w.write("docs/deep/note.md", "# note, edited\n");
+    w.sync(&[]).ok();
+    w.run(["offsite", "push"]).ok();
+    restic_reads_it(&w, &url, &pw, 2, "restic-s3");
+    let listed = w.run(["offsite", "snapshots"]);
+    listed.ok().stdout_has("2 snapshots");
+}
+
 /// The keep policy, over days of pushes dated by the test (through the
 /// engine, so no day has to pass): the snapshots kept are the ones
 /// restic's rules name, the rest are forgotten and their data pruned, and

@@ -44,6 +44,7 @@ pub mod plan;
 pub mod reconcile;
 pub mod record;
 pub mod restore;
+pub mod s3;
 pub mod stamp;
 pub mod status_file;
 pub mod store;

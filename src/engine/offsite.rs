@@ -159,7 +159,15 @@ impl OffsiteConfig {
             return Some("the offsite password is never kept in the config file: put it in a file only you can read and give password_file = \"/path/to/it\", or give password_command = \"a command that prints it\"".into());
         }
         if self.repository.trim().is_empty() {
-            return Some("offsite repository is empty: give a restic repository (a folder path, rest:http://host:8000/, or rclone:remote:path)".into());
+            return Some("offsite repository is empty: give a restic repository (a folder path, rest:http://host:8000/, s3:https://host/bucket, or rclone:remote:path)".into());
+        }
+        if let Some(s3) = super::s3::parse(&self.repository) {
+            if let Err(why) = s3 {
+                return Some(why);
+            }
+            if let Some(why) = super::s3::problem(&self.options) {
+                return Some(why);
+            }
         }
         match (&self.password_file, &self.password_command) {
             (None, None) => {
@@ -258,6 +266,8 @@ pub enum Reason {
     NotARepository,
     /// Another mirrortray is using it for this pair right now.
     Locked(String),
+    /// The S3 bucket the repository names does not exist.
+    NoBucket,
     /// The server (or the disk of a local repository) is full.
     DiskFull,
     /// Permission denied by the server or the file system.
@@ -301,6 +311,7 @@ fn describe(r: &Reason) -> String {
         Reason::NoPassword(why) => format!("no password: {why}"),
         Reason::Unreachable(why) => format!("unreachable: {why}. Check that the server is running and the network is up; the local mirror keeps working meanwhile"),
         Reason::NotARepository => "there is no restic repository there yet: create it with `mirrortray offsite init`".into(),
+        Reason::NoBucket => "the bucket does not exist: create it first (with the S3 provider's tools; `restic init` creates it too), then run `mirrortray offsite init`".into(),
         Reason::Locked(why) => format!("locked: {why}"),
         Reason::DiskFull => "the repository's disk is full: free space on the server (or forget and prune old snapshots), then push again".into(),
         Reason::PermissionDenied(why) => format!("permission denied: {why}"),
@@ -585,13 +596,20 @@ impl Offsite {
     }
 
     fn repo(&self) -> Result<Repository<()>, OffsiteError> {
-        let repository = self.cfg.repository.trim();
-        let mut backend = BackendOptions::default().repository(repository);
-        backend.options = self.cfg.options.clone();
+        let given = self.cfg.repository.trim();
+        let (repository, options) = match super::s3::parse(given) {
+            Some(Ok(loc)) => super::s3::backend(&loc, &self.cfg.options),
+            Some(Err(why)) => return Err(self.err(Reason::Other(why))),
+            None => (given.to_string(), self.cfg.options.clone()),
+        };
+        let mut backend = BackendOptions::default().repository(repository.as_str());
+        backend.options = options;
         // rustic retries a failed request 5 times with a doubling pause
         // (half a minute for a server that is down); a push that fails is
         // tried again at the next interval anyway, so say it sooner.
-        if (repository.starts_with("rest:") || repository.starts_with("rclone:"))
+        if ["rest:", "rclone:", "opendal:"]
+            .iter()
+            .any(|p| repository.starts_with(p))
             && !backend.options.contains_key("retry")
         {
             backend
@@ -1140,6 +1158,23 @@ fn classify(e: &RusticError) -> Reason {
         || all.contains("no route to host")
     {
         return Reason::Unreachable(unreachable_words(&all));
+    }
+    // S3 (OpenDAL) says what went wrong in the server's error code.
+    if all.contains("nosuchbucket") {
+        return Reason::NoBucket;
+    }
+    if all.contains("failed to load signing credential") {
+        return Reason::PermissionDenied(
+            "no S3 keys: give AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment, or put them in ~/.aws/credentials".into(),
+        );
+    }
+    if all.contains("invalidaccesskeyid") || all.contains("signaturedoesnotmatch") {
+        return Reason::PermissionDenied(
+            "the server refused the S3 keys (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or ~/.aws/credentials)".into(),
+        );
+    }
+    if all.contains("accessdenied") {
+        return Reason::PermissionDenied("the server refused access to the bucket".into());
     }
     if all.contains("no repository config file found") {
         return Reason::NotARepository;

@@ -82,6 +82,12 @@ impl World {
             .env("XDG_RUNTIME_DIR", self.home.join(".run"))
             .env_remove("DISPLAY")
             .env_remove("WAYLAND_DISPLAY")
+            // S3 keys come from the world's own ~/.aws, never the tester's.
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_ENDPOINT_URL")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null());
     }
