@@ -1020,6 +1020,18 @@ fn a_fat32_backup_drive_gives_back_everything_exactly() {
     drop(drive);
 }
 
+/// FAT32 through everything exFAT and NTFS are put through: versions of a
+/// refused name and of a symlink, and a restore as of before the changes.
+#[test]
+fn a_fat32_backup_drive_gives_back_what_it_held_before_a_change() {
+    let w = World::new();
+    let Some(drive) = fuse_drive(&w, "fat32", &["mkfs.fat", "-F", "32"], "fusefat -o rw+") else {
+        return;
+    };
+    a_drive_gives_back_everything(&w, &drive);
+    drop(drive);
+}
+
 /// The live watcher keeps the record in step: a refused name rewritten and
 /// one made, a symlink made and one retargeted, a mode changed, a case twin
 /// removed, a refused folder renamed — `verify` finds the backup and its
