@@ -143,6 +143,20 @@ impl Ctx<'_> {
             Ok(mut r) if !r.is_empty() => r.retain_children(folder, |n| names.contains(n)),
             _ => return,
         };
+        let (aside, overlays): (Vec<_>, Vec<_>) = gone.into_iter().partition(|(_, e)| e.aside);
+        self.retire(aside, false, VersionReason::Deleted);
+        if let Ok(mut l) = self.listed_gone.lock() {
+            l.extend(overlays);
+        }
+    }
+
+    /// After the extras were versioned (or held): the overlays of the names
+    /// listings dropped go with the versions this batch kept of them.
+    pub(crate) fn retire_listed(&self) {
+        let gone = match self.listed_gone.lock() {
+            Ok(mut l) => std::mem::take(&mut *l),
+            Err(_) => return,
+        };
         self.retire(gone, false, VersionReason::Deleted);
     }
 

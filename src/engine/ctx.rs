@@ -68,6 +68,11 @@ pub(crate) struct Ctx<'a> {
     /// watcher's paths are done one after the other, each with its own).
     pub look: std::sync::atomic::AtomicU8,
     pub extras: Mutex<Vec<Extra>>,
+    /// Overlay entries of names a folder listing no longer shows: their
+    /// files are versioned with the extras, after the walk, and the lines
+    /// that give those versions their mode, time and attributes are
+    /// written then (see `Ctx::retire_listed`).
+    pub listed_gone: Mutex<Vec<(PathBuf, super::record::Entry)>>,
     pub dst_entries: AtomicU64,
     /// The backup folder was deleted during this walk: it stops, and says
     /// so once instead of once per file.
