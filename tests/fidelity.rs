@@ -14,7 +14,7 @@ use crate::support::*;
 
 /// `getfattr -d -m - --absolute-names PATH`: every attribute, ACLs included,
 /// without the `# file:` line (the paths differ).
-fn attrs(p: &Path) -> String {
+pub(crate) fn attrs(p: &Path) -> String {
     let out = Command::new("getfattr")
         .args(["-d", "-m", "-", "--absolute-names", "-e", "hex"])
         .arg(p)
@@ -27,7 +27,7 @@ fn attrs(p: &Path) -> String {
         .join("\n")
 }
 
-fn run(cmd: &str, args: &[&str]) {
+pub(crate) fn run(cmd: &str, args: &[&str]) {
     let out = Command::new(cmd).args(args).output().unwrap();
     assert!(
         out.status.success(),
@@ -997,6 +997,14 @@ fn a_fat32_backup_drive_gives_back_everything_exactly() {
     exact_tree(&w);
     chown(&w.src, "1234:5678", &["secret.txt", "bin", "a:b"]);
     std::fs::hard_link(w.src.join("a:b"), w.src.join("a-b-too")).unwrap();
+    // Attributes and ACLs, which FAT keeps none of: recorded.
+    let path = |rel: &str| w.src.join(rel).to_str().unwrap().to_string();
+    run(
+        "setfattr",
+        &["-n", "user.x", "-v", "0x00ff", &path("shared.txt")],
+    );
+    run("setfacl", &["-d", "-m", "u:65534:rx", &path("private")]);
+    set_fine_times(&w.src, 0);
     let dst = drive.dir.join("Backups/src");
     let args = [w.src.to_str().unwrap(), dst.to_str().unwrap()];
     w.run(["sync", args[0], args[1]])
@@ -1011,6 +1019,7 @@ fn a_fat32_backup_drive_gives_back_everything_exactly() {
     w.run(["verify", args[0], args[1]]).ok().stdout_has("same");
     let back = restore_at(&w, &dst, "now", "restored");
     assert_mirrored(&w.src, &back);
+    same_attrs(&w.src, &back, &["shared.txt", "private"]);
     assert_eq!(owners(&w.src), owners(&back));
     one_file(&back, &["secret.txt", "secret-again.txt"]);
     one_file(&back, &["a:b", "a-b-too"]);
@@ -1032,7 +1041,7 @@ fn acl(p: &Path) -> String {
 
 /// Every attribute and the ACL of each of `rels` under `a` and `b` alike.
 #[track_caller]
-fn same_attrs(a: &Path, b: &Path, rels: &[&str]) {
+pub(crate) fn same_attrs(a: &Path, b: &Path, rels: &[&str]) {
     for rel in rels {
         assert_eq!(attrs(&a.join(rel)), attrs(&b.join(rel)), "{rel}");
         assert_eq!(acl(&a.join(rel)), acl(&b.join(rel)), "{rel}");
