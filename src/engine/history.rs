@@ -378,6 +378,10 @@ impl History {
         if let Some(x) = self.recorded_xattrs(h) {
             return Ok(x.clone());
         }
+        // Held in the record only: nothing of it on the drive to read.
+        if let Origin::Recorded(a) = &h.origin {
+            return Ok(a.entry.xattrs.clone());
+        }
         let Some(name) = h.rel.file_name() else {
             return Ok(Xattrs::default());
         };
