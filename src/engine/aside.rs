@@ -6,10 +6,11 @@
 //! - Every SRC entry a walk or a batch looks at is noted: an overlay entry
 //!   when DST holds it but not exactly (on a drive without extended
 //!   attributes, an entry that has any: read from SRC on every look, since
-//!   a `setfattr` or `setfacl` moves no mtime), none when DST holds it exactly, an
-//!   aside entry (and its bytes) when DST cannot hold it at all. A path SRC
-//!   no longer holds loses its entries, and so do the names a folder listing
-//!   no longer shows.
+//!   a `setfattr` or `setfacl` moves no mtime), none when DST holds it
+//!   exactly, an aside entry (and its bytes) when DST cannot hold it at
+//!   all. A path SRC no longer holds loses its entries, and so do the names
+//!   a folder listing no longer shows (their overlays are logged with the
+//!   versions of their files, once the batch kept them).
 //! - An aside file is copied again only when its size or mtime changed
 //!   (or its blob went missing): a pass with no change in SRC writes nothing.
 //! - What an entry held until it changed or went is kept as a version
