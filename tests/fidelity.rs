@@ -14,7 +14,7 @@ use crate::support::*;
 
 /// `getfattr -d -m - --absolute-names PATH`: every attribute, ACLs included,
 /// without the `# file:` line (the paths differ).
-fn attrs(p: &Path) -> String {
+pub(crate) fn attrs(p: &Path) -> String {
     let out = Command::new("getfattr")
         .args(["-d", "-m", "-", "--absolute-names", "-e", "hex"])
         .arg(p)
@@ -27,7 +27,7 @@ fn attrs(p: &Path) -> String {
         .join("\n")
 }
 
-fn run(cmd: &str, args: &[&str]) {
+pub(crate) fn run(cmd: &str, args: &[&str]) {
     let out = Command::new(cmd).args(args).output().unwrap();
     assert!(
         out.status.success(),
@@ -997,6 +997,14 @@ fn a_fat32_backup_drive_gives_back_everything_exactly() {
     exact_tree(&w);
     chown(&w.src, "1234:5678", &["secret.txt", "bin", "a:b"]);
     std::fs::hard_link(w.src.join("a:b"), w.src.join("a-b-too")).unwrap();
+    // Attributes and ACLs, which FAT keeps none of: recorded.
+    let path = |rel: &str| w.src.join(rel).to_str().unwrap().to_string();
+    run(
+        "setfattr",
+        &["-n", "user.x", "-v", "0x00ff", &path("shared.txt")],
+    );
+    run("setfacl", &["-d", "-m", "u:65534:rx", &path("private")]);
+    set_fine_times(&w.src, 0);
     let dst = drive.dir.join("Backups/src");
     let args = [w.src.to_str().unwrap(), dst.to_str().unwrap()];
     w.run(["sync", args[0], args[1]])
@@ -1011,6 +1019,7 @@ fn a_fat32_backup_drive_gives_back_everything_exactly() {
     w.run(["verify", args[0], args[1]]).ok().stdout_has("same");
     let back = restore_at(&w, &dst, "now", "restored");
     assert_mirrored(&w.src, &back);
+    same_attrs(&w.src, &back, &["shared.txt", "private"]);
     assert_eq!(owners(&w.src), owners(&back));
     one_file(&back, &["secret.txt", "secret-again.txt"]);
     one_file(&back, &["a:b", "a-b-too"]);
@@ -1029,6 +1038,142 @@ fn a_fat32_backup_drive_gives_back_what_it_held_before_a_change() {
         return;
     };
     a_drive_gives_back_everything(&w, &drive);
+    drop(drive);
+}
+
+/// `getfacl --omit-header PATH`: a file's or folder's ACL as a user reads it.
+fn acl(p: &Path) -> String {
+    let out = Command::new("getfacl")
+        .args(["--omit-header", "--absolute-names", "--numeric"])
+        .arg(p)
+        .output()
+        .expect("getfacl (package acl)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Every attribute and the ACL of each of `rels` under `a` and `b` alike.
+#[track_caller]
+pub(crate) fn same_attrs(a: &Path, b: &Path, rels: &[&str]) {
+    for rel in rels {
+        assert_eq!(attrs(&a.join(rel)), attrs(&b.join(rel)), "{rel}");
+        assert_eq!(acl(&a.join(rel)), acl(&b.join(rel)), "{rel}");
+    }
+}
+
+/// Attributes and ACLs on an exFAT drive, which holds none: recorded in
+/// `.mirrortray/`, said once as a note, compared by `verify`, followed by
+/// `sync` without a copy or a version, and given back exactly by a
+/// restore onto ext4 (`--to`) and into SRC (a deleted file, from its
+/// version).
+#[test]
+fn attributes_and_acls_on_an_exfat_drive_are_recorded_and_given_back() {
+    let w = World::new();
+    let doc = w.write("doc.txt", "text");
+    if !try_setfattr(&doc, "user.comment", "first draft") {
+        return skip("the temp folder's file system keeps no user attributes");
+    }
+    let Some(drive) = fuse_drive(&w, "exfat", &["mkfs.exfat"], "mount.exfat-fuse") else {
+        return;
+    };
+    let path = |rel: &str| w.src.join(rel).to_str().unwrap().to_string();
+    // A binary value (NUL, 0xff, a newline, a quote).
+    run(
+        "setfattr",
+        &["-n", "user.bin", "-v", "0x00ff0a2200", &path("doc.txt")],
+    );
+    run("setfacl", &["-m", "u:65534:r", &path("doc.txt")]);
+    w.write("shared/plan.txt", "plan");
+    run("setfacl", &["-d", "-m", "u:65534:rx", &path("shared")]);
+    run("setfacl", &["-m", "u:65534:rx", &path("shared")]);
+    run(
+        "setfattr",
+        &["-n", "user.project", "-v", "x", &path("shared")],
+    );
+    // A name the drive refuses: its attributes go with its recorded bytes.
+    w.write("a:b", "colon");
+    run("setfattr", &["-n", "user.tag", "-v", "aside", &path("a:b")]);
+    w.write("plain.txt", "no attributes");
+    let rels = ["doc.txt", "shared", "shared/plan.txt", "a:b", "plain.txt"];
+
+    let dst = drive.dir.join("Backups/src");
+    std::fs::create_dir_all(w.config_file().parent().unwrap()).unwrap();
+    std::fs::write(
+        w.config_file(),
+        format!(
+            "[[pair]]\nsrc = \"{}\"\ndst = \"{}\"\n",
+            w.src.display(),
+            dst.display()
+        ),
+    )
+    .unwrap();
+    let args = [w.src.to_str().unwrap(), dst.to_str().unwrap()];
+    let first = w.run(["sync", args[0], args[1]]);
+    first.ok().stdout_has("failed 0");
+    let told = "cannot hold extended attributes or ACLs";
+    assert_eq!(first.stderr.matches(told).count(), 1, "{}", first.stderr);
+    assert!(
+        !first.stderr.contains("without them") && !first.stderr.contains("ERROR"),
+        "{}",
+        first.stderr
+    );
+    let record = std::fs::read_to_string(dst.join(".mirrortray/record.json")).unwrap();
+    assert!(record.contains("system.posix_acl_default"), "{record}");
+    // Its nanoseconds only: no attributes field.
+    let plain = record.split("\"path\":\"plain.txt\"").nth(1).unwrap();
+    assert!(
+        !plain[..plain.find('}').unwrap()].contains("xattrs"),
+        "{record}"
+    );
+    nothing_to_do_into(&w, &dst);
+    w.run(["verify", args[0], args[1]]).ok().stdout_has("same");
+    let back = restore_at(&w, &dst, "now", "restored");
+    same_attrs(&w.src, &back, &rels);
+    assert!(acl(&back.join("doc.txt")).contains("user:65534:r--"));
+    assert!(acl(&back.join("shared")).contains("default:user:65534:r-x"));
+    assert!(attrs(&back.join("doc.txt")).contains("user.bin=0x00ff0a2200"));
+
+    // Changed in SRC (a value, a name gone, an ACL entry): verify reports
+    // it against the record; a pass follows, copying nothing.
+    run(
+        "setfattr",
+        &["-n", "user.comment", "-v", "second draft", &path("doc.txt")],
+    );
+    run("setfattr", &["-x", "user.project", &path("shared")]);
+    run("setfacl", &["-m", "u:65534:rw", &path("a:b")]);
+    let v = w.run(["verify", args[0], args[1]]);
+    v.code(1)
+        .stdout_has("record   doc.txt")
+        .stdout_has("attributes user.comment")
+        .stdout_has("record   shared")
+        .stdout_has("record   a:b");
+    let r = w.run(["sync", args[0], args[1]]);
+    r.ok()
+        .stdout_has("failed 0")
+        .stdout_has("copied 0 files")
+        .stdout_has("versioned 0");
+    w.run(["verify", args[0], args[1]]).ok().stdout_has("same");
+    nothing_to_do_into(&w, &dst);
+    let back = restore_at(&w, &dst, "now", "restored-after");
+    same_attrs(&w.src, &back, &rels);
+
+    // Deleted in SRC, then restored there from its version: with the
+    // attributes and ACL it had.
+    let had = (attrs(&w.src.join("doc.txt")), acl(&w.src.join("doc.txt")));
+    std::fs::remove_file(w.src.join("doc.txt")).unwrap();
+    w.run(["sync", args[0], args[1]])
+        .ok()
+        .stdout_has("failed 0");
+    w.run(["restore", &path("doc.txt")]).ok();
+    assert_eq!(
+        std::fs::read_to_string(w.src.join("doc.txt")).unwrap(),
+        "text"
+    );
+    assert_eq!(
+        (attrs(&w.src.join("doc.txt")), acl(&w.src.join("doc.txt"))),
+        had
+    );
+    w.run(["sync", args[0], args[1]]).ok();
+    w.run(["verify", args[0], args[1]]).ok().stdout_has("same");
     drop(drive);
 }
 
@@ -1099,6 +1244,17 @@ fn the_watcher_keeps_the_record_of_an_exfat_drive_in_step() {
         std::fs::read_to_string(dst.join("notes/c.txt")).unwrap(),
         "new in the small folder"
     );
+    // Attributes and ACLs set alone move no mtime (the watcher hears an
+    // attribute change): the record follows them.
+    let path = |rel: &str| w.src.join(rel).to_str().unwrap().to_string();
+    run(
+        "setfattr",
+        &["-n", "user.live", "-v", "0x00ff", &path("bin/run.sh")],
+    );
+    run("setfacl", &["-m", "u:65534:r", &path("shared.txt")]);
+    run("setfacl", &["-d", "-m", "u:65534:rx", &path("private")]);
+    let ok = wait_for(Duration::from_secs(90), same);
+    assert!(ok, "{}\n--- log\n{}", verify().stdout, said());
 
     run("kill", &["-TERM", &child.id().to_string()]);
     let mut status = None;
@@ -1109,6 +1265,7 @@ fn the_watcher_keeps_the_record_of_an_exfat_drive_in_step() {
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", said());
     let back = restore_at(&w, &dst, "now", "restored");
     assert_mirrored(&w.src, &back);
+    same_attrs(&w.src, &back, &["bin/run.sh", "shared.txt", "private"]);
     drop(drive);
 }
 

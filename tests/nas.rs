@@ -2,7 +2,8 @@
 //! OpenSSH server on loopback. NFS and SMB need kernel modules this machine
 //! does not have; the README says what is known of them.
 //!
-//! What SFTP changes: times to the second only, no extended attributes,
+//! What SFTP changes: times to the second only, no extended attributes
+//! (recorded, as on exFAT),
 //! `rename` without RENAME_NOREPLACE, and setting a symlink's times
 //! follows the link on the server. That last one made a pass set the times
 //! of whatever an absolute link named, SRC's own files included (the server
@@ -17,6 +18,7 @@ use std::time::Duration;
 
 use filetime::FileTime;
 
+use crate::fidelity::{run, same_attrs};
 use crate::support::sshd::SshServer;
 use crate::support::*;
 
@@ -137,6 +139,14 @@ fn a_backup_folder_on_sshfs_is_exact_and_touches_nothing_a_link_names() {
     let Some((w, _server, nas)) = on_sshfs() else {
         return;
     };
+    // Attributes and ACLs, which SFTP does not carry: recorded.
+    let path = |rel: &str| w.src.join(rel).to_str().unwrap().to_string();
+    run(
+        "setfattr",
+        &["-n", "user.x", "-v", "0x00ff", &path("private.txt")],
+    );
+    run("setfacl", &["-m", "u:65534:r", &path("private.txt")]);
+    run("setfacl", &["-d", "-m", "u:65534:rx", &path("empty")]);
     let before = snapshot(&w.src);
     let dst = nas.at.join("src");
     let args = [w.src.to_str().unwrap(), dst.to_str().unwrap()];
@@ -183,6 +193,10 @@ fn a_backup_folder_on_sshfs_is_exact_and_touches_nothing_a_link_names() {
     fs::rename(w.src.join("bin"), w.src.join("tools")).unwrap();
     fs::remove_file(w.src.join("dangling")).unwrap();
     fs::set_permissions(w.src.join("private.txt"), fs::Permissions::from_mode(0o640)).unwrap();
+    run(
+        "setfattr",
+        &["-n", "user.live", "-v", "yes", &path("empty")],
+    );
     let ok = wait_for(Duration::from_secs(60), || {
         dst.join("docs/new.txt").exists() && verify_same(&w, &dst)
     });
@@ -205,6 +219,7 @@ fn a_backup_folder_on_sshfs_is_exact_and_touches_nothing_a_link_names() {
     ])
     .ok();
     assert_mirrored(&w.src, &out.join("src"));
+    same_attrs(&w.src, &out.join("src"), &["private.txt", "empty"]);
     // sshfs shows each name its own inode, so the two names of one file
     // were recorded; the restore links them again.
     assert_eq!(
@@ -213,6 +228,7 @@ fn a_backup_folder_on_sshfs_is_exact_and_touches_nothing_a_link_names() {
     );
     let limits = fs::read_to_string(dst.join(".mirrortray/limits")).unwrap();
     assert!(limits.contains("symlinks=0\nhardlinks=0"), "{limits}");
+    assert!(limits.contains("xattrs=0"), "{limits}");
     drop(nas);
 }
 

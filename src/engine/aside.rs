@@ -4,10 +4,13 @@
 //! `.mirrortray/aside/`, entries that go are kept as versions.
 //!
 //! - Every SRC entry a walk or a batch looks at is noted: an overlay entry
-//!   when DST holds it but not exactly, none when DST holds it exactly, an
-//!   aside entry (and its bytes) when DST cannot hold it at all. A path SRC
-//!   no longer holds loses its entries, and so do the names a folder listing
-//!   no longer shows.
+//!   when DST holds it but not exactly (on a drive without extended
+//!   attributes, an entry that has any: read from SRC on every look, since
+//!   a `setfattr` or `setfacl` moves no mtime), none when DST holds it
+//!   exactly, an aside entry (and its bytes) when DST cannot hold it at
+//!   all. A path SRC no longer holds loses its entries, and so do the names
+//!   a folder listing no longer shows (their overlays are logged with the
+//!   versions of their files, once the batch kept them).
 //! - An aside file is copied again only when its size or mtime changed
 //!   (or its blob went missing): a pass with no change in SRC writes nothing.
 //! - What an entry held until it changed or went is kept as a version
@@ -30,6 +33,7 @@ use super::filter::join;
 use super::fsops::{self, DirHandle, Kind, Meta};
 use super::keeps::Unheld;
 use super::record::{Bytes, Entry, Kept, needs_overlay};
+use super::xattrs::{self, Xattrs};
 
 /// Tries at copying a file that keeps changing under the copy.
 const COPY_TRIES: u32 = 3;
@@ -48,13 +52,24 @@ impl Ctx<'_> {
     /// metadata; `None`: SRC holds nothing there any more). `dm`: DST's
     /// entry there, which this pass versions if it no longer holds SRC's
     /// content: the overlay that described it then goes along with it.
-    pub(crate) fn note(&self, rel: &Path, sm: Option<&Meta>, dm: Option<&Meta>) {
+    /// `attrs` reads SRC's attributes, asked only where the drive loses
+    /// them; an entry whose attributes cannot be read keeps its record.
+    pub(crate) fn note(
+        &self,
+        rel: &Path,
+        sm: Option<&Meta>,
+        dm: Option<&Meta>,
+        attrs: impl FnOnce() -> io::Result<Xattrs>,
+    ) {
         let (true, Some(rec)) = (self.recording(), self.record) else {
             return;
         };
+        let Some(x) = self.lost_xattrs(rel, sm, attrs) else {
+            return;
+        };
         let want = sm
-            .filter(|m| needs_overlay(&self.keeps, m))
-            .and_then(|m| Entry::recorded(&self.keeps, m));
+            .filter(|m| needs_overlay(&self.keeps, m, &x))
+            .and_then(|m| Entry::recorded(&self.keeps, m, &x));
         let gone = {
             let Ok(mut r) = rec.lock() else { return };
             if want.is_none() && r.is_empty() {
@@ -90,6 +105,35 @@ impl Ctx<'_> {
         }
     }
 
+    /// SRC's attributes of its entry `rel` (`sm`), read by `read` where the
+    /// record keeps them (the drive holds none); else none. `None`: they
+    /// could not be read (reported, unless the entry went meanwhile).
+    pub(crate) fn lost_xattrs(
+        &self,
+        rel: &Path,
+        sm: Option<&Meta>,
+        read: impl FnOnce() -> io::Result<Xattrs>,
+    ) -> Option<Xattrs> {
+        let wanted =
+            !self.keeps.xattrs && sm.is_some_and(|m| matches!(m.kind, Kind::File | Kind::Dir));
+        if !wanted {
+            return Some(Xattrs::default());
+        }
+        match read() {
+            Ok(x) => Some(x),
+            Err(e) => {
+                if !fsops::changed_under_us(&e) {
+                    self.failed(EntryError::new(
+                        self.src_path(rel),
+                        "read extended attributes",
+                        &e,
+                    ));
+                }
+                None
+            }
+        }
+    }
+
     /// Drops the entries of names the SRC folder `folder` no longer holds
     /// (`names`: its listing).
     pub(crate) fn note_listing(&self, folder: &Path, names: &HashSet<&OsStr>) {
@@ -99,6 +143,20 @@ impl Ctx<'_> {
         let gone = match rec.lock() {
             Ok(mut r) if !r.is_empty() => r.retain_children(folder, |n| names.contains(n)),
             _ => return,
+        };
+        let (aside, overlays): (Vec<_>, Vec<_>) = gone.into_iter().partition(|(_, e)| e.aside);
+        self.retire(aside, false, VersionReason::Deleted);
+        if let Ok(mut l) = self.listed_gone.lock() {
+            l.extend(overlays);
+        }
+    }
+
+    /// After the extras were versioned (or held): the overlays of the names
+    /// listings dropped go with the versions this batch kept of them.
+    pub(crate) fn retire_listed(&self) {
+        let gone = match self.listed_gone.lock() {
+            Ok(mut l) => std::mem::take(&mut *l),
+            Err(_) => return,
         };
         self.retire(gone, false, VersionReason::Deleted);
     }
@@ -126,7 +184,7 @@ impl Ctx<'_> {
         self.tell_recorded(rel);
         let Some(name) = rel.file_name() else { return };
         if sm.kind == Kind::Special {
-            return self.note(rel, None, None);
+            return self.note(rel, None, None, no_xattrs);
         }
         self.hold_one(src, name, rel, sm);
         if sm.kind == Kind::Dir {
@@ -217,7 +275,10 @@ impl Ctx<'_> {
         let (Some(store), Some(rec)) = (self.store, self.record) else {
             return;
         };
-        let Some(mut want) = Entry::recorded(&self.keeps, sm) else {
+        let Some(x) = self.lost_xattrs(rel, Some(sm), || xattrs::of_name(src, name)) else {
+            return;
+        };
+        let Some(mut want) = Entry::recorded(&self.keeps, sm, &x) else {
             return;
         };
         want.aside = true;
@@ -324,7 +385,7 @@ impl Ctx<'_> {
                     return None;
                 }
             };
-            let written = content::write(&from, &to, &before, content::Owner::Leave);
+            let written = content::write(&from, &to, &before, content::Owner::Leave, None);
             drop(to);
             let after = fsops::file_meta(&from).ok();
             match written {
@@ -429,7 +490,7 @@ impl Ctx<'_> {
     fn tell_recorded(&self, rel: &Path) {
         if !self.record_told.swap(true, Ordering::Relaxed) {
             log::warn!(
-                "{}: the backup drive cannot hold everything the source has (permissions, owners, symlinks, nanosecond or early times, some names; first seen on {}); mirrortray records it in {} so that a restore gives it back exactly",
+                "{}: the backup drive cannot hold everything the source has (permissions, owners, symlinks, nanosecond or early times, extended attributes and ACLs, some names; first seen on {}); mirrortray records it in {} so that a restore gives it back exactly",
                 show(self.dst_root),
                 show(&self.src_path(rel)),
                 show(
@@ -441,6 +502,11 @@ impl Ctx<'_> {
             );
         }
     }
+}
+
+/// For [`Ctx::note`] where SRC holds nothing: no attributes to read.
+pub(crate) fn no_xattrs() -> io::Result<Xattrs> {
+    Ok(Xattrs::default())
 }
 
 /// Whether two entries hold the same content (kind, size, mtime, target):

@@ -19,7 +19,7 @@ use rustix::fs::{self as rfs, SeekFrom};
 use rustix::io::Errno;
 
 use super::fsops::{self, Meta};
-use super::xattrs::{self, SetError};
+use super::xattrs::{self, SetError, Xattrs};
 
 /// What was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,13 +44,28 @@ pub enum Owner {
 }
 
 /// Writes `from` (described by `meta`, read before) into the new, empty
-/// file `to`: bytes, attributes, owner, mode, times.
-pub fn write(from: &File, to: &File, meta: &Meta, owner: Owner) -> io::Result<Written> {
+/// file `to`: bytes, attributes (`attrs`, or `from`'s own where `None`: a
+/// restore from a drive that keeps none gives the recorded ones), owner,
+/// mode, times.
+pub fn write(
+    from: &File,
+    to: &File,
+    meta: &Meta,
+    owner: Owner,
+    attrs: Option<&Xattrs>,
+) -> io::Result<Written> {
     let bytes = copy_data(from, to, meta.size)?;
-    let want = xattrs::of_fd(from)?;
+    let own;
+    let want = match attrs {
+        Some(x) => x,
+        None => {
+            own = xattrs::of_fd(from)?;
+            &own
+        }
+    };
     let mut xattrs_dropped = false;
     if !want.is_empty() {
-        match xattrs::apply(to, &want, &xattrs::Xattrs::default()) {
+        match xattrs::apply(to, want, &Xattrs::default()) {
             Ok(()) => {}
             Err(SetError::Unsupported) => xattrs_dropped = true,
             Err(SetError::Io(e)) => return Err(e),
@@ -182,7 +197,7 @@ mod tests {
             .open(dir.path().join("copy"))
             .unwrap();
         let meta = fsops::file_meta(&from).unwrap();
-        let w = write(&from, &to, &meta, Owner::Leave).unwrap();
+        let w = write(&from, &to, &meta, Owner::Leave, None).unwrap();
         assert_eq!(w.bytes, 128 << 20);
         assert!(matches!(fsops::same_content(&from, &to), Ok(true)));
         let copy = std::fs::metadata(dir.path().join("copy")).unwrap();

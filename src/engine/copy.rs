@@ -212,7 +212,7 @@ fn copy_file_to_temp(
             mtime: ctx.keeps.times.clamp(before.mtime),
             ..before
         };
-        let n = match content::write(&file, &tmp, &stored, ctx.owner()) {
+        let n = match content::write(&file, &tmp, &stored, ctx.owner(), None) {
             Ok(w) => {
                 if w.xattrs_dropped {
                     ctx.xattrs_dropped(rel);

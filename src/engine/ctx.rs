@@ -68,6 +68,11 @@ pub(crate) struct Ctx<'a> {
     /// watcher's paths are done one after the other, each with its own).
     pub look: std::sync::atomic::AtomicU8,
     pub extras: Mutex<Vec<Extra>>,
+    /// Overlay entries of names a folder listing no longer shows: their
+    /// files are versioned with the extras, after the walk, and the lines
+    /// that give those versions their mode, time and attributes are
+    /// written then (see `Ctx::retire_listed`).
+    pub listed_gone: Mutex<Vec<(PathBuf, super::record::Entry)>>,
     pub dst_entries: AtomicU64,
     /// The backup folder was deleted during this walk: it stops, and says
     /// so once instead of once per file.
@@ -115,12 +120,30 @@ impl<'a> Ctx<'a> {
     }
     /// Tells, once per pair, that the backup drive cannot keep `rel`'s
     /// extended attributes or ACLs (a note: the file itself is backed up).
+    /// Where the drive keeps none at all, the record keeps them (see
+    /// `record`); one a drive that keeps others refuses (too large, an ACL
+    /// where it keeps only `user.*`) is lost.
     pub fn xattrs_dropped(&self, rel: &Path) {
-        if !self.xattrs_told.swap(true, Ordering::Relaxed) {
+        if self.xattrs_told.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        if self.keeps.xattrs {
             log::warn!(
-                "{}: the backup drive cannot keep extended attributes or ACLs (first seen on {}); files are backed up without them",
+                "{}: the backup drive cannot keep some extended attributes or ACLs (too large, or of a kind it does not hold; first seen on {}); files are backed up without them",
                 super::error::show(self.dst_root),
                 super::error::show(&self.src_path(rel))
+            );
+        } else {
+            log::warn!(
+                "{}: the backup drive cannot hold extended attributes or ACLs (first seen on {}); mirrortray records them in {} so that a restore gives them back exactly",
+                super::error::show(self.dst_root),
+                super::error::show(&self.src_path(rel)),
+                super::error::show(
+                    &self
+                        .dst_root
+                        .join(super::filter::RESERVED)
+                        .join(super::record::RECORD_FILE)
+                ),
             );
         }
     }

@@ -48,6 +48,7 @@ use super::plan::TimeLimits;
 use super::record::{ASIDE_DIR, Entry as RecordEntry, Kept, Record};
 use super::stamp;
 use super::versions;
+use super::xattrs::Xattrs;
 
 /// Version batches of one path closer than this are one change (a burst):
 /// see [`History::last_change`].
@@ -165,6 +166,9 @@ pub struct History {
     /// not (exFAT reads 777 everywhere), what it holds is given back with
     /// the recorded ones, or ordinary ones, never world-writable.
     modes_kept: bool,
+    /// The drive keeps extended attributes and ACLs: a stored entry's own
+    /// are its; else they are the record's.
+    xattrs_kept: bool,
     /// How finely the drive keeps times (to match the record's entries).
     limits: TimeLimits,
     /// What the drive cannot hold, as recorded now (see `record`).
@@ -274,6 +278,7 @@ impl History {
             pruned_up_to,
             thinned,
             modes_kept: limits.is_none_or(|k| k.modes),
+            xattrs_kept: limits.is_none_or(|k| k.xattrs),
             limits: limits.map_or(TimeLimits::EXACT, |k| k.times),
             record,
             kept,
@@ -366,6 +371,26 @@ impl History {
         self.open_parent(h)?.read_link(name)
     }
 
+    /// The extended attributes and ACLs `h` had: the record's (see
+    /// [`recorded_xattrs`](Self::recorded_xattrs)), else the stored
+    /// entry's own (a symlink: none).
+    pub fn xattrs(&self, h: &Held) -> io::Result<Xattrs> {
+        if let Some(x) = self.recorded_xattrs(h) {
+            return Ok(x.clone());
+        }
+        // Held in the record only: nothing of it on the drive to read.
+        if let Origin::Recorded(a) = &h.origin {
+            return Ok(a.entry.xattrs.clone());
+        }
+        let Some(name) = h.rel.file_name() else {
+            return Ok(Xattrs::default());
+        };
+        match h.meta.kind {
+            Kind::File | Kind::Dir => super::xattrs::of_name(&self.open_parent(h)?, name),
+            _ => Ok(Xattrs::default()),
+        }
+    }
+
     /// The folder holding a stored entry (to read it through handles).
     pub fn open_parent(&self, h: &Held) -> io::Result<DirHandle> {
         let parent = h.rel.parent().unwrap_or(Path::new(""));
@@ -414,6 +439,19 @@ impl History {
     /// record gives it where the record describes it; else with ordinary
     /// permission bits where the drive keeps none.
     fn seen(&self, rel: &Path, mut m: Meta, stamp: Option<&Stamp>) -> Meta {
+        if let Some(e) = self.overlay(rel, &m, stamp) {
+            return e.apply(&m);
+        }
+        if !self.modes_kept {
+            m.mode = super::record::ordinary_mode(m.kind);
+        }
+        m
+    }
+
+    /// The record's overlay entry for the stored entry `m` at `rel` (in
+    /// the time folder `stamp`, or DST's current one): the line logged
+    /// with that version, else the record's entry, if it describes `m`.
+    fn overlay(&self, rel: &Path, m: &Meta, stamp: Option<&Stamp>) -> Option<&RecordEntry> {
         let logged = stamp.and_then(|s| {
             self.kept
                 .get(rel)?
@@ -421,17 +459,28 @@ impl History {
                 .find(|k| k.at == s.name && !k.entry.aside)
                 .map(|k| &k.entry)
         });
-        if let Some(e) = logged
+        logged
             .into_iter()
             .chain(self.record.get(rel).filter(|e| !e.aside))
-            .find(|e| e.describes(&self.limits, &m))
-        {
-            return e.apply(&m);
+            .find(|e| e.describes(&self.limits, m))
+    }
+
+    /// The extended attributes and ACLs `h` had, where the drive keeps none
+    /// and the record has them (see `record`): with its version's line in
+    /// `aside.log`, or the record's entry, as for its mode and time (`h`'s
+    /// meta has them already, so the entry still describes it). `None`:
+    /// the stored entry's own are its (a drive that keeps them).
+    pub fn recorded_xattrs<'a>(&'a self, h: &'a Held) -> Option<&'a Xattrs> {
+        static NONE: Xattrs = Xattrs::EMPTY;
+        if self.xattrs_kept {
+            return None;
         }
-        if !self.modes_kept {
-            m.mode = super::record::ordinary_mode(m.kind);
-        }
-        m
+        let e = match &h.origin {
+            Origin::Recorded(a) => Some(&a.entry),
+            Origin::Version(s) => self.overlay(&h.rel, &h.meta, Some(s)),
+            Origin::Current => self.overlay(&h.rel, &h.meta, None),
+        };
+        Some(e.map_or(&NONE, |e| &e.xattrs))
     }
 
     /// The entries the drive cannot hold at `rel` and under it as they

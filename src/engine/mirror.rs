@@ -317,6 +317,7 @@ impl Mirror {
             deferred,
             look: std::sync::atomic::AtomicU8::new(Look::Written as u8),
             extras: Mutex::new(Vec::new()),
+            listed_gone: Mutex::new(Vec::new()),
             dst_entries: AtomicU64::new(0),
             dst_gone: Default::default(),
         }
@@ -394,6 +395,7 @@ impl Mirror {
                 ctx.remove_extras(&src, d, extras);
             }
         }
+        ctx.retire_listed();
         if let Ok(mut h) = self.held.lock() {
             *h = held;
         }
@@ -637,6 +639,7 @@ impl Mirror {
         if !extras.is_empty() {
             ctx.remove_extras(src, dst, extras);
         }
+        ctx.retire_listed();
         let revisit = put_back_folder_times(ctx, src, dst, &written);
         self.save_record();
         self.check_dst_kept(ctx)?;

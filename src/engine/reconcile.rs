@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 
+use super::aside::no_xattrs;
 use super::copy::copy_entry;
 use super::ctx::{Ctx, Extra};
 use super::error::EntryError;
@@ -126,7 +127,7 @@ impl<'a> Ctx<'a> {
         }
         if let Some(s) = &sm {
             if self.filter.ignores(rel, s.kind == Kind::Dir) {
-                self.note(rel, None, None);
+                self.note(rel, None, None, no_xattrs);
                 return None;
             }
             if s.kind == Kind::File && self.deferred.contains(rel) {
@@ -149,7 +150,7 @@ impl<'a> Ctx<'a> {
                 return None;
             }
         }
-        self.note(rel, sm.as_ref(), dm.as_ref());
+        self.note(rel, sm.as_ref(), dm.as_ref(), || xattrs::of_name(src, name));
         if let Some(s) = &sm
             && matches!(
                 self.link_name(dst, rel, s, dm.as_ref()),
@@ -535,7 +536,7 @@ impl<'a> Ctx<'a> {
             return;
         }
         // The time set below is the one the record must give back.
-        self.note(rel, Some(src_meta), None);
+        self.note(rel, Some(src_meta), None, || xattrs::of_fd(src));
         let dm = match d.meta() {
             Ok(m) => m,
             Err(e) => {

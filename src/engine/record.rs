@@ -9,10 +9,11 @@
 //! entry:
 //! - **overlay**: DST holds the entry, but not exactly (its mode, or its
 //!   mtime's nanoseconds or year, or, as root, an owner other than root
-//!   where the drive has none: see `Keeps::owner_lost`). The entry gives
+//!   where the drive has none: see `Keeps::owner_lost`; or, on a drive
+//!   without extended attributes, any attribute or ACL). The entry gives
 //!   SRC's mode and mtime (and that owner; and for a file with several
 //!   names on a drive without hard links, SRC's device and inode, so that
-//!   a restore makes its names one file again). It
+//!   a restore makes its names one file again; and those attributes). It
 //!   applies to a stored entry (DST's, or a kept version) only if that one
 //!   is of the same kind and size and the drive's precision makes its mtime
 //!   equal to the recorded one ([`Entry::describes`]): an older version it
@@ -37,9 +38,11 @@
 //!   {"format":2,"next_blob":3,"entries":[
 //!    {"path":"bin/run.sh","kind":"file","mode":493,"mtime":[1714979289,123456789],"size":19},
 //!    {"path":"link","kind":"symlink","mode":511,"mtime":[1714979289,5],"size":10,"aside":true,"target":"secret.txt"},
-//!    {"path":"a:b","kind":"file","mode":420,"mtime":[1714979289,7],"size":5,"aside":true,"blob":2}]}
+//!    {"path":"a:b","kind":"file","mode":420,"mtime":[1714979289,7],"size":5,"aside":true,"blob":2},
+//!    {"path":"doc","kind":"file","mode":416,"mtime":[1714979289,0],"size":3,"xattrs":[["system.posix_acl_access",[2,0,0,0,1,0,6,0,255,255,255,255]],["user.tag","red"]]}]}
 //!   ```
-//!   Format 1 (before the log) reads the same.
+//!   Format 1 (before the log) reads the same, and so does a record from
+//!   before attributes were recorded (no `xattrs`: none).
 //! - `record.log`, one JSON line per pass or batch that changed the record,
 //!   appended: `{"next_blob":4,"set":[{"path":…,<entry>}],"gone":["old"]}`.
 //!   Each line gives paths their new state, not a step from the old one,
@@ -72,6 +75,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::fsops::{Kind, Meta, Time};
 use super::keeps::Keeps;
 use super::plan::TimeLimits;
+use super::xattrs::Xattrs;
 
 /// The record's snapshot, in `.mirrortray/`.
 pub const RECORD_FILE: &str = "record.json";
@@ -181,6 +185,19 @@ pub struct Entry {
     /// restore makes them one file again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<[u64; 2]>,
+    /// Extended attributes and ACLs, where the drive keeps none.
+    #[serde(default, skip_serializing_if = "Xattrs::is_empty")]
+    pub xattrs: Xattrs,
+}
+
+/// SRC's attributes `x` as the record keeps them: where the drive loses
+/// them (a symlink has none the record keeps).
+fn xattrs_of(keeps: &Keeps, m: &Meta, x: &Xattrs) -> Xattrs {
+    if keeps.xattrs || m.kind == Kind::Symlink {
+        Xattrs::default()
+    } else {
+        x.clone()
+    }
 }
 
 /// SRC's `m`'s identity as the record keeps it for its names.
@@ -216,15 +233,18 @@ impl Entry {
             blob: None,
             owner: None,
             link: None,
+            xattrs: Xattrs::default(),
         })
     }
 
-    /// SRC's entry as the record keeps it on a drive that keeps `keeps`:
-    /// the overlay, with the owner the drive loses.
-    pub fn recorded(keeps: &Keeps, m: &Meta) -> Option<Entry> {
+    /// SRC's entry as the record keeps it on a drive that keeps `keeps`
+    /// (`x`: its attributes): the overlay, with the owner and attributes
+    /// the drive loses.
+    pub fn recorded(keeps: &Keeps, m: &Meta, x: &Xattrs) -> Option<Entry> {
         Some(Entry {
             owner: owner_of(keeps, m),
             link: link_of(keeps, m),
+            xattrs: xattrs_of(keeps, m, x),
             ..Entry::overlay(m)?
         })
     }
@@ -237,9 +257,10 @@ impl Entry {
     }
 
     /// Whether it says what SRC's `m` is (kind, size, mode, mtime, and
-    /// owner where `keeps` loses it).
-    pub fn matches(&self, keeps: &Keeps, m: &Meta) -> bool {
+    /// owner and attributes `x` where `keeps` loses them).
+    pub fn matches(&self, keeps: &Keeps, m: &Meta, x: &Xattrs) -> bool {
         self.owner == owner_of(keeps, m)
+            && self.xattrs == xattrs_of(keeps, m, x)
             && self.link == link_of(keeps, m)
             && EntryKind::of(m.kind) == Some(self.kind)
             && (self.kind == EntryKind::Dir || self.size == m.size)
@@ -311,13 +332,18 @@ pub fn time_kept(limits: &TimeLimits, t: Time) -> bool {
         }
 }
 
-/// Whether SRC's entry `m`, which DST holds, needs an overlay entry.
-pub fn needs_overlay(keeps: &Keeps, m: &Meta) -> bool {
+/// Whether SRC's entry `m` (with attributes `x`), which DST holds, needs
+/// an overlay entry.
+pub fn needs_overlay(keeps: &Keeps, m: &Meta, x: &Xattrs) -> bool {
     if m.kind == Kind::Special {
         return false;
     }
     let mode_lost = !keeps.modes && m.kind != Kind::Symlink && m.mode != ordinary_mode(m.kind);
-    mode_lost || !time_kept(&keeps.times, m.mtime) || keeps.owner_lost(m) || links_lost(keeps, m)
+    mode_lost
+        || !time_kept(&keeps.times, m.mtime)
+        || keeps.owner_lost(m)
+        || links_lost(keeps, m)
+        || !xattrs_of(keeps, m, x).is_empty()
 }
 
 /// A relative path as the record's key: its bytes.
@@ -748,6 +774,10 @@ impl Record {
 mod tests {
     use super::*;
 
+    fn none() -> Xattrs {
+        Xattrs::default()
+    }
+
     fn meta(kind: Kind, sec: i64, nsec: u32, mode: u32) -> Meta {
         let t = Time { sec, nsec };
         Meta {
@@ -809,7 +839,7 @@ mod tests {
             (ntfs, meta(Kind::Symlink, 1_700_000_000, 500, 0o777), false),
         ];
         for (i, (k, m, want)) in cases.iter().enumerate() {
-            assert_eq!(needs_overlay(k, m), *want, "case {i}");
+            assert_eq!(needs_overlay(k, m, &none()), *want, "case {i}");
         }
         // FAT: two seconds.
         let fat = TimeLimits {
@@ -837,33 +867,122 @@ mod tests {
         };
         assert!(!e.describes(&limits, &bigger));
         let k = exfat();
-        assert!(e.matches(&k, &src));
-        assert!(!e.matches(&k, &Meta { mode: 0o644, ..src }));
+        assert!(e.matches(&k, &src, &none()));
+        assert!(!e.matches(&k, &Meta { mode: 0o644, ..src }, &none()));
         // An owner the drive loses is recorded, and given back.
         let theirs = Meta {
             uid: 1234,
             gid: 5678,
             ..src
         };
-        assert!(needs_overlay(&k, &theirs));
-        assert!(!e.matches(&k, &theirs));
-        let o = Entry::recorded(&k, &theirs).unwrap();
+        assert!(needs_overlay(&k, &theirs, &none()));
+        assert!(!e.matches(&k, &theirs, &none()));
+        let o = Entry::recorded(&k, &theirs, &none()).unwrap();
         assert_eq!(o.owner, Some([1234, 5678]));
-        assert!(o.matches(&k, &theirs));
+        assert!(o.matches(&k, &theirs, &none()));
         let back = o.apply(&on_drive);
         assert_eq!((back.uid, back.gid), (1234, 5678));
-        assert_eq!(Entry::recorded(&k, &src).unwrap().owner, None);
+        assert_eq!(Entry::recorded(&k, &src, &none()).unwrap().owner, None);
         // One of several names: SRC's identity, given back with it.
         let named = Meta { nlink: 2, ..src };
-        assert!(needs_overlay(&k, &named) && !needs_overlay(&Keeps::ALL, &named));
-        let l = Entry::recorded(&k, &named).unwrap();
+        assert!(needs_overlay(&k, &named, &none()) && !needs_overlay(&Keeps::ALL, &named, &none()));
+        let l = Entry::recorded(&k, &named, &none()).unwrap();
         assert_eq!(l.link, Some([1, 1]));
-        assert!(l.matches(&k, &named) && !l.matches(&k, &src));
+        assert!(l.matches(&k, &named, &none()) && !l.matches(&k, &src, &none()));
         let back = l.apply(&Meta {
             ino: 77,
             ..on_drive
         });
         assert_eq!((back.dev, back.ino, back.nlink), (1, 1, 2));
+    }
+
+    fn attrs(pairs: &[(&[u8], &[u8])]) -> Xattrs {
+        Xattrs::from_pairs(
+            pairs
+                .iter()
+                .map(|(n, v)| (n.to_vec(), v.to_vec()))
+                .collect(),
+        )
+    }
+
+    /// Attributes on a drive that keeps none: recorded (and only there),
+    /// compared, and written and read back byte for byte, in the snapshot
+    /// and in the log; a record from before them reads as none.
+    #[test]
+    fn attributes_are_recorded_where_the_drive_has_none() {
+        // An access ACL as the kernel stores it: binary, not UTF-8.
+        let acl: &[u8] = &[
+            2, 0, 0, 0, 1, 0, 6, 0, 255, 255, 255, 255, 2, 0, 4, 0, 254, 255, 0, 0, 4, 0, 4, 0,
+            255, 255, 255, 255, 16, 0, 4, 0, 255, 255, 255, 255, 32, 0, 4, 0, 255, 255, 255, 255,
+        ];
+        let text = attrs(&[(b"user.x", b"first draft")]);
+        let binary = attrs(&[
+            (b"user.bin", b"\x00\xff\n\"q"),
+            (b"system.posix_acl_access", acl),
+        ]);
+        let default_acl = attrs(&[(b"system.posix_acl_default", acl), (b"user.x", b"")]);
+        let ntfs = Keeps {
+            modes: false,
+            ..Keeps::ALL
+        };
+        let (e, file, dir) = (
+            exfat(),
+            meta(Kind::File, 1_700_000_000, 0, 0o644),
+            meta(Kind::Dir, 1_700_000_000, 0, 0o755),
+        );
+        let link = meta(Kind::Symlink, 1_700_000_000, 0, 0o777);
+        // (drive, SRC's entry, its attributes, recorded)
+        let table: &[(Keeps, Meta, &Xattrs, bool)] = &[
+            (e, file, &none(), false),
+            (e, file, &text, true),
+            (e, file, &binary, true),
+            (e, dir, &default_acl, true),
+            // Linux keeps no user attributes on a symlink.
+            (e, link, &text, false),
+            (Keeps::ALL, file, &binary, false),
+            (ntfs, file, &text, false),
+        ];
+        for (i, (k, m, x, recorded)) in table.iter().enumerate() {
+            assert_eq!(needs_overlay(k, m, x), *recorded, "case {i}");
+            let entry = Entry::recorded(k, m, x).unwrap();
+            let want = if *recorded { (*x).clone() } else { none() };
+            assert_eq!(entry.xattrs, want, "case {i}");
+            assert!(entry.matches(k, m, x), "case {i}");
+            // Other attributes differ wherever the record would keep them.
+            let other = attrs(&[(b"user.x", b"second draft")]);
+            let kept_anyway = k.xattrs || m.kind == Kind::Symlink;
+            assert_eq!(entry.matches(k, m, &other), kept_anyway, "case {i}");
+
+            let mut r = Record::default();
+            let (mut snap, mut log) = (None, Vec::new());
+            r.set(Path::new("a"), Entry::overlay(m).unwrap());
+            assert_eq!(save(&mut r, &mut snap, &mut log), "snapshot");
+            r.set(Path::new("a"), entry.clone());
+            r.set(Path::new("b"), entry.clone());
+            save(&mut r, &mut snap, &mut log);
+            let back = Record::read(snap.as_deref(), &log).unwrap();
+            assert_eq!(back.get(Path::new("a")), Some(&entry), "case {i}");
+            let again = Record::parse(&back.to_json()).unwrap();
+            assert_eq!(again.get(Path::new("b")), Some(&entry), "case {i}");
+            // No attributes, no field: an ext4 record is as before.
+            let json = String::from_utf8(back.to_json()).unwrap();
+            assert_eq!(json.contains("xattrs"), *recorded, "case {i}: {json}");
+        }
+
+        // Written before attributes were recorded: none.
+        let old = br#"{"format":2,"next_blob":0,"entries":[{"path":"doc","kind":"file","mode":384,"mtime":[1714979289,7],"size":5}]}"#;
+        let old_log = b"{\"next_blob\":0,\"set\":[{\"path\":\"d\",\"kind\":\"dir\",\"mode\":448,\"mtime\":[1,0],\"size\":0}]}\n";
+        let back = Record::read(Some(old), old_log).unwrap();
+        for p in ["doc", "d"] {
+            let got = back.get(Path::new(p)).unwrap();
+            assert!(got.xattrs.is_empty(), "{p}");
+        }
+        // A value as text, and names out of order: read sorted.
+        let line = br#"{"format":2,"next_blob":0,"entries":[{"path":"f","kind":"file","mode":420,"mtime":[1,0],"size":0,"xattrs":[["user.z","1"],["user.a",[0,255]]]}]}"#;
+        let back = Record::parse(line).unwrap();
+        let got = &back.get(Path::new("f")).unwrap().xattrs;
+        assert_eq!(*got, attrs(&[(b"user.z", b"1"), (b"user.a", b"\x00\xff")]));
+        assert_eq!(got.names().next(), Some(b"user.a".as_slice()));
     }
 
     #[test]

@@ -17,6 +17,9 @@
 //!   the target. A watcher of the destination sees one complete file appear.
 //! - Names that were one file (hard links, kept or recorded) are one file
 //!   again: the first is written, the others are linked to it.
+//! - Extended attributes and ACLs come back with files and the folders a
+//!   restore makes: the stored entry's, or where the drive keeps none, the
+//!   record's (see `History::xattrs`).
 //! - Nothing is deleted: entries the destination holds that did not exist at
 //!   `T` are left alone (and listed), and a file is not replaced by a folder
 //!   or a folder by a file.
@@ -36,6 +39,7 @@ use super::content;
 use super::error::EntryError;
 use super::fsops::{self, DirHandle, Kind, Meta};
 use super::history::{self, Held, History, Tree};
+use super::xattrs::{self, Xattrs};
 
 /// Where a restore writes.
 pub struct Dest {
@@ -267,6 +271,13 @@ fn same(history: &History, held: &Held, now: &Meta, dest: &Dest, to: &Path) -> b
             if history.modes_kept() && held.meta.mode != now.mode {
                 return false;
             }
+            // Recorded attributes are the entry's, as a kept mode is (a
+            // drive that keeps them compares only the bytes, as before).
+            if let Some(x) = history.recorded_xattrs(held)
+                && xattrs::of_name(&dparent, name).ok().as_ref() != Some(x)
+            {
+                return false;
+            }
             match (dparent.open_read(name), history.open_file(held)) {
                 (Ok(a), Ok(b)) => same_bytes(a, b).unwrap_or(false),
                 _ => false,
@@ -393,8 +404,9 @@ pub fn apply(
     each: &mut dyn FnMut(&Step, Option<&EntryError>),
 ) -> Outcome {
     let mut out = Outcome::default();
-    // Folders made here, to get their mode and times once filled.
-    let mut made: Vec<(PathBuf, Option<Meta>)> = Vec::new();
+    // Folders made here, to get their attributes, mode and times once
+    // filled.
+    let mut made: Vec<(PathBuf, Option<Held>)> = Vec::new();
     let mut failed_dirs: Vec<PathBuf> = Vec::new();
     // Files with several names: the first name restored of each, which
     // the others are linked to.
@@ -468,11 +480,22 @@ pub fn apply(
     // first), from the tree where it has them, else as the history knew
     // them at that time.
     made.sort_by_key(|(rel, _)| std::cmp::Reverse(rel.components().count()));
-    for (rel, meta) in made {
-        let meta = meta.or_else(|| known_dir(history, tree, dest, &rel));
+    for (rel, held) in made {
+        let held = held.or_else(|| known_dir(history, tree, dest, &rel));
+        let meta = held.as_ref().map(|h| h.meta);
         let Ok(d) = dest.root().and_then(|r| r.open_path(&rel)) else {
             continue;
         };
+        // Before the mode: an ACL set moves the mode's group bits.
+        if let Some(h) = &held
+            && let Err(e) = dir_xattrs(history, h, &d)
+        {
+            log::warn!(
+                "{}: cannot set the folder's extended attributes or ACLs: {}",
+                super::error::show(&dest.path(&rel)),
+                super::error::reason(&e)
+            );
+        }
         if let Some(m) = meta
             && restore_owner() == content::Owner::Try
         {
@@ -499,16 +522,30 @@ pub fn apply(
     out
 }
 
+/// Gives the folder `d`, made by the restore, the attributes and ACLs `h`
+/// had (a destination that holds none keeps none: not an error).
+fn dir_xattrs(history: &History, h: &Held, d: &DirHandle) -> io::Result<()> {
+    let want = history.xattrs(h)?;
+    let have = xattrs::of_fd(d)?;
+    if want == have {
+        return Ok(());
+    }
+    match xattrs::apply(d, &want, &have) {
+        Ok(()) | Err(xattrs::SetError::Unsupported) => Ok(()),
+        Err(xattrs::SetError::Io(e)) => Err(e),
+    }
+}
+
 /// The folder at destination path `rel` as the history knew it at the
 /// tree's time, for a folder made on the way.
-fn known_dir(history: &History, tree: &Tree, dest: &Dest, rel: &Path) -> Option<Meta> {
+fn known_dir(history: &History, tree: &Tree, dest: &Dest, rel: &Path) -> Option<Held> {
     let pair_rel = if dest.in_place {
         rel.to_path_buf()
     } else {
         tree.rel.join(rel.strip_prefix(&dest.base).ok()?)
     };
     match history.entry_at(&pair_rel, tree.at) {
-        Ok(Some(h)) if h.meta.kind == Kind::Dir => Some(h.meta),
+        Ok(Some(h)) if h.meta.kind == Kind::Dir => Some(h),
         _ => None,
     }
 }
@@ -518,7 +555,7 @@ fn known_dir(history: &History, tree: &Tree, dest: &Dest, rel: &Path) -> Option<
 fn ensure_dirs(
     dest: &Dest,
     rel: &Path,
-    made: &mut Vec<(PathBuf, Option<Meta>)>,
+    made: &mut Vec<(PathBuf, Option<Held>)>,
 ) -> io::Result<DirHandle> {
     let mut cur = dest.root()?.try_clone()?;
     let mut at = PathBuf::new();
@@ -550,7 +587,7 @@ fn write_one(
     history: &History,
     step: &Step,
     parent: &DirHandle,
-    made: &mut Vec<(PathBuf, Option<Meta>)>,
+    made: &mut Vec<(PathBuf, Option<Held>)>,
 ) -> io::Result<()> {
     let name = step
         .to
@@ -568,12 +605,20 @@ fn write_one(
                 }
                 Err(e) => return Err(e),
             }
-            made.push((step.to.clone(), Some(*meta)));
+            made.push((step.to.clone(), Some(step.held.clone())));
             Ok(())
         }
         Kind::File => {
             let from = history.open_file(&step.held)?;
-            write_file(parent, name, &from, meta, step.action == Action::Create)
+            let attrs = history.recorded_xattrs(&step.held);
+            write_file(
+                parent,
+                name,
+                &from,
+                meta,
+                attrs,
+                step.action == Action::Create,
+            )
         }
         Kind::Symlink => {
             let target = history.link_target(&step.held)?;
@@ -612,17 +657,18 @@ fn temp_name() -> OsString {
     ))
 }
 
-/// Writes `from` as `name` in `parent`, with `meta`'s mode and times,
-/// complete or not at all.
+/// Writes `from` as `name` in `parent`, with `meta`'s mode and times and
+/// `attrs` (`None`: `from`'s own), complete or not at all.
 fn write_file(
     parent: &DirHandle,
     name: &OsStr,
     from: &File,
     meta: &Meta,
+    attrs: Option<&Xattrs>,
     is_new: bool,
 ) -> io::Result<()> {
     let fill = |to: &File| -> io::Result<()> {
-        let w = content::write(from, to, meta, restore_owner())?;
+        let w = content::write(from, to, meta, restore_owner(), attrs)?;
         if w.bytes != meta.size {
             return Err(io::Error::other(
                 "the kept version is shorter than recorded (changed while read?)",

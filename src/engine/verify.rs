@@ -15,7 +15,7 @@
 //!   `.mirrortray/limits`), what it holds is compared within its limits,
 //!   and the rest against what `.mirrortray/record.json` says (see
 //!   `record`): a mode, a fine time, a symlink, a refused name and its
-//!   bytes. Without recorded limits (a backup older than them), what the
+//!   bytes, extended attributes and ACLs. Without recorded limits (a backup older than them), what the
 //!   drive cannot hold at all is [`Skipped`]. With `checksum`,
 //!   the bytes of files whose size and mtime match are compared as well
 //!   (streamed in chunks, never a whole file in memory).
@@ -389,18 +389,11 @@ impl Walk<'_> {
         if a != b {
             // Only what differs: a name one side lacks, or holds otherwise.
             let (only_a, only_b) = (a.not_in(&b), b.not_in(&a));
-            let words = |v: Vec<&[u8]>| {
-                if v.is_empty() {
-                    return "none".to_string();
-                }
-                let v: Vec<_> = v.iter().map(|n| String::from_utf8_lossy(n)).collect();
-                v.join(", ")
-            };
             self.diff(
                 rel,
                 DiffKind::Xattrs,
-                Some(words(only_a)),
-                Some(words(only_b)),
+                Some(attr_names(only_a)),
+                Some(attr_names(only_b)),
             );
         }
     }
@@ -637,7 +630,7 @@ impl Walk<'_> {
             (Some(s), Some(d)) => {
                 self.report.compared += 1;
                 if s.kind == d.kind {
-                    self.overlay(rel, &s);
+                    self.overlay(src, name, rel, &s);
                 }
                 return self.both(src, dst, name, rel, &s, &d);
             }
@@ -730,19 +723,49 @@ impl Walk<'_> {
         None
     }
 
-    /// An entry DST holds: where the drive cannot hold all of it, the
-    /// record must say the rest (and say nothing where it can).
-    fn overlay(&mut self, rel: &Path, s: &Meta) {
+    /// SRC's attributes of `name` (`s`) in `src`, read where the record
+    /// keeps them (the drive holds none); else none. `None`: unreadable
+    /// (an error).
+    fn lost_xattrs(
+        &mut self,
+        src: &DirHandle,
+        name: &OsStr,
+        rel: &Path,
+        s: &Meta,
+    ) -> Option<xattrs::Xattrs> {
+        if self.keeps().xattrs || !matches!(s.kind, Kind::File | Kind::Dir) {
+            return Some(xattrs::Xattrs::default());
+        }
+        match xattrs::of_name(src, name) {
+            Ok(x) => Some(x),
+            Err(e) => {
+                self.error(self.src_root.join(rel), "read extended attributes", &e);
+                None
+            }
+        }
+    }
+
+    /// An entry DST holds (`name` in SRC's folder `src`): where the drive
+    /// cannot hold all of it, the record must say the rest (and say nothing
+    /// where it can).
+    fn overlay(&mut self, src: &DirHandle, name: &OsStr, rel: &Path, s: &Meta) {
+        if self.record.is_none() {
+            return;
+        }
+        let Some(x) = self.lost_xattrs(src, name, rel, s) else {
+            return;
+        };
+        let keeps = self.keeps();
         let Some(rec) = &self.record else { return };
-        let want = needs_overlay(&self.keeps(), s);
+        let want = needs_overlay(&keeps, s, &x);
         let got = rec.get(rel).filter(|e| !e.aside);
         let ok = match got {
-            Some(e) => want && e.matches(&self.keeps(), s),
+            Some(e) => want && e.matches(&keeps, s, &x),
             None => !want,
         };
         if !ok {
-            let got = got.map_or_else(|| "nothing".to_string(), recorded_words);
-            self.diff(rel, DiffKind::Record, Some(meta_words(s, None)), Some(got));
+            let (ours, theirs) = record_words(s, None, &x, got);
+            self.diff(rel, DiffKind::Record, Some(ours), Some(theirs));
         }
     }
 
@@ -803,21 +826,19 @@ impl Walk<'_> {
         } else {
             None
         };
+        let Some(x) = self.lost_xattrs(src, name, rel, sm) else {
+            return;
+        };
         let keeps = self.keeps();
         let same = got.as_ref().is_some_and(|e| {
-            e.matches(&keeps, sm)
+            e.matches(&keeps, sm, &x)
                 && target
                     .as_deref()
                     .is_none_or(|t| e.target.as_ref().map(|x| x.as_os_str()) == Some(t))
         });
         if !same {
-            let theirs = got.map_or_else(|| "nothing".to_string(), |e| recorded_words(&e));
-            self.diff(
-                rel,
-                DiffKind::Record,
-                Some(meta_words(sm, target.as_deref())),
-                Some(theirs),
-            );
+            let (ours, theirs) = record_words(sm, target.as_deref(), &x, got.as_ref());
+            self.diff(rel, DiffKind::Record, Some(ours), Some(theirs));
             return;
         }
         if self.checksum
@@ -1050,6 +1071,36 @@ fn meta_words(m: &Meta, target: Option<&OsStr>) -> String {
 
 fn recorded_words(e: &Recorded) -> String {
     meta_words(&e.meta(), e.target.as_ref().map(|t| t.as_os_str()))
+}
+
+/// SRC's entry (`m`, a symlink's `target`, the attributes `x` the record
+/// keeps) and the record's `got`, in words; where attributes differ, each
+/// side names those the other lacks or holds otherwise.
+fn record_words(
+    m: &Meta,
+    target: Option<&OsStr>,
+    x: &xattrs::Xattrs,
+    got: Option<&Recorded>,
+) -> (String, String) {
+    let mut ours = meta_words(m, target);
+    let Some(e) = got else {
+        return (ours, "nothing".to_string());
+    };
+    let mut theirs = recorded_words(e);
+    if *x != e.xattrs {
+        ours.push_str(&format!(" attributes {}", attr_names(x.not_in(&e.xattrs))));
+        theirs.push_str(&format!(" attributes {}", attr_names(e.xattrs.not_in(x))));
+    }
+    (ours, theirs)
+}
+
+/// Attribute names for people ("none" for none).
+fn attr_names(v: Vec<&[u8]>) -> String {
+    if v.is_empty() {
+        return "none".to_string();
+    }
+    let v: Vec<_> = v.iter().map(|n| String::from_utf8_lossy(n)).collect();
+    v.join(", ")
 }
 
 /// A symlink target for people (bytes that are not UTF-8 as `\xNN`).

@@ -11,7 +11,11 @@
 //!
 //! A backup drive that cannot hold attributes (exFAT, a file system mounted
 //! without them) answers `EOPNOTSUPP`: that is [`SetError::Unsupported`], told
-//! once per pair by the caller, never a failure of the file.
+//! once per pair by the caller, never a failure of the file. Where the probe
+//! found none at all (`Keeps::xattrs`), they are recorded instead (see
+//! `record`): in JSON as `[[name, value], …]`, each as the record writes
+//! bytes (a string when UTF-8, else an array of numbers), so binary values
+//! (an ACL) come back exactly.
 
 use std::ffi::OsStr;
 use std::io;
@@ -20,14 +24,26 @@ use std::os::unix::ffi::OsStrExt;
 
 use rustix::fs::{self as rfs, XattrFlags};
 use rustix::io::Errno;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::fsops::DirHandle;
+use super::record::Bytes;
 
 /// An entry's mirrored attributes, sorted by name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Xattrs(Vec<(Vec<u8>, Vec<u8>)>);
 
 impl Xattrs {
+    pub const EMPTY: Xattrs = Xattrs(Vec::new());
+
+    /// From (name, value) pairs in any order; of a name given twice, the
+    /// first value is kept.
+    pub fn from_pairs(mut pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Xattrs {
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        pairs.dedup_by(|later, first| later.0 == first.0);
+        Xattrs(pairs)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -44,6 +60,26 @@ impl Xattrs {
             .filter(|kv| !other.0.contains(kv))
             .map(|(n, _)| n.as_slice())
             .collect()
+    }
+}
+
+impl Serialize for Xattrs {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(
+            self.0
+                .iter()
+                .map(|(n, v)| (Bytes(n.clone()), Bytes(v.clone()))),
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for Xattrs {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Xattrs, D::Error> {
+        let pairs = Vec::<(Bytes, Bytes)>::deserialize(d)?;
+        // Sorted again: equality is what says "unchanged".
+        Ok(Xattrs::from_pairs(
+            pairs.into_iter().map(|(n, v)| (n.0, v.0)).collect(),
+        ))
     }
 }
 
