@@ -45,17 +45,29 @@ pub fn run(g: &Global, cmd: OffsiteCommand) -> ExitCode {
                     Some(id) => format!(", compared with {}", &id[..id.len().min(8)]),
                     None => ", the first one".into(),
                 };
-                println!(
-                    "{name}: snapshot {} of {} in {}: {} new, {} changed, {} unchanged files, {} added, in {:.1} s{parent}",
-                    p.snap.short_id,
-                    show(o.dst()),
-                    o.repository(),
-                    p.files_new,
-                    p.files_changed,
-                    p.files_unmodified,
-                    HumanBytes(p.bytes_added),
-                    p.took.as_secs_f64()
-                );
+                if p.walked {
+                    println!(
+                        "{name}: snapshot {} of {} in {}: {} new, {} changed, {} unchanged files, {} added, in {:.1} s{parent}",
+                        p.snap.short_id,
+                        show(o.dst()),
+                        o.repository(),
+                        p.files_new,
+                        p.files_changed,
+                        p.files_unmodified,
+                        HumanBytes(p.bytes_added),
+                        p.took.as_secs_f64()
+                    );
+                } else {
+                    println!(
+                        "{name}: snapshot {} of {} in {}: nothing changed since snapshot {} (the mirror wrote nothing since; no file read), {} files, in {:.1} s",
+                        p.snap.short_id,
+                        show(o.dst()),
+                        o.repository(),
+                        p.parent.as_deref().map_or("", |id| &id[..id.len().min(8)]),
+                        p.files_unmodified,
+                        p.took.as_secs_f64()
+                    );
+                }
             }
             Ok(Done::Ok)
         }),

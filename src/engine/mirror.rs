@@ -289,8 +289,12 @@ impl Mirror {
         sink: &'a dyn Sink,
         stats: &'a Stats,
         deferred: &'a HashSet<PathBuf>,
+        writes: bool,
     ) -> Ctx<'a> {
+        let store = self.store.as_ref().filter(|_| writes);
         Ctx {
+            // Before any write of the pass (see `offsite_clean`).
+            _writing: store.map(|s| s.writing()),
             src_root: &self.roots.src,
             dst_root: &self.roots.dst,
             dst_id: self
@@ -299,7 +303,7 @@ impl Mirror {
                 .and_then(|d| d.meta().ok())
                 .map(|m| (m.dev, m.ino)),
             filter: &self.filter,
-            store: self.store.as_ref(),
+            store,
             sink,
             stats,
             ctl,
@@ -347,7 +351,7 @@ impl Mirror {
         let collector = Collector::new(sink, &self.roots);
         let stats = Stats::default();
         let none = HashSet::new();
-        let ctx = self.ctx(ctl, &collector, &stats, &none);
+        let ctx = self.ctx(ctl, &collector, &stats, &none, true);
         // The walk meets every name: what was seen before is not needed.
         self.names.clear();
         // What the record said of entries whose deletion the guard may hold.
@@ -401,6 +405,8 @@ impl Mirror {
             self.record_source(&src_meta);
         }
         self.save_record();
+        // The pass's last write is done: the offsite marker goes again.
+        drop(ctx);
         let mut summary = stats.snapshot();
         summary.held_deletions = held;
         summary.interrupted = ctl.stopped();
@@ -415,8 +421,7 @@ impl Mirror {
         let (src, src_meta) = self.open_src_checked()?;
         let stats = Stats::default();
         let none = HashSet::new();
-        let mut ctx = self.ctx(ctl, &super::event::NullSink, &stats, &none);
-        ctx.store = None;
+        let ctx = self.ctx(ctl, &super::event::NullSink, &stats, &none, false);
         ctx.sync_tree(&src, self.dst.as_ref(), &src_meta);
         Ok(stats.snapshot())
     }
@@ -440,7 +445,7 @@ impl Mirror {
         };
         let collector = Collector::new(sink, &self.roots);
         let stats = Stats::default();
-        let ctx = self.ctx(ctl, &collector, &stats, &batch.deferred);
+        let ctx = self.ctx(ctl, &collector, &stats, &batch.deferred, true);
         if let Some(s) = &self.store {
             s.versions.begin_batch();
         }
@@ -605,7 +610,7 @@ impl Mirror {
         };
         let collector = Collector::new(sink, &self.roots);
         let stats = Stats::default();
-        let ctx = self.ctx(ctl, &collector, &stats, &leave.paths);
+        let ctx = self.ctx(ctl, &collector, &stats, &leave.paths, true);
         if let Some(s) = &self.store {
             s.versions.begin_batch();
         }

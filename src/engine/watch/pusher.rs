@@ -172,9 +172,14 @@ fn run(o: &Offsite, job: Job) -> Outcome {
             }
             Ok(p) => {
                 log::info!(
-                    "offsite: {dst} is as its snapshot {} in {} holds it; no new snapshot",
+                    "offsite: {dst} is as its snapshot {} in {} holds it{}; no new snapshot",
                     p.snap.short_id,
-                    o.repository()
+                    o.repository(),
+                    if p.walked {
+                        ""
+                    } else {
+                        " (the mirror wrote nothing since; not walked)"
+                    }
                 );
                 Outcome::Pushed {
                     snapshot: p.snap.time,
