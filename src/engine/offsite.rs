@@ -723,6 +723,46 @@ impl Offsite {
         }
         let _lock = self.lock("a push")?;
         self.progress.reset();
+        let host = Self::host().map_err(|e| self.err(Reason::Other(e)))?;
+        let marks = self.dst.join(super::filter::RESERVED);
+        let mark = self.trusted_mark(&marks, &host, &dst);
+        if skip_if_unchanged && let Some(m) = &mark {
+            // No snapshot to write: no key needed, a list of the
+            // repository's snapshots says whether the marker's is there.
+            let repo = self.repo()?;
+            match repo.config_id() {
+                Ok(Some(_)) => {}
+                Ok(None) => return Err(self.err(Reason::NotARepository)),
+                Err(e) => return Err(self.rustic(&e)),
+            }
+            let mut ids = repo.list::<SnapshotId>().map_err(|e| self.rustic(&e))?;
+            if ids.any(|id| id.to_hex().as_str() == m.snapshot) {
+                return Ok(Pushed {
+                    parent: Some(m.snapshot.clone()),
+                    new: false,
+                    walked: false,
+                    files_new: 0,
+                    files_changed: 0,
+                    files_unmodified: 0,
+                    bytes_added: 0,
+                    snap: Snap {
+                        short_id: m.snapshot.chars().take(8).collect(),
+                        id: m.snapshot.clone(),
+                        time: m.time,
+                        host: m.host.clone(),
+                        tags: vec![tag_text(TAG), tag_text(&self.name)],
+                        tree: String::new(),
+                        files: None,
+                        bytes: None,
+                    },
+                    took: start.elapsed(),
+                });
+            }
+            log::info!(
+                "offsite: walking {} (its last snapshot is no longer in the repository)",
+                show(&self.dst)
+            );
+        }
         let repo = self.open()?;
         let snap_opts = SnapshotOptions::default()
             .label(self.name.clone())
@@ -733,28 +773,12 @@ impl Offsite {
             Some(t) => snap_opts.time(Some(to_zoned(t))),
             None => snap_opts,
         };
-        let repository = repo.config().id.to_hex().to_string();
-        let marks = self.dst.join(super::filter::RESERVED);
-        if let Some((mark, parent)) = self.vouched(&repo, &repository, &dst) {
-            if skip_if_unchanged {
-                return Ok(Pushed {
-                    parent: Some(parent.id.to_string()),
-                    new: false,
-                    walked: false,
-                    files_new: 0,
-                    files_changed: 0,
-                    files_unmodified: parent
-                        .summary
-                        .as_ref()
-                        .map_or(0, |m| m.total_files_processed),
-                    bytes_added: 0,
-                    snap: to_snap(&parent),
-                    took: start.elapsed(),
-                });
-            }
-            if let Some(p) = self.unchanged(&repo, &snap_opts, mark, &parent, &marks, start)? {
-                return Ok(p);
-            }
+        if !skip_if_unchanged
+            && let Some(m) = mark
+            && let Some(parent) = self.vouched(&repo, &m, &host, &dst)
+            && let Some(p) = self.unchanged(&repo, &snap_opts, m, &parent, &marks, start)?
+        {
+            return Ok(p);
         }
         // The marker is made before the walk starts: a write after this
         // takes it away (see `offsite_clean`).
@@ -788,14 +812,27 @@ impl Offsite {
         let new = saved.id != Default::default();
         let vouched = if new { Some(saved.id) } else { saved.parent };
         if let (Some(pending), Some(id)) = (pending, vouched) {
-            self.seal(
-                pending,
-                &super::offsite_clean::Mark {
-                    repository,
-                    snapshot: id.to_hex().to_string(),
-                    walked,
-                },
-            );
+            // The time of the snapshot vouched for: the new one's, or the
+            // parent's (read below when no snapshot was made).
+            let time = if new {
+                Some(to_timestamp(&saved))
+            } else {
+                repo.get_snapshots(&[id.to_hex().as_str()])
+                    .ok()
+                    .and_then(|f| f.first().map(to_timestamp))
+            };
+            if let Some(time) = time {
+                self.seal(
+                    pending,
+                    &super::offsite_clean::Mark {
+                        snapshot: id.to_hex().to_string(),
+                        time,
+                        host,
+                        dst: dst.clone(),
+                        walked,
+                    },
+                );
+            }
         }
         if !new && let Some(parent) = saved.parent {
             let found = repo
@@ -828,40 +865,54 @@ impl Offsite {
         })
     }
 
-    /// The snapshot DST's marker vouches for (see `offsite_clean`), when
-    /// it may be trusted: of this repository, walked lately, still in the
-    /// repository, of this host and this backup folder. Otherwise the push
-    /// walks (said in the log, with the reason).
+    /// DST's marker (see `offsite_clean`), when a push may trust it: of
+    /// this host and folder, walked lately. Otherwise the push walks (said
+    /// in the log, with the reason).
+    fn trusted_mark(
+        &self,
+        marks: &Path,
+        host: &str,
+        dst: &str,
+    ) -> Option<super::offsite_clean::Mark> {
+        use super::offsite_clean::{Plan, TRUST, plan, read};
+        let text = match read(marks) {
+            Ok(t) => t,
+            Err(e) => {
+                log::info!(
+                    "offsite: walking {} ({}: {})",
+                    show(&self.dst),
+                    show(&marks.join(super::offsite_clean::CLEAN)),
+                    super::error::reason(&e)
+                );
+                return None;
+            }
+        };
+        match plan(text.as_deref(), host, dst, Timestamp::now(), TRUST) {
+            Plan::Trust(m) => Some(m),
+            Plan::Walk(why) => {
+                log::info!("offsite: walking {} ({})", show(&self.dst), why.words());
+                None
+            }
+        }
+    }
+
+    /// The snapshot `mark` vouches for, read from the repository, when it
+    /// is there and is of this host and folder.
     fn vouched(
         &self,
         repo: &Repository<OpenStatus>,
-        repository: &str,
+        mark: &super::offsite_clean::Mark,
+        host: &str,
         dst: &str,
-    ) -> Option<(super::offsite_clean::Mark, SnapshotFile)> {
-        use super::offsite_clean::{Plan, TRUST, plan, read};
-        let marks = self.dst.join(super::filter::RESERVED);
-        let walk = |why: &str| {
+    ) -> Option<SnapshotFile> {
+        let walk = |why: String| {
             log::info!("offsite: walking {} ({why})", show(&self.dst));
             None
-        };
-        let text = match read(&marks) {
-            Ok(t) => t,
-            Err(e) => {
-                return walk(&format!(
-                    "{}: {}",
-                    show(&marks.join(super::offsite_clean::CLEAN)),
-                    super::error::reason(&e)
-                ));
-            }
-        };
-        let mark = match plan(text.as_deref(), repository, Timestamp::now(), TRUST) {
-            Plan::Trust(m) => m,
-            Plan::Walk(why) => return walk(why.words()),
         };
         let found = match repo.get_snapshots(&[mark.snapshot.as_str()]) {
             Ok(f) => f,
             Err(e) => {
-                return walk(&format!(
+                return walk(format!(
                     "its last snapshot {} cannot be read: {}",
                     &mark.snapshot[..8],
                     short(&e)
@@ -869,15 +920,14 @@ impl Offsite {
             }
         };
         let Some(parent) = found.into_iter().next() else {
-            return walk("its last snapshot is no longer in the repository");
+            return walk("its last snapshot is no longer in the repository".into());
         };
-        let host = Self::host().ok()?;
         // The root tree holds the path down to DST: only a snapshot of
         // this very folder has the tree to reuse.
         if parent.hostname != host || !parent.paths.iter().map(String::as_str).eq([dst]) {
-            return walk("its last snapshot is of another host or folder");
+            return walk("its last snapshot is of another host or folder".into());
         }
-        Some((mark, parent))
+        Some(parent)
     }
 
     /// A snapshot dated now of the tree of `parent`, which the marker says
@@ -962,6 +1012,7 @@ impl Offsite {
             pending,
             &super::offsite_clean::Mark {
                 snapshot: saved.id.to_hex().to_string(),
+                time: to_timestamp(&saved),
                 ..mark
             },
         );

@@ -1,7 +1,10 @@
 //! offsite_clean: what lets a push with nothing changed skip the walk of
 //! DST — a marker in DST's `.mirrortray/` that says "DST holds exactly the
-//! tree of snapshot S of repository R, as walked at time W", kept true by
+//! tree of snapshot S, as walked at time W", kept true by
 //! every writer of DST's mirrored tree taking it away before it writes.
+//! Checking it needs no key: a push that makes no snapshot (the
+//! background's, or `offsite push --skip-if-unchanged`) lists the
+//! repository's snapshots and reads nothing else.
 //!
 //! Files (in DST's `.mirrortray/`, which no snapshot holds):
 //! - `offsite-clean`: the marker ([`Mark`], a few lines of text);
@@ -27,8 +30,9 @@
 //!   after the rename removes the marker it made. So a marker is never
 //!   there while DST differs from its snapshot through a mirrortray write
 //!   (table-tested over every order of the steps below).
-//! - The marker is trusted ([`plan`]) only for the repository it names and
-//!   for [`TRUST`] after the walk it comes from: a change made to DST by
+//! - The marker is trusted ([`plan`]) only by a push of the same folder on
+//!   the same host, while the repository still lists its snapshot, and for
+//!   [`TRUST`] after the walk it comes from: a change made to DST by
 //!   something else than mirrortray (by hand, an older mirrortray) is not
 //!   seen by it, and is taken in by the next walk at the latest. A marker
 //!   dated in the future (a clock set back) is not trusted.
@@ -64,51 +68,71 @@ const HEADER: &str = "mirrortray offsite-clean 1";
 /// `O_CLOEXEC` already).
 const NOFOLLOW: i32 = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
 
-/// What a marker says: DST is exactly the tree of `snapshot` in the
-/// repository whose config id is `repository`, as walked from `walked`.
+/// What a marker says: DST (`dst`, on `host`) is exactly the tree of
+/// `snapshot` (dated `time`), as walked from `walked`. The repository is
+/// not named: a snapshot's id is the hash of its encrypted file, found in
+/// no other repository than the one it was written to (or a copy of it,
+/// which holds the same tree).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mark {
-    pub repository: String,
     pub snapshot: String,
+    pub time: Timestamp,
+    pub host: String,
+    pub dst: String,
     pub walked: Timestamp,
 }
 
 impl Mark {
     pub fn to_text(&self) -> String {
         format!(
-            "{HEADER}\nrepository {}\nsnapshot {}\nwalked {}\n",
-            self.repository, self.snapshot, self.walked
+            "{HEADER}\nsnapshot {}\ntime {}\nwalked {}\nhost {}\ndst {}\n",
+            self.snapshot, self.time, self.walked, self.host, self.dst
         )
     }
 
     /// `None` for anything but a whole marker of this format.
     pub fn parse(text: &str) -> Option<Mark> {
-        let mut lines = text.lines();
+        let mut lines = text.split('\n');
         if lines.next()? != HEADER {
             return None;
         }
-        let (mut repository, mut snapshot, mut walked) = (None, None, None);
+        let mut found: [Option<&str>; 5] = [None; 5];
+        let mut ended = false;
         for line in lines {
+            if ended {
+                return None;
+            }
+            if line.is_empty() {
+                ended = true;
+                continue;
+            }
             let (key, value) = line.split_once(' ')?;
-            let slot = match key {
-                "repository" => &mut repository,
-                "snapshot" => &mut snapshot,
-                "walked" => &mut walked,
-                _ => return None,
-            };
-            if slot.replace(value.to_string()).is_some() {
+            let i = ["snapshot", "time", "walked", "host", "dst"]
+                .iter()
+                .position(|k| *k == key)?;
+            if found[i].replace(value).is_some() {
                 return None;
             }
         }
-        let hex = |s: &String| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
-        let (repository, snapshot) = (repository?, snapshot?);
-        if !hex(&repository) || !hex(&snapshot) {
+        let [
+            Some(snapshot),
+            Some(time),
+            Some(walked),
+            Some(host),
+            Some(dst),
+        ] = found
+        else {
+            return None;
+        };
+        if !ended || snapshot.len() != 64 || !snapshot.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
         Some(Mark {
-            repository,
-            snapshot,
-            walked: walked?.parse().ok()?,
+            snapshot: snapshot.to_string(),
+            time: time.parse().ok()?,
+            walked: walked.parse().ok()?,
+            host: host.to_string(),
+            dst: dst.to_string(),
         })
     }
 }
@@ -116,7 +140,8 @@ impl Mark {
 /// What a push does, given the marker it found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {
-    /// DST is the tree of the marker's snapshot: no walk.
+    /// DST is the tree of the marker's snapshot, if the repository still
+    /// has it: no walk.
     Trust(Mark),
     /// Walk DST, for this reason.
     Walk(Why),
@@ -129,8 +154,9 @@ pub enum Why {
     NoMark,
     /// A marker that does not parse.
     Unreadable,
-    /// The marker is of another repository (the config names a new one).
-    OtherRepository,
+    /// The marker is of another host or path (a backup folder moved, or
+    /// copied with its `.mirrortray/`).
+    OtherFolder,
     /// Its walk is older than [`TRUST`]: changes made to DST by hand would
     /// not have been seen.
     Old,
@@ -143,7 +169,7 @@ impl Why {
         match self {
             Why::NoMark => "the mirror wrote into it since the last snapshot",
             Why::Unreadable => "its offsite-clean marker cannot be read",
-            Why::OtherRepository => "the last snapshot went to another repository",
+            Why::OtherFolder => "its offsite-clean marker is of another host or folder",
             Why::Old => {
                 "its last walk is a day old or more (changes made by hand are found by a walk)"
             }
@@ -152,23 +178,22 @@ impl Why {
     }
 }
 
-/// Whether a push may trust the marker whose text is `text` (`None`: no
-/// marker) for the repository `repository`, at `now`.
-pub fn plan(text: Option<&str>, repository: &str, now: Timestamp, trust: Duration) -> Plan {
+/// Whether a push of `dst` on `host` may trust the marker whose text is
+/// `text` (`None`: no marker), at `now`.
+pub fn plan(text: Option<&str>, host: &str, dst: &str, now: Timestamp, trust: Duration) -> Plan {
     let Some(text) = text else {
         return Plan::Walk(Why::NoMark);
     };
     let Some(mark) = Mark::parse(text) else {
         return Plan::Walk(Why::Unreadable);
     };
-    if mark.repository != repository {
-        return Plan::Walk(Why::OtherRepository);
+    if mark.host != host || mark.dst != dst {
+        return Plan::Walk(Why::OtherFolder);
     }
     if mark.walked > now {
         return Plan::Walk(Why::Future);
     }
-    let age = now.duration_since(mark.walked);
-    if age.unsigned_abs() >= trust {
+    if now.duration_since(mark.walked).unsigned_abs() >= trust {
         return Plan::Walk(Why::Old);
     }
     Plan::Trust(mark)
@@ -328,8 +353,10 @@ mod tests {
 
     fn mark(walked: Timestamp) -> Mark {
         Mark {
-            repository: "ab".repeat(32),
             snapshot: "cd".repeat(32),
+            time: "2026-12-03T05:00:00Z".parse().unwrap(),
+            host: "vm".into(),
+            dst: "/b/dst dir".into(),
             walked,
         }
     }
@@ -341,17 +368,16 @@ mod tests {
         let text = m.to_text();
         let table: &[(&str, String)] = &[
             ("empty", String::new()),
-            ("torn", text[..text.len() / 2].to_string()),
+            ("torn", text[..text.len() - 4].to_string()),
+            ("no last newline", text.trim_end().to_string()),
             ("other header", text.replace("clean 1", "clean 2")),
             ("short id", text.replace(&"cd".repeat(32), "cdcd")),
             ("not hex", text.replace(&"cd".repeat(32), &"zz".repeat(32))),
             ("bad time", text.replace("2026-12-03", "2026-13-03")),
             ("unknown key", format!("{text}tree 1\n")),
-            ("twice", format!("{text}snapshot {}\n", "ef".repeat(32))),
-            (
-                "no walked",
-                text.lines().take(3).collect::<Vec<_>>().join("\n"),
-            ),
+            ("after the end", format!("{text}\n")),
+            ("twice", text.replace("host vm\n", "host vm\nhost vm\n")),
+            ("no walked", text.replace("walked", "walk")),
         ];
         for (what, t) in table {
             assert_eq!(Mark::parse(t), None, "{what}");
@@ -359,10 +385,9 @@ mod tests {
     }
 
     #[test]
-    fn a_push_trusts_only_a_recent_mark_of_its_repository() {
+    fn a_push_trusts_only_a_recent_mark_of_its_folder() {
         let now: Timestamp = "2026-12-03T06:00:00Z".parse().unwrap();
         let hours = |h: i64| now - jiff::SignedDuration::from_hours(h);
-        let ours = "ab".repeat(32);
         let text = |walked| mark(walked).to_text();
         let table: &[(&str, Option<String>, Plan)] = &[
             ("no mark", None, Plan::Walk(Why::NoMark)),
@@ -374,13 +399,22 @@ mod tests {
             ("a week", Some(text(hours(24 * 7))), Plan::Walk(Why::Old)),
             ("future", Some(text(hours(-1))), Plan::Walk(Why::Future)),
             (
-                "other repository",
-                Some(text(hours(1)).replace(&ours, &"ef".repeat(32))),
-                Plan::Walk(Why::OtherRepository),
+                "other host",
+                Some(text(hours(1)).replace("host vm", "host pc")),
+                Plan::Walk(Why::OtherFolder),
+            ),
+            (
+                "other folder",
+                Some(text(hours(1)).replace("dst dir", "dst")),
+                Plan::Walk(Why::OtherFolder),
             ),
         ];
         for (what, t, want) in table {
-            assert_eq!(&plan(t.as_deref(), &ours, now, TRUST), want, "{what}");
+            assert_eq!(
+                &plan(t.as_deref(), "vm", "/b/dst dir", now, TRUST),
+                want,
+                "{what}"
+            );
         }
     }
 
