@@ -1331,6 +1331,66 @@ mod tests {
         (m, ctl)
     }
 
+    /// Every pass that may write into DST takes the offsite marker (and a
+    /// push's pending one) away, and leaves no `offsite-writing` behind; a
+    /// survey and a dry run, which write nothing, leave them.
+    #[test]
+    fn every_writing_pass_takes_the_offsite_marker_away() {
+        use crate::engine::offsite_clean::{CLEAN, PENDING, WRITING};
+        let t = tempfile::tempdir().unwrap();
+        let (src, dst) = (t.path().join("src"), t.path().join("dst"));
+        std::fs::create_dir_all(src.join("d")).unwrap();
+        std::fs::write(src.join("d/a"), "one").unwrap();
+        let (m, ctl) = watching(&src, &dst);
+        let own = dst.join(crate::engine::filter::RESERVED);
+        type Pass = fn(&Mirror, &Control);
+        let table: &[(&str, Pass, bool)] = &[
+            (
+                "reconcile",
+                |m, c| drop(m.reconcile(c, &NullSink, false).unwrap()),
+                true,
+            ),
+            (
+                "apply",
+                |m, c| drop(m.apply(&Batch::deep("d"), c, &NullSink).unwrap()),
+                true,
+            ),
+            (
+                "verify_folders",
+                |m, c| {
+                    let leave = Leave::default();
+                    drop(
+                        m.verify_folders(&["d".into()], &leave, c, &NullSink)
+                            .unwrap(),
+                    )
+                },
+                true,
+            ),
+            ("survey", |m, c| drop(m.survey(c).unwrap()), false),
+        ];
+        for (what, pass, writes) in table {
+            for name in [CLEAN, PENDING] {
+                std::fs::write(own.join(name), "x").unwrap();
+            }
+            pass(&m, &ctl);
+            for name in [CLEAN, PENDING] {
+                assert_eq!(own.join(name).exists(), !writes, "{what}: {name}");
+            }
+            assert!(!own.join(WRITING).exists(), "{what}");
+        }
+        // A dry run writes nothing.
+        let dry = Options {
+            dry_run: true,
+            command: "sync".into(),
+            ..Options::default()
+        };
+        drop(m);
+        std::fs::write(own.join(CLEAN), "x").unwrap();
+        let d = Mirror::open(&PairSpec::new(&src, &dst), &dry).unwrap();
+        d.reconcile(&ctl, &NullSink, false).unwrap();
+        assert!(own.join(CLEAN).exists(), "dry run");
+    }
+
     /// Hard links live (found by the mix's `ln`): a write through one name
     /// reaches the other's copy after that other was renamed, and after
     /// the name written through was unlinked before the batch looked.

@@ -16,6 +16,12 @@
 //!   machines); each is tagged `mirrortray` and with the pair's name. The
 //!   previous one is the parent, so a file with the same size, times and
 //!   inode is not read again: a push with nothing changed reads no file.
+//! - A push with nothing changed does not even walk DST when DST's marker
+//!   (`offsite_clean`) says the mirror wrote nothing since the snapshot it
+//!   names, walked less than a day ago: `push` writes a snapshot of that
+//!   one's tree dated now (no file read, one small file written), and
+//!   `push_if_changed` makes none and needs no key (a list of the
+//!   repository's snapshots). A push that walks makes the marker.
 //! - The password never lives in the config: `password_file` or
 //!   `password_command`, as restic has them.
 //! - rustic writes without restic's locks (its prune is two-phase

@@ -167,7 +167,7 @@ pub enum Why {
 impl Why {
     pub fn words(self) -> &'static str {
         match self {
-            Why::NoMark => "the mirror wrote into it since the last snapshot",
+            Why::NoMark => "the mirror may have written into it since the last snapshot",
             Why::Unreadable => "its offsite-clean marker cannot be read",
             Why::OtherFolder => "its offsite-clean marker is of another host or folder",
             Why::Old => {
