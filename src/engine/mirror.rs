@@ -1347,12 +1347,16 @@ mod tests {
         let table: &[(&str, Pass, bool)] = &[
             (
                 "reconcile",
-                |m, c| drop(m.reconcile(c, &NullSink, false).unwrap()),
+                |m, c| {
+                    m.reconcile(c, &NullSink, false).unwrap();
+                },
                 true,
             ),
             (
                 "apply",
-                |m, c| drop(m.apply(&Batch::deep("d"), c, &NullSink).unwrap()),
+                |m, c| {
+                    m.apply(&Batch::deep("d"), c, &NullSink).unwrap();
+                },
                 true,
             ),
             (
@@ -1366,7 +1370,13 @@ mod tests {
                 },
                 true,
             ),
-            ("survey", |m, c| drop(m.survey(c).unwrap()), false),
+            (
+                "survey",
+                |m, c| {
+                    m.survey(c).unwrap();
+                },
+                false,
+            ),
         ];
         for (what, pass, writes) in table {
             for name in [CLEAN, PENDING] {
