@@ -674,7 +674,8 @@ impl Offsite {
     }
 
     /// One snapshot of DST now (without its `.mirrortray/`), with the
-    /// pair's previous snapshot as parent.
+    /// pair's previous snapshot as parent; DST is not walked when its
+    /// marker vouches for that snapshot (see `offsite_clean`).
     pub fn push(&self) -> Result<Pushed, OffsiteError> {
         self.push_at(None)
     }
@@ -688,7 +689,9 @@ impl Offsite {
     /// A push in the background: no snapshot when nothing changed since
     /// the parent (restic's `--skip-if-unchanged`), so that a schedule
     /// that cannot know whether DST changed while it was not running
-    /// (start-up) adds no snapshot of the same tree.
+    /// (start-up) adds no snapshot of the same tree. With DST's marker
+    /// vouching for a snapshot the repository still lists, it neither
+    /// walks DST nor opens the key.
     pub fn push_if_changed(&self) -> Result<Pushed, OffsiteError> {
         self.push_with(None, true)
     }
