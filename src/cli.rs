@@ -286,12 +286,20 @@ pub enum OffsiteCommand {
         src: Option<PathBuf>,
     },
     /// Take one snapshot of the backup folder now (without its .mirrortray/).
+    /// When the mirror has written nothing since the last snapshot (and that
+    /// one walked the folder less than a day ago), the new snapshot reuses
+    /// its tree and no file is read.
     #[command(after_help = "Examples:
   mirrortray offsite push
-  mirrortray offsite push ~/Documents")]
+  mirrortray offsite push ~/Documents
+  mirrortray offsite push --skip-if-unchanged")]
     Push {
         /// The pair's source folder (default: every pair with an offsite copy).
         src: Option<PathBuf>,
+        /// No new snapshot when the backup folder is as the last one holds
+        /// it (as restic's flag of that name; what the background push does).
+        #[arg(long)]
+        skip_if_unchanged: bool,
     },
     /// List the pair's snapshots in its repository, oldest first.
     #[command(after_help = "Examples:

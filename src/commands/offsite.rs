@@ -38,24 +38,57 @@ pub fn run(g: &Global, cmd: OffsiteCommand) -> ExitCode {
             }
             Ok(Done::Ok)
         }),
-        OffsiteCommand::Push { src } => each(g, src.as_deref(), |o, name| {
-            let p = o.push()?;
-            if !g.quiet {
+        OffsiteCommand::Push {
+            src,
+            skip_if_unchanged,
+        } => each(g, src.as_deref(), |o, name| {
+            let p = if skip_if_unchanged {
+                o.push_if_changed()?
+            } else {
+                o.push()?
+            };
+            if !g.quiet && !p.new {
+                println!(
+                    "{name}: {} is as snapshot {} of {} in {} holds it{}; no new snapshot, in {:.1} s",
+                    show(o.dst()),
+                    p.snap.short_id,
+                    both(p.snap.time),
+                    o.repository(),
+                    if p.walked {
+                        ""
+                    } else {
+                        " (the mirror wrote nothing since; no file read)"
+                    },
+                    p.took.as_secs_f64()
+                );
+            } else if !g.quiet {
                 let parent = match &p.parent {
                     Some(id) => format!(", compared with {}", &id[..id.len().min(8)]),
                     None => ", the first one".into(),
                 };
-                println!(
-                    "{name}: snapshot {} of {} in {}: {} new, {} changed, {} unchanged files, {} added, in {:.1} s{parent}",
-                    p.snap.short_id,
-                    show(o.dst()),
-                    o.repository(),
-                    p.files_new,
-                    p.files_changed,
-                    p.files_unmodified,
-                    HumanBytes(p.bytes_added),
-                    p.took.as_secs_f64()
-                );
+                if p.walked {
+                    println!(
+                        "{name}: snapshot {} of {} in {}: {} new, {} changed, {} unchanged files, {} added, in {:.1} s{parent}",
+                        p.snap.short_id,
+                        show(o.dst()),
+                        o.repository(),
+                        p.files_new,
+                        p.files_changed,
+                        p.files_unmodified,
+                        HumanBytes(p.bytes_added),
+                        p.took.as_secs_f64()
+                    );
+                } else {
+                    println!(
+                        "{name}: snapshot {} of {} in {}: nothing changed since snapshot {} (the mirror wrote nothing since; no file read), {} files, in {:.1} s",
+                        p.snap.short_id,
+                        show(o.dst()),
+                        o.repository(),
+                        p.parent.as_deref().map_or("", |id| &id[..id.len().min(8)]),
+                        p.files_unmodified,
+                        p.took.as_secs_f64()
+                    );
+                }
             }
             Ok(Done::Ok)
         }),

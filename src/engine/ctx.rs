@@ -6,6 +6,9 @@
 //! [`Event`], and a failure on DST's side that only says DST changed under
 //! the write is turned into a look again ([`Event::Again`]) while watching.
 //! One place decides what is a failure, so the walk and the copy agree.
+//! Every pass that writes into DST has one, so it is also where the offsite
+//! copy hears of the writes (`offsite_clean`): its marker goes before the
+//! first write and after the last.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -24,6 +27,10 @@ use super::store::Store;
 
 /// Everything one reconcile shares between its threads.
 pub(crate) struct Ctx<'a> {
+    /// The pass writes into DST's tree: the offsite marker is taken away
+    /// when it starts and when it ends (the `Ctx` dropped); `None` when
+    /// nothing is written.
+    pub _writing: Option<super::offsite_clean::Writing<'a>>,
     pub src_root: &'a Path,
     pub dst_root: &'a Path,
     /// DST's (device, inode): found again inside SRC, it is not entered.

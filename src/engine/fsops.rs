@@ -336,6 +336,18 @@ impl DirHandle {
         Ok(File::from(fd))
     }
 
+    /// Makes an empty file `name` if there is none (never follows a
+    /// symlink there).
+    pub fn touch(&self, name: &OsStr) -> io::Result<()> {
+        rfs::openat(
+            &self.fd,
+            name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o644),
+        )?;
+        Ok(())
+    }
+
     pub fn mkdir(&self, name: &OsStr, mode: u32) -> io::Result<()> {
         rfs::mkdirat(&self.fd, name, Mode::from_raw_mode(mode as _))?;
         Ok(())

@@ -289,8 +289,12 @@ impl Mirror {
         sink: &'a dyn Sink,
         stats: &'a Stats,
         deferred: &'a HashSet<PathBuf>,
+        writes: bool,
     ) -> Ctx<'a> {
+        let store = self.store.as_ref().filter(|_| writes);
         Ctx {
+            // Before any write of the pass (see `offsite_clean`).
+            _writing: store.map(|s| s.writing()),
             src_root: &self.roots.src,
             dst_root: &self.roots.dst,
             dst_id: self
@@ -299,7 +303,7 @@ impl Mirror {
                 .and_then(|d| d.meta().ok())
                 .map(|m| (m.dev, m.ino)),
             filter: &self.filter,
-            store: self.store.as_ref(),
+            store,
             sink,
             stats,
             ctl,
@@ -348,7 +352,7 @@ impl Mirror {
         let collector = Collector::new(sink, &self.roots);
         let stats = Stats::default();
         let none = HashSet::new();
-        let ctx = self.ctx(ctl, &collector, &stats, &none);
+        let ctx = self.ctx(ctl, &collector, &stats, &none, true);
         // The walk meets every name: what was seen before is not needed.
         self.names.clear();
         // What the record said of entries whose deletion the guard may hold.
@@ -403,6 +407,8 @@ impl Mirror {
             self.record_source(&src_meta);
         }
         self.save_record();
+        // The pass's last write is done: the offsite marker goes again.
+        drop(ctx);
         let mut summary = stats.snapshot();
         summary.held_deletions = held;
         summary.interrupted = ctl.stopped();
@@ -417,8 +423,7 @@ impl Mirror {
         let (src, src_meta) = self.open_src_checked()?;
         let stats = Stats::default();
         let none = HashSet::new();
-        let mut ctx = self.ctx(ctl, &super::event::NullSink, &stats, &none);
-        ctx.store = None;
+        let ctx = self.ctx(ctl, &super::event::NullSink, &stats, &none, false);
         ctx.sync_tree(&src, self.dst.as_ref(), &src_meta);
         Ok(stats.snapshot())
     }
@@ -442,7 +447,7 @@ impl Mirror {
         };
         let collector = Collector::new(sink, &self.roots);
         let stats = Stats::default();
-        let ctx = self.ctx(ctl, &collector, &stats, &batch.deferred);
+        let ctx = self.ctx(ctl, &collector, &stats, &batch.deferred, true);
         if let Some(s) = &self.store {
             s.versions.begin_batch();
         }
@@ -607,7 +612,7 @@ impl Mirror {
         };
         let collector = Collector::new(sink, &self.roots);
         let stats = Stats::default();
-        let ctx = self.ctx(ctl, &collector, &stats, &leave.paths);
+        let ctx = self.ctx(ctl, &collector, &stats, &leave.paths, true);
         if let Some(s) = &self.store {
             s.versions.begin_batch();
         }
@@ -1327,6 +1332,76 @@ mod tests {
         let ctl = Control::new();
         m.reconcile(&ctl, &NullSink, false).unwrap();
         (m, ctl)
+    }
+
+    /// Every pass that may write into DST takes the offsite marker (and a
+    /// push's pending one) away, and leaves no `offsite-writing` behind; a
+    /// survey and a dry run, which write nothing, leave them.
+    #[test]
+    fn every_writing_pass_takes_the_offsite_marker_away() {
+        use crate::engine::offsite_clean::{CLEAN, PENDING, WRITING};
+        let t = tempfile::tempdir().unwrap();
+        let (src, dst) = (t.path().join("src"), t.path().join("dst"));
+        std::fs::create_dir_all(src.join("d")).unwrap();
+        std::fs::write(src.join("d/a"), "one").unwrap();
+        let (m, ctl) = watching(&src, &dst);
+        let own = dst.join(crate::engine::filter::RESERVED);
+        type Pass = fn(&Mirror, &Control);
+        let table: &[(&str, Pass, bool)] = &[
+            (
+                "reconcile",
+                |m, c| {
+                    m.reconcile(c, &NullSink, false).unwrap();
+                },
+                true,
+            ),
+            (
+                "apply",
+                |m, c| {
+                    m.apply(&Batch::deep("d"), c, &NullSink).unwrap();
+                },
+                true,
+            ),
+            (
+                "verify_folders",
+                |m, c| {
+                    let leave = Leave::default();
+                    drop(
+                        m.verify_folders(&["d".into()], &leave, c, &NullSink)
+                            .unwrap(),
+                    )
+                },
+                true,
+            ),
+            (
+                "survey",
+                |m, c| {
+                    m.survey(c).unwrap();
+                },
+                false,
+            ),
+        ];
+        for (what, pass, writes) in table {
+            for name in [CLEAN, PENDING] {
+                std::fs::write(own.join(name), "x").unwrap();
+            }
+            pass(&m, &ctl);
+            for name in [CLEAN, PENDING] {
+                assert_eq!(own.join(name).exists(), !writes, "{what}: {name}");
+            }
+            assert!(!own.join(WRITING).exists(), "{what}");
+        }
+        // A dry run writes nothing.
+        let dry = Options {
+            dry_run: true,
+            command: "sync".into(),
+            ..Options::default()
+        };
+        drop(m);
+        std::fs::write(own.join(CLEAN), "x").unwrap();
+        let d = Mirror::open(&PairSpec::new(&src, &dst), &dry).unwrap();
+        d.reconcile(&ctl, &NullSink, false).unwrap();
+        assert!(own.join(CLEAN).exists(), "dry run");
     }
 
     /// Hard links live (found by the mix's `ln`): a write through one name

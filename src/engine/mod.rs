@@ -18,7 +18,9 @@
 //!   `record`: what it cannot, written down so a restore is exact;
 //!   `aside`: keeps that record in step during a pass.
 //! - `verify`: compare only. `config`: the pairs. `watch`: live mirroring.
-//! - `offsite`: snapshots of DST in a restic repository (rustic_core).
+//! - `offsite`: snapshots of DST in a restic repository (rustic_core);
+//!   `offsite_clean`: the marker that lets a push with nothing changed skip
+//!   the walk.
 //! - `words`: numbers and sizes for people.
 
 pub mod aside;
@@ -38,6 +40,7 @@ pub mod keeps;
 pub mod links;
 pub mod mirror;
 pub mod offsite;
+pub mod offsite_clean;
 pub mod origins;
 pub mod paths;
 pub mod plan;

@@ -16,6 +16,12 @@
 //!   machines); each is tagged `mirrortray` and with the pair's name. The
 //!   previous one is the parent, so a file with the same size, times and
 //!   inode is not read again: a push with nothing changed reads no file.
+//! - A push with nothing changed does not even walk DST when DST's marker
+//!   (`offsite_clean`) says the mirror wrote nothing since the snapshot it
+//!   names, walked less than a day ago: `push` writes a snapshot of that
+//!   one's tree dated now (no file read, one small file written), and
+//!   `push_if_changed` makes none and needs no key (a list of the
+//!   repository's snapshots). A push that walks makes the marker.
 //! - The password never lives in the config: `password_file` or
 //!   `password_command`, as restic has them.
 //! - rustic writes without restic's locks (its prune is two-phase
@@ -37,7 +43,7 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use rustic_backend::BackendOptions;
-use rustic_core::repofile::{NodeType, SnapshotFile};
+use rustic_core::repofile::{NodeType, SnapshotFile, SnapshotId};
 use rustic_core::{
     BackupOptions, CheckOptions, ConfigOptions, Credentials, Excludes, KeepOptions, KeyOptions,
     LocalDestination, LsOptions, OpenStatus, ParentOptions, PathList, Progress, ProgressBars,
@@ -354,6 +360,10 @@ pub struct Pushed {
     /// had changed since it, and no snapshot was made).
     pub snap: Snap,
     pub new: bool,
+    /// DST was walked (each file's metadata compared with the parent's);
+    /// false: its marker said nothing changed since the parent, whose tree
+    /// the new snapshot has (see `offsite_clean`).
+    pub walked: bool,
     /// The snapshot it was compared with, if any.
     pub parent: Option<String>,
     pub files_new: u64,
@@ -682,7 +692,8 @@ impl Offsite {
     }
 
     /// One snapshot of DST now (without its `.mirrortray/`), with the
-    /// pair's previous snapshot as parent.
+    /// pair's previous snapshot as parent; DST is not walked when its
+    /// marker vouches for that snapshot (see `offsite_clean`).
     pub fn push(&self) -> Result<Pushed, OffsiteError> {
         self.push_at(None)
     }
@@ -696,7 +707,9 @@ impl Offsite {
     /// A push in the background: no snapshot when nothing changed since
     /// the parent (restic's `--skip-if-unchanged`), so that a schedule
     /// that cannot know whether DST changed while it was not running
-    /// (start-up) adds no snapshot of the same tree.
+    /// (start-up) adds no snapshot of the same tree. With DST's marker
+    /// vouching for a snapshot the repository still lists, it neither
+    /// walks DST nor opens the key.
     pub fn push_if_changed(&self) -> Result<Pushed, OffsiteError> {
         self.push_with(None, true)
     }
@@ -737,7 +750,47 @@ impl Offsite {
         }
         let _lock = self.lock("a push")?;
         self.progress.reset();
-        let repo = self.open()?.to_indexed_ids().map_err(|e| self.rustic(&e))?;
+        let host = Self::host().map_err(|e| self.err(Reason::Other(e)))?;
+        let marks = self.dst.join(super::filter::RESERVED);
+        let mark = self.trusted_mark(&marks, &host, &dst);
+        if skip_if_unchanged && let Some(m) = &mark {
+            // No snapshot to write: no key needed, a list of the
+            // repository's snapshots says whether the marker's is there.
+            let repo = self.repo()?;
+            match repo.config_id() {
+                Ok(Some(_)) => {}
+                Ok(None) => return Err(self.err(Reason::NotARepository)),
+                Err(e) => return Err(self.rustic(&e)),
+            }
+            let mut ids = repo.list::<SnapshotId>().map_err(|e| self.rustic(&e))?;
+            if ids.any(|id| id.to_hex().as_str() == m.snapshot) {
+                return Ok(Pushed {
+                    parent: Some(m.snapshot.clone()),
+                    new: false,
+                    walked: false,
+                    files_new: 0,
+                    files_changed: 0,
+                    files_unmodified: 0,
+                    bytes_added: 0,
+                    snap: Snap {
+                        short_id: m.snapshot.chars().take(8).collect(),
+                        id: m.snapshot.clone(),
+                        time: m.time,
+                        host: m.host.clone(),
+                        tags: vec![tag_text(TAG), tag_text(&self.name)],
+                        tree: String::new(),
+                        files: None,
+                        bytes: None,
+                    },
+                    took: start.elapsed(),
+                });
+            }
+            log::info!(
+                "offsite: walking {} (its last snapshot is no longer in the repository)",
+                show(&self.dst)
+            );
+        }
+        let repo = self.open()?;
         let snap_opts = SnapshotOptions::default()
             .label(self.name.clone())
             .add_tags(&tag_text(TAG))
@@ -747,6 +800,26 @@ impl Offsite {
             Some(t) => snap_opts.time(Some(to_zoned(t))),
             None => snap_opts,
         };
+        if !skip_if_unchanged
+            && let Some(m) = mark
+            && let Some(parent) = self.vouched(&repo, &m, &host, &dst)
+            && let Some(p) = self.unchanged(&repo, &snap_opts, m, &parent, &marks, start)?
+        {
+            return Ok(p);
+        }
+        // The marker is made before the walk starts: a write after this
+        // takes it away (see `offsite_clean`).
+        let walked = Timestamp::now();
+        let pending = super::offsite_clean::Pending::start(&marks)
+            .inspect_err(|e| {
+                log::warn!(
+                    "{}: {}; the next offsite push walks the backup folder again",
+                    show(&marks.join(super::offsite_clean::PENDING)),
+                    super::error::reason(e)
+                )
+            })
+            .ok();
+        let repo = repo.to_indexed_ids().map_err(|e| self.rustic(&e))?;
         let snap = snap_opts.to_snapshot().map_err(|e| self.rustic(&e))?;
         // Anchored to DST (a leading `/`), so a folder of the user's own
         // called `.mirrortray` deeper down is kept.
@@ -764,6 +837,30 @@ impl Offsite {
         let summary = saved.summary.clone().unwrap_or_default();
         // rustic returns the snapshot it did not save with no id.
         let new = saved.id != Default::default();
+        let vouched = if new { Some(saved.id) } else { saved.parent };
+        if let (Some(pending), Some(id)) = (pending, vouched) {
+            // The time of the snapshot vouched for: the new one's, or the
+            // parent's (read below when no snapshot was made).
+            let time = if new {
+                Some(to_timestamp(&saved))
+            } else {
+                repo.get_snapshots(&[id.to_hex().as_str()])
+                    .ok()
+                    .and_then(|f| f.first().map(to_timestamp))
+            };
+            if let Some(time) = time {
+                self.seal(
+                    pending,
+                    &super::offsite_clean::Mark {
+                        snapshot: id.to_hex().to_string(),
+                        time,
+                        host,
+                        dst: dst.clone(),
+                        walked,
+                    },
+                );
+            }
+        }
         if !new && let Some(parent) = saved.parent {
             let found = repo
                 .get_snapshots(&[parent.to_string()])
@@ -772,6 +869,7 @@ impl Offsite {
                 return Ok(Pushed {
                     parent: Some(parent.to_string()),
                     new: false,
+                    walked: true,
                     files_new: 0,
                     files_changed: 0,
                     files_unmodified: summary.files_unmodified,
@@ -783,6 +881,7 @@ impl Offsite {
         }
         Ok(Pushed {
             new: true,
+            walked: true,
             parent: saved.parent.map(|p| p.to_string()),
             files_new: summary.files_new,
             files_changed: summary.files_changed,
@@ -791,6 +890,196 @@ impl Offsite {
             snap: to_snap(&saved),
             took: start.elapsed(),
         })
+    }
+
+    /// DST's marker (see `offsite_clean`), when a push may trust it: of
+    /// this host and folder, walked lately. Otherwise the push walks (said
+    /// in the log, with the reason).
+    fn trusted_mark(
+        &self,
+        marks: &Path,
+        host: &str,
+        dst: &str,
+    ) -> Option<super::offsite_clean::Mark> {
+        use super::offsite_clean::{Plan, TRUST, plan, read};
+        let text = match read(marks) {
+            Ok(t) => t,
+            Err(e) => {
+                log::info!(
+                    "offsite: walking {} ({}: {})",
+                    show(&self.dst),
+                    show(&marks.join(super::offsite_clean::CLEAN)),
+                    super::error::reason(&e)
+                );
+                return None;
+            }
+        };
+        match plan(text.as_deref(), host, dst, Timestamp::now(), TRUST) {
+            Plan::Trust(m) => Some(m),
+            Plan::Walk(why) => {
+                log::info!("offsite: walking {} ({})", show(&self.dst), why.words());
+                None
+            }
+        }
+    }
+
+    /// The snapshot `mark` vouches for, read from the repository, when it
+    /// is there and is of this host and folder.
+    fn vouched(
+        &self,
+        repo: &Repository<OpenStatus>,
+        mark: &super::offsite_clean::Mark,
+        host: &str,
+        dst: &str,
+    ) -> Option<SnapshotFile> {
+        let walk = |why: String| {
+            log::info!("offsite: walking {} ({why})", show(&self.dst));
+            None
+        };
+        let found = match repo.get_snapshots(&[mark.snapshot.as_str()]) {
+            Ok(f) => f,
+            Err(e) => {
+                return walk(format!(
+                    "its last snapshot {} cannot be read: {}",
+                    &mark.snapshot[..8],
+                    short(&e)
+                ));
+            }
+        };
+        let Some(parent) = found.into_iter().next() else {
+            return walk("its last snapshot is no longer in the repository".into());
+        };
+        // The root tree holds the path down to DST: only a snapshot of
+        // this very folder has the tree to reuse.
+        if parent.hostname != host || !parent.paths.iter().map(String::as_str).eq([dst]) {
+            return walk("its last snapshot is of another host or folder".into());
+        }
+        Some(parent)
+    }
+
+    /// A snapshot dated now of the tree of `parent`, which the marker says
+    /// DST still is: no walk, no file read, one snapshot file written.
+    /// `None` when a write took the marker away meanwhile (the push walks).
+    fn unchanged(
+        &self,
+        repo: &Repository<OpenStatus>,
+        snap_opts: &SnapshotOptions,
+        mark: super::offsite_clean::Mark,
+        parent: &SnapshotFile,
+        marks: &Path,
+        start: Instant,
+    ) -> Result<Option<Pushed>, OffsiteError> {
+        use super::offsite_clean::Pending;
+        // Claimed first: a write from now on takes it away.
+        let pending = match Pending::claim(marks) {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                log::info!(
+                    "offsite: walking {} (the mirror began writing into it)",
+                    show(&self.dst)
+                );
+                return Ok(None);
+            }
+            Err(e) => {
+                log::warn!(
+                    "{}: {}; walking the backup folder",
+                    show(&marks.join(super::offsite_clean::CLEAN)),
+                    super::error::reason(&e)
+                );
+                return Ok(None);
+            }
+        };
+        let made = (|| -> rustic_core::RusticResult<Option<SnapshotFile>> {
+            let mut snap = snap_opts.to_snapshot()?;
+            let now = snap.time.clone();
+            snap.tree = parent.tree;
+            snap.paths = parent.paths.clone();
+            snap.parent = Some(parent.id);
+            snap.summary = parent.summary.clone().map(|mut m| {
+                (m.files_new, m.files_changed) = (0, 0);
+                m.files_unmodified = m.total_files_processed;
+                (m.dirs_new, m.dirs_changed) = (0, 0);
+                m.dirs_unmodified = m.total_dirs_processed;
+                (m.data_blobs, m.tree_blobs) = (0, 0);
+                (m.data_added, m.data_added_packed) = (0, 0);
+                (m.data_added_files, m.data_added_files_packed) = (0, 0);
+                (m.data_added_trees, m.data_added_trees_packed) = (0, 0);
+                (m.backup_start, m.backup_end) = (now.clone(), now.clone());
+                (m.backup_duration, m.total_duration) = (0.0, 0.0);
+                m
+            });
+            // rustic gives no id back: the new file is the one not
+            // listed before.
+            let before: std::collections::HashSet<SnapshotId> = repo.list()?.collect();
+            repo.save_snapshots(vec![snap.clone()])?;
+            let new: Vec<SnapshotId> = repo.list()?.filter(|id| !before.contains(id)).collect();
+            let ids: Vec<String> = new.iter().map(ToString::to_string).collect();
+            Ok(repo.get_snapshots(&ids)?.into_iter().find(|s| {
+                s.tree == snap.tree
+                    && s.hostname == snap.hostname
+                    && s.time.timestamp() == now.timestamp()
+            }))
+        })();
+        let saved = match made {
+            Ok(Some(s)) => s,
+            Ok(None) => {
+                // Saved, but not found again: the marker cannot name it.
+                drop(pending);
+                return Err(self.err(Reason::Other(
+                    "the new snapshot is not in the repository's list of snapshots".into(),
+                )));
+            }
+            Err(e) => {
+                // Nothing new: the marker still says what it said.
+                self.seal(pending, &mark);
+                return Err(self.rustic(&e));
+            }
+        };
+        self.seal(
+            pending,
+            &super::offsite_clean::Mark {
+                snapshot: saved.id.to_hex().to_string(),
+                time: to_timestamp(&saved),
+                ..mark
+            },
+        );
+        let files = parent
+            .summary
+            .as_ref()
+            .map_or(0, |m| m.total_files_processed);
+        Ok(Some(Pushed {
+            new: true,
+            walked: false,
+            parent: Some(parent.id.to_string()),
+            files_new: 0,
+            files_changed: 0,
+            files_unmodified: files,
+            bytes_added: 0,
+            snap: to_snap(&saved),
+            took: start.elapsed(),
+        }))
+    }
+
+    /// Makes `pending` DST's marker for `mark`, unless the mirror wrote
+    /// meanwhile (see `offsite_clean`).
+    fn seal(&self, pending: super::offsite_clean::Pending, mark: &super::offsite_clean::Mark) {
+        match pending.seal(mark) {
+            Ok(super::offsite_clean::Sealed::Clean) => {}
+            Ok(super::offsite_clean::Sealed::Written) => log::debug!(
+                "offsite: the mirror wrote into {} during the push; the next one walks it",
+                show(&self.dst)
+            ),
+            Err(e) => log::warn!(
+                "{}: {}; the next offsite push walks the backup folder again",
+                show(
+                    &self
+                        .dst
+                        .join(super::filter::RESERVED)
+                        .join(super::offsite_clean::PENDING)
+                ),
+                super::error::reason(&e)
+            ),
+        }
     }
 
     fn is_ours(&self, s: &SnapshotFile, host: &str, dst: &str) -> bool {

@@ -13,6 +13,9 @@
 //!   record.log    its changes since, one line per pass or batch
 //!   aside/        <number>: bytes of files the drive holds under no name
 //!   aside.log     one JSON line per such entry kept as a version
+//!   offsite-clean, offsite-clean.pending, offsite-writing
+//!                 DST is as the last offsite snapshot holds it (see
+//!                 offsite_clean.rs)
 //! ```
 //! Temp files live on DST's file system, so putting a copy in place is one
 //! `rename` (safety rule 2). Leftovers of a crashed run are removed at start,
@@ -153,6 +156,12 @@ impl Store {
         };
         store.clean_tmp().map_err(unwritable)?;
         Ok(store)
+    }
+
+    /// A pass or batch that writes into DST's tree (see `offsite_clean`):
+    /// the offsite marker goes now and again when it is dropped.
+    pub fn writing(&self) -> super::offsite_clean::Writing<'_> {
+        super::offsite_clean::Writing::begin(&self.root, &self.dst_path)
     }
 
     /// Thins the versions by `policy` (see `thinning.rs`), at most once an

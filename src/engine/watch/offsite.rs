@@ -11,8 +11,10 @@
 //!   once;
 //! - a run starts dirty: what the mirror wrote while nothing pushed is not
 //!   known. That first push skips the snapshot when the tree is the parent's
-//!   (the shell asks for rustic's skip-if-unchanged), so it costs a walk of
-//!   DST's metadata and writes nothing;
+//!   (the shell asks for `push_if_changed`): it costs a list of the
+//!   repository's snapshots when DST's marker says the mirror wrote nothing
+//!   since (`offsite_clean`), a walk of DST's metadata otherwise, and
+//!   writes nothing;
 //! - changes made while a push runs stay for the next push;
 //! - a failed push is tried again after `first_backoff`, then twice that
 //!   each time, at most `interval`; the user is told when it first fails

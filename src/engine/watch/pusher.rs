@@ -3,7 +3,8 @@
 //! the mirror wrote into DST; it starts the pushes and the forgets the
 //! schedule asks for, each on a thread of its own at low CPU and I/O
 //! priority, so the worker goes on mirroring while a push runs (the
-//! repository is read and written by rustic; DST only read). Their ends
+//! repository is read and written by rustic; DST only read, but for the
+//! marker in its `.mirrortray/`, see `offsite_clean`). Their ends
 //! come back through [`Pusher::done`].
 //!
 //! A push still running when the worker stops is left to the process's
@@ -172,9 +173,14 @@ fn run(o: &Offsite, job: Job) -> Outcome {
             }
             Ok(p) => {
                 log::info!(
-                    "offsite: {dst} is as its snapshot {} in {} holds it; no new snapshot",
+                    "offsite: {dst} is as its snapshot {} in {} holds it{}; no new snapshot",
                     p.snap.short_id,
-                    o.repository()
+                    o.repository(),
+                    if p.walked {
+                        ""
+                    } else {
+                        " (the mirror wrote nothing since; not walked)"
+                    }
                 );
                 Outcome::Pushed {
                     snapshot: p.snap.time,
