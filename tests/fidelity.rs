@@ -1031,13 +1031,9 @@ fn a_fat32_backup_drive_gives_back_everything_exactly() {
 
 /// FAT32 through everything exFAT and NTFS are put through: versions of a
 /// refused name and of a symlink, and a restore as of before the changes.
-/// Ignored: fusefat (the only FAT32 here: no vfat in this kernel) refuses
-/// to make an existing file longer — an appending write and a `pwrite`
-/// past the end both fail with EPERM — so `aside.log` keeps only its first
-/// write, and a refused name's older content is not found by time. The
-/// kernel's vfat appends like any other file system.
+/// fusefat (the only FAT32 here: no vfat in this kernel) refuses to make
+/// an existing file longer (EPERM), so `aside.log` is written anew there.
 #[test]
-#[ignore = "fusefat cannot make an existing file longer (EPERM), so aside.log keeps only its first write"]
 fn a_fat32_backup_drive_gives_back_what_it_held_before_a_change() {
     let w = World::new();
     let Some(drive) = fuse_drive(&w, "fat32", &["mkfs.fat", "-F", "32"], "fusefat -o rw+") else {

@@ -534,8 +534,7 @@ impl Store {
             .aside_log
             .lock()
             .map_err(|_| io::Error::other("aside log lock poisoned"))?;
-        let mut f = open_append(&self.root, OsStr::new(ASIDE_LOG))?;
-        f.write_all(lines)
+        self.append_log(ASIDE_LOG, lines)
     }
 
     /// Drops the lines of `aside.log` whose time folder was pruned or
@@ -578,6 +577,23 @@ impl Store {
     }
 
     /// Writes a small file of `.mirrortray/`, atomically (via tmp/).
+    /// Appends `bytes` to the log `name`. A drive that refuses to make a
+    /// file longer (fusefat: EPERM, for an appending write and a `pwrite`
+    /// past the end alike) gets the log written anew, whole: slower, and
+    /// nothing is lost.
+    fn append_log(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
+        match open_append(&self.root, OsStr::new(name))?.write_all(bytes) {
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::PERM.raw_os_error()) => {
+                let mut all = read_opt(&self.root, name)
+                    .map_err(io::Error::other)?
+                    .unwrap_or_default();
+                all.extend_from_slice(bytes);
+                self.write_small(OsStr::new(name), &all)
+            }
+            done => done,
+        }
+    }
+
     fn write_small(&self, name: &OsStr, text: &[u8]) -> io::Result<()> {
         let (tmp, mut f) = self.temp_file()?;
         f.write_all(text)?;
