@@ -212,8 +212,11 @@ pub struct Writing<'a> {
 impl<'a> Writing<'a> {
     pub fn begin(dir: &'a DirHandle, dst: &'a Path) -> Writing<'a> {
         let w = Writing { dir, dst };
-        if let Err(e) = dir.touch(WRITING.as_ref()) {
-            w.said(WRITING, &e);
+        // A backup folder that is gone holds no marker either (the mirror
+        // says it is gone in its own words).
+        match dir.touch(WRITING.as_ref()) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => w.said(WRITING, &e),
+            _ => {}
         }
         w.remove_marks();
         w
