@@ -1032,12 +1032,10 @@ fn a_fat32_backup_drive_gives_back_everything_exactly() {
 /// FAT32 through everything exFAT and NTFS are put through: versions of a
 /// refused name and of a symlink, and a restore as of before the changes.
 /// fusefat (the only FAT32 here: no vfat in this kernel) refuses to make
-/// an existing file longer (EPERM), so `aside.log` is written anew there.
-/// Ignored: the refused name's older bytes now come back, but a file kept
-/// as a version on FAT32 takes the time of the rename that kept it, and
-/// `restore --at` gives that time rather than the one recorded for it.
+/// an existing file longer (EPERM), so `aside.log` is written anew there;
+/// and its rename sets a file's mtime to now, so a file kept as a version
+/// is given its time back in its time folder.
 #[test]
-#[ignore = "FAT32: restore --at gives a version the time of the rename that kept it, not its recorded time"]
 fn a_fat32_backup_drive_gives_back_what_it_held_before_a_change() {
     let w = World::new();
     let Some(drive) = fuse_drive(&w, "fat32", &["mkfs.fat", "-F", "32"], "fusefat -o rw+") else {

@@ -211,15 +211,36 @@ fn an_unreadable_file_is_named_with_its_reason_and_clears_by_itself() {
     w.write("a.txt", "a");
     std::fs::create_dir_all(w.home.join(".run")).unwrap();
     chown_nobody(w.dir.path());
+    // The watcher's own words, for a failure's message.
+    let log_path = w.path("watch.log");
+    let log = std::fs::File::create(&log_path).unwrap();
     let mut child = as_nobody(&w)
         .arg("watch")
         .arg(&w.src)
         .arg(&w.dst)
+        .arg("-v")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap();
-    status_until(&w, "up to date", |c, o| c == 0 && o.contains("Up to date"));
+    let mut until = |what: &str, ok: &dyn Fn(i32, &str) -> bool| -> (i32, String) {
+        let mut last = (0, String::new());
+        if wait_for(LONG, || {
+            let (code, out, _) = status(&w, false);
+            last = (code, out);
+            ok(last.0, &last.1)
+        }) {
+            return last;
+        }
+        panic!(
+            "status never showed {what}; last (exit {}):\n{}\n--- the watcher: {:?}\n{}",
+            last.0,
+            last.1,
+            child.try_wait(),
+            std::fs::read_to_string(&log_path).unwrap_or_default()
+        );
+    };
+    until("up to date", &|c, o| c == 0 && o.contains("Up to date"));
 
     // Owned by root, readable by root only.
     let secret = w.src.join("secret.txt");
@@ -230,7 +251,7 @@ fn an_unreadable_file_is_named_with_its_reason_and_clears_by_itself() {
     )
     .unwrap();
     std::fs::rename(w.src.join(".secret.tmp"), &secret).unwrap();
-    let (code, out) = status_until(&w, "the unreadable file", |_, o| {
+    let (code, out) = until("the unreadable file", &|_, o| {
         o.contains("1 file can't be backed up: permission denied")
     });
     assert_eq!(code, 1, "{out}");
@@ -244,7 +265,7 @@ fn an_unreadable_file_is_named_with_its_reason_and_clears_by_itself() {
 
     // Readable again: no command, the retry alone copies it.
     std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
-    status_until(&w, "up to date again", |c, o| {
+    until("up to date again", &|c, o| {
         c == 0 && o.contains("Up to date")
     });
     assert_mirrored(&w.src, &w.dst);

@@ -431,6 +431,8 @@ impl Store {
         };
         self.discard(&odd);
         keeps.renames_keep_times = self.probe_rename_times().unwrap_or(true);
+        self.versions
+            .set_renames_keep_times(keeps.renames_keep_times);
         keeps.times = keeps.fat_range();
         if let Err(e) = self.write_small(OsStr::new("limits"), keeps.record().as_bytes()) {
             log::debug!("cannot record the backup's limits: {e}");

@@ -22,6 +22,7 @@ use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
@@ -38,6 +39,10 @@ pub struct Versions {
     batch: Mutex<Option<(String, Arc<DirHandle>)>>,
     last: Mutex<Option<Timestamp>>,
     journal: Mutex<File>,
+    /// `false` on a drive whose rename sets a file's mtime to now
+    /// (fusefat): a file kept is given its time back in its time folder,
+    /// or a restore as of before would give the time it was kept at.
+    renames_keep_times: AtomicBool,
 }
 
 impl Versions {
@@ -49,11 +54,17 @@ impl Versions {
             batch: Mutex::new(None),
             last: Mutex::new(None),
             journal: Mutex::new(journal),
+            renames_keep_times: AtomicBool::new(true),
         }
     }
 
     pub fn enabled(&self) -> bool {
         self.enabled
+    }
+
+    /// What the drive's probe found (see `keeps`).
+    pub fn set_renames_keep_times(&self, keep: bool) {
+        self.renames_keep_times.store(keep, Ordering::Relaxed);
     }
 
     /// Where versions live (`DST/.mirrortray/versions`).
@@ -151,10 +162,25 @@ impl Versions {
                 }
             });
         }
+        let times = match (kind, self.renames_keep_times.load(Ordering::Relaxed)) {
+            (Kind::File, false) => Some(parent.stat(name)?),
+            _ => None,
+        };
         self.place(rel, kind, reason, |vdir, vname| {
             parent.writable(|| {
                 if kind != Kind::Dir {
-                    return parent.rename_noreplace(name, vdir, vname);
+                    parent.rename_noreplace(name, vdir, vname)?;
+                    if let Some(m) = times
+                        && let Err(e) = vdir.set_times(vname, m.atime, m.mtime)
+                    {
+                        // Kept all the same: only its time is off.
+                        log::warn!(
+                            "{}: cannot give the version kept its time back: {}",
+                            show(&self.path.join(rel)),
+                            super::error::reason(&e)
+                        );
+                    }
+                    return Ok(());
                 }
                 // Moving a folder to another parent rewrites its `..`, which
                 // needs write permission on the folder itself too.
