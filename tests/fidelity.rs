@@ -1042,6 +1042,13 @@ fn a_fat32_backup_drive_gives_back_what_it_held_before_a_change() {
         return;
     };
     a_drive_gives_back_everything(&w, &drive);
+    // The reasons beside versions too (`versions.log` is written anew
+    // there, as `aside.log` is).
+    let dst = drive.dir.join("Backups/src");
+    w.run(["versions", dst.join("docs/b.txt").to_str().unwrap()])
+        .ok()
+        .stdout_has("1 version kept")
+        .stdout_has("deleted");
     drop(drive);
 }
 

@@ -1057,6 +1057,60 @@ fn offsite_a_change_mirrored_by_watch_reaches_the_next_push() {
     assert!(got.join("docs/live.txt").is_file());
 }
 
+/// Issue 15, item 3: a watcher started on a backup that is up to date
+/// writes nothing, and leaves the marker a push sealed before it: the next
+/// push reads no file (and the background one makes no snapshot), where it
+/// walked the whole backup before; a change mirrored then takes it away.
+#[test]
+fn offsite_a_watch_with_nothing_to_do_leaves_the_marker() {
+    if !tools(&["restic"]) {
+        return;
+    }
+    let w = World::new();
+    sample_tree(&w);
+    w.sync(&[]).ok();
+    let pw = password_file(&w);
+    let repo = w.path("repo");
+    let repo_text = repo.to_str().unwrap();
+    configure(&w, repo_text, &pw, "");
+    w.run(["offsite", "init"]).ok();
+    w.run(["offsite", "push"]).ok();
+    let sealed = std::fs::read_to_string(clean_mark(&w)).expect("the push left no marker");
+    let before = restic_snapshots(&w, repo_text, &pw).len();
+
+    // A minute of 1.5 s: the first background push follows the first
+    // pass at once.
+    let _watch = Watching::start(&w, 1500);
+    crate::status::status_until(&w, "up to date", |c, o| c == 0 && o.contains("Up to date"));
+    // The start-up pass (and the first background push) are over once
+    // status says when the offsite copy was last made.
+    crate::status::status_until(&w, "the offsite copy", |_, o| {
+        o.contains("Offsite: last copy")
+    });
+    assert_eq!(
+        std::fs::read_to_string(clean_mark(&w)).ok(),
+        Some(sealed),
+        "the watcher's first pass took the marker away though it wrote nothing"
+    );
+    assert!(
+        !w.dst.join(".mirrortray/offsite-writing").exists(),
+        "a writer's file is left"
+    );
+    assert_eq!(restic_snapshots(&w, repo_text, &pw).len(), before);
+    w.run(["offsite", "push"]).ok().stdout_has("no file read");
+
+    w.write("docs/later.txt", "written while watching\n");
+    let mirrored = wait_for(Duration::from_secs(60), || {
+        w.dst.join("docs/later.txt").is_file()
+    });
+    assert!(mirrored, "the watcher did not mirror the new file");
+    let gone = wait_for(Duration::from_secs(60), || !clean_mark(&w).exists());
+    assert!(gone, "a batch that wrote left the marker");
+    w.run(["offsite", "push"])
+        .ok()
+        .stdout_has("1 new, 0 changed");
+}
+
 /// Issue 15, item 4: `watch` pushes by itself once the changes settle, at
 /// most every interval, and not at all with nothing new; a server that is
 /// down is a failure `status` names (the local mirror goes on), and once it

@@ -91,6 +91,7 @@ pub fn write(
 /// 0). Returns the bytes copied, holes included: less than `len` only when
 /// `from` shrank under the copy.
 pub fn copy_data(from: &File, to: &File, len: u64) -> io::Result<u64> {
+    super::fsops::changing();
     if len == 0 {
         return Ok(0);
     }

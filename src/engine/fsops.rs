@@ -16,6 +16,7 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustix::fs::{self as rfs, AtFlags, Mode, OFlags, Timestamps};
 use rustix::io::Errno;
@@ -143,6 +144,24 @@ impl Meta {
 pub struct Entry {
     pub name: OsString,
     pub kind: Option<Kind>,
+}
+
+/// How many changes this process has asked of any file system through
+/// this module (and `xattrs`): every call that makes, removes, renames or
+/// sets something, counted before it is made, failed or not. A writer of
+/// DST that sees it unchanged over its pass wrote nothing (see
+/// `offsite_clean`); another thread's changes only make that answer "maybe
+/// wrote", never the other way.
+static CHANGES: AtomicU64 = AtomicU64::new(0);
+
+/// Counts a change about to be asked (see [`CHANGES`]).
+pub(crate) fn changing() {
+    CHANGES.fetch_add(1, Ordering::SeqCst);
+}
+
+/// The number of changes asked so far (see [`CHANGES`]).
+pub fn changes() -> u64 {
+    CHANGES.load(Ordering::SeqCst)
 }
 
 /// An open directory. Shared between threads; all operations take names
@@ -327,6 +346,7 @@ impl DirHandle {
     /// Creates a new file `name` (fails if it exists), mode 0600, open for
     /// reading and writing.
     pub fn create_new(&self, name: &OsStr) -> io::Result<File> {
+        changing();
         let fd = rfs::openat(
             &self.fd,
             name,
@@ -339,6 +359,7 @@ impl DirHandle {
     /// Makes an empty file `name` if there is none (never follows a
     /// symlink there).
     pub fn touch(&self, name: &OsStr) -> io::Result<()> {
+        changing();
         rfs::openat(
             &self.fd,
             name,
@@ -349,11 +370,13 @@ impl DirHandle {
     }
 
     pub fn mkdir(&self, name: &OsStr, mode: u32) -> io::Result<()> {
+        changing();
         rfs::mkdirat(&self.fd, name, Mode::from_raw_mode(mode as _))?;
         Ok(())
     }
 
     pub fn symlink(&self, target: &OsStr, name: &OsStr) -> io::Result<()> {
+        changing();
         rfs::symlinkat(target, &self.fd, name)?;
         Ok(())
     }
@@ -365,6 +388,7 @@ impl DirHandle {
 
     /// Renames `name` here to `to_name` in `to` (replacing a file there).
     pub fn rename_to(&self, name: &OsStr, to: &DirHandle, to_name: &OsStr) -> io::Result<()> {
+        changing();
         rfs::renameat(&self.fd, name, &to.fd, to_name)?;
         Ok(())
     }
@@ -378,6 +402,7 @@ impl DirHandle {
         to: &DirHandle,
         to_name: &OsStr,
     ) -> io::Result<()> {
+        changing();
         #[cfg(any(target_os = "linux", target_os = "android"))]
         {
             match rfs::renameat_with(&self.fd, name, &to.fd, to_name, rfs::RenameFlags::NOREPLACE) {
@@ -394,16 +419,19 @@ impl DirHandle {
 
     /// Hard-links `name` here as `to_name` in `to` (never following).
     pub fn link_to(&self, name: &OsStr, to: &DirHandle, to_name: &OsStr) -> io::Result<()> {
+        changing();
         rfs::linkat(&self.fd, name, &to.fd, to_name, AtFlags::empty())?;
         Ok(())
     }
 
     pub fn unlink(&self, name: &OsStr) -> io::Result<()> {
+        changing();
         rfs::unlinkat(&self.fd, name, AtFlags::empty())?;
         Ok(())
     }
 
     pub fn rmdir(&self, name: &OsStr) -> io::Result<()> {
+        changing();
         rfs::unlinkat(&self.fd, name, AtFlags::REMOVEDIR)?;
         Ok(())
     }
@@ -411,6 +439,7 @@ impl DirHandle {
     /// Sets the times of `name` itself (a symlink's own times, not its
     /// target's).
     pub fn set_times(&self, name: &OsStr, atime: Time, mtime: Time) -> io::Result<()> {
+        changing();
         let ts = Timestamps {
             last_access: atime.to_timespec(),
             last_modification: mtime.to_timespec(),
@@ -422,6 +451,7 @@ impl DirHandle {
     /// Sets the permission bits of `name`, which must be a file or folder;
     /// a symlink put in its place is not followed.
     pub fn set_mode(&self, name: &OsStr, mode: u32) -> io::Result<()> {
+        changing();
         #[cfg(any(target_os = "linux", target_os = "android"))]
         {
             // fchmodat(AT_SYMLINK_NOFOLLOW) is not in every kernel; an O_PATH
@@ -477,6 +507,7 @@ impl DirHandle {
     /// Sets the owner and group of `name` itself (a symlink's own, not
     /// its target's).
     pub fn set_owner(&self, name: &OsStr, uid: u32, gid: u32) -> io::Result<()> {
+        changing();
         rfs::chownat(
             &self.fd,
             name,
@@ -506,6 +537,7 @@ impl DirHandle {
 /// `fchown` on an open file. Before its mode: a change of owner clears the
 /// set-user-ID and set-group-ID bits.
 pub fn set_file_owner(fd: impl AsFd, uid: u32, gid: u32) -> io::Result<()> {
+    changing();
     rfs::fchown(fd, Some(owner_uid(uid)), Some(owner_gid(gid)))?;
     Ok(())
 }
@@ -525,6 +557,7 @@ pub fn sets_owners() -> bool {
 
 /// `futimens` on an open file.
 pub fn set_file_times(fd: impl AsFd, atime: Time, mtime: Time) -> io::Result<()> {
+    changing();
     let ts = Timestamps {
         last_access: atime.to_timespec(),
         last_modification: mtime.to_timespec(),
@@ -535,6 +568,7 @@ pub fn set_file_times(fd: impl AsFd, atime: Time, mtime: Time) -> io::Result<()>
 
 /// `fchmod` on an open file.
 pub fn set_file_mode(fd: impl AsFd, mode: u32) -> io::Result<()> {
+    changing();
     chmodded(rfs::fchmod(fd, Mode::from_raw_mode(mode as _)))
 }
 

@@ -18,7 +18,12 @@
 //!   before its first write, and removes both markers, then
 //!   `offsite-writing`, after its last one. The mirror opens one per pass or
 //!   batch that writes (`Mirror::ctx`): every write into DST's tree goes
-//!   through such a pass.
+//!   through such a pass. One that wrote nothing after all puts back the
+//!   marker it removed (before removing `offsite-writing`): this process
+//!   asked no file system for any change during it (`fsops`'s count, which
+//!   every change goes through), and it was DST's only writer (the DST
+//!   lock keeps other processes' out). A change by another thread, to any
+//!   folder, counts as a write: only ever a walk too many.
 //! - A walking push makes a new `.pending` before its walk starts; one that
 //!   trusts the marker renames `offsite-clean` to `.pending` (the claim)
 //!   before it writes its snapshot. Either one then seals ([`Pending::seal`]):
@@ -44,12 +49,13 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use jiff::Timestamp;
 
 use super::error::{reason, show};
-use super::fsops::DirHandle;
+use super::fsops::{self, DirHandle};
 
 /// The marker.
 pub const CLEAN: &str = "offsite-clean";
@@ -57,6 +63,8 @@ pub const CLEAN: &str = "offsite-clean";
 pub const PENDING: &str = "offsite-clean.pending";
 /// A writer is at work in DST's tree.
 pub const WRITING: &str = "offsite-writing";
+/// A marker being put back by a writer that wrote nothing.
+const BACK: &str = "offsite-clean.back";
 
 /// How long after its walk a marker is trusted: changes made to DST by
 /// something other than mirrortray reach the offsite copy within this.
@@ -199,27 +207,92 @@ pub fn plan(text: Option<&str>, host: &str, dst: &str, now: Timestamp, trust: Du
     Plan::Trust(mark)
 }
 
+/// The writers of one DST in this process (one per `Store`): a writer
+/// that wrote nothing puts the marker back only if it was alone.
+#[derive(Debug, Default)]
+pub struct Writers {
+    /// Writers begun so far.
+    began: AtomicU64,
+    /// Writers at work now.
+    active: AtomicUsize,
+}
+
 /// One pass or batch of the mirror writing into DST's tree: the markers
 /// go before its first write and again after its last one (see the module
-/// doc). Made by [`Writing::begin`], ended when dropped.
+/// doc). Made by [`Writing::begin`], ended when dropped. One that wrote
+/// nothing after all (nothing changed in SRC) puts back the marker it took
+/// away, so a push after it walks no more than one before it: the
+/// process's count of changes ([`fsops::changes`]) is the same at its end
+/// as at its start, and no other writer of DST began meanwhile.
 pub struct Writing<'a> {
     /// DST's `.mirrortray/`.
     dir: &'a DirHandle,
     /// DST, for messages.
     dst: &'a Path,
+    writers: &'a Writers,
+    /// This writer's number in `writers.began`.
+    ours: u64,
+    /// The marker it took away, to put back if nothing was written.
+    mark: Option<String>,
+    /// [`fsops::changes`] once the markers were taken away.
+    changes: u64,
 }
 
 impl<'a> Writing<'a> {
-    pub fn begin(dir: &'a DirHandle, dst: &'a Path) -> Writing<'a> {
-        let w = Writing { dir, dst };
+    pub fn begin(dir: &'a DirHandle, dst: &'a Path, writers: &'a Writers) -> Writing<'a> {
+        let ours = writers.began.fetch_add(1, Ordering::SeqCst) + 1;
+        writers.active.fetch_add(1, Ordering::SeqCst);
+        let mut w = Writing {
+            dir,
+            dst,
+            writers,
+            ours,
+            mark: None,
+            changes: 0,
+        };
         // A backup folder that is gone holds no marker either (the mirror
         // says it is gone in its own words).
         match dir.touch(WRITING.as_ref()) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => w.said(WRITING, &e),
             _ => {}
         }
+        w.mark = w.read_mark();
         w.remove_marks();
+        w.changes = fsops::changes();
         w
+    }
+
+    /// The marker's text, if it is a whole one.
+    fn read_mark(&self) -> Option<String> {
+        let mut text = String::new();
+        self.dir
+            .open_read(CLEAN.as_ref())
+            .ok()?
+            .read_to_string(&mut text)
+            .ok()?;
+        Mark::parse(&text).map(|_| text)
+    }
+
+    /// Nothing was written into DST by this process since [`begin`], and
+    /// no other writer of it began.
+    fn wrote_nothing(&self) -> bool {
+        fsops::changes() == self.changes
+            && self.writers.began.load(Ordering::SeqCst) == self.ours
+            && self.writers.active.load(Ordering::SeqCst) == 1
+    }
+
+    /// Puts the marker back (through a temporary name: a push never reads
+    /// half of one).
+    fn put_back(&self, text: &str) -> io::Result<()> {
+        let tmp: &std::ffi::OsStr = BACK.as_ref();
+        match self.dir.unlink(tmp) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let mut f = self.dir.create_new(tmp)?;
+        f.write_all(text.as_bytes())?;
+        drop(f);
+        self.dir.rename_to(tmp, self.dir, CLEAN.as_ref())
     }
 
     fn remove_marks(&self) {
@@ -243,12 +316,22 @@ impl<'a> Writing<'a> {
 
 impl Drop for Writing<'_> {
     fn drop(&mut self) {
+        let back = self.mark.take().filter(|_| self.wrote_nothing());
+        // A push that began meanwhile seals no marker of its own.
         self.remove_marks();
+        if let Some(text) = back
+            && let Err(e) = self.put_back(&text)
+        {
+            log::debug!("cannot put the offsite marker back: {}", reason(&e));
+            let _ = self.dir.unlink(BACK.as_ref());
+            let _ = self.dir.unlink(CLEAN.as_ref());
+        }
         match self.dir.unlink(WRITING.as_ref()) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => self.said(WRITING, &e),
         }
+        self.writers.active.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -479,6 +562,7 @@ mod tests {
                 if claim {
                     std::fs::write(dir.join(CLEAN), mark(Timestamp::now()).to_text()).unwrap();
                 }
+                let writers = Writers::default();
                 let mut pending = None;
                 let mut writing = None;
                 let mut sealed = None;
@@ -492,7 +576,11 @@ mod tests {
                                 None => Sealed::Written,
                             })
                         }
-                        WriterBegin => writing = Some(Writing::begin(&handle, dst)),
+                        WriterBegin => {
+                            writing = Some(Writing::begin(&handle, dst, &writers));
+                            // It writes (one that does not is the integration tests').
+                            fsops::changing();
+                        }
                         WriterEnd => drop(writing.take()),
                     }
                 }

@@ -58,6 +58,8 @@ pub struct Store {
     aside_log: std::sync::Mutex<()>,
     /// When thinning last ran (it reads the whole journal: at most hourly).
     thinned_at: std::sync::Mutex<Option<std::time::Instant>>,
+    /// This process's writers of DST (see `offsite_clean`).
+    writers: super::offsite_clean::Writers,
     _lock: File,
 }
 
@@ -140,6 +142,7 @@ impl Store {
             dst_path: dst_path.to_path_buf(),
             versions: Versions::new(
                 versions_dir,
+                root.try_clone().map_err(own("versions.log"))?,
                 journal,
                 dst_path.join(RESERVED).join("versions"),
                 versions_on,
@@ -152,6 +155,7 @@ impl Store {
             pruning: std::sync::Mutex::new(()),
             aside_log: std::sync::Mutex::new(()),
             thinned_at: std::sync::Mutex::new(None),
+            writers: Default::default(),
             _lock: lock,
         };
         store.clean_tmp().map_err(unwritable)?;
@@ -161,7 +165,7 @@ impl Store {
     /// A pass or batch that writes into DST's tree (see `offsite_clean`):
     /// the offsite marker goes now and again when it is dropped.
     pub fn writing(&self) -> super::offsite_clean::Writing<'_> {
-        super::offsite_clean::Writing::begin(&self.root, &self.dst_path)
+        super::offsite_clean::Writing::begin(&self.root, &self.dst_path, &self.writers)
     }
 
     /// Thins the versions by `policy` (see `thinning.rs`), at most once an

@@ -38,22 +38,84 @@ pub struct Versions {
     enabled: bool,
     batch: Mutex<Option<(String, Arc<DirHandle>)>>,
     last: Mutex<Option<Timestamp>>,
-    journal: Mutex<File>,
+    journal: Mutex<Journal>,
     /// `false` on a drive whose rename sets a file's mtime to now
     /// (fusefat): a file kept is given its time back in its time folder,
     /// or a restore as of before would give the time it was kept at.
     renames_keep_times: AtomicBool,
 }
 
+/// `versions.log`, open for appending.
+struct Journal {
+    file: File,
+    /// DST's `.mirrortray/`.
+    root: DirHandle,
+}
+
+impl Journal {
+    /// Appends `line`. A drive that refuses to make a file longer
+    /// (fusefat: EPERM) gets the log written anew, whole, through `tmp/`,
+    /// as `aside.log` is (see `store`): no line is lost there either.
+    fn append(&mut self, line: &[u8]) -> io::Result<()> {
+        match self.file.write_all(line) {
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::PERM.raw_os_error()) => {}
+            done => return done,
+        }
+        let mut all = Vec::new();
+        match self.root.open_read(OsStr::new(LOG)) {
+            Ok(mut f) => {
+                std::io::Read::read_to_end(&mut f, &mut all)?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        all.extend_from_slice(line);
+        let tmp = self.root.open_dir(OsStr::new("tmp"))?;
+        let name = OsStr::new("versions.log.new");
+        match tmp.unlink(name) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let mut f = tmp.create_new(name)?;
+        f.write_all(&all)?;
+        drop(f);
+        tmp.rename_to(name, &self.root, OsStr::new(LOG))?;
+        self.file = std::fs::File::from(rustix::fs::openat(
+            &self.root,
+            LOG,
+            rustix::fs::OFlags::WRONLY
+                | rustix::fs::OFlags::APPEND
+                | rustix::fs::OFlags::NOFOLLOW
+                | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )?);
+        Ok(())
+    }
+}
+
+/// The versions' journal in `.mirrortray/`.
+const LOG: &str = "versions.log";
+
 impl Versions {
-    pub fn new(dir: DirHandle, journal: File, path: PathBuf, enabled: bool) -> Versions {
+    /// `root`: DST's `.mirrortray/`, which holds `versions.log` (`journal`,
+    /// open for appending).
+    pub fn new(
+        dir: DirHandle,
+        root: DirHandle,
+        journal: File,
+        path: PathBuf,
+        enabled: bool,
+    ) -> Versions {
         Versions {
             dir,
             path,
             enabled,
             batch: Mutex::new(None),
             last: Mutex::new(None),
-            journal: Mutex::new(journal),
+            journal: Mutex::new(Journal {
+                file: journal,
+                root,
+            }),
             renames_keep_times: AtomicBool::new(true),
         }
     }
@@ -263,7 +325,7 @@ impl Versions {
             escape(rel)
         );
         if let Ok(mut j) = self.journal.lock()
-            && let Err(e) = j.write_all(line.as_bytes())
+            && let Err(e) = j.append(line.as_bytes())
         {
             log::warn!(
                 "{}: cannot write versions.log: {}",

@@ -233,6 +233,7 @@ fn read(
 /// differs, removes what `want` lacks. Names the kernel does not let us
 /// set (`security.*` and `trusted.*` without privilege) are left alone.
 pub fn apply(fd: impl AsFd, want: &Xattrs, have: &Xattrs) -> Result<(), SetError> {
+    super::fsops::changing();
     let fd = fd.as_fd();
     for (name, value) in &want.0 {
         if have.0.iter().any(|(n, v)| n == name && v == value) {
