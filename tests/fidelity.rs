@@ -1264,8 +1264,41 @@ fn the_watcher_keeps_the_record_of_an_exfat_drive_in_step() {
     );
     run("setfacl", &["-m", "u:65534:r", &path("shared.txt")]);
     run("setfacl", &["-d", "-m", "u:65534:rx", &path("private")]);
+    // Set through one name of a file with two: the kernel tells the
+    // watcher of that name only; the other's record follows too.
+    run(
+        "setfattr",
+        &[
+            "-n",
+            "user.both",
+            "-v",
+            "one file",
+            &path("secret-again.txt"),
+        ],
+    );
     let ok = wait_for(Duration::from_secs(90), same);
     assert!(ok, "{}\n--- log\n{}", verify().stdout, said());
+    let record = || {
+        let mut text = std::fs::read_to_string(dst.join(".mirrortray/record.json")).unwrap();
+        text.push_str(
+            &std::fs::read_to_string(dst.join(".mirrortray/record.log")).unwrap_or_default(),
+        );
+        text
+    };
+    let both = wait_for(Duration::from_secs(90), || {
+        let r = record();
+        ["secret.txt", "secret-again.txt"].iter().all(|n| {
+            r.split("{\"path\":")
+                .filter(|e| e.starts_with(&format!("\"{n}\"")))
+                .last()
+                .is_some_and(|e| e.contains("user.both"))
+        })
+    });
+    assert!(
+        both,
+        "the other name's record lacks the attribute:\n{}",
+        record()
+    );
 
     run("kill", &["-TERM", &child.id().to_string()]);
     let mut status = None;
@@ -1276,7 +1309,17 @@ fn the_watcher_keeps_the_record_of_an_exfat_drive_in_step() {
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", said());
     let back = restore_at(&w, &dst, "now", "restored");
     assert_mirrored(&w.src, &back);
-    same_attrs(&w.src, &back, &["bin/run.sh", "shared.txt", "private"]);
+    same_attrs(
+        &w.src,
+        &back,
+        &[
+            "bin/run.sh",
+            "shared.txt",
+            "private",
+            "secret.txt",
+            "secret-again.txt",
+        ],
+    );
     drop(drive);
 }
 
