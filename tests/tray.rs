@@ -1719,8 +1719,10 @@ fn add_while_the_tray_runs_says_the_tray_backs_it_up() {
 /// Issue 15, item 5: an offsite copy that cannot be pushed (no server
 /// where the repository is) pops up once with the repository and the
 /// reason, and the menu says it under the status line — while the local
-/// backup stays up to date. The offsite schedule runs with a minute of
-/// 1.5 s (through a wrapper that sets `MIRRORTRAY_TEST_MINUTE_MS`).
+/// backup stays up to date; a change left out of every snapshot for longer
+/// than `overdue_hours` pops up as overdue. The offsite schedule runs with
+/// a minute of 0.3 s (through a wrapper that sets
+/// `MIRRORTRAY_TEST_MINUTE_MS`).
 #[test]
 fn a_failing_offsite_copy_pops_up_and_shows_in_the_menu() {
     let w = World::new();
@@ -1738,7 +1740,7 @@ fn a_failing_offsite_copy_pops_up_and_shows_in_the_menu() {
     std::fs::write(
         w.path("config.toml"),
         format!(
-            "[[pair]]\nsrc = \"{}\"\ndst = \"{}\"\noffsite = {{ repository = \"{url}\", password_file = \"{}\", interval_minutes = 1 }}\n",
+            "[[pair]]\nsrc = \"{}\"\ndst = \"{}\"\noffsite = {{ repository = \"{url}\", password_file = \"{}\", interval_minutes = 1, overdue_hours = 1 }}\n",
             w.src.display(),
             w.dst.display(),
             pw.display()
@@ -1749,7 +1751,7 @@ fn a_failing_offsite_copy_pops_up_and_shows_in_the_menu() {
     write_program(
         &wrapper,
         &format!(
-            "#!/bin/sh\nMIRRORTRAY_TEST_MINUTE_MS=1500 exec '{}' \"$@\"\n",
+            "#!/bin/sh\nMIRRORTRAY_TEST_MINUTE_MS=300 exec '{}' \"$@\"\n",
             bin().display()
         ),
     );
@@ -1770,4 +1772,18 @@ fn a_failing_offsite_copy_pops_up_and_shows_in_the_menu() {
     let (code, out) = t.status_command();
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("Offsite: failed at"), "{out}");
+
+    // A change that waits longer than `overdue_hours` (an hour of 18 s
+    // here) for a snapshot pops up too, naming when it was made.
+    t.w.write("b.txt", "b");
+    let n = t.notification("about the overdue offsite copy", |n| {
+        n.summary == "Offsite copy overdue: src"
+    });
+    assert!(
+        n.body.contains("are not in") && n.body.contains(&url),
+        "{n:?}"
+    );
+    let (code, out) = t.status_command();
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("not copied (overdue)"), "{out}");
 }
