@@ -1111,6 +1111,67 @@ fn offsite_a_watch_with_nothing_to_do_leaves_the_marker() {
         .stdout_has("1 new, 0 changed");
 }
 
+/// Issue 15, items 1 and 4: `watch` applies the keep policy by itself
+/// (forget + prune) after a push that made a snapshot, at most once a day.
+/// The schedule runs with a minute of 10 ms (a day: 14.4 s); with one
+/// snapshot kept per hour, day, week and month, the snapshots of one hour
+/// come down to the newest: the first one goes, restic's check accepts
+/// what is left, and the newest holds the last change.
+#[test]
+fn offsite_watch_applies_the_keep_policy_by_itself() {
+    if !tools(&["restic"]) {
+        return;
+    }
+    let w = World::new();
+    sample_tree(&w);
+    w.sync(&[]).ok();
+    let pw = password_file(&w);
+    let repo = w.path("repo");
+    let repo_text = repo.to_str().unwrap();
+    configure(
+        &w,
+        repo_text,
+        &pw,
+        ", interval_minutes = 1, keep_hourly = 1, keep_daily = 1, keep_weekly = 1, keep_monthly = 1",
+    );
+    w.run(["offsite", "init"]).ok();
+    let watch = Watching::start(&w, 10);
+    wait_snapshots(&w, repo_text, &pw, 1);
+    let ids = || -> Option<Vec<String>> {
+        // None while a forget holds the repository's lock.
+        let r = restic(&w, repo_text, &pw, &["snapshots", "--json"]);
+        let v: Vec<serde_json::Value> = serde_json::from_str(&r.stdout).ok()?;
+        Some(
+            v.iter()
+                .map(|s| s["id"].as_str().unwrap().to_string())
+                .collect(),
+        )
+    };
+    let first = ids().unwrap()[0].clone();
+    // A change at each look, each pushed: the second day's forget (after
+    // 14.4 s) removes the first snapshot.
+    let mut n = 0;
+    let forgot = wait_for(Duration::from_secs(180), || {
+        n += 1;
+        w.write(&format!("docs/change-{n}.txt"), "made while watching\n");
+        ids().is_some_and(|v| !v.is_empty() && !v.contains(&first))
+    });
+    let log = fs::read_to_string(w.log_file()).unwrap_or_default();
+    assert!(
+        forgot,
+        "the first snapshot was never forgotten; log:\n{log}"
+    );
+    assert!(log.contains("forgot"), "{log}");
+    drop(watch);
+    restic(&w, repo_text, &pw, &["check"]).ok();
+    let left = ids().unwrap();
+    assert!(!left.is_empty());
+    let last = left.last().unwrap();
+    let listed = restic(&w, repo_text, &pw, &["ls", last]);
+    listed.ok();
+    assert!(listed.stdout.contains("change-"), "{}", listed.stdout);
+}
+
 /// Issue 15, item 4: `watch` pushes by itself once the changes settle, at
 /// most every interval, and not at all with nothing new; a server that is
 /// down is a failure `status` names (the local mirror goes on), and once it
