@@ -582,24 +582,13 @@ impl Store {
         Ok(())
     }
 
-    /// Writes a small file of `.mirrortray/`, atomically (via tmp/).
-    /// Appends `bytes` to the log `name`. A drive that refuses to make a
-    /// file longer (fusefat: EPERM, for an appending write and a `pwrite`
-    /// past the end alike) gets the log written anew, whole: slower, and
-    /// nothing is lost.
+    /// Appends `bytes` to the log `name` (see [`append_or_rewrite`]).
     fn append_log(&self, name: &str, bytes: &[u8]) -> io::Result<()> {
-        match open_append(&self.root, OsStr::new(name))?.write_all(bytes) {
-            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::PERM.raw_os_error()) => {
-                let mut all = read_opt(&self.root, name)
-                    .map_err(io::Error::other)?
-                    .unwrap_or_default();
-                all.extend_from_slice(bytes);
-                self.write_small(OsStr::new(name), &all)
-            }
-            done => done,
-        }
+        let mut file = open_append(&self.root, OsStr::new(name))?;
+        append_or_rewrite(&self.root, name, &mut file, bytes).map(drop)
     }
 
+    /// Writes a small file of `.mirrortray/`, atomically (via tmp/).
     fn write_small(&self, name: &OsStr, text: &[u8]) -> io::Result<()> {
         let (tmp, mut f) = self.temp_file()?;
         f.write_all(text)?;
@@ -674,7 +663,39 @@ pub fn read_source_record(root: &DirHandle) -> Option<SourceRecord> {
     })
 }
 
-fn open_append(dir: &DirHandle, name: &OsStr) -> io::Result<File> {
+/// Appends `bytes` to `file`, the log `name` of `.mirrortray/` (`root`)
+/// open for appending. A drive that refuses to make a file longer
+/// (fusefat: EPERM, for an appending write and a `pwrite` past the end
+/// alike) gets the log written anew, whole, through `tmp/`: slower, and
+/// nothing is lost. `true`: written anew (`file` is the old one now).
+pub(crate) fn append_or_rewrite(
+    root: &DirHandle,
+    name: &str,
+    file: &mut File,
+    bytes: &[u8],
+) -> io::Result<bool> {
+    match file.write_all(bytes) {
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::PERM.raw_os_error()) => {}
+        done => return done.map(|()| false),
+    }
+    let mut all = read_opt(root, name)
+        .map_err(io::Error::other)?
+        .unwrap_or_default();
+    all.extend_from_slice(bytes);
+    let tmp = root.open_dir(OsStr::new("tmp"))?;
+    let new = OsString::from(format!("{name}.new"));
+    match tmp.unlink(&new) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut f = tmp.create_new(&new)?;
+    f.write_all(&all)?;
+    drop(f);
+    tmp.rename_to(&new, root, OsStr::new(name))?;
+    Ok(true)
+}
+
+pub(crate) fn open_append(dir: &DirHandle, name: &OsStr) -> io::Result<File> {
     let fd = rustix::fs::openat(
         dir,
         name,

@@ -53,42 +53,12 @@ struct Journal {
 }
 
 impl Journal {
-    /// Appends `line`. A drive that refuses to make a file longer
-    /// (fusefat: EPERM) gets the log written anew, whole, through `tmp/`,
-    /// as `aside.log` is (see `store`): no line is lost there either.
+    /// Appends `line` (written anew where the drive refuses to make a file
+    /// longer, as `aside.log` is: see `store`).
     fn append(&mut self, line: &[u8]) -> io::Result<()> {
-        match self.file.write_all(line) {
-            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::PERM.raw_os_error()) => {}
-            done => return done,
+        if super::store::append_or_rewrite(&self.root, LOG, &mut self.file, line)? {
+            self.file = super::store::open_append(&self.root, OsStr::new(LOG))?;
         }
-        let mut all = Vec::new();
-        match self.root.open_read(OsStr::new(LOG)) {
-            Ok(mut f) => {
-                std::io::Read::read_to_end(&mut f, &mut all)?;
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-        all.extend_from_slice(line);
-        let tmp = self.root.open_dir(OsStr::new("tmp"))?;
-        let name = OsStr::new("versions.log.new");
-        match tmp.unlink(name) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-            _ => {}
-        }
-        let mut f = tmp.create_new(name)?;
-        f.write_all(&all)?;
-        drop(f);
-        tmp.rename_to(name, &self.root, OsStr::new(LOG))?;
-        self.file = std::fs::File::from(rustix::fs::openat(
-            &self.root,
-            LOG,
-            rustix::fs::OFlags::WRONLY
-                | rustix::fs::OFlags::APPEND
-                | rustix::fs::OFlags::NOFOLLOW
-                | rustix::fs::OFlags::CLOEXEC,
-            rustix::fs::Mode::empty(),
-        )?);
         Ok(())
     }
 }
