@@ -84,9 +84,9 @@ pub fn reason(e: &io::Error) -> String {
             c if c == rustix::io::Errno::AGAIN.raw_os_error() => {
                 Some("another program holds it for itself (a file lease)")
             }
-            c if c == rustix::io::Errno::IO.raw_os_error() => {
-                Some("input/output error (failing disk?)")
-            }
+            c if c == rustix::io::Errno::IO.raw_os_error() => Some(
+                "input/output error (a failing disk, or a network share or FUSE driver refusing the request)",
+            ),
             c if c == rustix::io::Errno::XDEV.raw_os_error() => {
                 Some("it is on another file system (a mount point inside the backup folder?)")
             }
