@@ -147,8 +147,9 @@ pub struct Entry {
 }
 
 /// How many changes this process has asked of any file system through
-/// this module (and `xattrs`): every call that makes, removes, renames or
-/// sets something, counted before it is made, failed or not. A writer of
+/// this module (and `xattrs::apply`, `content::copy_data`): every call that
+/// makes, removes, renames, writes or sets something, counted before it is
+/// made, failed or not. A writer of
 /// DST that sees it unchanged over its pass wrote nothing (see
 /// `offsite_clean`); another thread's changes only make that answer "maybe
 /// wrote", never the other way.
