@@ -1310,7 +1310,8 @@ fn offsite_watch_killed_in_the_middle_of_a_push_leaves_a_repository_restic_accep
     if !tools(&["restic"]) {
         return;
     }
-    let w = World::new();
+    // Some 300 MB in all: not in a temp folder that may be in RAM.
+    let w = World::on_disk();
     for i in 0..3u64 {
         w.write(&format!("big/{i}.bin"), noise(i + 20, 24 << 20));
     }

@@ -33,10 +33,29 @@ pub struct World {
 
 impl World {
     pub fn new() -> World {
-        let dir = tempfile::Builder::new()
-            .prefix("mt-test-")
-            .tempdir()
-            .unwrap();
+        World::in_dir(
+            tempfile::Builder::new()
+                .prefix("mt-test-")
+                .tempdir()
+                .unwrap(),
+        )
+    }
+
+    /// A world under the target folder rather than the temp folder: for a
+    /// test that holds hundreds of MB, since `/tmp` may be a small tmpfs
+    /// (in RAM) shared with every test running beside it.
+    pub fn on_disk() -> World {
+        let base = bin().parent().unwrap().join("test-worlds");
+        std::fs::create_dir_all(&base).unwrap();
+        World::in_dir(
+            tempfile::Builder::new()
+                .prefix("mt-test-")
+                .tempdir_in(base)
+                .unwrap(),
+        )
+    }
+
+    fn in_dir(dir: tempfile::TempDir) -> World {
         let src = dir.path().join("src");
         let dst = dir.path().join("dst");
         let home = dir.path().join("home");
