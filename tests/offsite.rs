@@ -77,6 +77,20 @@ fn configure(w: &World, repository: &str, password_file: &Path, extra: &str) {
     fs::write(w.config_file(), text).unwrap();
 }
 
+/// The sample tree mirrored, with a local repository (`repo` in the
+/// world) configured for the pair (`extra`: more offsite settings, each
+/// after a comma) and made: the world, the password file, the repository.
+fn mirrored_with_repo(extra: &str) -> (World, PathBuf, String) {
+    let w = World::new();
+    sample_tree(&w);
+    w.sync(&[]).ok();
+    let pw = password_file(&w);
+    let repo = w.path("repo").to_str().unwrap().to_string();
+    configure(&w, &repo, &pw, extra);
+    w.run(["offsite", "init"]).ok();
+    (w, pw, repo)
+}
+
 fn password_file(w: &World) -> PathBuf {
     let p = w.path("password");
     fs::write(&p, format!("{PASSWORD}\n")).unwrap();
@@ -455,14 +469,8 @@ fn offsite_a_change_by_hand_is_taken_in_once_the_marker_is_a_day_old() {
     if !tools(&["restic"]) {
         return;
     }
-    let w = World::new();
-    sample_tree(&w);
-    w.sync(&[]).ok();
-    let pw = password_file(&w);
-    let repo = w.path("repo");
-    let repo_text = repo.to_str().unwrap();
-    configure(&w, repo_text, &pw, "");
-    w.run(["offsite", "init"]).ok();
+    let (w, pw, repo) = mirrored_with_repo("");
+    let repo_text = repo.as_str();
     w.run(["offsite", "push"]).ok().stdout_has("the first one");
     // DST changed by hand, then the marker made a day old.
     fs::write(w.dst.join("docs/deep/note.md"), "# changed by hand\n").unwrap();
@@ -1021,14 +1029,8 @@ fn offsite_a_change_mirrored_by_watch_reaches_the_next_push() {
     if !tools(&["restic"]) {
         return;
     }
-    let w = World::new();
-    sample_tree(&w);
-    w.sync(&[]).ok();
-    let pw = password_file(&w);
-    let repo = w.path("repo");
-    let repo_text = repo.to_str().unwrap();
-    configure(&w, repo_text, &pw, "");
-    w.run(["offsite", "init"]).ok();
+    let (w, pw, repo) = mirrored_with_repo("");
+    let repo_text = repo.as_str();
     let _watch = Watching::start(&w, 600_000);
     // The watcher's first pass takes the marker away while it runs: once
     // it is done, a push leaves one.
@@ -1066,14 +1068,8 @@ fn offsite_a_watch_with_nothing_to_do_leaves_the_marker() {
     if !tools(&["restic"]) {
         return;
     }
-    let w = World::new();
-    sample_tree(&w);
-    w.sync(&[]).ok();
-    let pw = password_file(&w);
-    let repo = w.path("repo");
-    let repo_text = repo.to_str().unwrap();
-    configure(&w, repo_text, &pw, "");
-    w.run(["offsite", "init"]).ok();
+    let (w, pw, repo) = mirrored_with_repo("");
+    let repo_text = repo.as_str();
     w.run(["offsite", "push"]).ok();
     let sealed = std::fs::read_to_string(clean_mark(&w)).expect("the push left no marker");
     let before = restic_snapshots(&w, repo_text, &pw).len();
@@ -1122,19 +1118,10 @@ fn offsite_watch_applies_the_keep_policy_by_itself() {
     if !tools(&["restic"]) {
         return;
     }
-    let w = World::new();
-    sample_tree(&w);
-    w.sync(&[]).ok();
-    let pw = password_file(&w);
-    let repo = w.path("repo");
-    let repo_text = repo.to_str().unwrap();
-    configure(
-        &w,
-        repo_text,
-        &pw,
+    let (w, pw, repo) = mirrored_with_repo(
         ", interval_minutes = 1, keep_hourly = 1, keep_daily = 1, keep_weekly = 1, keep_monthly = 1",
     );
-    w.run(["offsite", "init"]).ok();
+    let repo_text = repo.as_str();
     let watch = Watching::start(&w, 10);
     wait_snapshots(&w, repo_text, &pw, 1);
     let ids = || -> Option<Vec<String>> {
