@@ -63,8 +63,6 @@ pub const CLEAN: &str = "offsite-clean";
 pub const PENDING: &str = "offsite-clean.pending";
 /// A writer is at work in DST's tree.
 pub const WRITING: &str = "offsite-writing";
-/// A marker being put back by a writer that wrote nothing.
-const BACK: &str = "offsite-clean.back";
 
 /// How long after its walk a marker is trusted: changes made to DST by
 /// something other than mirrortray reach the offsite copy within this.
@@ -281,18 +279,10 @@ impl<'a> Writing<'a> {
             && self.writers.active.load(Ordering::SeqCst) == 1
     }
 
-    /// Puts the marker back (through a temporary name: a push never reads
-    /// half of one).
+    /// Puts the marker back (through `tmp/`: a push never reads half of
+    /// one).
     fn put_back(&self, text: &str) -> io::Result<()> {
-        let tmp: &std::ffi::OsStr = BACK.as_ref();
-        match self.dir.unlink(tmp) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-            _ => {}
-        }
-        let mut f = self.dir.create_new(tmp)?;
-        f.write_all(text.as_bytes())?;
-        drop(f);
-        self.dir.rename_to(tmp, self.dir, CLEAN.as_ref())
+        super::store::write_whole(self.dir, CLEAN, text.as_bytes())
     }
 
     fn remove_marks(&self) {
@@ -323,7 +313,6 @@ impl Drop for Writing<'_> {
             && let Err(e) = self.put_back(&text)
         {
             log::debug!("cannot put the offsite marker back: {}", reason(&e));
-            let _ = self.dir.unlink(BACK.as_ref());
             let _ = self.dir.unlink(CLEAN.as_ref());
         }
         match self.dir.unlink(WRITING.as_ref()) {

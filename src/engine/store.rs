@@ -682,6 +682,14 @@ pub(crate) fn append_or_rewrite(
         .map_err(io::Error::other)?
         .unwrap_or_default();
     all.extend_from_slice(bytes);
+    write_whole(root, name, &all)?;
+    Ok(true)
+}
+
+/// Writes the file `name` of `.mirrortray/` (`root`) anew with `bytes`,
+/// through `tmp/` (`NAME.new`, its leftovers removed at start): a reader
+/// never sees half of it. For one writer of `name` at a time.
+pub(crate) fn write_whole(root: &DirHandle, name: &str, bytes: &[u8]) -> io::Result<()> {
     let tmp = root.open_dir(OsStr::new("tmp"))?;
     let new = OsString::from(format!("{name}.new"));
     match tmp.unlink(&new) {
@@ -689,10 +697,9 @@ pub(crate) fn append_or_rewrite(
         _ => {}
     }
     let mut f = tmp.create_new(&new)?;
-    f.write_all(&all)?;
+    f.write_all(bytes)?;
     drop(f);
-    tmp.rename_to(&new, root, OsStr::new(name))?;
-    Ok(true)
+    tmp.rename_to(&new, root, OsStr::new(name))
 }
 
 pub(crate) fn open_append(dir: &DirHandle, name: &OsStr) -> io::Result<File> {
