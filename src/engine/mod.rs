@@ -20,7 +20,7 @@
 //! - `verify`: compare only. `config`: the pairs. `watch`: live mirroring.
 //! - `offsite`: snapshots of DST in a restic repository (rustic_core);
 //!   `offsite_clean`: the marker that lets a push with nothing changed skip
-//!   the walk.
+//!   the walk; `one_cpu`: a push with a parent held to one CPU.
 //! - `words`: numbers and sizes for people.
 
 pub mod aside;
@@ -41,6 +41,7 @@ pub mod links;
 pub mod mirror;
 pub mod offsite;
 pub mod offsite_clean;
+pub mod one_cpu;
 pub mod origins;
 pub mod paths;
 pub mod plan;

@@ -827,13 +827,32 @@ impl Offsite {
             "!{}",
             glob_escape(&format!("{dst}/{}", super::filter::RESERVED))
         )]);
-        let opts = BackupOptions::default()
-            .excludes(excludes)
-            .parent_opts(ParentOptions::default().skip_if_unchanged(skip_if_unchanged));
+        // The parent as rustic would choose it (the latest of this host,
+        // label and folder), found here to know whether there is one.
+        let parent = repo
+            .get_matching_snapshots(|s| {
+                s.hostname == snap.hostname
+                    && s.label == snap.label
+                    && s.paths.iter().map(String::as_str).eq([dst.as_str()])
+            })
+            .map_err(|e| self.rustic(&e))?
+            .into_iter()
+            .max_by_key(|s| s.time.timestamp());
+        let opts = BackupOptions::default().excludes(excludes).parent_opts(
+            ParentOptions::default()
+                .skip_if_unchanged(skip_if_unchanged)
+                .parents(parent.iter().map(|p| p.id.to_string()).collect::<Vec<_>>()),
+        );
         let source = PathList::from_iter([self.dst.clone()]);
-        let saved = repo
-            .backup(&opts, &source, snap)
-            .map_err(|e| self.rustic(&e))?;
+        let backup = || repo.backup(&opts, &source, snap);
+        // With a parent most of DST is as it holds it: one CPU does that
+        // faster than two (see `one_cpu`); a first push hashes and
+        // compresses everything, on every CPU.
+        let saved = match parent {
+            Some(_) => super::one_cpu::on_one_cpu(backup),
+            None => backup(),
+        }
+        .map_err(|e| self.rustic(&e))?;
         let summary = saved.summary.clone().unwrap_or_default();
         // rustic returns the snapshot it did not save with no id.
         let new = saved.id != Default::default();
