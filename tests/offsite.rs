@@ -756,6 +756,56 @@ fn noise(seed: u64, len: usize) -> Vec<u8> {
     out
 }
 
+/// The chunks are restic's: restic reading DST anew (`--force`) into the
+/// repository mirrortray filled finds every data blob there already. Where
+/// a file is cut comes from the repository's polynom through rustic_cdc's
+/// tables, which mirrortray's copy of rustic_cdc computes once per thread
+/// (vendor/rustic_cdc/PATCHED.md): tables that differed would cut files
+/// elsewhere, and restic would add the blobs it cut.
+#[test]
+fn offsite_cuts_files_into_the_chunks_restic_cuts() {
+    if !tools(&["restic"]) {
+        return;
+    }
+    let (w, pw, repo) = mirrored_with_repo("");
+    // Several chunks each (restic's are 512 KiB to 8 MiB), one file after
+    // another through the same threads.
+    for i in 0..4u64 {
+        w.write(&format!("media/clip{i}.bin"), noise(40 + i, 3 << 20));
+    }
+    w.sync(&[]).ok();
+    w.run(["offsite", "push"]).ok();
+    let reserved = w.dst.join(".mirrortray");
+    let run = restic(
+        &w,
+        &repo,
+        &pw,
+        &[
+            "backup",
+            "--force",
+            "--json",
+            "--exclude",
+            reserved.to_str().unwrap(),
+            w.dst.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(run.code, 0, "restic backup: {}", run.stderr);
+    let summary: serde_json::Value = run
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["message_type"] == "summary")
+        .unwrap_or_else(|| panic!("no summary from restic backup:\n{}", run.stdout));
+    assert!(
+        summary["total_bytes_processed"].as_u64().unwrap() >= 4 * (3 << 20),
+        "restic read less than the four clips: {summary}"
+    );
+    assert_eq!(
+        summary["data_blobs"], 0,
+        "restic cut DST into chunks mirrortray had not stored: {summary}"
+    );
+}
+
 #[test]
 fn offsite_disk_full_on_the_repository_is_said_and_the_next_push_works() {
     if !tools(&["restic"]) {
