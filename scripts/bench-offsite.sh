@@ -8,7 +8,7 @@
 # each of: `mirrortray offsite push` with nothing changed (a snapshot of
 # the last one's tree, dated now), `mirrortray offsite push
 # --skip-if-unchanged` (no snapshot), and `restic backup` unchanged; then
-# one file changed and both again. Prints each round and the min and
+# RUNS rounds of one file changed and both again. Prints each round and the min and
 # median of each. Needs apt-get (to download the package), restic and xz.
 # A WORKDIR that holds the extracted tree already is reused. The machine
 # here is shared and noisy: compare only within one run.
@@ -60,15 +60,20 @@ for i in $(seq "$runs"); do
     t "mirrortray offsite push --skip-if-unchanged, same" "$bin" offsite push --skip-if-unchanged
     t "restic backup, nothing changed" rbackup
 done
+# One file changed before each round (a line added to a Makefile), the
+# mirror brought up to date, then both.
+f=$(find src -name Makefile -print -quit)
+for i in $(seq "$runs"); do
+    echo "# changed $i" >>"$f"
+    "$bin" sync "$work/src" "$work/dst" >/dev/null
+    t "mirrortray offsite push, one file changed" "$bin" offsite push
+    t "restic backup, one file changed" rbackup
+done
 echo "over $runs rounds:"
-for what in "mirrortray offsite push, nothing changed" "mirrortray offsite push --skip-if-unchanged, same" "restic backup, nothing changed"; do
+for what in "mirrortray offsite push, nothing changed" "mirrortray offsite push --skip-if-unchanged, same" "restic backup, nothing changed" \
+    "mirrortray offsite push, one file changed" "restic backup, one file changed"; do
     sort -n "times/$what" | awk -v w="$what" '{ v[NR] = $1 } END {
         m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
         printf "  %-52s min %6.3f s  median %6.3f s\n", w, v[1], m }'
 done
-f=$(find src -name Makefile -print -quit)
-echo "# changed" >>"$f"
-"$bin" sync "$work/src" "$work/dst" >/dev/null
-t "mirrortray offsite push, one file changed" "$bin" offsite push
-t "restic backup, one file changed" rbackup
 echo "load: $(cat /proc/loadavg)"
