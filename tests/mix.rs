@@ -661,6 +661,36 @@ impl Mix<'_> {
 }
 
 /// The `user.` attributes of an entry (not following a symlink), sorted.
+/// The mix's operations, for other tests that need changes as wide as real
+/// life in a folder (the mix's model of it starts empty: give it an empty
+/// folder). `outside` is a folder beside it, for moves in and out.
+pub(crate) struct Ops<'a>(Mix<'a>);
+
+impl<'a> Ops<'a> {
+    pub(crate) fn new(seed: u64, src: &'a Path, outside: PathBuf) -> Ops<'a> {
+        Ops(Mix {
+            rng: Rng(seed),
+            m: Model::default(),
+            src,
+            outside,
+            n_outside: 0,
+            seed,
+            log: Vec::new(),
+            attrs: None,
+        })
+    }
+
+    /// One operation, as the mix does them.
+    pub(crate) fn one(&mut self) {
+        self.0.op();
+    }
+
+    /// What was done so far, one line each (for a failure's message).
+    pub(crate) fn done(&self) -> String {
+        self.0.log.join("\n")
+    }
+}
+
 fn user_xattrs(p: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
     use std::os::unix::ffi::OsStrExt;
     let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) else {

@@ -1022,6 +1022,109 @@ impl Drop for Watching {
     }
 }
 
+/// The marker that lets a push skip the walk must never outlive a change:
+/// random changes from the mix (`mix::Ops`) mirrored by a live `watch`,
+/// with `offsite push` and `offsite push --skip-if-unchanged` run by hand
+/// back to back all through them (a batch of changes after each push);
+/// once DST has caught up, one more push, and the snapshot it leaves (new,
+/// or the one it found unchanged) must be DST exactly, as stock restic
+/// restores it. The watcher's own schedule does not push. It fails when a
+/// batch that wrote puts the marker back; a batch that begins before a
+/// walk and ends within it is rarer than this reaches (its batches last
+/// milliseconds, a walk starts after the key's 0.3 s): that order is in
+/// `offsite_clean`'s table of every order of the steps
+/// (`a_mark_is_never_left_by_a_push_that_a_write_overlapped`).
+#[test]
+fn offsite_pushes_racing_random_changes_never_leave_the_copy_behind() {
+    if !tools(&["restic"]) {
+        return;
+    }
+    for seed in [7001u64, 7002] {
+        let w = World::new();
+        fs::create_dir_all(&w.src).unwrap();
+        w.sync(&[]).ok();
+        let pw = password_file(&w);
+        let repo = w.path("repo").to_str().unwrap().to_string();
+        configure(&w, &repo, &pw, "");
+        w.run(["offsite", "init"]).ok();
+        let _watch = Watching::start(&w, 600_000);
+        let mut ops = crate::mix::Ops::new(seed, &w.src, w.path("outside"));
+        let mut said = std::collections::BTreeMap::<&str, usize>::new();
+        for round in 0..4 {
+            use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+            let (done, pushes) = (AtomicBool::new(false), AtomicUsize::new(0));
+            let outcomes = std::thread::scope(|s| {
+                let pusher = s.spawn(|| {
+                    let mut outcomes = Vec::new();
+                    while !done.load(SeqCst) {
+                        // Either may fail in the middle of changes (a
+                        // file gone while read): only what is left counts.
+                        let args: &[&str] = match outcomes.len() % 2 {
+                            0 => &["offsite", "push"],
+                            _ => &["offsite", "push", "--skip-if-unchanged"],
+                        };
+                        let r = w.run(args);
+                        outcomes.push(r.stdout + &r.stderr);
+                        pushes.fetch_add(1, SeqCst);
+                    }
+                    outcomes
+                });
+                // A batch of changes, then the next push to end: every
+                // push overlaps the watcher mirroring some of them.
+                for _ in 0..8 {
+                    for _ in 0..15 {
+                        ops.one();
+                    }
+                    let seen = pushes.load(SeqCst);
+                    wait_for(Duration::from_secs(60), || pushes.load(SeqCst) > seen);
+                }
+                done.store(true, SeqCst);
+                pusher.join().unwrap()
+            });
+            for o in &outcomes {
+                let kind = if o.contains("no file read") {
+                    "not walked"
+                } else if o.contains("no new snapshot") || o.contains("nothing changed") {
+                    "no snapshot"
+                } else if o.contains("error") {
+                    "failed"
+                } else {
+                    "walked"
+                };
+                *said.entry(kind).or_default() += 1;
+            }
+            let caught_up = wait_for(Duration::from_secs(60), || {
+                tree::is_mirrored(&w.src, &w.dst)
+            });
+            assert!(
+                caught_up,
+                "seed {seed} round {round}: DST never caught up with SRC; done:\n{}",
+                ops.done()
+            );
+            let push = w.run(["offsite", "push"]);
+            assert_eq!(push.code, 0, "seed {seed} round {round}: {}", push.stderr);
+            let target = w.path(&format!("restored-{round}"));
+            restic(
+                &w,
+                &repo,
+                &pw,
+                &["restore", "latest", "--target", target.to_str().unwrap()],
+            )
+            .ok();
+            let got = restored_dst(&target, &w.dst);
+            let d = tree::diff(&snapshot(&w.dst), &snapshot(&got));
+            assert!(
+                d.is_empty(),
+                "seed {seed} round {round}: the latest snapshot is not DST after `offsite push` said:\n{}\n{}\ndone:\n{}",
+                push.stdout,
+                d.join("\n"),
+                ops.done()
+            );
+        }
+        println!("seed {seed}: pushes during the changes: {said:?}");
+    }
+}
+
 /// The running instance's page `/`, fetched as a browser with its key.
 fn overview_page(w: &World) -> String {
     use std::io::{Read, Write};
