@@ -1022,6 +1022,36 @@ impl Drop for Watching {
     }
 }
 
+/// An empty SRC mirrored once (the mix's model starts empty), with a local
+/// repository configured and made.
+fn empty_with_repo(extra: &str) -> (World, PathBuf, String) {
+    let w = World::new();
+    fs::create_dir_all(&w.src).unwrap();
+    w.sync(&[]).ok();
+    let pw = password_file(&w);
+    let repo = w.path("repo").to_str().unwrap().to_string();
+    configure(&w, &repo, &pw, extra);
+    w.run(["offsite", "init"]).ok();
+    (w, pw, repo)
+}
+
+/// Whether the latest snapshot restores to DST exactly (restored into
+/// `target`); the differences when not.
+fn latest_is_dst(w: &World, repo: &str, pw: &Path, target: &Path) -> Result<(), Vec<String>> {
+    let _ = fs::remove_dir_all(target);
+    let r = restic(
+        w,
+        repo,
+        pw,
+        &["restore", "latest", "--target", target.to_str().unwrap()],
+    );
+    if r.code != 0 {
+        return Err(vec![format!("restic restore latest: {}", r.stderr)]);
+    }
+    let d = tree::diff(&snapshot(&w.dst), &snapshot(&restored_dst(target, &w.dst)));
+    if d.is_empty() { Ok(()) } else { Err(d) }
+}
+
 /// The marker that lets a push skip the walk must never outlive a change:
 /// random changes from the mix (`mix::Ops`) mirrored by a live `watch`,
 /// with `offsite push` and `offsite push --skip-if-unchanged` run by hand
@@ -1040,13 +1070,7 @@ fn offsite_pushes_racing_random_changes_never_leave_the_copy_behind() {
         return;
     }
     for seed in [7001u64, 7002] {
-        let w = World::new();
-        fs::create_dir_all(&w.src).unwrap();
-        w.sync(&[]).ok();
-        let pw = password_file(&w);
-        let repo = w.path("repo").to_str().unwrap().to_string();
-        configure(&w, &repo, &pw, "");
-        w.run(["offsite", "init"]).ok();
+        let (w, pw, repo) = empty_with_repo("");
         let _watch = Watching::start(&w, 600_000);
         let mut ops = crate::mix::Ops::new(seed, &w.src, w.path("outside"));
         let mut said = std::collections::BTreeMap::<&str, usize>::new();
@@ -1103,25 +1127,78 @@ fn offsite_pushes_racing_random_changes_never_leave_the_copy_behind() {
             );
             let push = w.run(["offsite", "push"]);
             assert_eq!(push.code, 0, "seed {seed} round {round}: {}", push.stderr);
-            let target = w.path(&format!("restored-{round}"));
-            restic(
-                &w,
-                &repo,
-                &pw,
-                &["restore", "latest", "--target", target.to_str().unwrap()],
-            )
-            .ok();
-            let got = restored_dst(&target, &w.dst);
-            let d = tree::diff(&snapshot(&w.dst), &snapshot(&got));
+            if let Err(d) = latest_is_dst(&w, &repo, &pw, &w.path("restored")) {
+                panic!(
+                    "seed {seed} round {round}: the latest snapshot is not DST after `offsite push` said:\n{}\n{}\ndone:\n{}",
+                    push.stdout,
+                    d.join("\n"),
+                    ops.done()
+                );
+            }
+        }
+        println!("seed {seed}: pushes during the changes: {said:?}");
+    }
+}
+
+/// The same for the watcher's own pushes: a minute of 0.3 s and
+/// `interval_minutes = 1`, so it pushes (`--skip-if-unchanged`, as the
+/// background does) every 0.3 s once 50 ms idle, all through the mix's
+/// random changes. Once DST has caught up, the copy must become DST
+/// exactly by itself: a marker left standing after a write would keep the
+/// background from ever pushing the last changes.
+#[test]
+fn offsite_background_pushes_racing_random_changes_end_exact() {
+    if !tools(&["restic"]) {
+        return;
+    }
+    for seed in [7101u64, 7102] {
+        let (w, pw, repo) = empty_with_repo(", interval_minutes = 1");
+        let _watch = Watching::start(&w, 300);
+        let pushed = || {
+            fs::read_to_string(w.log_file())
+                .unwrap_or_default()
+                .matches("offsite: ")
+                .count()
+        };
+        let mut ops = crate::mix::Ops::new(seed, &w.src, w.path("outside"));
+        for round in 0..3 {
+            // A batch of changes, then the watcher's next word on its
+            // offsite copy (a push, or why not): changes land all through
+            // its pushes.
+            for _ in 0..8 {
+                for _ in 0..15 {
+                    ops.one();
+                }
+                let seen = pushed();
+                wait_for(Duration::from_secs(30), || pushed() > seen);
+            }
+            let caught_up = wait_for(Duration::from_secs(60), || {
+                tree::is_mirrored(&w.src, &w.dst)
+            });
             assert!(
-                d.is_empty(),
-                "seed {seed} round {round}: the latest snapshot is not DST after `offsite push` said:\n{}\n{}\ndone:\n{}",
-                push.stdout,
-                d.join("\n"),
+                caught_up,
+                "seed {seed} round {round}: DST never caught up with SRC; done:\n{}",
+                ops.done()
+            );
+            let mut last = Ok(());
+            let exact = wait_for(Duration::from_secs(120), || {
+                last = latest_is_dst(&w, &repo, &pw, &w.path("restored"));
+                last.is_ok()
+            });
+            assert!(
+                exact,
+                "seed {seed} round {round}: the background never copied DST exactly:\n{}\nlog:\n{}\ndone:\n{}",
+                last.err().unwrap_or_default().join("\n"),
+                fs::read_to_string(w.log_file()).unwrap_or_default(),
                 ops.done()
             );
         }
-        println!("seed {seed}: pushes during the changes: {said:?}");
+        let log = fs::read_to_string(w.log_file()).unwrap_or_default();
+        println!(
+            "seed {seed}: {} background snapshots, {} found nothing to copy",
+            log.matches("offsite: snapshot").count(),
+            log.matches("no new snapshot").count()
+        );
     }
 }
 
