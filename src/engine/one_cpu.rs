@@ -11,8 +11,9 @@
 //! 3.4–3.7 s on two CPUs and 1.7 s on one; after 170 MB of new text, 5.7–5.9 s
 //! and 4.4 s; after 300 MB of new random bytes, 5.1–5.9 s and 4.5 s. A first
 //! push, everything new to hash and compress, is the other way round (19.7 s
-//! on two, 37 s on one), so only a push with a parent is held (see
-//! `offsite::Offsite::push_with`).
+//! on two, 37 s on one; 11.9–12.2 s and 16.4–16.8 s once rustic_cdc made its
+//! tables once, see `vendor/rustic_cdc`), so only a push with a parent is
+//! held (see `offsite::Offsite::push_with`).
 
 /// `work()`, this thread on the CPU it is running on when more than one is
 /// allowed. Where the mask cannot be read or set, `work()` as it is.
