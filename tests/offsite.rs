@@ -1052,6 +1052,36 @@ fn latest_is_dst(w: &World, repo: &str, pw: &Path, target: &Path) -> Result<(), 
     if d.is_empty() { Ok(()) } else { Err(d) }
 }
 
+/// Eight batches of fifteen of the mix's operations, each followed by a
+/// wait (up to `deadline`) for `pushes` to count one more push ended.
+fn changes_between_pushes(
+    ops: &mut crate::mix::Ops<'_>,
+    deadline: Duration,
+    pushes: impl Fn() -> usize,
+) {
+    for _ in 0..8 {
+        for _ in 0..15 {
+            ops.one();
+        }
+        let seen = pushes();
+        wait_for(deadline, || pushes() > seen);
+    }
+}
+
+/// DST catches up with SRC after a round of the mix's changes (`what`: the
+/// seed and round, for the message).
+#[track_caller]
+fn assert_caught_up(w: &World, ops: &crate::mix::Ops<'_>, what: &str) {
+    let caught_up = wait_for(Duration::from_secs(60), || {
+        tree::is_mirrored(&w.src, &w.dst)
+    });
+    assert!(
+        caught_up,
+        "{what}: DST never caught up with SRC; done:\n{}",
+        ops.done()
+    );
+}
+
 /// The marker that lets a push skip the walk must never outlive a change:
 /// random changes from the mix (`mix::Ops`) mirrored by a live `watch`,
 /// with `offsite push` and `offsite push --skip-if-unchanged` run by hand
@@ -1093,15 +1123,8 @@ fn offsite_pushes_racing_random_changes_never_leave_the_copy_behind() {
                     }
                     outcomes
                 });
-                // A batch of changes, then the next push to end: every
-                // push overlaps the watcher mirroring some of them.
-                for _ in 0..8 {
-                    for _ in 0..15 {
-                        ops.one();
-                    }
-                    let seen = pushes.load(SeqCst);
-                    wait_for(Duration::from_secs(60), || pushes.load(SeqCst) > seen);
-                }
+                // Every push overlaps the watcher mirroring some changes.
+                changes_between_pushes(&mut ops, Duration::from_secs(60), || pushes.load(SeqCst));
                 done.store(true, SeqCst);
                 pusher.join().unwrap()
             });
@@ -1117,14 +1140,7 @@ fn offsite_pushes_racing_random_changes_never_leave_the_copy_behind() {
                 };
                 *said.entry(kind).or_default() += 1;
             }
-            let caught_up = wait_for(Duration::from_secs(60), || {
-                tree::is_mirrored(&w.src, &w.dst)
-            });
-            assert!(
-                caught_up,
-                "seed {seed} round {round}: DST never caught up with SRC; done:\n{}",
-                ops.done()
-            );
+            assert_caught_up(&w, &ops, &format!("seed {seed} round {round}"));
             let push = w.run(["offsite", "push"]);
             assert_eq!(push.code, 0, "seed {seed} round {round}: {}", push.stderr);
             if let Err(d) = latest_is_dst(&w, &repo, &pw, &w.path("restored")) {
@@ -1162,24 +1178,10 @@ fn offsite_background_pushes_racing_random_changes_end_exact() {
         };
         let mut ops = crate::mix::Ops::new(seed, &w.src, w.path("outside"));
         for round in 0..3 {
-            // A batch of changes, then the watcher's next word on its
-            // offsite copy (a push, or why not): changes land all through
-            // its pushes.
-            for _ in 0..8 {
-                for _ in 0..15 {
-                    ops.one();
-                }
-                let seen = pushed();
-                wait_for(Duration::from_secs(30), || pushed() > seen);
-            }
-            let caught_up = wait_for(Duration::from_secs(60), || {
-                tree::is_mirrored(&w.src, &w.dst)
-            });
-            assert!(
-                caught_up,
-                "seed {seed} round {round}: DST never caught up with SRC; done:\n{}",
-                ops.done()
-            );
+            // The watcher's next word on its offsite copy (a push, or why
+            // not) after each batch: changes land all through its pushes.
+            changes_between_pushes(&mut ops, Duration::from_secs(30), pushed);
+            assert_caught_up(&w, &ops, &format!("seed {seed} round {round}"));
             let mut last = Ok(());
             let exact = wait_for(Duration::from_secs(120), || {
                 last = latest_is_dst(&w, &repo, &pw, &w.path("restored"));
